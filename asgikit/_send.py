@@ -1,0 +1,44 @@
+"""The one helper every middleware uses to wrap ``send``.
+
+A middleware names the message types it wants to see; every other message —
+``http.response.pathsend``, trailers, early hints, extensions nobody has
+written yet — goes through untouched, with every key it carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from asgikit.datastructures import MutableHeaders
+from asgikit.types import Message, Send
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+def wrap_send(send: Send, handlers: Mapping[str, Handler]) -> Send:
+    """A ``send`` that gives messages of the listed types to their handler.
+
+    A handler receives the message and decides what reaches the real ``send``
+    (usually a changed copy of it).  Messages of other types pass straight on.
+    """
+
+    async def wrapped(message: Message) -> None:
+        handler = handlers.get(message["type"])
+        if handler is None:
+            await send(message)
+        else:
+            await handler(message)
+
+    return wrapped
+
+
+def message_headers(message: Message) -> MutableHeaders:
+    """Mutable headers over a copy of a start message's header list.
+
+    Write the result back with ``message["headers"] = headers.raw`` on a copy
+    of the message (``{**message, "headers": headers.raw}``).
+    """
+    return MutableHeaders(raw=list(message.get("headers", ())))
+
+
+__all__ = ["Handler", "message_headers", "wrap_send"]

@@ -1,0 +1,203 @@
+"""Typed path parameters: ``/users/{id:int}``, ``{name}``, ``{slug:path}``, ``{id:uuid}``.
+
+A path template is compiled once, when the route is built, into a regular
+expression, a format string for reverse URLs and the convertor of each
+parameter.  Users add their own convertors with ``register_convertor``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Convertor(Generic[T]):
+    """Turns one path segment (or more, for ``path``) into a value and back.
+
+    ``regex`` is what the segment must match; ``convert`` may still raise
+    ``ValueError`` to refuse a match (the route then does not match).
+    """
+
+    regex: ClassVar[str] = ""
+
+    def convert(self, value: str) -> T:
+        raise NotImplementedError
+
+    def to_string(self, value: T) -> str:
+        raise NotImplementedError
+
+
+class StringConvertor(Convertor[str]):
+    """One non-empty path segment."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        value = str(value)
+        if not value or "/" in value:
+            raise ValueError(f"a str path parameter must be non-empty without '/': {value!r}")
+        return value
+
+
+class PathConvertor(Convertor[str]):
+    """The rest of the path, slashes included (possibly empty)."""
+
+    regex = ".*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+class IntegerConvertor(Convertor[int]):
+    """A non-negative decimal integer of at most 64 digits."""
+
+    regex = "[0-9]{1,64}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"an int path parameter must be a non-negative int: {value!r}")
+        return str(value)
+
+
+class FloatConvertor(Convertor[float]):
+    """A non-negative decimal number (``1``, ``2.5``)."""
+
+    regex = r"[0-9]{1,64}(?:\.[0-9]{1,64})?"
+
+    def convert(self, value: str) -> float:
+        return float(value)
+
+    def to_string(self, value: float) -> str:
+        number = float(value)
+        if number < 0 or number != number or number in (float("inf"),):
+            raise ValueError(f"a float path parameter must be finite and >= 0: {value!r}")
+        text = repr(number)
+        if "e" in text:
+            text = f"{number:f}"
+        return text.removesuffix(".0") if text.endswith(".0") else text
+
+
+class UUIDConvertor(Convertor[uuid.UUID]):
+    """A UUID in its 8-4-4-4-12 hex form."""
+
+    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+    def convert(self, value: str) -> uuid.UUID:
+        return uuid.UUID(value)
+
+    def to_string(self, value: uuid.UUID) -> str:
+        return str(uuid.UUID(str(value)))
+
+
+CONVERTORS: dict[str, Convertor[Any]] = {
+    "str": StringConvertor(),
+    "path": PathConvertor(),
+    "int": IntegerConvertor(),
+    "float": FloatConvertor(),
+    "uuid": UUIDConvertor(),
+}
+
+
+def register_convertor(name: str, convertor: Convertor[Any]) -> None:
+    """Make ``{param:name}`` available in route paths built from now on."""
+    if not name.isidentifier():
+        raise ValueError(f"convertor name must be an identifier: {name!r}")
+    CONVERTORS[name] = convertor
+
+
+_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
+
+
+@dataclass(frozen=True)
+class CompiledPath:
+    """A path template, compiled: how to match it and how to build it back."""
+
+    template: str
+    regex: re.Pattern[str] | None  # None for a path without parameters
+    format: str
+    convertors: dict[str, Convertor[Any]]
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        """The converted parameters if ``path`` matches the whole template, else ``None``."""
+        if self.regex is None:
+            return {} if path == self.template else None
+        found = self.regex.fullmatch(path)
+        if found is None:
+            return None
+        return self.convert(found.groupdict())
+
+    def convert(self, raw: dict[str, str]) -> dict[str, Any] | None:
+        """The raw matched strings converted; ``None`` when a convertor refuses one."""
+        try:
+            return {key: self.convertors[key].convert(value) for key, value in raw.items()}
+        except ValueError:
+            return None
+
+    def build(self, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The path for ``params``, and the parameters not used by this template."""
+        missing = set(self.convertors) - set(params)
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
+        path = self.format
+        for key, convertor in self.convertors.items():
+            path = path.replace("{" + key + "}", convertor.to_string(params[key]))
+        rest = {k: v for k, v in params.items() if k not in self.convertors}
+        return path, rest
+
+
+def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
+    """Compile ``template``; with ``prefix=True`` it may match the start of a longer path."""
+    regex = ""
+    format_ = ""
+    convertors: dict[str, Convertor[Any]] = {}
+    end = 0
+    for found in _PARAM.finditer(template):
+        name, kind = found.group(1), found.group(2) or "str"
+        if kind not in CONVERTORS:
+            raise ValueError(f"unknown convertor {kind!r} in {template!r}")
+        if name in convertors:
+            raise ValueError(f"duplicate parameter {name!r} in {template!r}")
+        convertor = CONVERTORS[kind]
+        literal = template[end : found.start()]
+        regex += re.escape(literal) + f"(?P<{name}>{convertor.regex})"
+        format_ += literal + "{" + name + "}"
+        convertors[name] = convertor
+        end = found.end()
+    literal = template[end:]
+    if "{" in literal or "}" in literal:
+        raise ValueError(f"malformed parameter in path {template!r}")
+    format_ += literal
+    if not convertors and not prefix:
+        return CompiledPath(template, None, format_, {})
+    regex += re.escape(literal)
+    if prefix:
+        regex += "(?=/|$)"
+        return CompiledPath(template, re.compile(regex), format_, convertors)
+    return CompiledPath(template, re.compile(regex), format_, convertors)
+
+
+__all__ = [
+    "CONVERTORS",
+    "CompiledPath",
+    "Convertor",
+    "FloatConvertor",
+    "IntegerConvertor",
+    "PathConvertor",
+    "StringConvertor",
+    "UUIDConvertor",
+    "compile_path",
+    "register_convertor",
+]

@@ -1,0 +1,93 @@
+"""``lifespan(app, handler)``: run set-up and tear-down code around an app's life.
+
+``handler`` is an async context manager function.  What it yields (a mapping,
+or ``None``) is merged into the lifespan ``state`` of the ASGI lifespan spec,
+which servers copy into every request's scope, so it reaches
+``request.state``.  Lifespan layers nest: the outer one starts first and
+stops last, and the app inside (a router forwarding to its mounts, another
+lifespan layer...) is started after the handler and stopped before it.
+A failing start-up answers ``lifespan.startup.failed`` with the error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import anyio
+
+from asgikit._lifespan_children import LifespanChildren, LifespanError
+from asgikit.composition import middleware
+from asgikit.types import ASGIApp, Receive, Scope, Send
+
+Handler = Callable[[], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+logger = logging.getLogger("asgikit.lifespan")
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if exc.__cause__ is not None:
+        text += f" (caused by {type(exc.__cause__).__name__}: {exc.__cause__})"
+    return text
+
+
+@middleware
+def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
+    """Wrap ``app`` so that ``handler()`` is entered at start-up and left at shutdown."""
+
+    async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        context = handler()
+        try:
+            state = await context.__aenter__()
+            if state:
+                if "state" not in scope:
+                    raise RuntimeError(
+                        "the handler yielded state but the server does not support "
+                        "lifespan state (ASGI spec 2.3)"
+                    )
+                scope["state"].update(state)
+        except Exception as exc:
+            logger.exception("lifespan start-up failed")
+            await send({"type": "lifespan.startup.failed", "message": _describe(exc)})
+            return
+        shutdown_error: str | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                inner = LifespanChildren([("app", app)], scope)
+                try:
+                    await inner.startup(group)
+                except LifespanError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    group.cancel_scope.cancel()
+                    return
+                await send({"type": "lifespan.startup.complete"})
+                await receive()
+                try:
+                    await inner.shutdown()
+                except LifespanError as exc:
+                    shutdown_error = str(exc)
+                group.cancel_scope.cancel()
+        finally:
+            try:
+                await context.__aexit__(None, None, None)
+            except Exception as exc:
+                logger.exception("lifespan shutdown failed")
+                shutdown_error = _describe(exc)
+        if shutdown_error is not None:
+            await send({"type": "lifespan.shutdown.failed", "message": shutdown_error})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+
+    return lifespan_app
+
+
+__all__ = ["lifespan"]

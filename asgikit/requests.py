@@ -1,0 +1,340 @@
+"""``Request``: a thin, lazy view of an HTTP connection's scope and body.
+
+Nothing is parsed until it is asked for.  The body can be read more than once,
+and a middleware can peek at it (``await request.peek(n)`` or ``body()``) and
+pass ``request.receive`` inward, which replays what was read before handing
+over to the server's ``receive`` — the app inside sees the body intact.
+
+The client's disconnect has one source of truth per connection, kept in the
+scope under ``"asgikit.disconnect"``, so ``is_disconnected()`` and a
+streaming response never race each other for ``receive()``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from asgikit.datastructures import (
+    URL,
+    Address,
+    Headers,
+    QueryParams,
+    State,
+    parse_cookie_header,
+    route_path,
+)
+from asgikit.exceptions import ClientDisconnect, HTTPException
+from asgikit.types import Message, Receive, Scope
+
+if TYPE_CHECKING:
+    from asgikit.forms import FormData
+
+#: Default cap for ``body()`` and ``json()``; pass ``max_size=None`` to lift it.
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+
+_DISCONNECT_KEY = "asgikit.disconnect"
+
+
+class DisconnectState:
+    """Whether the client has gone, shared by everything that reads one connection."""
+
+    __slots__ = ("disconnected", "listening")
+
+    def __init__(self) -> None:
+        self.disconnected = False
+        #: Set while a streaming response owns ``receive()``; others only read the flag.
+        self.listening = False
+
+
+def disconnect_state(scope: Scope) -> DisconnectState:
+    """The connection's one ``DisconnectState`` (created on first use)."""
+    state: DisconnectState | None = scope.get(_DISCONNECT_KEY)
+    if state is None:
+        state = scope[_DISCONNECT_KEY] = DisconnectState()
+    return state
+
+
+async def empty_receive() -> Message:
+    """A ``receive`` for a request built without one: no body, never disconnects."""
+    raise RuntimeError("this Request was built without a receive channel")
+
+
+class HTTPConnection(Mapping[str, Any]):
+    """What HTTP requests and WebSocket connections share: the scope, lazily."""
+
+    __slots__ = ("_cookies", "_headers", "_query", "_url", "scope")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self._url: URL | None = None
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.scope[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.scope)
+
+    def __len__(self) -> int:
+        return len(self.scope)
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    @property
+    def url(self) -> URL:
+        """The URL the client asked for, built from the scope's parts."""
+        if self._url is None:
+            self._url = URL.from_scope(self.scope)
+        return self._url
+
+    @property
+    def base_url(self) -> URL:
+        """The URL of the app's root (``root_path`` with a trailing slash)."""
+        root = self.scope.get("app_root_path", self.scope.get("root_path", ""))
+        return self.url.replace(path=root.rstrip("/") + "/", query="", fragment="")
+
+    @property
+    def path(self) -> str:
+        """The path below ``root_path``, decoded."""
+        return route_path(self.scope)
+
+    @property
+    def headers(self) -> Headers:
+        """The request headers (case-insensitive, multi-valued)."""
+        if self._headers is None:
+            self._headers = Headers(raw=self.scope.get("headers", ()))
+        return self._headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        """The query string as a multi-dict; too many parameters answer 400."""
+        if self._query is None:
+            try:
+                self._query = QueryParams(self.scope.get("query_string", b""))
+            except ValueError as exc:
+                raise HTTPException(400, f"Bad query string: {exc}") from None
+        return self._query
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        """The typed parameters the router matched in the path."""
+        params: dict[str, Any] = self.scope.get("path_params", {})
+        return params
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The cookies the client sent (RFC 6265 §5.4, as browsers send them)."""
+        if self._cookies is None:
+            cookies: dict[str, str] = {}
+            for value in self.headers.getlist("cookie"):
+                for name, cookie in parse_cookie_header(value).items():
+                    cookies.setdefault(name, cookie)
+            self._cookies = cookies
+        return self._cookies
+
+    @property
+    def client(self) -> Address | None:
+        """The peer's ``(host, port)``, if the server knows it."""
+        client = self.scope.get("client")
+        return Address(client[0], client[1]) if client else None
+
+    @property
+    def state(self) -> State:
+        """The lifespan state for this connection, with attribute access."""
+        return State(self.scope.setdefault("state", {}))
+
+    @property
+    def session(self) -> dict[str, Any]:
+        """The session dict a sessions middleware put in the scope."""
+        if "session" not in self.scope:
+            raise RuntimeError("no session: wrap the app in the sessions middleware")
+        session: dict[str, Any] = self.scope["session"]
+        return session
+
+    @property
+    def auth(self) -> Any:
+        """What an authentication middleware put at ``scope["auth"]``."""
+        return self.scope.get("auth")
+
+    @property
+    def user(self) -> Any:
+        """What an authentication middleware put at ``scope["user"]``."""
+        return self.scope.get("user")
+
+    def url_for(self, name: str, /, **path_params: Any) -> URL:
+        """The absolute URL of the route called ``name`` (``"api:user"`` through mounts)."""
+        from asgikit.routing import url_path_for
+
+        path = url_path_for(self.scope, name, **path_params)
+        return self.url.replace(path=path, query="", fragment="")
+
+
+class Request(HTTPConnection):
+    """An HTTP request.  ``Request(scope, receive)``; cheap to build, lazy to read."""
+
+    __slots__ = ("_body", "_buffer", "_consumed", "_form", "_receive", "_streamed")
+
+    def __init__(self, scope: Scope, receive: Receive = empty_receive) -> None:
+        super().__init__(scope)
+        self._receive = receive
+        self._buffer: list[bytes] = []
+        self._body: bytes | None = None
+        self._consumed = False  # the server's body has been read to its end
+        self._streamed = False  # stream() handed chunks out without keeping them
+        self._form: FormData | None = None
+
+    @property
+    def method(self) -> str:
+        """The request method, upper-case."""
+        method: str = self.scope["method"]
+        return method
+
+    @property
+    def receive(self) -> Receive:
+        """A ``receive`` for an app inside: replays what was read, then goes on."""
+        if not self._buffer and not self._consumed:
+            return self._receive
+        replay = list(self._buffer)
+        more = not self._consumed
+        if not replay and not more and not self._streamed:
+            # An empty body was read: the app inside still needs its one
+            # final ``http.request`` message, or it would wait for the disconnect.
+            replay = [b""]
+        original = self._receive
+
+        async def replaying_receive() -> Message:
+            if replay:
+                chunk = replay.pop(0)
+                return {
+                    "type": "http.request",
+                    "body": chunk,
+                    "more_body": bool(replay) or more,
+                }
+            if not more:
+                state = disconnect_state(self.scope)
+                if state.disconnected:
+                    return {"type": "http.disconnect"}
+            return await original()
+
+        return replaying_receive
+
+    async def _next_chunk(self) -> bytes | None:
+        """The next body chunk from the server, or ``None`` at the end."""
+        if self._consumed:
+            return None
+        while True:
+            message = await self._receive()
+            kind = message["type"]
+            if kind == "http.request":
+                if not message.get("more_body", False):
+                    self._consumed = True
+                chunk: bytes = message.get("body", b"")
+                if chunk or self._consumed:
+                    return chunk or None
+            elif kind == "http.disconnect":
+                disconnect_state(self.scope).disconnected = True
+                raise ClientDisconnect("the client disconnected while sending the body")
+
+    async def peek(self, size: int) -> bytes:
+        """Up to ``size`` bytes from the start of the body, kept for ``receive`` to replay."""
+        if self._streamed:
+            raise RuntimeError("the body was already consumed by stream()")
+        have = sum(len(c) for c in self._buffer)
+        while have < size:
+            chunk = await self._next_chunk()
+            if chunk is None:
+                break
+            self._buffer.append(chunk)
+            have += len(chunk)
+        return b"".join(self._buffer)[:size]
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body chunk by chunk, as it arrives, without keeping it in memory."""
+        if self._streamed:
+            raise RuntimeError("the body was already consumed by stream()")
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        if self._form is not None:
+            raise RuntimeError("the body was already consumed by form()")
+        self._streamed = True
+        while self._buffer:
+            yield self._buffer.pop(0)
+        while (chunk := await self._next_chunk()) is not None:
+            if chunk:
+                yield chunk
+
+    async def body(self, *, max_size: int | None = DEFAULT_MAX_BODY_SIZE) -> bytes:
+        """The whole body; past ``max_size`` bytes, ``HTTPException(413)``."""
+        if self._body is not None:
+            if max_size is not None and len(self._body) > max_size:
+                raise HTTPException(413, f"Request body larger than {max_size} bytes")
+            return self._body
+        if self._streamed:
+            raise RuntimeError("the body was already consumed by stream()")
+        if max_size is not None:
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_size:
+                raise HTTPException(413, f"Request body larger than {max_size} bytes")
+        have = sum(len(c) for c in self._buffer)
+        while (chunk := await self._next_chunk()) is not None:
+            have += len(chunk)
+            self._buffer.append(chunk)
+            if max_size is not None and have > max_size:
+                raise HTTPException(413, f"Request body larger than {max_size} bytes")
+        if max_size is not None and have > max_size:
+            # peek() may already have buffered more than the limit.
+            raise HTTPException(413, f"Request body larger than {max_size} bytes")
+        self._body = b"".join(self._buffer)
+        self._buffer = [self._body] if self._body else []
+        return self._body
+
+    async def json(self, *, max_size: int | None = DEFAULT_MAX_BODY_SIZE) -> Any:
+        """The body parsed as JSON; a malformed body is ``HTTPException(400)``."""
+        body = await self.body(max_size=max_size)
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
+            raise HTTPException(400, f"Malformed JSON body: {exc}") from None
+
+    def form(self, **limits: Any) -> Any:
+        """The form in the body (see ``asgikit.forms.read_form`` for the limits)."""
+        from asgikit.forms import FormContext
+
+        return FormContext(self, **limits)
+
+    async def is_disconnected(self) -> bool:
+        """Whether the client has gone, without waiting and without stealing body data."""
+        state = disconnect_state(self.scope)
+        if state.disconnected or state.listening:
+            return state.disconnected
+        if not self._consumed:
+            # A body message might come first; reading it now would lose it
+            # unless it is kept, so keep it.
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                try:
+                    chunk = await self._next_chunk()
+                except ClientDisconnect:
+                    return True
+                if chunk:
+                    self._buffer.append(chunk)
+            return state.disconnected
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                state.disconnected = True
+        return state.disconnected
+
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "DisconnectState", "HTTPConnection", "Request"]

@@ -1,0 +1,237 @@
+"""Responses, each an ASGI app: build one, then ``await response(scope, receive, send)``.
+
+Headers are checked when the response is built: a name outside RFC 9110's
+token grammar, or a value with CR, LF or NUL, raises ``ValueError`` there, so
+no header (a redirect ``Location`` included) can split a response.  A HEAD
+request gets the headers and no body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from asgikit._cookies import format_set_cookie
+from asgikit.background import BackgroundTask
+from asgikit.datastructures import URL, MutableHeaders, validate_header
+from asgikit.exceptions import HTTPException
+from asgikit.types import Receive, Scope, Send
+
+
+class Response:
+    """A response with a body known up front (``bytes`` or ``str``)."""
+
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.body = self.render(content)
+        self._raw_headers = self._init_headers(headers)
+
+    def render(self, content: Any) -> bytes:
+        """The body bytes for ``content``."""
+        if content is None:
+            return b""
+        if isinstance(content, bytes):
+            return content
+        if isinstance(content, (bytearray, memoryview)):
+            return bytes(content)
+        if isinstance(content, str):
+            return content.encode(self.charset)
+        raise TypeError(f"{type(self).__name__} cannot render {type(content).__name__}")
+
+    def _init_headers(self, headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+        raw: list[tuple[bytes, bytes]] = []
+        has_length = has_type = False
+        if headers:
+            for key, value in headers.items():
+                name = key.lower().encode("latin-1")
+                encoded = value.encode("latin-1")
+                validate_header(name, encoded)
+                has_length = has_length or name == b"content-length"
+                has_type = has_type or name == b"content-type"
+                raw.append((name, encoded))
+        body = getattr(self, "body", None)
+        status = self.status_code
+        if body is not None and not has_length and not (status < 200 or status in (204, 304)):
+            raw.append((b"content-length", str(len(body)).encode()))
+        if self.media_type is not None and not has_type:
+            content_type = self.media_type
+            if content_type.startswith("text/") and "charset=" not in content_type.lower():
+                content_type += "; charset=" + self.charset
+            raw.append((b"content-type", content_type.encode("latin-1")))
+        return raw
+
+    @property
+    def headers(self) -> MutableHeaders:
+        """The response headers; changes made through this view are sent."""
+        return _LiveHeaders(self)
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: Any = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        """Add a ``Set-Cookie`` header (RFC 6265 §4.1); a bad name or value is a ``ValueError``."""
+        cookie = format_set_cookie(
+            key,
+            value,
+            max_age=max_age,
+            expires=expires,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+            partitioned=partitioned,
+        )
+        self._raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "lax",
+    ) -> None:
+        """Tell the client to drop cookie ``key`` (same ``path`` and ``domain`` as it was set)."""
+        self.set_cookie(
+            key,
+            "",
+            max_age=0,
+            expires=0,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                # A copy: a response object may be reused for many requests,
+                # and a middleware may change the list it is sent.
+                "headers": list(self._raw_headers),
+            }
+        )
+        body = b"" if scope.get("method") == "HEAD" else self.body
+        await send({"type": "http.response.body", "body": body})
+        if self.background is not None:
+            await self.background()
+
+
+class _LiveHeaders(MutableHeaders):
+    """``MutableHeaders`` over the response's own header list (edits happen in place)."""
+
+    __slots__ = ()
+
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self._raw = response._raw_headers
+
+    def _lookup(self) -> dict[str, str]:
+        # The list is shared with the response (set_cookie appends to it), so
+        # never trust an index built before.
+        self._index = None
+        return super()._lookup()
+
+
+class PlainTextResponse(Response):
+    """A ``text/plain`` response."""
+
+    media_type = "text/plain"
+
+
+class HTMLResponse(Response):
+    """A ``text/html`` response."""
+
+    media_type = "text/html"
+
+
+class JSONResponse(Response):
+    """A JSON response: compact, UTF-8, and NaN/Infinity refused (RFC 8259 has none)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
+
+
+# Characters a Location keeps as they are; everything else is percent-encoded.
+_LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;~"
+
+
+class RedirectResponse(Response):
+    """A redirect to ``url`` (307 by default, so the method and body are kept)."""
+
+    def __init__(
+        self,
+        url: str | URL,
+        status_code: int = 307,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        from urllib.parse import quote
+
+        location = str(url)
+        if any(c in location for c in "\r\n\0"):
+            raise ValueError(f"redirect URL contains CR, LF or NUL: {location!r}")
+        super().__init__(b"", status_code=status_code, headers=headers, background=background)
+        self._raw_headers.append(
+            (b"location", quote(location, safe=_LOCATION_SAFE).encode("latin-1"))
+        )
+
+
+def wants_json(scope: Scope) -> bool:
+    """Whether the client's ``Accept`` asks for JSON before plain text."""
+    for key, value in scope.get("headers", ()):
+        if key == b"accept":
+            return b"json" in value
+    return False
+
+
+def http_exception_response(scope: Scope, exc: HTTPException) -> Response:
+    """The response for an ``HTTPException``: JSON if the client accepts it, text otherwise."""
+    headers = exc.headers
+    if exc.status_code in (204, 304) or exc.status_code < 200:
+        return Response(status_code=exc.status_code, headers=headers)
+    if wants_json(scope):
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers)
+    return PlainTextResponse(exc.detail, exc.status_code, headers)
+
+
+__all__ = [
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "RedirectResponse",
+    "Response",
+    "http_exception_response",
+]

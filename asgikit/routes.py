@@ -1,0 +1,348 @@
+"""The entries of a router: ``Route``, ``WebSocketRoute``, ``Mount`` and ``Host``.
+
+Each entry is an ASGI app in its own right (a ``Route`` checks the method and
+runs its endpoint), and knows how to build its own URL for ``url_path_for``.
+An endpoint is told apart once, when the route is built: a function of one
+argument is a request (or WebSocket) handler, anything else an ASGI app.
+
+When ``scope["asgikit.raise_http_exceptions"]`` is true (set by an
+``exception_handlers`` layer outside), a 404, a 405 or an ``HTTPException``
+from an endpoint is raised for that layer instead of answered here.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import anyio.to_thread
+
+from asgikit.convertors import CompiledPath, compile_path
+from asgikit.exceptions import HTTPException
+from asgikit.requests import Request
+from asgikit.responses import http_exception_response
+from asgikit.types import ASGIApp, Receive, Scope, Send
+from asgikit.websockets import WebSocket
+
+RequestHandler = Callable[[Request], Awaitable[ASGIApp]]
+WebSocketHandler = Callable[[WebSocket], Awaitable[None]]
+
+_RAISE_KEY = "asgikit.raise_http_exceptions"
+
+
+def _positional_arity(func: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 3
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is p.empty)
+
+
+def _is_handler(endpoint: Any) -> bool:
+    """A request handler takes one argument; an ASGI app takes three.  Decided once."""
+    if inspect.isclass(endpoint):
+        return False
+    target = endpoint.func if isinstance(endpoint, functools.partial) else endpoint
+    if inspect.isfunction(target) or inspect.ismethod(target):
+        return _positional_arity(endpoint) == 1
+    return False
+
+
+async def answer_http_exception(
+    scope: Scope, receive: Receive, send: Send, exc: HTTPException
+) -> None:
+    """Answer ``exc`` here, or raise it for an ``exception_handlers`` layer outside."""
+    if scope.get(_RAISE_KEY):
+        raise exc
+    await http_exception_response(scope, exc)(scope, receive, send)
+
+
+def request_handler_app(func: Callable[[Request], Any]) -> ASGIApp:
+    """The ASGI app that runs ``func(request)`` and then the response it returns.
+
+    A sync ``func`` runs in a worker thread.  An ``HTTPException`` it raises
+    becomes its response.
+    """
+    is_async = inspect.iscoroutinefunction(
+        func.func if isinstance(func, functools.partial) else func
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            if is_async:
+                response = await func(request)
+            else:
+                response = await anyio.to_thread.run_sync(func, request)
+        except HTTPException as exc:
+            await answer_http_exception(scope, receive, send, exc)
+            return
+        await response(scope, request.receive, send)
+
+    return app
+
+
+def websocket_handler_app(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIApp:
+    """The ASGI app that runs ``func(websocket)``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        try:
+            await func(websocket)
+        except HTTPException as exc:
+            from asgikit.websockets import WebSocketState
+
+            if websocket.application_state is WebSocketState.CONNECTING:
+                await deny_websocket(scope, receive, send, exc.status_code, exc.detail)
+            else:
+                raise
+
+    return app
+
+
+async def deny_websocket(
+    scope: Scope, receive: Receive, send: Send, status: int, detail: str = ""
+) -> None:
+    """Refuse a handshake: an HTTP response where the server allows it, else a close (403)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = detail.encode("utf-8")
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008 if status < 500 else 1011})
+
+
+class BaseRoute:
+    """What a router knows of each entry: how it matches and how to build its URL."""
+
+    name: str | None = None
+    path: CompiledPath
+
+    def lifespan_app(self) -> ASGIApp | None:
+        """The app to forward lifespan to, if this entry holds one."""
+        return None
+
+    def url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
+        """The path below the router for route ``name``, or ``None``."""
+        if name != self.name:
+            return None
+        try:
+            path, rest = self.path.build(params)
+        except KeyError:
+            return None
+        return None if rest else path
+
+
+class Route(BaseRoute):
+    """An HTTP route; see ``route``."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Any,
+        *,
+        methods: Iterable[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"route paths start with '/': {path!r}")
+        self.path = compile_path(path)
+        self.endpoint = endpoint
+        self.name = name if name is not None else getattr(endpoint, "__name__", None)
+        self.is_handler = _is_handler(endpoint)
+        self.app: ASGIApp = request_handler_app(endpoint) if self.is_handler else endpoint
+        if methods is None:
+            self.methods: frozenset[str] | None = (
+                frozenset({"GET", "HEAD"}) if self.is_handler else None
+            )
+        else:
+            upper = {m.upper() for m in methods}
+            if "GET" in upper:
+                upper.add("HEAD")
+            self.methods = frozenset(upper)
+
+    def lifespan_app(self) -> ASGIApp | None:
+        return None if self.is_handler else self.app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the endpoint (the method is checked; the path is not)."""
+        if self.methods is not None and scope.get("method") not in self.methods:
+            await method_not_allowed(scope, receive, send, self.methods)
+            return
+        await self.app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"Route({self.path.template!r}, name={self.name!r})"
+
+
+class WebSocketRoute(BaseRoute):
+    """A WebSocket route; see ``websocket_route``."""
+
+    def __init__(self, path: str, endpoint: Any, *, name: str | None = None) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"route paths start with '/': {path!r}")
+        self.path = compile_path(path)
+        self.endpoint = endpoint
+        self.name = name if name is not None else getattr(endpoint, "__name__", None)
+        self.is_handler = _is_handler(endpoint)
+        self.app: ASGIApp = websocket_handler_app(endpoint) if self.is_handler else endpoint
+
+    def lifespan_app(self) -> ASGIApp | None:
+        return None if self.is_handler else self.app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"WebSocketRoute({self.path.template!r}, name={self.name!r})"
+
+
+def _find_router(app: Any) -> Any:
+    """The router inside ``app``, looking through middleware that record their app."""
+    for _ in range(32):
+        if hasattr(app, "_url_path_for"):
+            return app
+        inner = getattr(app, "__asgikit_app__", None) or getattr(app, "app", None)
+        if inner is None or inner is app:
+            return None
+        app = inner
+    return None
+
+
+class Mount(BaseRoute):
+    """An app mounted below a path prefix; see ``mount``."""
+
+    def __init__(self, prefix: str, app: ASGIApp, *, name: str | None = None) -> None:
+        if prefix and not prefix.startswith("/"):
+            raise ValueError(f"mount prefixes start with '/': {prefix!r}")
+        prefix = prefix.rstrip("/")
+        self.prefix = prefix
+        self.path = compile_path(prefix, prefix=True)
+        self.app = app
+        self.name = name
+
+    def lifespan_app(self) -> ASGIApp | None:
+        return self.app
+
+    def url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
+        if self.name is not None and name == self.name:
+            # The mount itself: its prefix, and what is left as ``path``.
+            inner = params.pop("path", None)
+            try:
+                path, rest = self.path.build(params)
+            except KeyError:
+                return None
+            if rest:
+                return None
+            return path + "/" + str(inner).lstrip("/") if inner is not None else path + "/"
+        if self.name is not None:
+            if not name.startswith(self.name + ":"):
+                return None
+            name = name[len(self.name) + 1 :]
+        router = _find_router(self.app)
+        if router is None:
+            return None
+        mine = {k: v for k, v in params.items() if k in self.path.convertors}
+        try:
+            prefix, _ = self.path.build(mine)
+        except KeyError:
+            return None
+        rest = {k: v for k, v in params.items() if k not in self.path.convertors}
+        inner_path: str | None = router._url_path_for(name, rest)
+        return None if inner_path is None else prefix + inner_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return f"Mount({self.prefix!r}, name={self.name!r})"
+
+
+class Host(BaseRoute):
+    """An app chosen by the ``Host`` header; see ``host``."""
+
+    def __init__(self, pattern: str, app: ASGIApp, *, name: str | None = None) -> None:
+        if "/" in pattern:
+            raise ValueError(f"a host pattern has no '/': {pattern!r}")
+        self.pattern = pattern
+        self.host = compile_path(pattern)
+        self.path = compile_path("")
+        self.app = app
+        self.name = name
+
+    def match_host(self, scope: Scope) -> dict[str, Any] | None:
+        for key, value in scope.get("headers", ()):
+            if key == b"host":
+                hostname = value.decode("latin-1").lower()
+                break
+        else:
+            return None
+        if hostname.startswith("["):
+            hostname = hostname[: hostname.find("]") + 1]
+        else:
+            hostname = hostname.partition(":")[0]
+        return self.host.match(hostname)
+
+    def lifespan_app(self) -> ASGIApp | None:
+        return self.app
+
+    def url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
+        if self.name is not None:
+            if not name.startswith(self.name + ":"):
+                return None
+            name = name[len(self.name) + 1 :]
+        router = _find_router(self.app)
+        if router is None:
+            return None
+        rest = {k: v for k, v in params.items() if k not in self.host.convertors}
+        found: str | None = router._url_path_for(name, rest)
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+async def method_not_allowed(
+    scope: Scope, receive: Receive, send: Send, methods: Iterable[str]
+) -> None:
+    """Answer 405 with the ``Allow`` header (RFC 9110 §15.5.6)."""
+    allow = ", ".join(sorted(methods))
+    if scope["type"] == "websocket":
+        await deny_websocket(scope, receive, send, 404, "Not Found")
+        return
+    await answer_http_exception(scope, receive, send, HTTPException(405, headers={"Allow": allow}))
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """The default answer when nothing matches: 404 (a refused handshake for WebSockets)."""
+    if scope["type"] == "websocket":
+        await deny_websocket(scope, receive, send, 404, "Not Found")
+        return
+    await answer_http_exception(scope, receive, send, HTTPException(404))
+
+
+__all__ = [
+    "BaseRoute",
+    "Host",
+    "Mount",
+    "Route",
+    "WebSocketRoute",
+    "answer_http_exception",
+    "deny_websocket",
+    "method_not_allowed",
+    "not_found",
+    "request_handler_app",
+    "websocket_handler_app",
+]

@@ -1,0 +1,300 @@
+"""Routing: ``router``, ``route``, ``websocket_route``, ``mount``, ``host``, ``url_path_for``.
+
+A router is compiled once.  Paths without parameters are found by one
+dictionary look-up; parameterised routes, mounts and hosts are tried in the
+order given, bucketed by their first literal path segment so that a request
+tries only the patterns that can match it.  The first entry that matches
+path and method wins; a static path is tried before the patterns.  A path
+that matches only with another method answers 405 with ``Allow``.
+
+Mounted apps see ``root_path`` grown by the mount's prefix and ``path`` kept
+as the full path, as the current ASGI HTTP spec has it; a server that gives
+``path`` relative to ``root_path`` is accepted too, and normalised at the mount.
+A router answers ``lifespan`` for every app inside it, in order (see
+``_lifespan_children``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from asgikit._lifespan_children import serve_lifespan
+from asgikit.datastructures import full_path, route_path
+from asgikit.responses import RedirectResponse
+from asgikit.routes import (
+    BaseRoute,
+    Host,
+    Mount,
+    Route,
+    WebSocketRoute,
+    method_not_allowed,
+    not_found,
+)
+from asgikit.types import ASGIApp, Receive, Scope, Send
+
+
+class NoMatchFound(LookupError):
+    """``url_path_for`` found no route with that name and those parameters."""
+
+
+def _first_segment(template: str) -> str | None:
+    """The literal first segment of a path template, or ``None`` if it has a parameter."""
+    segment = template[1:].split("/", 1)[0]
+    return None if "{" in segment else segment
+
+
+class Router:
+    """An ASGI app that sends each request to the first of its entries that matches."""
+
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute],
+        *,
+        redirect_slashes: bool = True,
+        not_found: ASGIApp | None = None,
+    ) -> None:
+        self.routes = list(routes)
+        self.redirect_slashes = redirect_slashes
+        self.not_found: ASGIApp = not_found if not_found is not None else _default_not_found
+        self._http_static: dict[str, list[Route]] = {}
+        self._ws_static: dict[str, list[WebSocketRoute]] = {}
+        dynamic: list[tuple[str | None, BaseRoute]] = []
+        for entry in self.routes:
+            if not isinstance(entry, BaseRoute):
+                raise TypeError(f"router() takes route(), mount(), host()...: got {entry!r}")
+            if isinstance(entry, Route) and entry.path.regex is None:
+                self._http_static.setdefault(entry.path.template, []).append(entry)
+            elif isinstance(entry, WebSocketRoute) and entry.path.regex is None:
+                self._ws_static.setdefault(entry.path.template, []).append(entry)
+            elif isinstance(entry, Host) or (isinstance(entry, Mount) and not entry.prefix):
+                dynamic.append((None, entry))
+            else:
+                dynamic.append((_first_segment(entry.path.template), entry))
+        self._wildcards = [entry for key, entry in dynamic if key is None]
+        self._buckets: dict[str, list[BaseRoute]] = {}
+        for key in {key for key, _ in dynamic if key is not None}:
+            self._buckets[key] = [e for k, e in dynamic if k in (key, None)]
+        self._lifespan_apps: list[tuple[str, ASGIApp]] = []
+        for entry in self.routes:
+            app = entry.lifespan_app()
+            if app is not None:
+                self._lifespan_apps.append((repr(entry), app))
+
+    def _candidates(self, path: str) -> list[BaseRoute]:
+        segment = path[1:].split("/", 1)[0]
+        return self._buckets.get(segment, self._wildcards)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await serve_lifespan(self._lifespan_apps, scope, receive, send)
+            return
+        path = route_path(scope)
+        if kind == "http":
+            method = scope["method"]
+            allowed: set[str] | None = None
+            static = self._http_static.get(path)
+            if static is not None:
+                for entry in static:
+                    if entry.methods is None or method in entry.methods:
+                        await entry.app(self._child(scope, {}), receive, send)
+                        return
+                allowed = set()
+                for entry in static:
+                    allowed |= entry.methods or frozenset()
+        elif kind == "websocket":
+            ws_static = self._ws_static.get(path)
+            if ws_static is not None:
+                await ws_static[0].app(self._child(scope, {}), receive, send)
+                return
+            method = ""
+            allowed = None
+        else:
+            raise RuntimeError(f"router cannot handle scope type {kind!r}")
+
+        for candidate in self._candidates(path):
+            if isinstance(candidate, Route):
+                if kind != "http":
+                    continue
+                params = candidate.path.match(path)
+                if params is None:
+                    continue
+                if candidate.methods is not None and method not in candidate.methods:
+                    allowed = (allowed or set()) | candidate.methods
+                    continue
+                await candidate.app(self._child(scope, params), receive, send)
+                return
+            if isinstance(candidate, WebSocketRoute):
+                if kind != "websocket":
+                    continue
+                params = candidate.path.match(path)
+                if params is None:
+                    continue
+                await candidate.app(self._child(scope, params), receive, send)
+                return
+            if isinstance(candidate, Mount):
+                if allowed:
+                    continue  # a route matched the path; its 405 comes first
+                await_app = self._mount_scope(candidate, scope, path)
+                if await_app is None:
+                    continue
+                await candidate.app(await_app, receive, send)
+                return
+            if isinstance(candidate, Host):
+                params = candidate.match_host(scope)
+                if params is None:
+                    continue
+                await candidate.app(self._child(scope, params), receive, send)
+                return
+
+        if allowed:
+            await method_not_allowed(scope, receive, send, allowed)
+            return
+        if kind == "http" and self.redirect_slashes and path != "/":
+            location = self._slash_redirect(scope, path)
+            if location is not None:
+                await RedirectResponse(location)(scope, receive, send)
+                return
+        await self.not_found(scope, receive, send)
+
+    def _child(self, scope: Scope, params: dict[str, Any]) -> Scope:
+        child = dict(scope)
+        outer = scope.get("path_params")
+        child["path_params"] = {**outer, **params} if outer else params
+        if "router" not in scope:
+            child["router"] = self
+            child["app_root_path"] = scope.get("root_path", "")
+        return child
+
+    def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
+        compiled = entry.path
+        assert compiled.regex is not None
+        found = compiled.regex.match(path)
+        if found is None:
+            return None
+        params = compiled.convert(found.groupdict()) if compiled.convertors else {}
+        if params is None:
+            return None
+        child = self._child(scope, params)
+        child["path"] = full_path(scope)
+        child["root_path"] = scope.get("root_path", "") + found.group(0)
+        return child
+
+    def _slash_redirect(self, scope: Scope, path: str) -> str | None:
+        other = path[:-1] if path.endswith("/") else path + "/"
+        if not self._matches_route(other):
+            return None
+        location: str = scope.get("root_path", "") + other
+        if location.startswith(("//", "/\\")):
+            return None  # would read as another host: never redirect there
+        query = scope.get("query_string", b"")
+        if query:
+            location += "?" + query.decode("latin-1")
+        # A relative reference keeps the client's scheme and host, right behind a proxy.
+        return location
+
+    def _matches_route(self, path: str) -> bool:
+        if path in self._http_static:
+            return True
+        return any(
+            isinstance(entry, Route) and entry.path.match(path) is not None
+            for entry in self._candidates(path)
+        )
+
+    def _url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
+        for entry in self.routes:
+            path: str | None = entry.url_path_for(name, dict(params))
+            if path is not None:
+                return path
+        return None
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> str:
+        """The path, below this router, of the route called ``name``."""
+        path = self._url_path_for(name, path_params)
+        if path is None:
+            given = ", ".join(sorted(path_params)) or "no parameters"
+            raise NoMatchFound(f"no route named {name!r} takes {given}")
+        return path
+
+    def __repr__(self) -> str:
+        return f"router({len(self.routes)} entries)"
+
+
+async def _default_not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    await not_found(scope, receive, send)
+
+
+def router(
+    *routes: BaseRoute, redirect_slashes: bool = True, not_found: ASGIApp | None = None
+) -> Router:
+    """An ASGI app that routes to ``routes``: 404 when nothing matches, 405 with ``Allow``.
+
+    HEAD is served wherever GET is.  With ``redirect_slashes`` a path that
+    matches only with the trailing slash toggled is redirected there.
+    ``not_found`` replaces the default 404 answer.
+    """
+    return Router(routes, redirect_slashes=redirect_slashes, not_found=not_found)
+
+
+def route(
+    path: str,
+    endpoint: Any,
+    *,
+    methods: Sequence[str] | None = None,
+    name: str | None = None,
+) -> Route:
+    """An HTTP route: ``endpoint`` is ``async def (request) -> response`` or an ASGI app.
+
+    ``methods`` defaults to GET (and so HEAD) for request handlers and to any
+    method for ASGI apps.  ``name`` defaults to the endpoint's ``__name__``.
+    """
+    return Route(path, endpoint, methods=methods, name=name)
+
+
+def websocket_route(path: str, endpoint: Any, *, name: str | None = None) -> WebSocketRoute:
+    """A WebSocket route: ``endpoint`` is ``async def (websocket)`` or an ASGI app."""
+    return WebSocketRoute(path, endpoint, name=name)
+
+
+def mount(prefix: str, app: ASGIApp, *, name: str | None = None) -> Mount:
+    """Mount ``app`` below ``prefix``: it sees ``root_path`` grown by the prefix."""
+    return Mount(prefix, app, name=name)
+
+
+def host(pattern: str, app: ASGIApp, *, name: str | None = None) -> Host:
+    """Send requests whose ``Host`` matches ``pattern`` (``"{sub}.example.com"``) to ``app``."""
+    return Host(pattern, app, name=name)
+
+
+def url_path_for(
+    scope: Scope, name: str, /, *, query: Mapping[str, Any] | None = None, **path_params: Any
+) -> str:
+    """The full path of the route called ``name``, from this request's outermost router.
+
+    Names go through named mounts as ``"mount:route"``.  ``query`` adds a
+    query string.  Raises ``NoMatchFound`` for an unknown name or parameters
+    that do not fit, and ``ValueError`` for a value its convertor refuses.
+    """
+    top: Router | None = scope.get("router")
+    if top is None:
+        raise RuntimeError("url_path_for needs a scope that went through an asgikit router")
+    path = top.url_path_for(name, **path_params)
+    root: str = scope.get("app_root_path", "")
+    path = root.rstrip("/") + path
+    if query:
+        path += "?" + urlencode(list(query.items()), doseq=True)
+    return path
+
+
+__all__ = [
+    "NoMatchFound",
+    "Router",
+    "host",
+    "mount",
+    "route",
+    "router",
+    "url_path_for",
+    "websocket_route",
+]

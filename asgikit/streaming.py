@@ -1,0 +1,169 @@
+"""``StreamingResponse``: a body produced piece by piece, stopped when the client leaves.
+
+While the body is produced, one task listens on ``receive()`` for
+``http.disconnect`` (and marks the connection's shared disconnect state, so
+``Request.is_disconnected()`` agrees without reading ``receive()`` itself).
+When the client leaves, production is cancelled and the iterator is closed,
+so a generator's ``finally`` runs at once.  A ``send`` that raises
+``OSError`` (ASGI 2.4: the connection is gone) ends the response the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from asgikit.background import BackgroundTask
+from asgikit.requests import disconnect_state
+from asgikit.responses import Response
+from asgikit.types import Receive, Scope, Send
+
+Content = Iterable[Any] | AsyncIterable[Any]
+
+
+async def iterate_in_threadpool(iterator: Iterable[Any]) -> AsyncIterator[Any]:
+    """Step a blocking iterator in a worker thread, one item at a time."""
+    it = iter(iterator)
+    done = object()
+    try:
+        while (item := await anyio.to_thread.run_sync(next, it, done)) is not done:
+            yield item
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+
+async def close_iterator(iterator: Any) -> None:
+    """Close an async or sync iterator if it can be closed (runs its ``finally``)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True):
+            await aclose()
+        return
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
+async def run_until_disconnect(
+    scope: Scope, receive: Receive, produce: Callable[[], Awaitable[None]]
+) -> bool:
+    """Run ``produce()`` while watching for the client's disconnect.
+
+    Returns ``True`` when ``produce`` finished, ``False`` when the client left
+    (or ``send`` failed with ``OSError``) and production was cancelled.
+    """
+    state = disconnect_state(scope)
+    if state.disconnected:
+        return False
+    finished = False
+
+    async def listen(stop: anyio.CancelScope) -> None:
+        state.listening = True
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    state.disconnected = True
+                    stop.cancel()
+                    return
+        finally:
+            state.listening = False
+
+    error: Exception | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(listen, group.cancel_scope)
+        try:
+            await produce()
+            finished = True
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            # Kept aside and raised after the group, so the caller sees the
+            # app's own exception and not an exception group around it.
+            error = exc
+        finally:
+            group.cancel_scope.cancel()
+    if error is not None:
+        if isinstance(error, OSError):
+            state.disconnected = True
+            return False
+        raise error
+    return finished
+
+
+class StreamingResponse(Response):
+    """A response whose body comes from a sync or async iterable of ``bytes``/``str``.
+
+    A sync iterable is stepped in a worker thread.  The iterator is closed when
+    the body ends, when the client disconnects, and on errors.
+    """
+
+    def __init__(
+        self,
+        content: Content,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        if isinstance(content, AsyncIterable):
+            self.body_iterator: AsyncIterable[Any] = content
+        else:
+            self.body_iterator = iterate_in_threadpool(content)
+        self._raw_headers = self._init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # One iterator, closed below: for an iterable that is not its own
+        # iterator, closing the iterable would leave the real one open.
+        iterator = self.body_iterator.__aiter__()
+        try:
+            if scope.get("method") == "HEAD":
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": self.status_code,
+                        "headers": list(self._raw_headers),
+                    }
+                )
+                await send({"type": "http.response.body", "body": b""})
+                complete = True
+            else:
+                complete = await run_until_disconnect(
+                    scope, receive, lambda: self._send_body(send, iterator)
+                )
+        finally:
+            await close_iterator(iterator)
+        if complete and self.background is not None:
+            await self.background()
+
+    async def _send_body(self, send: Send, iterator: AsyncIterator[Any]) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": list(self._raw_headers),
+            }
+        )
+        charset = self.charset
+        async for chunk in iterator:
+            if isinstance(chunk, str):
+                chunk = chunk.encode(charset)
+            elif isinstance(chunk, (bytearray, memoryview)):
+                chunk = bytes(chunk)
+            elif not isinstance(chunk, bytes):
+                # bytes(5) would be five NUL bytes, not an error.
+                raise TypeError(f"a body chunk must be bytes or str, not {type(chunk).__name__}")
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+__all__ = ["StreamingResponse", "close_iterator", "iterate_in_threadpool", "run_until_disconnect"]

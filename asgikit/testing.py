@@ -1,0 +1,685 @@
+"""An httpx client that talks to an ASGI app in-process, for tests.
+
+``TestClient(app)`` is an ``httpx.Client``: ``with TestClient(app) as client``
+starts an event loop in a thread (an anyio blocking portal), runs the app's
+lifespan startup, and turns each request into an ASGI 3 ``http`` scope (ASGI
+spec 2.4). ``async with TestClient(app) as client`` gives an
+``AsyncTestClient`` (an ``httpx.AsyncClient``) that runs the app in the
+current event loop, asyncio or trio. Both drive the app through one core,
+``_HTTPExchange``; the transports only differ in how they reach it.
+
+Bodies stream both ways: the request body reaches ``receive()`` chunk by
+chunk, and each chunk the app sends is handed to the httpx response as it is
+produced, so ``client.stream(...)`` sees a streaming response as a real
+client would. Closing a response early sends ``http.disconnect`` to the app.
+Exceptions raised by the app are re-raised in the test by default.
+
+Without ``with``, each request (or WebSocket session) gets its own event loop
+and lifespan does not run. There is no network, no HTTP/1.1 framing and no
+HTTP/2; ``root_path`` behaves like a server's ``--root-path`` behind a proxy
+that strips the prefix (it is prepended to ``path`` and ``raw_path``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote, unquote
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from asgikit._testing_ws import (
+    AsyncWebSocketTestSession,
+    ConnectionClosed,
+    Spawn,
+    WebSocketDenialResponse,
+    WebSocketTestSession,
+    _WebSocketExchange,
+    websocket_headers,
+)
+from asgikit.exceptions import ClientDisconnect
+from asgikit.types import ASGIApp, Message, Scope
+
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+_DEFAULT_EXTENSIONS: Mapping[str, Mapping[str, Any]] = {
+    "http.response.pathsend": {},
+    "websocket.http.response": {},
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_BODY_BUFFER = 4  # chunks the app may run ahead of the reader
+_FILE_CHUNK = 64 * 1024
+
+_SyncClient = TypeVar("_SyncClient", bound="TestClient")
+_AsyncClient = TypeVar("_AsyncClient", bound="AsyncTestClient")
+ReadBody = Callable[[], Awaitable[bytes | None]]
+
+
+class LifespanFailed(RuntimeError):
+    """The app answered ``lifespan.startup.failed`` or ``lifespan.shutdown.failed``.
+
+    ``message`` is the message the app gave; the app's own exception, if it
+    raised one, is the ``__cause__``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _AppRunner:
+    """The task group app tasks run in, and the lifespan protocol around it."""
+
+    def __init__(self, app: ASGIApp, *, lifespan: bool, raise_server_exceptions: bool) -> None:
+        self.app = app
+        self.state: dict[str, Any] = {}
+        self._lifespan = lifespan
+        self._raise = raise_server_exceptions
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._supported = False
+        self._error: Exception | None = None
+        self._streams: tuple[
+            MemoryObjectSendStream[Message] | MemoryObjectReceiveStream[Message], ...
+        ] = ()
+
+    def spawn(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``task`` until it ends or the client closes."""
+        if self._tg is None:
+            raise RuntimeError("the test client is not running")
+        self._tg.start_soon(task)
+
+    async def __aenter__(self) -> _AppRunner:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        if self._lifespan:
+            try:
+                await self._startup()
+            except BaseException:
+                await self._stop()
+                raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            if self._supported:
+                await self._shutdown()
+        finally:
+            await self._stop()
+
+    async def _stop(self) -> None:
+        tg, self._tg = self._tg, None
+        if tg is not None:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+        for stream in self._streams:
+            stream.close()
+
+    async def _startup(self) -> None:
+        self._to_app, app_inbox = anyio.create_memory_object_stream[Message](2)
+        from_app, self._replies = anyio.create_memory_object_stream[Message](2)
+        self._streams = (self._to_app, app_inbox, from_app, self._replies)
+        scope = {"type": "lifespan", "asgi": dict(_ASGI), "state": self.state}
+
+        async def run() -> None:
+            try:
+                await self.app(scope, app_inbox.receive, from_app.send)
+            except Exception as exc:
+                self._error = exc
+            finally:
+                from_app.close()
+
+        self.spawn(run)
+        reply = await self._exchange("lifespan.startup")
+        # An app that raises or returns without a reply has no lifespan
+        # support; servers go on without it (ASGI spec, "Lifespan Protocol").
+        self._supported = reply is not None
+        if not self._supported:
+            self._error = None
+
+    async def _shutdown(self) -> None:
+        reply = await self._exchange("lifespan.shutdown")
+        if reply is None and self._error is not None and self._raise:
+            raise self._error
+
+    async def _exchange(self, event: str) -> Message | None:
+        await self._to_app.send({"type": event})
+        try:
+            reply = await self._replies.receive()
+        except anyio.EndOfStream:
+            return None
+        kind = reply["type"]
+        if kind == f"{event}.complete":
+            return reply
+        if kind != f"{event}.failed":
+            raise RuntimeError(f"unexpected ASGI message {kind!r} in reply to {event!r}")
+        async for _ in self._replies:  # the app should end after a failure
+            pass
+        raise LifespanFailed(str(reply.get("message", ""))) from self._error
+
+
+class _HTTPExchange:
+    """The server's side of one ASGI HTTP request, shared by both transports."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        read_body: ReadBody,
+        *,
+        raise_server_exceptions: bool,
+    ) -> None:
+        self._app = app
+        self._scope = scope
+        self._read_body = read_body
+        self._raise = raise_server_exceptions
+        self._pathsend = "http.response.pathsend" in scope["extensions"]
+        self._head = scope["method"] == "HEAD"
+        self._chunks_in, self._chunks_out = anyio.create_memory_object_stream[bytes](_BODY_BUFFER)
+        self._started = anyio.Event()
+        self._finished = anyio.Event()
+        self._over = anyio.Event()  # the response is complete or the client left
+        self._status: int | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._complete = False
+        self._client_gone = False
+        self._closed = False
+        self._body_done = False
+        self._lookahead: bytes | None = None
+        self._looked = False
+        self._error: Exception | None = None
+
+    async def start(self, spawn: Spawn) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Run the app until it starts the response; return status and headers."""
+        spawn(self._run)
+        await self._started.wait()
+        if self._status is None:
+            if self._raise:
+                self._chunks_out.close()
+                self._raise_error()
+                raise RuntimeError("the app returned without starting a response")
+            return 500, []  # what a server answers; the body stream is already closed
+        return self._status, self._headers
+
+    async def next_chunk(self) -> bytes | None:
+        """The next body chunk, or ``None`` once the app has finished."""
+        try:
+            return await self._chunks_out.receive()
+        except anyio.EndOfStream:
+            pass
+        # Wait for the app, so that work it does after the body (background
+        # tasks) is done, and its errors surface, when the response is read.
+        await self._finished.wait()
+        self._raise_error()
+        return None
+
+    async def aclose(self) -> None:
+        """The client is done with the response: tell the app if it was early."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._complete:
+            self._client_gone = True
+            self._over.set()
+        self._chunks_out.close()
+        await self._finished.wait()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None and self._raise:
+            raise error
+
+    async def _run(self) -> None:
+        try:
+            await self._app(self._scope, self._receive, self._send)
+        except Exception as exc:
+            # Raising because the client left is how apps are meant to stop.
+            if not (self._client_gone and isinstance(exc, (ConnectionClosed, ClientDisconnect))):
+                self._error = exc
+        finally:
+            self._chunks_in.close()
+            self._finished.set()
+            self._started.set()
+
+    async def _next_body_chunk(self) -> bytes | None:
+        while (chunk := await self._read_body()) is not None:
+            if chunk:
+                return chunk
+        return None
+
+    async def _receive(self) -> Message:
+        if not self._client_gone and not self._body_done:
+            # Read one chunk ahead so the last chunk carries more_body=False.
+            if not self._looked:
+                self._lookahead = await self._next_body_chunk()
+                self._looked = True
+            chunk = self._lookahead
+            if chunk is not None:
+                self._lookahead = await self._next_body_chunk()
+            more = chunk is not None and self._lookahead is not None
+            self._body_done = not more
+            return {"type": "http.request", "body": chunk or b"", "more_body": more}
+        await self._over.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: Message) -> None:
+        if self._client_gone:
+            raise ConnectionClosed("the test client closed the response")
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self._status is not None:
+                raise RuntimeError("http.response.start sent twice")
+            self._status = int(message["status"])
+            self._headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+            self._started.set()
+        elif kind == "http.response.body":
+            self._check_open(kind)
+            body = message.get("body", b"")
+            if body and not self._head:
+                await self._emit(bytes(body))
+            if not message.get("more_body", False):
+                self._finish_response()
+        elif kind == "http.response.pathsend" and self._pathsend:
+            self._check_open(kind)
+            if not self._head:
+                async with await anyio.open_file(message["path"], "rb") as file:
+                    while chunk := await file.read(_FILE_CHUNK):
+                        await self._emit(chunk)
+            self._finish_response()
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
+
+    def _check_open(self, kind: str) -> None:
+        if self._status is None:
+            raise RuntimeError(f"{kind} sent before http.response.start")
+        if self._complete:
+            raise RuntimeError(f"{kind} sent after the response was complete")
+
+    async def _emit(self, chunk: bytes) -> None:
+        try:
+            await self._chunks_in.send(chunk)
+        except anyio.BrokenResourceError:
+            raise ConnectionClosed("the test client closed the response") from None
+
+    def _finish_response(self) -> None:
+        self._complete = True
+        self._chunks_in.close()
+        self._over.set()
+
+
+@dataclass(frozen=True)
+class _Config:
+    app: ASGIApp
+    raise_server_exceptions: bool
+    root_path: str
+    client: tuple[str, int]
+    extensions: Mapping[str, Mapping[str, Any]]
+
+    def scope(self, kind: str, request: httpx.Request, state: dict[str, Any]) -> Scope:
+        url = request.url
+        raw_path, _, query_string = url.raw_path.partition(b"?")
+        raw_root = quote(self.root_path).encode("ascii")
+        scheme = url.scheme
+        if kind == "websocket":
+            scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
+        return {
+            "type": kind,
+            "asgi": dict(_ASGI),
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": scheme,
+            "path": self.root_path + unquote(raw_path.decode("ascii")),
+            "raw_path": raw_root + raw_path,
+            "query_string": query_string,
+            "root_path": self.root_path,
+            "headers": [(name.lower(), value) for name, value in request.headers.raw],
+            "client": self.client,
+            "server": (url.host, url.port or _DEFAULT_PORTS.get(scheme, 80)),
+            "state": dict(state),
+            "extensions": {name: dict(value) for name, value in self.extensions.items()},
+        }
+
+    def http_exchange(
+        self, request: httpx.Request, state: dict[str, Any], read_body: ReadBody
+    ) -> _HTTPExchange:
+        scope = self.scope("http", request, state)
+        raise_errors = self.raise_server_exceptions
+        return _HTTPExchange(self.app, scope, read_body, raise_server_exceptions=raise_errors)
+
+    def websocket_exchange(
+        self, request: httpx.Request, subprotocols: list[str] | None, state: dict[str, Any]
+    ) -> _WebSocketExchange:
+        scope = self.scope("websocket", request, state)
+        scope.pop("method")
+        scope["headers"] = websocket_headers(scope["headers"], subprotocols)
+        scope["subprotocols"] = list(subprotocols or ())
+        return _WebSocketExchange(
+            self.app,
+            scope,
+            raise_server_exceptions=self.raise_server_exceptions,
+            denial_responses="websocket.http.response" in self.extensions,
+        )
+
+
+class _SyncResponseStream(httpx.SyncByteStream):
+    def __init__(
+        self,
+        portal: anyio.from_thread.BlockingPortal,
+        exchange: _HTTPExchange,
+        release: contextlib.ExitStack,
+    ) -> None:
+        self._portal = portal
+        self._exchange = exchange
+        self._release: contextlib.ExitStack | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (chunk := self._portal.call(self._exchange.next_chunk)) is not None:
+            yield chunk
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            with release:
+                self._portal.call(self._exchange.aclose)
+
+
+class _SyncTransport(httpx.BaseTransport):
+    """Runs the app in a blocking portal: one for the whole ``with`` block, else one per call."""
+
+    def __init__(self, config: _Config, backend: str) -> None:
+        self._config = config
+        self._backend = backend
+        self._shared: tuple[anyio.from_thread.BlockingPortal, _AppRunner] | None = None
+        self._stack: contextlib.ExitStack | None = None
+
+    def start(self) -> None:
+        self._shared = self._open(lifespan=True, stack=contextlib.ExitStack())
+
+    def close(self) -> None:
+        stack, self._stack, self._shared = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+    def _open(
+        self, *, lifespan: bool, stack: contextlib.ExitStack
+    ) -> tuple[anyio.from_thread.BlockingPortal, _AppRunner]:
+        with contextlib.ExitStack() as setup:
+            portal = setup.enter_context(anyio.from_thread.start_blocking_portal(self._backend))
+            raise_errors = self._config.raise_server_exceptions
+            runner = _AppRunner(
+                self._config.app, lifespan=lifespan, raise_server_exceptions=raise_errors
+            )
+            setup.enter_context(portal.wrap_async_context_manager(runner))
+            stack.push(setup.pop_all())
+        if lifespan:
+            self._stack = stack
+        return portal, runner
+
+    def _acquire(
+        self,
+    ) -> tuple[anyio.from_thread.BlockingPortal, _AppRunner, contextlib.ExitStack]:
+        release = contextlib.ExitStack()
+        if self._shared is not None:
+            return (*self._shared, release)
+        return (*self._open(lifespan=False, stack=release), release)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        portal, runner, release = self._acquire()
+        with release:
+            assert isinstance(request.stream, httpx.SyncByteStream)
+            body = iter(request.stream)
+
+            async def read_body() -> bytes | None:
+                return next(body, None)
+
+            exchange = portal.call(self._config.http_exchange, request, runner.state, read_body)
+            status, headers = portal.call(exchange.start, runner.spawn)
+            stream = _SyncResponseStream(portal, exchange, release.pop_all())
+        return httpx.Response(status, headers=headers, stream=stream)
+
+    @contextlib.contextmanager
+    def websocket(
+        self, request: httpx.Request, subprotocols: list[str] | None
+    ) -> Iterator[WebSocketTestSession]:
+        portal, runner, release = self._acquire()
+        with release:
+            config = self._config
+            exchange = portal.call(config.websocket_exchange, request, subprotocols, runner.state)
+            portal.call(exchange.connect, runner.spawn)
+            try:
+                yield WebSocketTestSession(portal, exchange)
+            finally:
+                portal.call(exchange.close, 1000, None)
+
+
+class _AsyncResponseStream(httpx.AsyncByteStream):
+    def __init__(self, exchange: _HTTPExchange) -> None:
+        self._exchange = exchange
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._exchange.next_chunk()) is not None:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._exchange.aclose()
+
+
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    """Runs the app in the current event loop, inside ``async with``."""
+
+    def __init__(self, config: _Config) -> None:
+        self._config = config
+        self._runner: _AppRunner | None = None
+
+    async def start(self) -> None:
+        raise_errors = self._config.raise_server_exceptions
+        runner = _AppRunner(self._config.app, lifespan=True, raise_server_exceptions=raise_errors)
+        self._runner = await runner.__aenter__()
+
+    async def aclose(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.__aexit__(None, None, None)
+
+    def _require_runner(self) -> _AppRunner:
+        if self._runner is None:
+            raise RuntimeError("use AsyncTestClient inside `async with`")
+        return self._runner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        runner = self._require_runner()
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        body = aiter(request.stream)
+
+        async def read_body() -> bytes | None:
+            return await anext(body, None)
+
+        exchange = self._config.http_exchange(request, runner.state, read_body)
+        status, headers = await exchange.start(runner.spawn)
+        return httpx.Response(status, headers=headers, stream=_AsyncResponseStream(exchange))
+
+    @contextlib.asynccontextmanager
+    async def websocket(
+        self, request: httpx.Request, subprotocols: list[str] | None
+    ) -> AsyncIterator[AsyncWebSocketTestSession]:
+        runner = self._require_runner()
+        exchange = self._config.websocket_exchange(request, subprotocols, runner.state)
+        await exchange.connect(runner.spawn)
+        try:
+            yield AsyncWebSocketTestSession(exchange)
+        finally:
+            await exchange.close()
+
+
+def _extensions(
+    extensions: Mapping[str, Mapping[str, Any]] | None,
+) -> Mapping[str, Mapping[str, Any]]:
+    return _DEFAULT_EXTENSIONS if extensions is None else extensions
+
+
+def _default_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {"user-agent": "testclient", **(headers or {})}
+
+
+class AsyncTestClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` that runs ``app`` in the current event loop.
+
+    Use it as ``async with AsyncTestClient(app) as client`` (or get one from
+    ``async with TestClient(app)``): entering runs the lifespan startup,
+    leaving runs its shutdown. Options are those of :class:`TestClient`.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        base_url: str = "http://testserver",
+        *,
+        raise_server_exceptions: bool = True,
+        root_path: str = "",
+        client: tuple[str, int] = ("testclient", 50000),
+        headers: Mapping[str, str] | None = None,
+        follow_redirects: bool = True,
+        cookies: httpx.Cookies | dict[str, str] | None = None,
+        extensions: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        config = _Config(app, raise_server_exceptions, root_path, client, _extensions(extensions))
+        self._test_transport = _AsyncTransport(config)
+        super().__init__(
+            base_url=base_url,
+            headers=_default_headers(headers),
+            follow_redirects=follow_redirects,
+            cookies=cookies,
+            transport=self._test_transport,
+        )
+
+    async def __aenter__(self: _AsyncClient) -> _AsyncClient:
+        await super().__aenter__()
+        try:
+            await self._test_transport.start()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: list[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncWebSocketTestSession]:
+        """Open a WebSocket session: ``async with client.websocket_connect("/ws") as ws``.
+
+        Raises ``WebSocketDisconnect`` if the app closes before accepting, and
+        ``WebSocketDenialResponse`` if it answers with an HTTP response.
+        """
+        request = self.build_request("GET", url, headers=headers)
+        return self._test_transport.websocket(request, subprotocols)
+
+
+class TestClient(httpx.Client):
+    """An ``httpx.Client`` that sends its requests to an ASGI ``app``.
+
+    ``with TestClient(app) as client`` runs the lifespan around the block;
+    ``async with TestClient(app) as client`` yields an :class:`AsyncTestClient`.
+    ``raise_server_exceptions`` re-raises the app's exceptions in the test
+    (otherwise the client sees a 500 if no response had started).
+    ``root_path`` and ``client`` fill those scope keys, ``extensions`` replaces
+    the advertised ASGI extensions (by default ``http.response.pathsend`` and
+    ``websocket.http.response``), and ``backend`` is the anyio backend of the
+    event loop thread ("asyncio" or "trio").
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        base_url: str = "http://testserver",
+        *,
+        raise_server_exceptions: bool = True,
+        root_path: str = "",
+        client: tuple[str, int] = ("testclient", 50000),
+        headers: Mapping[str, str] | None = None,
+        follow_redirects: bool = True,
+        cookies: httpx.Cookies | dict[str, str] | None = None,
+        extensions: Mapping[str, Mapping[str, Any]] | None = None,
+        backend: Literal["asyncio", "trio"] = "asyncio",
+    ) -> None:
+        self._options: dict[str, Any] = {
+            "raise_server_exceptions": raise_server_exceptions,
+            "root_path": root_path,
+            "client": client,
+            "headers": headers,
+            "follow_redirects": follow_redirects,
+            "cookies": cookies,
+            "extensions": extensions,
+        }
+        self._app = app
+        self._test_base_url = base_url
+        self._async_client: AsyncTestClient | None = None
+        config = _Config(app, raise_server_exceptions, root_path, client, _extensions(extensions))
+        self._test_transport = _SyncTransport(config, backend)
+        super().__init__(
+            base_url=base_url,
+            headers=_default_headers(headers),
+            follow_redirects=follow_redirects,
+            cookies=cookies,
+            transport=self._test_transport,
+        )
+
+    def __enter__(self: _SyncClient) -> _SyncClient:
+        super().__enter__()
+        try:
+            self._test_transport.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    async def __aenter__(self) -> AsyncTestClient:
+        client = AsyncTestClient(self._app, self._test_base_url, **self._options)
+        self._async_client = await client.__aenter__()
+        return self._async_client
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.__aexit__(exc_type, exc, traceback)
+
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: list[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> contextlib.AbstractContextManager[WebSocketTestSession]:
+        """Open a WebSocket session: ``with client.websocket_connect("/ws") as ws``.
+
+        Raises ``WebSocketDisconnect`` if the app closes before accepting, and
+        ``WebSocketDenialResponse`` if it answers with an HTTP response.
+        """
+        request = self.build_request("GET", url, headers=headers)
+        return self._test_transport.websocket(request, subprotocols)
+
+
+__all__ = [
+    "AsyncTestClient",
+    "AsyncWebSocketTestSession",
+    "LifespanFailed",
+    "TestClient",
+    "WebSocketDenialResponse",
+    "WebSocketTestSession",
+]

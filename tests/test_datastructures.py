@@ -1,0 +1,526 @@
+"""URL, Headers, QueryParams, the Cookie parser and State, through their public API."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asgikit.datastructures import (
+    URL,
+    Headers,
+    MutableHeaders,
+    QueryParams,
+    State,
+    full_path,
+    parse_cookie_header,
+    route_path,
+    valid_host,
+)
+from tests.conftest import make_scope
+
+# -- URL.from_scope ----------------------------------------------------------
+
+
+def test_url_from_scope_uses_the_host_header() -> None:
+    scope = make_scope(path="/a/b", query_string=b"x=1", headers=[(b"host", b"example.com:8080")])
+    url = URL.from_scope(scope)
+    assert str(url) == "http://example.com:8080/a/b?x=1"
+    assert url.hostname == "example.com"
+    assert url.port == 8080
+    assert url.path == "/a/b"
+    assert url.query == "x=1"
+
+
+@pytest.mark.parametrize(
+    "bad_host",
+    [b"evil.com/x?", b"a b", b"", b"example.com:99999x", b"evil.com@x", b"h#f", b"[::1", b"a]b"],
+)
+def test_url_from_scope_ignores_an_invalid_host_header(bad_host: bytes) -> None:
+    scope = make_scope(path="/p", headers=[(b"host", bad_host)], server=("10.0.0.1", 8000))
+    url = URL.from_scope(scope)
+    assert url.netloc == "10.0.0.1:8000"
+    assert str(url) == "http://10.0.0.1:8000/p"
+
+
+def test_url_from_scope_drops_the_default_port_of_the_server() -> None:
+    scope = make_scope(scheme="https", server=("example.org", 443))
+    assert str(URL.from_scope(scope)) == "https://example.org/"
+
+
+def test_url_from_scope_without_host_or_server_is_localhost() -> None:
+    scope = make_scope()
+    del scope["server"]
+    assert URL.from_scope(scope).netloc == "localhost"
+
+
+def test_url_from_scope_brackets_an_ipv6_server_address() -> None:
+    scope = make_scope(server=("::1", 8000))
+    url = URL.from_scope(scope)
+    assert url.netloc == "[::1]:8000"
+    assert url.hostname == "::1"
+    assert url.port == 8000
+
+
+def test_url_from_scope_accepts_an_ipv6_host_header() -> None:
+    url = URL.from_scope(make_scope(headers=[(b"host", b"[2001:db8::1]:8443")]))
+    assert url.hostname == "2001:db8::1"
+    assert url.port == 8443
+
+
+def test_url_from_scope_websocket_scheme_defaults_to_ws() -> None:
+    scope = {"type": "websocket", "path": "/ws", "headers": [(b"host", b"h")]}
+    assert str(URL.from_scope(scope)) == "ws://h/ws"
+
+
+@pytest.mark.parametrize(
+    ("path", "root_path"),
+    [("/api/users", "/api"), ("/users", "/api")],
+    ids=["path-includes-root", "path-relative-to-root"],
+)
+def test_url_from_scope_includes_root_path_either_way(path: str, root_path: str) -> None:
+    scope = make_scope(path=path, root_path=root_path, headers=[(b"host", b"h")])
+    assert URL.from_scope(scope).path == "/api/users"
+    assert route_path(scope) == "/users"
+    assert full_path(scope) == "/api/users"
+
+
+def test_root_path_must_match_a_whole_segment() -> None:
+    # "/apiary" is not below "/api": the server gave the path relative to it.
+    scope = make_scope(path="/apiary", root_path="/api")
+    assert full_path(scope) == "/api/apiary"
+    assert route_path(scope) == "/apiary"
+
+
+def test_path_equal_to_root_path_routes_to_slash() -> None:
+    scope = make_scope(path="/api", root_path="/api")
+    assert route_path(scope) == "/"
+    assert full_path(scope) == "/api"
+
+
+def test_url_from_scope_percent_encodes_the_decoded_path() -> None:
+    scope = make_scope(path="/a b/é/100%/?#", headers=[(b"host", b"h")])
+    url = URL.from_scope(scope)
+    assert url.path == "/a%20b/%C3%A9/100%25/%3F%23"
+    assert url.query == ""
+    assert url.fragment == ""
+
+
+def test_url_from_scope_keeps_sub_delims_in_the_path() -> None:
+    scope = make_scope(path="/a:b@c;d=e,f", headers=[(b"host", b"h")])
+    assert URL.from_scope(scope).path == "/a:b@c;d=e,f"
+
+
+def test_a_double_slash_path_does_not_move_the_authority() -> None:
+    scope = make_scope(path="//evil.com/x", headers=[(b"host", b"good.example")])
+    url = URL.from_scope(scope)
+    assert url.netloc == "good.example"
+    assert url.hostname == "good.example"
+    assert url.path == "//evil.com/x"
+    # And parsing its string again keeps the authority too.
+    assert URL(str(url)).netloc == "good.example"
+
+
+def test_an_at_sign_in_the_path_does_not_become_userinfo() -> None:
+    scope = make_scope(path="/@evil.com", headers=[(b"host", b"good.example")])
+    assert URL(str(URL.from_scope(scope))).hostname == "good.example"
+
+
+def test_url_from_scope_percent_encodes_raw_bytes_in_the_query() -> None:
+    scope = make_scope(query_string=b"q=\xc3\xa9&x=%20#frag", headers=[(b"host", b"h")])
+    url = URL.from_scope(scope)
+    assert url.query == "q=%C3%A9&x=%20%23frag"
+    assert url.fragment == ""
+    assert QueryParams(url.query)["q"] == "é"
+
+
+def test_url_parses_a_string_lazily() -> None:
+    url = URL("https://user@example.com:8443/p/q?a=1#top")
+    assert url.scheme == "https"
+    assert url.netloc == "user@example.com:8443"
+    assert url.hostname == "example.com"
+    assert url.port == 8443
+    assert url.path == "/p/q"
+    assert url.query == "a=1"
+    assert url.fragment == "top"
+    assert url.is_secure
+
+
+def test_url_port_out_of_range_is_none() -> None:
+    assert URL("http://h:99999/").port is None
+
+
+def test_url_replace_gives_a_new_url() -> None:
+    url = URL("http://h/a?b=1")
+    other = url.replace(scheme="https", path="/c", query="")
+    assert str(other) == "https://h/c"
+    assert str(url) == "http://h/a?b=1"
+
+
+def test_url_replace_keeps_a_scheme_relative_authority() -> None:
+    assert str(URL("//h/x").replace(path="/y")) == "//h/y"
+    assert str(URL("/x?a=1").replace(query="b=2")) == "/x?b=2"
+
+
+def test_include_query_params_replaces_and_adds() -> None:
+    url = URL("http://h/p?a=1&b=2&a=3")
+    assert str(url.include_query_params(a="x y", c=5)) == "http://h/p?b=2&a=x+y&c=5"
+
+
+def test_url_equality_with_urls_and_strings() -> None:
+    url = URL.from_scope(make_scope(path="/p", headers=[(b"host", b"h")]))
+    assert url == URL("http://h/p")
+    assert url == "http://h/p"
+    assert url != "http://h/q"
+    assert url != 1
+    assert hash(url) == hash(URL("http://h/p"))
+    assert repr(url) == "URL('http://h/p')"
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("example.com", True),
+        ("example.com:8000", True),
+        ("[::1]:8000", True),
+        ("127.0.0.1", True),
+        ("example.com:", True),
+        ("", False),
+        ("a b", False),
+        ("x/y", False),
+        ("x:80:80", False),
+        ("x:123456", False),
+        ("[::1]x", False),
+        ("x" * 256, False),
+    ],
+)
+def test_valid_host(host: str, ok: bool) -> None:
+    assert valid_host(host) is ok
+
+
+_scope_strings = st.text(max_size=40)
+_bytes = st.binary(max_size=40)
+
+
+@given(host=_bytes, path=_scope_strings, root=_scope_strings, query=_bytes)
+def test_url_from_scope_never_raises_and_keeps_the_authority(
+    host: bytes, path: str, root: str, query: bytes
+) -> None:
+    scope = make_scope(path=path, root_path=root, query_string=query, headers=[(b"host", host)])
+    url = URL.from_scope(scope)
+    netloc = url.netloc
+    if not valid_host(host.decode("latin-1")):
+        assert netloc == "testserver"
+    # The string form is ASCII and, parsed again, names the same authority and query.
+    text = str(url)
+    assert text.isascii() or not valid_host(host.decode("latin-1")) or not host.isascii()
+    again = URL(text)
+    assert again.query == url.query
+    assert again.fragment == ""
+    if host.isascii():
+        assert again.netloc == netloc
+    QueryParams(url.query, max_fields=None)
+
+
+@given(st.text(max_size=60))
+def test_url_from_a_string_raises_only_value_error(text: str) -> None:
+    url = URL(text)
+    try:
+        _ = (url.scheme, url.netloc, url.path, url.query, url.hostname, url.port, str(url))
+    except ValueError:
+        pass
+
+
+# -- Headers -----------------------------------------------------------------
+
+
+def test_headers_are_case_insensitive_and_multi_valued() -> None:
+    headers = Headers(raw=[(b"x-a", b"1"), (b"X-B", b"2"), (b"x-a", b"3")])
+    assert headers["X-A"] == "1"
+    assert headers.get("x-b") == "2"
+    assert headers.getlist("X-a") == ["1", "3"]
+    assert headers.getlist("x-b") == ["2"]
+    assert headers.getlist("missing") == []
+    assert "X-B" in headers
+    assert 5 not in headers
+    assert sorted(headers) == ["x-a", "x-b"]
+    assert len(headers) == 2
+    assert headers.multi_items() == [("x-a", "1"), ("X-B", "2"), ("x-a", "3")]
+    assert headers.get("missing", "d") == "d"
+    with pytest.raises(KeyError):
+        headers["missing"]
+
+
+def test_headers_from_a_mapping_and_from_a_scope() -> None:
+    assert Headers({"Content-Type": "text/plain"}).raw == [(b"content-type", b"text/plain")]
+    assert Headers([("a", "1"), ("a", "2")]).getlist("A") == ["1", "2"]
+    scope = make_scope(headers=[(b"host", b"h")])
+    assert Headers(scope=scope)["host"] == "h"
+    assert Headers() == Headers(raw=[])
+
+
+def test_headers_decode_bytes_that_are_not_utf8_as_latin1() -> None:
+    headers = Headers(raw=[(b"x-name", b"caf\xe9 \xff\x80")])
+    assert headers["x-name"] == "café ÿ\x80"
+    assert headers.getlist("x-name") == ["café ÿ\x80"]
+
+
+def test_headers_lookup_of_a_name_outside_latin1_finds_nothing() -> None:
+    headers = Headers(raw=[(b"a", b"b")])
+    assert headers.getlist("ключ") == []
+    assert headers.get("ключ") is None
+    assert "ключ" not in headers
+
+
+def test_headers_equality_ignores_order_and_name_case() -> None:
+    assert Headers(raw=[(b"A", b"1"), (b"b", b"2")]) == Headers(raw=[(b"b", b"2"), (b"a", b"1")])
+    assert Headers(raw=[(b"a", b"1")]) != Headers(raw=[(b"a", b"2")])
+    with pytest.raises(TypeError):
+        hash(Headers())
+
+
+def test_mutable_headers_set_replaces_every_value() -> None:
+    headers = MutableHeaders(raw=[(b"a", b"1"), (b"A", b"2"), (b"b", b"3")])
+    headers["A"] = "x"
+    assert headers.raw == [(b"b", b"3"), (b"a", b"x")]
+    assert headers["a"] == "x"
+
+
+def test_mutable_headers_delete() -> None:
+    headers = MutableHeaders(raw=[(b"a", b"1"), (b"a", b"2"), (b"b", b"3")])
+    del headers["A"]
+    assert headers.raw == [(b"b", b"3")]
+    with pytest.raises(KeyError):
+        del headers["a"]
+    with pytest.raises(KeyError):
+        del headers["ключ"]
+
+
+def test_mutable_headers_append_setdefault_update_pop() -> None:
+    headers = MutableHeaders()
+    headers.append("Set-Cookie", "a=1")
+    headers.append("set-cookie", "b=2")
+    assert headers.getlist("set-cookie") == ["a=1", "b=2"]
+    assert headers.setdefault("x", "1") == "1"
+    assert headers.setdefault("X", "2") == "1"
+    headers.update({"x": "3", "y": "4"})
+    headers.update([("z", "5")])
+    assert headers["x"] == "3"
+    assert headers["y"] == "4"
+    assert headers["z"] == "5"
+    assert headers.pop("x") == "3"
+    assert "x" not in headers
+    assert headers.pop("x", "gone") == "gone"
+
+
+def test_mutablecopy_does_not_change_the_original() -> None:
+    original = Headers(raw=[(b"a", b"1")])
+    copy = original.mutablecopy()
+    copy["a"] = "2"
+    copy.append("b", "3")
+    assert original.raw == [(b"a", b"1")]
+    assert copy["a"] == "2"
+
+
+def test_add_vary_header() -> None:
+    headers = MutableHeaders()
+    headers.add_vary_header("Origin")
+    headers.add_vary_header("accept-encoding")
+    headers.add_vary_header("ORIGIN")
+    assert headers["vary"] == "Origin, accept-encoding"
+    star = MutableHeaders({"Vary": "*"})
+    star.add_vary_header("Origin")
+    assert star["vary"] == "*"
+
+
+@pytest.mark.parametrize("value", ["a\rb", "a\nb", "a\0b", "x\r\nSet-Cookie: a=b"])
+def test_mutable_headers_refuse_cr_lf_nul_in_values(value: str) -> None:
+    headers = MutableHeaders({"x": "kept"})
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        headers["x"] = value
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        headers.append("y", value)
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        Headers({"x": value})
+    # A refused value leaves what was there.
+    assert headers["x"] == "kept"
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a:b", "a\r\nb", "a\0", "é"])
+def test_mutable_headers_refuse_names_outside_the_token_grammar(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid header name"):
+        MutableHeaders()[name] = "v"
+
+
+_raw_headers = st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=12)), max_size=8)
+
+
+@given(raw=_raw_headers, key=st.text(max_size=12))
+def test_headers_over_any_bytes_never_raise(raw: list[tuple[bytes, bytes]], key: str) -> None:
+    headers = Headers(raw=raw)
+    headers.get(key)
+    headers.getlist(key)
+    _ = key in headers
+    assert len(headers.multi_items()) == len(raw)
+    assert all(isinstance(v, str) for v in headers.values())
+    mutable = headers.mutablecopy()
+    try:
+        del mutable[key]
+    except KeyError:
+        pass
+
+
+@given(st.lists(st.tuples(st.text(max_size=10), st.text(max_size=10)), max_size=6))
+def test_headers_from_text_raise_only_value_error(items: list[tuple[str, str]]) -> None:
+    try:
+        headers = Headers(items)
+    except ValueError:
+        return
+    for name, value in items:
+        assert value in headers.getlist(name)
+
+
+# -- QueryParams -------------------------------------------------------------
+
+
+def test_query_params_decode_plus_and_percent() -> None:
+    params = QueryParams("a=1+2&b=%20x%2By&c=%C3%A9")
+    assert params["a"] == "1 2"
+    assert params["b"] == " x+y"
+    assert params["c"] == "é"
+
+
+def test_query_params_keep_invalid_percent_escapes() -> None:
+    assert QueryParams("a=%zz&b=%4&c=%")["a"] == "%zz"
+    assert dict(QueryParams("a=%zz&b=%4&c=%")) == {"a": "%zz", "b": "%4", "c": "%"}
+
+
+def test_query_params_replace_invalid_utf8() -> None:
+    assert QueryParams("a=%FF%FE")["a"] == "\ufffd\ufffd"
+    assert QueryParams(b"a=\xff")["a"] == "\ufffd"
+
+
+def test_query_params_read_raw_utf8_bytes() -> None:
+    assert QueryParams(b"name=\xc3\xa9t\xc3\xa9")["name"] == "été"
+
+
+def test_query_params_repeated_keys_and_blank_values() -> None:
+    params = QueryParams("a=1&a=2&b=&c&=d")
+    assert params["a"] == "1"
+    assert params.getlist("a") == ["1", "2"]
+    assert params["b"] == ""
+    assert params["c"] == ""
+    assert params[""] == "d"
+    assert params.multi_items() == [("a", "1"), ("a", "2"), ("b", ""), ("c", ""), ("", "d")]
+    assert len(params) == 4
+
+
+def test_query_params_from_pairs_and_mapping() -> None:
+    assert QueryParams([("a", "1"), ("a", "2")]).getlist("a") == ["1", "2"]
+    assert QueryParams({"a": "1"}) == QueryParams("a=1")
+    assert str(QueryParams([("a", "x y"), ("b", "&")])) == "a=x+y&b=%26"
+
+
+def test_query_params_over_max_fields_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="more than 3"):
+        QueryParams("a&b&c&d", max_fields=3)
+    assert len(QueryParams("a&b&c", max_fields=3)) == 3
+    assert len(QueryParams("&&&a&&&", max_fields=1)) == 1
+    with pytest.raises(ValueError, match="more than 1000"):
+        QueryParams("&".join(f"k{i}" for i in range(1001)))
+    assert len(QueryParams("&".join(f"k{i}" for i in range(2000)), max_fields=None)) == 2000
+
+
+def test_query_params_are_unhashable() -> None:
+    with pytest.raises(TypeError):
+        hash(QueryParams("a=1"))
+
+
+@given(st.text(max_size=80), st.integers(min_value=0, max_value=5))
+def test_query_params_from_any_text_raise_only_value_error(query: str, limit: int) -> None:
+    try:
+        QueryParams(query, max_fields=limit)
+    except ValueError as exc:
+        assert "query parameters" in str(exc)
+
+
+@given(st.binary(max_size=80))
+def test_query_params_from_any_bytes_never_raise(query: bytes) -> None:
+    params = QueryParams(query, max_fields=None)
+    for key, value in params.multi_items():
+        assert isinstance(key, str)
+        assert isinstance(value, str)
+
+
+_pairs = st.lists(st.tuples(st.text(max_size=10), st.text(max_size=10)), max_size=8)
+
+
+@given(_pairs)
+def test_query_params_round_trip_through_urlencode(pairs: list[tuple[str, str]]) -> None:
+    assert QueryParams(urlencode(pairs)).multi_items() == pairs
+    assert QueryParams(str(QueryParams(pairs))).multi_items() == pairs
+
+
+# -- Cookie header -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("", {}),
+        ("a=1", {"a": "1"}),
+        ("a=1; b=2", {"a": "1", "b": "2"}),
+        ("a=1;b=2", {"a": "1", "b": "2"}),
+        ("  a = 1 ;  b=2  ", {"a": "1", "b": "2"}),
+        ('a="quoted value"', {"a": "quoted value"}),
+        ('a="', {"a": '"'}),
+        ("flag", {"": "flag"}),
+        ("a=1; a=2", {"a": "1"}),
+        ("a=b=c", {"a": "b=c"}),
+        ("a=", {"a": ""}),
+        ("a=1; ; ;b=2", {"a": "1", "b": "2"}),
+        ("a=caf\xe9", {"a": "caf\xe9"}),
+        ("=v", {"": "v"}),
+    ],
+)
+def test_parse_cookie_header_as_browsers_send_it(header: str, expected: dict[str, str]) -> None:
+    assert parse_cookie_header(header) == expected
+
+
+def test_parse_cookie_header_stops_at_max_cookies() -> None:
+    header = "; ".join(f"c{i}={i}" for i in range(10))
+    assert len(parse_cookie_header(header, max_cookies=3)) == 3
+    assert len(parse_cookie_header("; ".join(f"c{i}=1" for i in range(500)))) == 200
+
+
+@given(st.text(max_size=80))
+def test_parse_cookie_header_never_raises(header: str) -> None:
+    cookies = parse_cookie_header(header)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in cookies.items())
+
+
+@given(st.binary(max_size=80))
+def test_parse_cookie_header_over_latin1_bytes_never_raises(header: bytes) -> None:
+    parse_cookie_header(header.decode("latin-1"))
+
+
+# -- State -------------------------------------------------------------------
+
+
+def test_state_is_attribute_access_over_a_dict() -> None:
+    backing: dict[str, object] = {"db": "conn"}
+    state = State(backing)
+    assert state.db == "conn"
+    state.cache = 1
+    assert backing["cache"] == 1
+    assert "cache" in state
+    assert state.get("nope", 5) == 5
+    del state.cache
+    assert "cache" not in backing
+    with pytest.raises(AttributeError):
+        _ = state.missing
+    with pytest.raises(AttributeError):
+        del state.missing
+    assert repr(State()) == "State({})"
