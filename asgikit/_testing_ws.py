@@ -252,7 +252,9 @@ class WebSocketTestSession:
     and ``extra_headers`` come from the app's ``websocket.accept``.
     """
 
-    def __init__(self, portal: anyio.from_thread.BlockingPortal, exchange: _WebSocketExchange):
+    def __init__(
+        self, portal: anyio.from_thread.BlockingPortal, exchange: _WebSocketExchange
+    ) -> None:
         self._portal = portal
         self._exchange = exchange
 
@@ -310,7 +312,7 @@ class AsyncWebSocketTestSession:
     :class:`WebSocketTestSession` with every call awaited.
     """
 
-    def __init__(self, exchange: _WebSocketExchange):
+    def __init__(self, exchange: _WebSocketExchange) -> None:
         self._exchange = exchange
 
     @property

@@ -7,8 +7,10 @@ parameter.  Users add their own convertors with ``register_convertor``.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -82,12 +84,12 @@ class FloatConvertor(Convertor[float]):
 
     def to_string(self, value: float) -> str:
         number = float(value)
-        if number < 0 or number != number or number in (float("inf"),):
+        if not math.isfinite(number) or number < 0:
             raise ValueError(f"a float path parameter must be finite and >= 0: {value!r}")
-        text = repr(number)
-        if "e" in text:
-            text = f"{number:f}"
-        return text.removesuffix(".0") if text.endswith(".0") else text
+        # repr() is the shortest text that reads back as the same float; Decimal
+        # writes it out without an exponent, which the pattern does not allow.
+        text = format(Decimal(repr(number)), "f")
+        return text.removesuffix(".0")
 
 
 class UUIDConvertor(Convertor[uuid.UUID]):
@@ -153,7 +155,11 @@ class CompiledPath:
             raise KeyError(", ".join(sorted(missing)))
         path = self.format
         for key, convertor in self.convertors.items():
-            path = path.replace("{" + key + "}", convertor.to_string(params[key]))
+            text = convertor.to_string(params[key])
+            if re.fullmatch(convertor.regex, text) is None:
+                # The route could never match this path back: refuse to build it.
+                raise ValueError(f"{key}={params[key]!r} does not fit {self.template!r}")
+            path = path.replace("{" + key + "}", text)
         rest = {k: v for k, v in params.items() if k not in self.convertors}
         return path, rest
 

@@ -9,6 +9,7 @@ query strings and RFC 6265 §5.4 for the ``Cookie`` header as browsers send it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from ipaddress import IPv6Address
 from typing import Any, NamedTuple, TypeVar, overload
 from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
 
@@ -45,7 +46,14 @@ def valid_host(host: str) -> bool:
         if end == -1:
             return False
         rest = host[end + 1 :]
-        return rest == "" or (rest[0] == ":" and rest[1:].isdigit())
+        if not (rest == "" or (rest[0] == ":" and rest[1:].isdigit() and len(rest) <= 6)):
+            return False
+        try:
+            # RFC 3986 §3.2.2: only an IPv6 address goes inside brackets.
+            IPv6Address(host[1:end])
+        except ValueError:
+            return False
+        return True
     name, _, port = host.partition(":")
     return (
         bool(name)
@@ -149,7 +157,7 @@ class URL:
         return self.scheme in ("https", "wss")
 
     def replace(self, **parts: str) -> URL:
-        """A copy with some of ``scheme``, ``netloc``, ``path``, ``query`` or ``fragment`` changed."""
+        """A copy with some of its parts (``scheme``, ``netloc``, ``path``...) changed."""
         return URL._from_parts(self.parts._replace(**parts))
 
     def include_query_params(self, **params: Any) -> URL:

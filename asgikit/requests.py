@@ -66,14 +66,14 @@ async def empty_receive() -> Message:
 class HTTPConnection(Mapping[str, Any]):
     """What HTTP requests and WebSocket connections share: the scope, lazily."""
 
-    __slots__ = ("_cookies", "_headers", "_query", "_url", "scope")
+    # Class-level defaults: building a connection sets only what it must.
+    _url: URL | None = None
+    _headers: Headers | None = None
+    _query: QueryParams | None = None
+    _cookies: dict[str, str] | None = None
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self._url: URL | None = None
-        self._headers: Headers | None = None
-        self._query: QueryParams | None = None
-        self._cookies: dict[str, str] | None = None
 
     def __getitem__(self, key: str) -> Any:
         return self.scope[key]
@@ -179,16 +179,15 @@ class HTTPConnection(Mapping[str, Any]):
 class Request(HTTPConnection):
     """An HTTP request.  ``Request(scope, receive)``; cheap to build, lazy to read."""
 
-    __slots__ = ("_body", "_buffer", "_consumed", "_form", "_receive", "_streamed")
+    _body: bytes | None = None
+    _consumed = False  # the server's body has been read to its end
+    _streamed = False  # stream() handed chunks out without keeping them
+    _form: FormData | None = None
 
     def __init__(self, scope: Scope, receive: Receive = empty_receive) -> None:
-        super().__init__(scope)
+        self.scope = scope
         self._receive = receive
         self._buffer: list[bytes] = []
-        self._body: bytes | None = None
-        self._consumed = False  # the server's body has been read to its end
-        self._streamed = False  # stream() handed chunks out without keeping them
-        self._form: FormData | None = None
 
     @property
     def method(self) -> str:
@@ -301,7 +300,8 @@ class Request(HTTPConnection):
         """The body parsed as JSON; a malformed body is ``HTTPException(400)``."""
         body = await self.body(max_size=max_size)
         try:
-            return json.loads(body)
+            # RFC 8259 §8.1: JSON exchanged between systems is UTF-8.
+            return json.loads(body.decode("utf-8"))
         except (ValueError, RecursionError) as exc:
             # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
             raise HTTPException(400, f"Malformed JSON body: {exc}") from None

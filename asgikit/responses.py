@@ -37,11 +37,25 @@ class Response:
         if media_type is not None:
             self.media_type = media_type
         self.background = background
-        self.body = self.render(content)
-        self._raw_headers = self._init_headers(headers)
+        body = self.body = self.render(content)
+        if headers is None and self.media_type is not None and 200 <= status_code < 300:
+            # The common case, kept short: it runs for nearly every response.
+            self._raw_headers = [
+                (b"content-length", b"%d" % len(body)),
+                (b"content-type", _content_type(self.media_type, self.charset)),
+            ]
+            if status_code == 204:
+                del self._raw_headers[0]
+        else:
+            self._raw_headers = self._init_headers(headers)
 
     def render(self, content: Any) -> bytes:
         """The body bytes for ``content``."""
+        kind = type(content)
+        if kind is str:
+            return content.encode(self.charset)  # type: ignore[no-any-return]
+        if kind is bytes:
+            return content  # type: ignore[no-any-return]
         if content is None:
             return b""
         if isinstance(content, bytes):
@@ -66,12 +80,9 @@ class Response:
         body = getattr(self, "body", None)
         status = self.status_code
         if body is not None and not has_length and not (status < 200 or status in (204, 304)):
-            raw.append((b"content-length", str(len(body)).encode()))
+            raw.append((b"content-length", b"%d" % len(body)))
         if self.media_type is not None and not has_type:
-            content_type = self.media_type
-            if content_type.startswith("text/") and "charset=" not in content_type.lower():
-                content_type += "; charset=" + self.charset
-            raw.append((b"content-type", content_type.encode("latin-1")))
+            raw.append((b"content-type", _content_type(self.media_type, self.charset)))
         return raw
 
     @property
@@ -145,6 +156,26 @@ class Response:
             await self.background()
 
 
+_CONTENT_TYPES: dict[str, dict[str, bytes]] = {}
+
+
+def _content_type(media_type: str, charset: str) -> bytes:
+    """The ``Content-Type`` value, ``charset`` added for text; cached per pair."""
+    by_type = _CONTENT_TYPES.get(charset)
+    if by_type is None:
+        by_type = _CONTENT_TYPES.setdefault(charset, {})
+    value = by_type.get(media_type)
+    if value is None:
+        text = media_type
+        if text.startswith("text/") and "charset=" not in text.lower():
+            text += "; charset=" + charset
+        value = text.encode("latin-1")
+        validate_header(b"content-type", value)
+        if len(by_type) < 256:
+            by_type[media_type] = value
+    return value
+
+
 class _LiveHeaders(MutableHeaders):
     """``MutableHeaders`` over the response's own header list (edits happen in place)."""
 
@@ -173,15 +204,18 @@ class HTMLResponse(Response):
     media_type = "text/html"
 
 
+_encode_json = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":")
+).encode
+
+
 class JSONResponse(Response):
     """A JSON response: compact, UTF-8, and NaN/Infinity refused (RFC 8259 has none)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(
-            content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode("utf-8")
+        return _encode_json(content).encode("utf-8")
 
 
 # Characters a Location keeps as they are; everything else is percent-encoded.

@@ -80,7 +80,8 @@ def request_handler_app(func: Callable[[Request], Any]) -> ASGIApp:
         except HTTPException as exc:
             await answer_http_exception(scope, receive, send, exc)
             return
-        await response(scope, request.receive, send)
+        # The request's own receive replays a body that was read; else the server's.
+        await response(scope, request.receive if request._buffer else receive, send)
 
     return app
 

@@ -91,15 +91,20 @@ class Router:
         if kind == "lifespan":
             await serve_lifespan(self._lifespan_apps, scope, receive, send)
             return
-        path = route_path(scope)
+        path = route_path(scope) if scope.get("root_path") else scope["path"]
         if kind == "http":
             method = scope["method"]
             allowed: set[str] | None = None
             static = self._http_static.get(path)
             if static is not None:
                 for entry in static:
-                    if entry.methods is None or method in entry.methods:
-                        await entry.app(self._child(scope, {}), receive, send)
+                    methods = entry.methods
+                    if methods is None or method in methods:
+                        if "router" in scope:
+                            child = {**scope, "path_params": scope.get("path_params") or {}}
+                        else:
+                            child = self._child(scope, {})
+                        await entry.app(child, receive, send)
                         return
                 allowed = set()
                 for entry in static:
@@ -160,13 +165,15 @@ class Router:
         await self.not_found(scope, receive, send)
 
     def _child(self, scope: Scope, params: dict[str, Any]) -> Scope:
-        child = dict(scope)
         outer = scope.get("path_params")
-        child["path_params"] = {**outer, **params} if outer else params
-        if "router" not in scope:
-            child["router"] = self
-            child["app_root_path"] = scope.get("root_path", "")
-        return child
+        if "router" in scope:
+            return {**scope, "path_params": {**outer, **params} if outer else params}
+        return {
+            **scope,
+            "path_params": {**outer, **params} if outer else params,
+            "router": self,
+            "app_root_path": scope.get("root_path", ""),
+        }
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
         compiled = entry.path

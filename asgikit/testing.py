@@ -400,7 +400,8 @@ class _SyncTransport(httpx.BaseTransport):
         self._stack: contextlib.ExitStack | None = None
 
     def start(self) -> None:
-        self._shared = self._open(lifespan=True, stack=contextlib.ExitStack())
+        portal, runner, self._stack = self._open(lifespan=True)
+        self._shared = (portal, runner)
 
     def close(self) -> None:
         stack, self._stack, self._shared = self._stack, None, None
@@ -408,27 +409,28 @@ class _SyncTransport(httpx.BaseTransport):
             stack.close()
 
     def _open(
-        self, *, lifespan: bool, stack: contextlib.ExitStack
-    ) -> tuple[anyio.from_thread.BlockingPortal, _AppRunner]:
-        with contextlib.ExitStack() as setup:
-            portal = setup.enter_context(anyio.from_thread.start_blocking_portal(self._backend))
-            raise_errors = self._config.raise_server_exceptions
-            runner = _AppRunner(
-                self._config.app, lifespan=lifespan, raise_server_exceptions=raise_errors
-            )
-            setup.enter_context(portal.wrap_async_context_manager(runner))
-            stack.push(setup.pop_all())
-        if lifespan:
-            self._stack = stack
-        return portal, runner
+        self, *, lifespan: bool
+    ) -> tuple[anyio.from_thread.BlockingPortal, _AppRunner, contextlib.ExitStack]:
+        raise_errors = self._config.raise_server_exceptions
+        runner = _AppRunner(
+            self._config.app, lifespan=lifespan, raise_server_exceptions=raise_errors
+        )
+        stack = contextlib.ExitStack()
+        try:
+            portal = stack.enter_context(anyio.from_thread.start_blocking_portal(self._backend))
+            stack.enter_context(portal.wrap_async_context_manager(runner))
+        except BaseException:
+            stack.close()
+            raise
+        return portal, runner, stack
 
     def _acquire(
         self,
     ) -> tuple[anyio.from_thread.BlockingPortal, _AppRunner, contextlib.ExitStack]:
-        release = contextlib.ExitStack()
+        """The shared portal inside ``with``, else a fresh one (without lifespan)."""
         if self._shared is not None:
-            return (*self._shared, release)
-        return (*self._open(lifespan=False, stack=release), release)
+            return (*self._shared, contextlib.ExitStack())
+        return self._open(lifespan=False)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         portal, runner, release = self._acquire()
@@ -463,9 +465,16 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
     def __init__(self, exchange: _HTTPExchange) -> None:
         self._exchange = exchange
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while (chunk := await self._exchange.next_chunk()) is not None:
-            yield chunk
+    # An iterator object, not an async generator: a generator left unfinished
+    # when a client stops reading early is a ResourceWarning on trio.
+    def __aiter__(self) -> _AsyncResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._exchange.next_chunk()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
     async def aclose(self) -> None:
         await self._exchange.aclose()

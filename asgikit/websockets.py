@@ -1,10 +1,19 @@
 """``WebSocket``: one WebSocket connection, over the ASGI WebSocket spec.
 
 The state machine follows the spec's message order: ``websocket.connect``,
-then ``accept`` (or a close or a denial response), then messages both ways,
-then a close from either side.  Receiving after the peer left raises
-``WebSocketDisconnect`` with its code; sending after close is a
-``RuntimeError``.
+then ``accept`` (or a refusal: a close, which servers answer with HTTP 403,
+or a real HTTP response through the ``websocket.http.response`` extension),
+then messages both ways, then a close from either side.
+
+Each side's state is tracked separately.  Receiving after the peer left
+raises ``WebSocketDisconnect`` with its code (the ``iter_*`` loops simply
+end); sending after the app closed is a ``RuntimeError`` that says so;
+sending after the peer left raises ``WebSocketDisconnect``, as does a
+server's ``OSError`` on send (ASGI 2.4).  ``close()`` on a connection that is
+already over does nothing, so it is safe in a ``finally``.
+
+Frames, masking, ping/pong and message size limits are the server's job and
+are not seen here.
 """
 
 from __future__ import annotations
@@ -12,11 +21,17 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
+from asgikit.datastructures import validate_header
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.requests import HTTPConnection
 from asgikit.types import Message, Receive, Scope, Send
+
+HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+# RFC 6455 §7.4.1: 1006 is never sent on the wire; it reports a lost connection.
+_ABNORMAL_CLOSURE = 1006
 
 
 class WebSocketState(enum.Enum):
@@ -28,10 +43,28 @@ class WebSocketState(enum.Enum):
     RESPONSE = 3
 
 
-class WebSocket(HTTPConnection):
-    """A WebSocket connection: ``WebSocket(scope, receive, send)``."""
+def _raw_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    raw: list[tuple[bytes, bytes]] = []
+    for key, value in items:
+        pair = (key.lower().encode("latin-1"), value.encode("latin-1"))
+        validate_header(*pair)
+        raw.append(pair)
+    return raw
 
-    __slots__ = ("_receive", "_send", "application_state", "client_state")
+
+class WebSocket(HTTPConnection):
+    """A WebSocket connection: ``WebSocket(scope, receive, send)``.
+
+    ``client_state`` and ``application_state`` say where each side is
+    (:class:`WebSocketState`).  The scope's views (``url``, ``headers``,
+    ``query_params``, ``path_params``, ``cookies``, ``url_for``...) are those
+    of an HTTP request.
+    """
+
+    __slots__ = ("_receive", "_send", "application_state", "client_state", "close_code")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -41,6 +74,8 @@ class WebSocket(HTTPConnection):
         self._send = send
         self.client_state = WebSocketState.CONNECTING
         self.application_state = WebSocketState.CONNECTING
+        #: The code the peer closed with, once it has.
+        self.close_code: int | None = None
 
     @property
     def subprotocols(self) -> list[str]:
@@ -48,28 +83,39 @@ class WebSocket(HTTPConnection):
         protocols: list[str] = list(self.scope.get("subprotocols", ()))
         return protocols
 
+    @property
+    def can_deny_with_response(self) -> bool:
+        """Whether the server lets a refusal be a full HTTP response."""
+        return "websocket.http.response" in (self.scope.get("extensions") or {})
+
+    # -- raw messages -------------------------------------------------------
+
     async def receive(self) -> Message:
         """The next raw ASGI message from the client."""
         if self.client_state is WebSocketState.DISCONNECTED:
-            raise RuntimeError("cannot receive: the WebSocket is disconnected")
+            raise RuntimeError("cannot receive: the client has already disconnected")
         message = await self._receive()
         kind = message["type"]
-        if self.client_state is WebSocketState.CONNECTING:
+        if kind == "websocket.disconnect":
+            self.client_state = WebSocketState.DISCONNECTED
+            self.close_code = message.get("code") or 1005
+        elif self.client_state is WebSocketState.CONNECTING:
             if kind != "websocket.connect":
                 raise RuntimeError(f"expected websocket.connect, got {kind!r}")
             self.client_state = WebSocketState.CONNECTED
-        elif kind == "websocket.disconnect":
-            self.client_state = WebSocketState.DISCONNECTED
         elif kind != "websocket.receive":
             raise RuntimeError(f"unexpected message {kind!r}")
         return message
 
     async def send(self, message: Message) -> None:
-        """Send a raw ASGI message to the client."""
+        """Send a raw ASGI message to the client (the order is checked)."""
         state = self.application_state
-        if state in (WebSocketState.DISCONNECTED, WebSocketState.RESPONSE):
-            raise RuntimeError("cannot send: the WebSocket is closed")
         kind = message["type"]
+        if state is WebSocketState.DISCONNECTED:
+            raise RuntimeError(f"cannot send {kind!r}: the WebSocket was already closed")
+        if self.client_state is WebSocketState.DISCONNECTED and state is WebSocketState.CONNECTED:
+            self.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(self.close_code or _ABNORMAL_CLOSURE)
         if state is WebSocketState.CONNECTING:
             if kind == "websocket.accept":
                 self.application_state = WebSocketState.CONNECTED
@@ -78,7 +124,12 @@ class WebSocket(HTTPConnection):
             elif kind == "websocket.http.response.start":
                 self.application_state = WebSocketState.RESPONSE
             else:
-                raise RuntimeError(f"send accept or close first, not {kind!r}")
+                raise RuntimeError(f"accept, close or deny the WebSocket first, not {kind!r}")
+        elif state is WebSocketState.RESPONSE:
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(f"expected websocket.http.response.body, not {kind!r}")
+            if not message.get("more_body", False):
+                self.application_state = WebSocketState.DISCONNECTED
         elif kind == "websocket.close":
             self.application_state = WebSocketState.DISCONNECTED
         elif kind != "websocket.send":
@@ -86,57 +137,119 @@ class WebSocket(HTTPConnection):
         try:
             await self._send(message)
         except OSError:
-            # ASGI 2.4: send on a closed connection raises an OSError.
+            # ASGI 2.4: a send on a connection that is gone raises an OSError.
             self.application_state = WebSocketState.DISCONNECTED
-            raise WebSocketDisconnect(1006) from None
+            self.client_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(self.close_code or _ABNORMAL_CLOSURE) from None
 
-    async def accept(
-        self,
-        subprotocol: str | None = None,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-    ) -> None:
-        """Accept the connection, choosing ``subprotocol`` among those offered."""
+    async def _await_connect(self) -> None:
         if self.client_state is WebSocketState.CONNECTING:
             await self.receive()
-        raw: list[tuple[bytes, bytes]] = []
-        if headers:
-            items = headers.items() if isinstance(headers, Mapping) else headers
-            raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
+        if self.client_state is WebSocketState.DISCONNECTED:
+            raise WebSocketDisconnect(self.close_code or _ABNORMAL_CLOSURE)
+
+    # -- handshake ----------------------------------------------------------
+
+    async def accept(self, subprotocol: str | None = None, headers: HeadersArg = None) -> None:
+        """Accept the connection, with ``subprotocol`` (one the client offered).
+
+        ``headers`` are added to the handshake response.  RFC 6455 §4.1 has a
+        client fail the connection on a subprotocol it did not offer, so that
+        is a ``ValueError`` here rather than a broken connection there.
+        """
+        if subprotocol is not None and subprotocol not in self.subprotocols:
+            raise ValueError(f"the client did not offer subprotocol {subprotocol!r}")
+        raw = _raw_headers(headers)
+        if any(name == b"sec-websocket-protocol" for name, _ in raw):
+            raise ValueError("choose the subprotocol with accept(subprotocol=...)")
+        await self._await_connect()
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
 
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the connection (before ``accept``, this refuses it with HTTP 403)."""
-        await self.send({"type": "websocket.close", "code": code, "reason": reason or ""})
+    async def deny(
+        self, status_code: int = 403, body: bytes | str = b"", headers: HeadersArg = None
+    ) -> None:
+        """Refuse the handshake with an HTTP response, where the server allows it.
 
-    def _check_message(self, message: Message) -> Message:
+        Without the ``websocket.http.response`` extension the refusal is a
+        close, which the server answers with HTTP 403 (``status_code``,
+        ``body`` and ``headers`` are then lost).
+        """
+        if self.application_state is not WebSocketState.CONNECTING:
+            raise RuntimeError("deny() refuses a handshake: the WebSocket was already answered")
+        if not 100 <= status_code <= 599:
+            raise ValueError(f"not an HTTP status code: {status_code}")
+        content = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        raw = _raw_headers(headers)
+        names = {name for name, _ in raw}
+        if b"content-type" not in names and content:
+            raw.append((b"content-type", b"text/plain; charset=utf-8"))
+        if b"content-length" not in names:
+            raw.append((b"content-length", str(len(content)).encode()))
+        await self._await_connect()
+        if not self.can_deny_with_response:
+            await self.send({"type": "websocket.close", "code": 1008, "reason": ""})
+            return
+        await self.send({"type": "websocket.http.response.start", "status": status_code, "headers": raw})
+        await self.send({"type": "websocket.http.response.body", "body": content})
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the connection; before ``accept`` this refuses it (HTTP 403).
+
+        Does nothing when the connection is already over (closed by the app,
+        or the client gone), so it can sit in a ``finally``.
+        """
+        if self.application_state in (WebSocketState.DISCONNECTED, WebSocketState.RESPONSE):
+            return
+        if self.client_state is WebSocketState.DISCONNECTED:
+            self.application_state = WebSocketState.DISCONNECTED
+            return
+        if len((reason or "").encode("utf-8")) > 123:
+            # RFC 6455 §5.5: a control frame's payload is at most 125 bytes.
+            raise ValueError("a close reason is at most 123 bytes of UTF-8")
+        if self.application_state is WebSocketState.CONNECTING:
+            await self._await_connect()
+        try:
+            await self.send({"type": "websocket.close", "code": code, "reason": reason or ""})
+        except WebSocketDisconnect:
+            pass
+
+    # -- data ---------------------------------------------------------------
+
+    async def _receive_data(self) -> Message:
+        if self.application_state is WebSocketState.CONNECTING:
+            raise RuntimeError("accept the WebSocket before receiving messages")
+        message = await self.receive()
         if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+            raise WebSocketDisconnect(self.close_code or 1005, message.get("reason"))
         return message
 
     async def receive_text(self) -> str:
-        """The next text message; a bytes message is a ``RuntimeError``."""
-        message = self._check_message(await self.receive())
+        """The next text message; a binary message is a ``RuntimeError``."""
+        message = await self._receive_data()
         text = message.get("text")
         if text is None:
-            raise RuntimeError("expected a text message, got bytes")
+            raise RuntimeError("expected a text message, got a binary one")
         return str(text)
 
     async def receive_bytes(self) -> bytes:
         """The next binary message; a text message is a ``RuntimeError``."""
-        message = self._check_message(await self.receive())
+        message = await self._receive_data()
         data = message.get("bytes")
         if data is None:
-            raise RuntimeError("expected a binary message, got text")
+            raise RuntimeError("expected a binary message, got a text one")
         return bytes(data)
 
-    async def receive_json(self, mode: str = "text") -> Any:
-        """The next message decoded as JSON (from a text or a binary frame)."""
-        message = self._check_message(await self.receive())
-        data = message.get("text") if mode == "text" else message.get("bytes")
+    async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
+        """The next message decoded as JSON (a text or a binary frame).
+
+        Malformed JSON raises ``ValueError`` (``json.JSONDecodeError``).
+        """
+        message = await self._receive_data()
+        data = message.get("text")
         if data is None:
-            data = message.get("bytes") if mode == "text" else message.get("text")
+            data = message.get("bytes")
         if data is None:
-            raise RuntimeError("empty WebSocket message")
+            raise RuntimeError("the WebSocket message has neither text nor bytes")
         return json.loads(data)
 
     async def iter_text(self) -> AsyncIterator[str]:
@@ -169,9 +282,9 @@ class WebSocket(HTTPConnection):
 
     async def send_bytes(self, data: bytes) -> None:
         """Send a binary message."""
-        await self.send({"type": "websocket.send", "bytes": data})
+        await self.send({"type": "websocket.send", "bytes": bytes(data)})
 
-    async def send_json(self, data: Any, mode: str = "text") -> None:
+    async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
         """Send ``data`` as JSON in a text (default) or binary message."""
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         if mode == "binary":

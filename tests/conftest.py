@@ -30,6 +30,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.anyio)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> None:
+    # Mark coroutine tests already while they are collected (this conftest's
+    # hook runs before anyio's), so anyio parametrizes them through the
+    # ``anyio_backend`` fixture above.  A marker added only after collection
+    # makes anyio rebuild the items and drop their ``@pytest.mark.parametrize``.
+    if collector.istestfunction(obj, name):
+        hypothesis = getattr(obj, "hypothesis", None)
+        inner = getattr(hypothesis, "inner_test", obj)
+        if inspect.iscoroutinefunction(inner):
+            pytest.mark.anyio(obj)
+
+
 # -- Hand-written ASGI fakes, shared by the core tests ----------------------
 
 

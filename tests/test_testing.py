@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
+import httpx
 import pytest
 
-from asgikit.testing import (
-    AsyncTestClient,
-    LifespanFailed,
-    TestClient,
-)
+from asgikit.exceptions import WebSocketDisconnect
+from asgikit.testing import AsyncTestClient, LifespanFailed, TestClient, WebSocketDenialResponse
 from asgikit.types import Message, Receive, Scope, Send
+
+Backend = Literal["asyncio", "trio"]
 
 
 class Boom(Exception):
@@ -22,7 +22,7 @@ class Boom(Exception):
 
 
 async def read_body(receive: Receive) -> bytes:
-    body = b""
+    body: bytes = b""
     while True:
         message = await receive()
         assert message["type"] == "http.request"
@@ -204,9 +204,9 @@ def gated_stream_app() -> Any:
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_response_chunks_reach_the_client_as_the_app_sends_them(backend: str) -> None:
+def test_response_chunks_reach_the_client_as_the_app_sends_them(backend: Backend) -> None:
     with (
-        TestClient(gated_stream_app(), backend=backend) as client,  # type: ignore[arg-type]
+        TestClient(gated_stream_app(), backend=backend) as client,
         client.stream("GET", "/stream") as response,
     ):
         chunks = response.iter_raw()
@@ -230,7 +230,6 @@ def early_close_app(seen: list[object]) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await no_lifespan(scope, receive, send)
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"first", "more_body": True})
         await read_body(receive)
         seen.append((await receive())["type"])
         try:
@@ -245,7 +244,7 @@ def test_closing_a_response_early_sends_http_disconnect_and_send_raises_oserror(
     seen: list[object] = []
     with TestClient(early_close_app(seen)) as client:
         with client.stream("GET", "/") as response:
-            assert next(response.iter_raw()) == b"first"
+            assert response.status_code == 200
         assert seen[0] == "http.disconnect"
         assert isinstance(seen[1], OSError)
 
@@ -254,9 +253,7 @@ async def test_async_closing_a_response_early_sends_http_disconnect() -> None:
     seen: list[object] = []
     async with TestClient(early_close_app(seen)) as client:
         async with client.stream("GET", "/") as response:
-            chunks = response.aiter_raw()
-            assert await chunks.__anext__() == b"first"
-            await chunks.aclose()
+            assert response.status_code == 200
         assert seen[0] == "http.disconnect"
         assert isinstance(seen[1], OSError)
 
@@ -331,9 +328,9 @@ def failing_app(error: Exception, *, after_start: bool = False) -> Any:
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_app_exception_is_reraised_unchanged(backend: str) -> None:
+def test_app_exception_is_reraised_unchanged(backend: Backend) -> None:
     error = Boom("bad")
-    client = TestClient(failing_app(error), backend=backend)  # type: ignore[arg-type]
+    client = TestClient(failing_app(error), backend=backend)
     with client, pytest.raises(Boom) as info:
         client.get("/")
     assert info.value is error
@@ -473,4 +470,285 @@ def test_no_thread_is_left_running_after_the_block() -> None:
         client.get("/")
         assert threading.active_count() == before + 1
     TestClient(no_lifespan_ok).get("/")
+    with pytest.raises(Boom):
+        TestClient(failing_app(Boom())).get("/")
     assert threading.active_count() == before
+
+
+def test_redirects_are_followed_and_cookies_kept() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        if scope["path"] == "/login":
+            headers = [(b"location", b"/home"), (b"set-cookie", b"sid=abc; Path=/")]
+            await send({"type": "http.response.start", "status": 303, "headers": headers})
+            await send({"type": "http.response.body"})
+            return
+        cookie = dict(scope["headers"]).get(b"cookie", b"")
+        await respond(send, scope["path"].encode() + b" " + cookie)
+
+    with TestClient(app) as client:
+        response = client.post("/login")
+        assert (response.status_code, response.text) == (200, "/home sid=abc")
+        assert client.cookies["sid"] == "abc"
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.post("/login").status_code == 303
+
+
+def test_closing_a_response_after_reading_part_of_it_sends_http_disconnect() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await read_body(receive)
+        seen.append((await receive())["type"])
+
+    with TestClient(app) as client:
+        with client.stream("GET", "/") as response:
+            assert next(response.iter_raw()) == b"first"
+            assert seen == []
+        assert seen == ["http.disconnect"]
+
+
+# WebSockets
+
+
+def websocket_app(log: list[Any]) -> Any:
+    """Accepts, echoes frames, and obeys commands sent as text frames."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        assert scope["type"] == "websocket"
+        log.append(scope)
+        assert await receive() == {"type": "websocket.connect"}
+        if scope["path"] == "/reject":
+            await send({"type": "websocket.close", "code": 4403, "reason": "nope"})
+            log.append(await receive())
+            return
+        if scope["path"] == "/deny":
+            headers = [(b"content-type", b"text/plain")]
+            await send(
+                {"type": "websocket.http.response.start", "status": 403, "headers": headers}
+            )
+            await send({"type": "websocket.http.response.body", "body": b"go ", "more_body": True})
+            await send({"type": "websocket.http.response.body", "body": b"away"})
+            return
+        subprotocol = scope["subprotocols"][-1] if scope["subprotocols"] else None
+        await send(
+            {"type": "websocket.accept", "subprotocol": subprotocol, "headers": [(b"x-a", b"1")]}
+        )
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                log.append(message)
+                return
+            if message.get("text") == "close":
+                await send({"type": "websocket.close", "code": 4000, "reason": "bye"})
+                return
+            if message.get("text") == "raise":
+                raise Boom("websocket")
+            await send(
+                {"type": "websocket.send", **{k: message.get(k) for k in ("text", "bytes")}}
+            )
+
+    return app
+
+
+def test_websocket_scope_and_handshake() -> None:
+    log: list[Any] = []
+    with TestClient(websocket_app(log), root_path="/r") as client:
+        session = client.websocket_connect("/ws?x=1", subprotocols=["a", "b"])
+        with session as ws:
+            assert ws.accepted_subprotocol == "b"
+            assert ws.extra_headers == [(b"x-a", b"1")]
+    scope = log[0]
+    assert scope["type"] == "websocket"
+    assert scope["scheme"] == "ws"
+    assert (scope["path"], scope["raw_path"], scope["root_path"]) == ("/r/ws", b"/r/ws", "/r")
+    assert scope["query_string"] == b"x=1"
+    assert scope["subprotocols"] == ["a", "b"]
+    assert "method" not in scope
+    headers = dict(scope["headers"])
+    assert headers[b"upgrade"] == b"websocket"
+    assert headers[b"sec-websocket-protocol"] == b"a, b"
+    assert headers[b"host"] == b"testserver"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_websocket_echoes_text_bytes_and_json(backend: Backend) -> None:
+    with (
+        TestClient(websocket_app([]), backend=backend) as client,
+        client.websocket_connect("/ws") as ws,
+    ):
+        ws.send_text("héllo")
+        assert ws.receive_text() == "héllo"
+        ws.send_bytes(b"\x00\x01")
+        assert ws.receive_bytes() == b"\x00\x01"
+        ws.send_json({"a": [1, 2]})
+        assert ws.receive_json() == {"a": [1, 2]}
+        ws.send_json({"b": None}, mode="binary")
+        assert ws.receive_json(mode="binary") == {"b": None}
+        ws.send_bytes(b"raw")
+        with pytest.raises(TypeError, match="text"):
+            ws.receive_text()
+
+
+async def test_async_websocket_echoes_text_bytes_and_json() -> None:
+    log: list[Any] = []
+    async with TestClient(websocket_app(log)) as client:
+        async with client.websocket_connect("/ws", subprotocols=["chat"]) as ws:
+            assert ws.accepted_subprotocol == "chat"
+            await ws.send_text("hi")
+            assert await ws.receive_text() == "hi"
+            await ws.send_bytes(b"b")
+            assert await ws.receive_bytes() == b"b"
+            await ws.send_json([1], mode="binary")
+            assert await ws.receive_json(mode="binary") == [1]
+        assert log[-1] == {"type": "websocket.disconnect", "code": 1000, "reason": ""}
+
+
+def test_app_closing_after_accept_raises_websocket_disconnect_with_code_and_reason() -> None:
+    with TestClient(websocket_app([])) as client, client.websocket_connect("/ws") as ws:
+        ws.send_text("close")
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_text()
+        assert (info.value.code, info.value.reason) == (4000, "bye")
+        assert ws.receive() == {"type": "websocket.close", "code": 4000, "reason": "bye"}
+
+
+async def test_async_app_closing_after_accept_raises_websocket_disconnect() -> None:
+    async with TestClient(websocket_app([])) as client, client.websocket_connect("/ws") as ws:
+        await ws.send_text("close")
+        with pytest.raises(WebSocketDisconnect) as info:
+            await ws.receive_json()
+    assert info.value.code == 4000
+
+
+def test_client_close_sends_websocket_disconnect_with_code_and_reason() -> None:
+    log: list[Any] = []
+    with TestClient(websocket_app(log)) as client, client.websocket_connect("/ws") as ws:
+        ws.close(code=4001, reason="done")
+        assert log[-1] == {"type": "websocket.disconnect", "code": 4001, "reason": "done"}
+        with pytest.raises(RuntimeError, match="closed"):
+            ws.send_text("late")
+    assert len(log) == 2  # the scope and one disconnect: leaving does not send another
+
+
+def test_session_exit_sends_websocket_disconnect_1000() -> None:
+    log: list[Any] = []
+    with TestClient(websocket_app(log)) as client:
+        with client.websocket_connect("/ws"):
+            pass
+        assert log[-1] == {"type": "websocket.disconnect", "code": 1000, "reason": ""}
+
+
+def test_app_closing_before_accept_raises_websocket_disconnect() -> None:
+    log: list[Any] = []
+    with TestClient(websocket_app(log)) as client:
+        with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/reject"):
+            pass
+        assert (info.value.code, info.value.reason) == (4403, "nope")
+        assert log[-1]["type"] == "websocket.disconnect"
+
+
+async def test_async_app_closing_before_accept_raises_websocket_disconnect() -> None:
+    async with TestClient(websocket_app([])) as client:
+        with pytest.raises(WebSocketDisconnect) as info:
+            async with client.websocket_connect("/reject"):
+                pass
+    assert info.value.code == 4403
+
+
+def test_websocket_denial_response_is_raised_with_status_headers_and_body() -> None:
+    client = TestClient(websocket_app([]))
+    with client, pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/deny"):
+        pass
+    denial = info.value
+    assert denial.status_code == 403
+    assert denial.headers["content-type"] == "text/plain"
+    assert (denial.content, denial.text) == (b"go away", "go away")
+
+
+async def test_async_websocket_denial_response_is_raised() -> None:
+    async with TestClient(websocket_app([])) as client:
+        with pytest.raises(WebSocketDenialResponse) as info:
+            async with client.websocket_connect("/deny"):
+                pass
+    assert info.value.status_code == 403
+
+
+def test_websocket_denial_needs_the_extension() -> None:
+    client = TestClient(websocket_app([]), extensions={})
+    with client, pytest.raises(RuntimeError, match=r"websocket\.http\.response"):
+        client.websocket_connect("/deny").__enter__()
+
+
+def test_websocket_app_exception_is_reraised() -> None:
+    with TestClient(websocket_app([])) as client, client.websocket_connect("/ws") as ws:
+        ws.send_text("raise")
+        with pytest.raises(Boom, match="websocket"):
+            ws.receive_text()
+
+
+async def test_async_websocket_app_exception_is_reraised_on_exit() -> None:
+    async with TestClient(websocket_app([])) as client:
+        with pytest.raises(Boom):
+            async with client.websocket_connect("/ws") as ws:
+                await ws.send_text("raise")
+
+
+def test_websocket_app_exception_is_hidden_without_raise_server_exceptions() -> None:
+    client = TestClient(websocket_app([]), raise_server_exceptions=False)
+    with client, client.websocket_connect("/ws") as ws:
+        ws.send_text("raise")
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_text()
+    assert info.value.code == 1006
+
+
+def test_websocket_without_a_with_block_works() -> None:
+    with TestClient(websocket_app([])).websocket_connect("/ws") as ws:
+        ws.send_text("x")
+        assert ws.receive_text() == "x"
+
+
+def test_unexpected_websocket_message_is_a_clear_error() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send({"type": "websocket.send", "text": "before accept"})
+
+    with TestClient(app) as client, pytest.raises(RuntimeError, match=r"websocket\.send"):
+        client.websocket_connect("/").__enter__()
+
+
+# Parity with a real server
+
+
+def test_http_scope_matches_uvicorn_for_the_same_request() -> None:
+    from tests.servers.live import serve
+
+    scopes, app = scope_recorder()
+    target = "/caf%C3%A9/a%20b?x=1&y=%2F"
+    with serve(app, lifespan="off", root_path="/r") as base_url:
+        httpx.get(base_url + target)
+    with TestClient(app, root_path="/r") as client:
+        client.get(target)
+    keys = ("type", "http_version", "method", "scheme", "path", "raw_path", "query_string")
+    keys = (*keys, "root_path")
+    served, tested = scopes
+    assert {k: tested[k] for k in keys} == {k: served[k] for k in keys}
+    assert tested["asgi"]["version"] == served["asgi"]["version"]
+    assert dict(tested["headers"]).keys() >= {b"host", b"user-agent", b"accept"}
+
+
+async def test_async_test_client_outside_async_with_is_a_clear_error() -> None:
+    client = AsyncTestClient(no_lifespan_ok)
+    with pytest.raises(RuntimeError, match="async with"):
+        await client.get("/")
+    await client.aclose()
+
+
+async def test_async_test_client_can_be_used_directly() -> None:
+    async with AsyncTestClient(no_lifespan_ok, root_path="/x") as client:
+        assert (await client.get("/")).text == "{}"

@@ -1,0 +1,118 @@
+"""A tiny in-process harness: drive ASGI apps with fixed messages, interleaved.
+
+Every app sees the same scope, the same ``receive`` and a ``send`` that only
+counts bytes, on one event loop, so the numbers compare the apps and nothing
+else.  Rounds alternate between apps so that machine drift hits all alike;
+the median of the rounds is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+App = Callable[..., Any]
+
+
+def http_scope(
+    method: str = "GET",
+    path: str = "/",
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    query_string: bytes = b"",
+) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query_string,
+        "root_path": "",
+        "headers": [(b"host", b"bench.local"), *(headers or [])],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+        "extensions": {},
+    }
+
+
+def make_receive(body: bytes = b"") -> Callable[[], Any]:
+    message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive() -> dict[str, Any]:
+        return message
+
+    return receive
+
+
+class Sink:
+    """A ``send`` that checks the status and counts body bytes."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.bytes = 0
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body":
+            self.bytes += len(message.get("body", b""))
+
+
+async def _time_app(app: App, scope: dict[str, Any], body: bytes, n: int) -> float:
+    receive = make_receive(body)
+    sink = Sink()
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        await app(dict(scope), receive, sink)
+    elapsed = time.perf_counter_ns() - start
+    if sink.status >= 400 or sink.status == 0:
+        raise RuntimeError(f"{app!r} answered {sink.status}")
+    return elapsed / n / 1000  # µs per request
+
+
+def compare(
+    apps: dict[str, App],
+    scope: dict[str, Any],
+    body: bytes = b"",
+    *,
+    n: int = 3000,
+    rounds: int = 7,
+) -> dict[str, float]:
+    """Median µs per request for each app, rounds interleaved."""
+
+    async def run() -> dict[str, list[float]]:
+        results: dict[str, list[float]] = {name: [] for name in apps}
+        for app in apps.values():  # warm-up
+            await _time_app(app, scope, body, max(n // 10, 50))
+        for _ in range(rounds):
+            for name, app in apps.items():
+                gc.collect()
+                results[name].append(await _time_app(app, scope, body, n))
+        return results
+
+    raw = asyncio.run(run())
+    return {name: statistics.median(values) for name, values in raw.items()}
+
+
+def machine() -> str:
+    return f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, {platform.system()}"
+
+
+def report(title: str, timings: dict[str, float], *, floor: str = "raw") -> str:
+    lines = [f"### {title}", "", "| app | µs/request | × raw | Starlette ÷ this |", "|---|---:|---:|---:|"]
+    base = timings.get(floor)
+    starlette = timings.get("starlette")
+    for name, value in timings.items():
+        ratio = f"{value / base:.2f}" if base else "-"
+        vs = f"{starlette / value:.2f}" if starlette else "-"
+        lines.append(f"| {name} | {value:.2f} | {ratio} | {vs} |")
+    return "\n".join(lines)

@@ -1,0 +1,336 @@
+"""``Request``: lazy views of the scope, and a body that can be read, peeked and replayed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from asgikit.datastructures import Address
+from asgikit.exceptions import ClientDisconnect, HTTPException
+from asgikit.requests import Request
+from asgikit.types import Message, Receive, Scope, Send
+from tests.conftest import body_receive, disconnect_after, make_scope
+
+# -- Scope views -------------------------------------------------------------
+
+
+def test_request_parses_nothing_until_asked() -> None:
+    # A scope whose parts would fail to parse: building the request is fine.
+    scope = make_scope(query_string=b"&".join([b"a"] * 5000), headers=[(b"host", b"h")])
+    request = Request(scope)
+    assert request.method == "GET"
+    with pytest.raises(HTTPException) as info:
+        _ = request.query_params
+    assert info.value.status_code == 400
+
+
+def test_request_views_are_cached() -> None:
+    request = Request(make_scope(query_string=b"a=1", headers=[(b"host", b"h")]))
+    assert request.url is request.url
+    assert request.headers is request.headers
+    assert request.query_params is request.query_params
+    assert request.cookies is request.cookies
+
+
+def test_request_url_headers_query() -> None:
+    scope = make_scope(
+        "POST",
+        "/api/items",
+        root_path="/api",
+        query_string=b"q=a+b&q=c",
+        headers=[(b"host", b"example.com"), (b"x-thing", b"1")],
+    )
+    request = Request(scope)
+    assert request.method == "POST"
+    assert str(request.url) == "http://example.com/api/items?q=a+b&q=c"
+    assert str(request.base_url) == "http://example.com/api/"
+    assert request.path == "/items"
+    assert request.headers["X-Thing"] == "1"
+    assert request.query_params.getlist("q") == ["a b", "c"]
+
+
+def test_request_is_a_mapping_over_the_scope() -> None:
+    scope = make_scope()
+    request = Request(scope)
+    assert request["method"] == "GET"
+    assert set(request) == set(scope)
+    assert len(request) == len(scope)
+
+
+def test_request_cookies_from_every_cookie_header_first_wins() -> None:
+    scope = make_scope(
+        headers=[(b"cookie", b'a=1; b="two"'), (b"cookie", b"a=ignored; c=3; caf\xe9=\xff")]
+    )
+    assert Request(scope).cookies == {"a": "1", "b": "two", "c": "3", "caf\xe9": "\xff"}
+
+
+def test_request_without_cookie_header_has_no_cookies() -> None:
+    assert Request(make_scope()).cookies == {}
+
+
+def test_request_client_state_path_params() -> None:
+    scope = make_scope(path_params={"id": 3}, state={"db": "conn"})
+    request = Request(scope)
+    assert request.client == Address("127.0.0.1", 50000)
+    assert request.client.host == "127.0.0.1"
+    assert request.state.db == "conn"
+    request.state.extra = 1
+    assert scope["state"]["extra"] == 1
+    assert request.path_params == {"id": 3}
+
+
+def test_request_without_client_state_or_path_params() -> None:
+    scope = make_scope()
+    del scope["client"]
+    request = Request(scope)
+    assert request.client is None
+    assert request.path_params == {}
+    request.state.x = 1
+    assert scope["state"] == {"x": 1}
+
+
+def test_request_session_needs_the_middleware() -> None:
+    with pytest.raises(RuntimeError, match="sessions middleware"):
+        _ = Request(make_scope()).session
+    assert Request(make_scope(session={"a": 1})).session == {"a": 1}
+
+
+# -- Body --------------------------------------------------------------------
+
+
+async def test_body_joins_chunks_and_can_be_read_twice() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab", b"", b"cd"))
+    assert await request.body() == b"abcd"
+    assert await request.body() == b"abcd"
+
+
+async def test_empty_body() -> None:
+    request = Request(make_scope("POST"), body_receive())
+    assert await request.body() == b""
+
+
+async def test_body_then_stream_gives_the_body() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab", b"cd"))
+    await request.body()
+    assert [chunk async for chunk in request.stream()] == [b"abcd"]
+
+
+async def test_stream_gives_chunks_as_they_come() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab", b"", b"cd"))
+    assert [chunk async for chunk in request.stream()] == [b"ab", b"cd"]
+
+
+async def test_stream_then_body_is_an_error() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab", b"cd"))
+    async for _ in request.stream():
+        pass
+    with pytest.raises(RuntimeError, match="stream"):
+        await request.body()
+    with pytest.raises(RuntimeError, match="stream"):
+        await request.peek(1)
+    with pytest.raises(RuntimeError, match="stream"):
+        async for _ in request.stream():
+            pass
+
+
+async def test_peek_keeps_what_it_read_for_body() -> None:
+    request = Request(make_scope("POST"), body_receive(b"abc", b"def", b"gh"))
+    assert await request.peek(4) == b"abcd"
+    assert await request.peek(2) == b"ab"
+    assert await request.body() == b"abcdefgh"
+
+
+async def test_peek_past_the_end_gives_the_whole_body() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab"))
+    assert await request.peek(100) == b"ab"
+    assert [c async for c in request.stream()] == [b"ab"]
+
+
+async def _inner_body_app(result: dict[str, Any]) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        result["body"] = await Request(scope, receive).body()
+
+    return app
+
+
+@pytest.mark.parametrize("peek", [0, 1, 3, 5, 100])
+async def test_a_middleware_that_peeks_leaves_the_body_intact_inside(peek: int) -> None:
+    result: dict[str, Any] = {}
+    inner = await _inner_body_app(result)
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        await request.peek(peek)
+        await inner(scope, request.receive, send)
+
+    await middleware(make_scope("POST"), body_receive(b"abc", b"de", b"f"), _no_send)
+    assert result["body"] == b"abcdef"
+
+
+@pytest.mark.parametrize("chunks", [(), (b"abc",), (b"a", b"b", b"")])
+async def test_a_middleware_that_reads_the_whole_body_leaves_it_intact_inside(
+    chunks: tuple[bytes, ...],
+) -> None:
+    result: dict[str, Any] = {}
+    inner = await _inner_body_app(result)
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        outer = await request.body()
+        await inner(scope, request.receive, send)
+        result["outer"] = outer
+
+    await middleware(make_scope("POST"), body_receive(*chunks), _no_send)
+    assert result["body"] == result["outer"] == b"".join(chunks)
+
+
+async def test_replayed_receive_gives_messages_in_order_then_the_server_receive() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab", b"cd", b"ef", disconnect=True))
+    await request.peek(3)
+    receive = request.receive
+    messages = [await receive() for _ in range(4)]
+    assert messages == [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"cd", "more_body": True},
+        {"type": "http.request", "body": b"ef", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+
+
+async def test_receive_without_reading_is_the_server_receive() -> None:
+    receive = body_receive(b"x")
+    assert Request(make_scope(), receive).receive is receive
+
+
+async def test_json_body() -> None:
+    request = Request(make_scope("POST"), body_receive(b'{"a": [1, ', b'"\xc3\xa9"]}'))
+    assert await request.json() == {"a": [1, "é"]}
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"{", b"{'a': 1}", b"\xff\xfe\xfa", b'"\xff"', b"[" * 100_000, b"NaN]"]
+)
+async def test_malformed_json_is_a_400(body: bytes) -> None:
+    request = Request(make_scope("POST"), body_receive(body))
+    with pytest.raises(HTTPException) as info:
+        await request.json()
+    assert info.value.status_code == 400
+    assert "Malformed JSON" in info.value.detail
+
+
+async def test_body_over_max_size_by_content_length_is_a_413_without_reading() -> None:
+    async def receive() -> Message:
+        raise AssertionError("the body must not be read")
+
+    scope = make_scope("POST", headers=[(b"content-length", b"11")])
+    with pytest.raises(HTTPException) as info:
+        await Request(scope, receive).body(max_size=10)
+    assert info.value.status_code == 413
+
+
+async def test_body_over_max_size_while_streaming_is_a_413() -> None:
+    request = Request(make_scope("POST"), body_receive(b"12345", b"67890", b"X", b"more"))
+    with pytest.raises(HTTPException) as info:
+        await request.body(max_size=10)
+    assert info.value.status_code == 413
+    with pytest.raises(HTTPException):
+        await request.json(max_size=10)
+
+
+async def test_body_at_max_size_is_fine_and_none_lifts_the_limit() -> None:
+    assert await Request(make_scope(), body_receive(b"1234", b"5")).body(max_size=5) == b"12345"
+    assert await Request(make_scope(), body_receive(b"x" * 100)).body(max_size=None) == b"x" * 100
+
+
+async def test_body_over_max_size_after_a_peek_is_a_413() -> None:
+    request = Request(make_scope("POST"), body_receive(b"0123456789"))
+    await request.peek(10)
+    with pytest.raises(HTTPException) as info:
+        await request.body(max_size=5)
+    assert info.value.status_code == 413
+
+
+async def test_a_body_already_read_is_checked_against_a_smaller_max_size() -> None:
+    request = Request(make_scope("POST"), body_receive(b"0123456789"))
+    await request.body()
+    with pytest.raises(HTTPException) as info:
+        await request.body(max_size=5)
+    assert info.value.status_code == 413
+
+
+async def test_disconnect_mid_body_raises_client_disconnect() -> None:
+    request = Request(make_scope("POST"), disconnect_after(b"abc"))
+    with pytest.raises(ClientDisconnect):
+        await request.body()
+    assert await request.is_disconnected()
+
+
+async def test_disconnect_mid_stream_raises_client_disconnect() -> None:
+    request = Request(make_scope("POST"), disconnect_after(b"abc"))
+    stream = request.stream()
+    assert await stream.__anext__() == b"abc"
+    with pytest.raises(ClientDisconnect):
+        await stream.__anext__()
+
+
+async def test_request_built_without_receive_cannot_read_a_body() -> None:
+    with pytest.raises(RuntimeError, match="without a receive"):
+        await Request(make_scope()).body()
+
+
+# -- is_disconnected ---------------------------------------------------------
+
+
+async def test_is_disconnected_false_keeps_the_body() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab", b"cd"))
+    assert not await request.is_disconnected()
+    assert not await request.is_disconnected()
+    assert await request.body() == b"abcd"
+
+
+async def test_is_disconnected_false_while_the_client_waits() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab"))
+    assert await request.body() == b"ab"
+    assert not await request.is_disconnected()
+
+
+async def test_is_disconnected_true_after_the_body() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab", disconnect=True))
+    assert await request.body() == b"ab"
+    assert await request.is_disconnected()
+    assert await request.is_disconnected()
+
+
+async def test_is_disconnected_true_before_the_body_ends() -> None:
+    request = Request(make_scope("POST"), disconnect_after(b"ab"))
+    assert not await request.is_disconnected()  # reads and keeps "ab"
+    assert await request.is_disconnected()
+    assert await request.peek(2) == b"ab"
+
+
+async def test_is_disconnected_is_shared_by_requests_on_one_scope() -> None:
+    scope = make_scope("POST")
+    first = Request(scope, body_receive(b"x", disconnect=True))
+    await first.body()
+    assert await first.is_disconnected()
+
+    async def never() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    assert await Request(scope, never).is_disconnected()
+
+
+async def test_replayed_receive_reports_a_known_disconnect() -> None:
+    request = Request(make_scope("POST"), body_receive(b"ab", disconnect=True))
+    await request.body()
+    assert await request.is_disconnected()
+    receive = request.receive
+    assert (await receive())["body"] == b"ab"
+    assert await receive() == {"type": "http.disconnect"}
+
+
+async def _no_send(message: Message) -> None:
+    raise AssertionError(f"nothing should be sent: {message}")

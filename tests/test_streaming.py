@@ -1,0 +1,245 @@
+"""``StreamingResponse``: bodies from iterables, closed when the client leaves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import pytest
+
+from asgikit.background import BackgroundTask
+from asgikit.requests import Request
+from asgikit.streaming import StreamingResponse
+from asgikit.types import Message
+from tests.conftest import SendRecorder, body_receive, make_scope, run_app
+
+
+async def test_async_iterable_is_streamed_chunk_by_chunk() -> None:
+    async def numbers() -> AsyncIterator[bytes]:
+        for i in range(3):
+            yield str(i).encode()
+
+    sent = await run_app(StreamingResponse(numbers(), media_type="text/plain"))
+    assert sent.messages == [
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+        },
+        {"type": "http.response.body", "body": b"0", "more_body": True},
+        {"type": "http.response.body", "body": b"1", "more_body": True},
+        {"type": "http.response.body", "body": b"2", "more_body": True},
+        {"type": "http.response.body", "body": b""},
+    ]
+
+
+async def test_sync_iterable_and_str_chunks() -> None:
+    sent = await run_app(StreamingResponse(["a", b"b", bytearray(b"c"), memoryview(b"d"), "é"]))
+    assert sent.body == "abcdé".encode()
+    assert sent.complete
+    assert sent.header(b"content-length") == []
+
+
+async def test_sync_generator_is_closed_at_the_end() -> None:
+    events: list[str] = []
+
+    def gen() -> Iterator[str]:
+        try:
+            yield "a"
+            yield "b"
+        finally:
+            events.append("closed")
+
+    sent = await run_app(StreamingResponse(gen(), status_code=201, headers={"X-A": "1"}))
+    assert sent.status == 201
+    assert sent.header(b"x-a") == [b"1"]
+    assert sent.body == b"ab"
+    assert events == ["closed"]
+
+
+async def test_a_chunk_that_is_not_bytes_or_str_is_a_type_error() -> None:
+    async def gen() -> AsyncIterator[object]:
+        yield 5
+
+    with pytest.raises(TypeError, match="bytes or str"):
+        await run_app(StreamingResponse(gen()))
+
+
+async def test_head_sends_headers_only_and_closes_the_iterator() -> None:
+    events: list[str] = []
+
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            events.append("started")
+            yield b"body"
+        finally:
+            events.append("closed")
+
+    response = StreamingResponse(gen(), headers={"Content-Length": "4"})
+    sent = await run_app(response, make_scope("HEAD"))
+    assert sent.header(b"content-length") == [b"4"]
+    assert sent.body == b""
+    assert sent.complete
+    # Never started, so there is no frame to run a finally in; it is closed.
+    assert events == []
+    with pytest.raises(StopAsyncIteration):
+        await response.body_iterator.__aiter__().__anext__()
+
+
+async def test_generator_waiting_is_closed_when_the_client_disconnects() -> None:
+    events: list[str] = []
+    first_chunk_sent = anyio.Event()
+    never = anyio.Event()
+
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            events.append("waiting")
+            await never.wait()
+            yield b"never sent"
+        finally:
+            events.append("finally")
+
+    async def receive() -> Message:
+        await first_chunk_sent.wait()
+        return {"type": "http.disconnect"}
+
+    class Recorder(SendRecorder):
+        async def __call__(self, message: Message) -> None:
+            await super().__call__(message)
+            if message.get("body"):
+                first_chunk_sent.set()
+
+    async def task() -> None:
+        events.append("background")
+
+    scope = make_scope()
+    send = Recorder()
+    response = StreamingResponse(gen(), background=BackgroundTask(task))
+    await response(scope, receive, send)
+    assert events == ["waiting", "finally"]
+    assert send.body == b"first"
+    assert not send.complete
+    assert await Request(scope, body_receive()).is_disconnected()
+
+
+async def test_a_client_already_gone_gets_nothing() -> None:
+    scope = make_scope()
+    request = Request(scope, body_receive(disconnect=True))
+    await request.body()
+    assert await request.is_disconnected()
+    sent = await run_app(StreamingResponse([b"x"]), scope)
+    assert sent.messages == []
+
+
+async def test_send_raising_oserror_ends_the_response_quietly() -> None:
+    events: list[str] = []
+
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"x"
+        finally:
+            events.append("finally")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("connection lost")
+
+    async def task() -> None:
+        events.append("background")
+
+    scope = make_scope()
+    response = StreamingResponse(gen(), background=BackgroundTask(task))
+    await response(scope, body_receive(), send)
+    assert events == ["finally"]
+    assert await Request(scope, body_receive()).is_disconnected()
+
+
+async def test_an_error_in_the_generator_propagates_as_itself() -> None:
+    events: list[str] = []
+
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            yield b"x"
+            raise KeyError("boom")
+        finally:
+            events.append("finally")
+
+    async def task() -> None:
+        events.append("background")
+
+    response = StreamingResponse(gen(), background=BackgroundTask(task))
+    with pytest.raises(KeyError, match="boom"):
+        await run_app(response)
+    assert events == ["finally"]
+
+
+async def test_background_runs_after_the_complete_body() -> None:
+    events: list[str] = []
+
+    async def gen() -> AsyncIterator[str]:
+        yield "a"
+
+    class Recorder(SendRecorder):
+        async def __call__(self, message: Message) -> None:
+            events.append(f"{message['type']} {message.get('more_body', False)}")
+            await super().__call__(message)
+
+    async def task() -> None:
+        events.append("background")
+
+    response = StreamingResponse(gen(), background=BackgroundTask(task))
+    await response(make_scope(), body_receive(), Recorder())
+    assert events == [
+        "http.response.start False",
+        "http.response.body True",
+        "http.response.body False",
+        "background",
+    ]
+
+
+async def test_is_disconnected_while_streaming_does_not_read_receive() -> None:
+    calls: list[str] = []
+    listening = anyio.Event()
+    scope = make_scope()
+    inner_receive = body_receive()
+
+    async def receive() -> Message:
+        calls.append("receive")
+        listening.set()
+        return await inner_receive()
+
+    request = Request(scope, receive)
+    answers: list[tuple[bool, int]] = []
+
+    async def gen() -> AsyncIterator[bytes]:
+        await listening.wait()  # the response's listener owns receive() now
+        before = len(calls)
+        answers.append((await request.is_disconnected(), len(calls) - before))
+        yield b"x"
+
+    await StreamingResponse(gen())(scope, receive, SendRecorder())
+    assert answers == [(False, 0)]
+
+
+async def test_an_iterable_that_is_not_its_own_iterator_has_its_iterator_closed() -> None:
+    events: list[str] = []
+
+    class Body:
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            return self.chunks()
+
+        async def chunks(self) -> AsyncIterator[bytes]:
+            try:
+                yield b"a"
+                await anyio.sleep_forever()
+            finally:
+                events.append("closed")
+
+    async def send(message: Message) -> None:
+        if message.get("body"):
+            raise OSError("gone")
+
+    await StreamingResponse(Body())(make_scope(), body_receive(), send)
+    assert events == ["closed"]
