@@ -19,6 +19,10 @@ from anyio.abc import TaskGroup
 from asgikit.types import ASGIApp, Message, Scope
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 class LifespanError(Exception):
     """A nested app failed its startup or shutdown; the message says which and why."""
 
@@ -44,12 +48,24 @@ class _Child:
                 raise _NotLifespan(message["type"])
             await self.app_outbox.send(message)
 
+        error: Exception | None = None
         try:
             await self.app(self.scope, self.app_inbox.receive, send)
         except Exception as exc:
-            await self.app_outbox.send({"type": "asgikit.exited", "error": exc})
-        else:
-            await self.app_outbox.send({"type": "asgikit.exited", "error": None})
+            error = exc
+        finally:
+            self.app_inbox.close()
+        try:
+            await self.app_outbox.send({"type": "asgikit.exited", "error": error})
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+        finally:
+            self.app_outbox.close()
+
+    def close(self) -> None:
+        """Close this side's streams (the app's side closes when it returns)."""
+        self.to_app.close()
+        self.from_app.close()
 
     async def _exchange(self, kind: str) -> Message | None:
         """Send ``lifespan.<kind>`` and wait for the answer (``None``: unsupported)."""
@@ -57,12 +73,16 @@ class _Child:
             return None
         try:
             await self.to_app.send({"type": f"lifespan.{kind}"})
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self.supported = False
-            return None
-        answer = await self.from_app.receive()
+            answer = await self.from_app.receive()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+            answer = {"type": "asgikit.exited", "error": None}
         if answer["type"] == "asgikit.exited":
             self.supported = False
+            error = answer["error"]
+            if kind == "shutdown" and error is not None:
+                # It ran its startup, so it does support lifespan: a crash
+                # while shutting down is a failed shutdown, not "unsupported".
+                return {"type": "lifespan.shutdown.failed", "message": _describe(error)}
             return None
         return answer
 
@@ -97,6 +117,11 @@ class LifespanChildren:
             if child.supported:
                 self.started.append(child)
 
+    def close(self) -> None:
+        """Release every child's streams; call once their tasks are done or cancelled."""
+        for child in self.children:
+            child.close()
+
     async def shutdown(self) -> None:
         """Stop the started apps in reverse order; raise one error naming every failure."""
         failures: list[str] = []
@@ -120,23 +145,26 @@ async def serve_lifespan(
     message = await receive()
     if message["type"] != "lifespan.startup":
         return
-    async with anyio.create_task_group() as group:
-        children = LifespanChildren(apps, scope)
-        try:
-            await children.startup(group)
-        except LifespanError as exc:
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+    children = LifespanChildren(apps, scope)
+    try:
+        async with anyio.create_task_group() as group:
+            try:
+                await children.startup(group)
+            except LifespanError as exc:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                group.cancel_scope.cancel()
+                return
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+            try:
+                await children.shutdown()
+            except LifespanError as exc:
+                await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
             group.cancel_scope.cancel()
-            return
-        await send({"type": "lifespan.startup.complete"})
-        message = await receive()
-        try:
-            await children.shutdown()
-        except LifespanError as exc:
-            await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
-        else:
-            await send({"type": "lifespan.shutdown.complete"})
-        group.cancel_scope.cancel()
+    finally:
+        children.close()
 
 
 __all__ = ["LifespanChildren", "LifespanError", "serve_lifespan"]

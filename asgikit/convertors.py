@@ -153,15 +153,25 @@ class CompiledPath:
         missing = set(self.convertors) - set(params)
         if missing:
             raise KeyError(", ".join(sorted(missing)))
-        path = self.format
+        strings: dict[str, str] = {}
         for key, convertor in self.convertors.items():
             text = convertor.to_string(params[key])
             if re.fullmatch(convertor.regex, text) is None:
                 # The route could never match this path back: refuse to build it.
                 raise ValueError(f"{key}={params[key]!r} does not fit {self.template!r}")
-            path = path.replace("{" + key + "}", text)
+            strings[key] = text
+        # Literals hold no braces (compile_path checks), so format_map is exact,
+        # and a value that itself contains "{name}" is not substituted again.
+        path = self.format.format_map(strings)
         rest = {k: v for k, v in params.items() if k not in self.convertors}
         return path, rest
+
+
+def _literal(template: str, start: int, end: int) -> str:
+    literal = template[start:end]
+    if "{" in literal or "}" in literal:
+        raise ValueError(f"malformed parameter in path {template!r}")
+    return literal
 
 
 def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
@@ -177,14 +187,12 @@ def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
         if name in convertors:
             raise ValueError(f"duplicate parameter {name!r} in {template!r}")
         convertor = CONVERTORS[kind]
-        literal = template[end : found.start()]
+        literal = _literal(template, end, found.start())
         regex += re.escape(literal) + f"(?P<{name}>{convertor.regex})"
         format_ += literal + "{" + name + "}"
         convertors[name] = convertor
         end = found.end()
-    literal = template[end:]
-    if "{" in literal or "}" in literal:
-        raise ValueError(f"malformed parameter in path {template!r}")
+    literal = _literal(template, end, len(template))
     format_ += literal
     if not convertors and not prefix:
         return CompiledPath(template, None, format_, {})

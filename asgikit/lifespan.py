@@ -60,9 +60,9 @@ def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
             await send({"type": "lifespan.startup.failed", "message": _describe(exc)})
             return
         shutdown_error: str | None = None
+        inner = LifespanChildren([("app", app)], scope)
         try:
             async with anyio.create_task_group() as group:
-                inner = LifespanChildren([("app", app)], scope)
                 try:
                     await inner.startup(group)
                 except LifespanError as exc:
@@ -77,6 +77,7 @@ def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
                     shutdown_error = str(exc)
                 group.cancel_scope.cancel()
         finally:
+            inner.close()
             try:
                 await context.__aexit__(None, None, None)
             except Exception as exc:

@@ -31,7 +31,7 @@ from asgikit.exceptions import ClientDisconnect, HTTPException
 from asgikit.types import Message, Receive, Scope
 
 if TYPE_CHECKING:
-    from asgikit.forms import FormData
+    from asgikit.forms import FormContext, FormData
 
 #: Default cap for ``body()`` and ``json()``; pass ``max_size=None`` to lift it.
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
@@ -306,8 +306,8 @@ class Request(HTTPConnection):
             # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
             raise HTTPException(400, f"Malformed JSON body: {exc}") from None
 
-    def form(self, **limits: Any) -> Any:
-        """The form in the body (see ``asgikit.forms.read_form`` for the limits)."""
+    def form(self, **limits: Any) -> FormContext:
+        """The form in the body: await it, or ``async with`` it (limits: ``FormContext``)."""
         from asgikit.forms import FormContext
 
         return FormContext(self, **limits)

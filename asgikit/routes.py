@@ -73,15 +73,23 @@ def request_handler_app(func: Callable[[Request], Any]) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            if is_async:
-                response = await func(request)
-            else:
-                response = await anyio.to_thread.run_sync(func, request)
-        except HTTPException as exc:
-            await answer_http_exception(scope, receive, send, exc)
-            return
-        # The request's own receive replays a body that was read; else the server's.
-        await response(scope, request.receive if request._buffer else receive, send)
+            try:
+                if is_async:
+                    response = await func(request)
+                else:
+                    response = await anyio.to_thread.run_sync(func, request)
+            except HTTPException as exc:
+                await answer_http_exception(scope, receive, send, exc)
+                return
+            # The request's own receive replays a body that was read; else the server's.
+            await response(scope, request.receive if request._buffer else receive, send)
+        finally:
+            if "asgikit.forms" in scope:
+                # Uploaded files live until the response (and its background
+                # tasks) are done; then their spooled files are deleted.
+                from asgikit.forms import close_request_forms
+
+                await close_request_forms(scope)
 
     return app
 

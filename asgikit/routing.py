@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from asgikit._lifespan_children import serve_lifespan
 from asgikit.datastructures import full_path, route_path
@@ -33,6 +33,12 @@ from asgikit.routes import (
     not_found,
 )
 from asgikit.types import ASGIApp, Receive, Scope, Send
+
+
+# RFC 3986 §3.3: what a path segment may hold unencoded, plus "/".
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# A query keeps its printable ASCII (escapes included); "#" would start a fragment.
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 
 
 class NoMatchFound(LookupError):
@@ -193,12 +199,18 @@ class Router:
         other = path[:-1] if path.endswith("/") else path + "/"
         if not self._matches_route(other):
             return None
-        location: str = scope.get("root_path", "") + other
-        if location.startswith(("//", "/\\")):
+        decoded: str = scope.get("root_path", "") + other
+        if decoded.startswith(("//", "/\\")):
             return None  # would read as another host: never redirect there
+        # ASGI paths are decoded; the Location must be encoded again, or a
+        # decoded "?", "#", "%", CR/LF or tab would change what it points to.
+        try:
+            location = quote(decoded.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+        except UnicodeEncodeError:
+            return None
         query = scope.get("query_string", b"")
         if query:
-            location += "?" + query.decode("latin-1")
+            location += "?" + quote(query, safe=_QUERY_SAFE)
         # A relative reference keeps the client's scheme and host, right behind a proxy.
         return location
 

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Literal, TypeVar
 
 from asgikit.datastructures import validate_header
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.requests import HTTPConnection
 from asgikit.types import Message, Receive, Scope, Send
 
+_T = TypeVar("_T")
 HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 # RFC 6455 §7.4.1: 1006 is never sent on the wire; it reports a lost connection.
@@ -53,6 +54,21 @@ def _raw_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
         validate_header(*pair)
         raw.append(pair)
     return raw
+
+
+class _Messages(AsyncIterator[_T]):
+    # A plain iterator, not an async generator: leaving the loop early (a
+    # ``return`` inside ``async for``) leaves nothing to finalize.
+    __slots__ = ("_next",)
+
+    def __init__(self, next_message: Callable[[], Awaitable[_T]]) -> None:
+        self._next = next_message
+
+    async def __anext__(self) -> _T:
+        try:
+            return await self._next()
+        except WebSocketDisconnect:
+            raise StopAsyncIteration from None
 
 
 class WebSocket(HTTPConnection):
@@ -189,7 +205,9 @@ class WebSocket(HTTPConnection):
         if not self.can_deny_with_response:
             await self.send({"type": "websocket.close", "code": 1008, "reason": ""})
             return
-        await self.send({"type": "websocket.http.response.start", "status": status_code, "headers": raw})
+        await self.send(
+            {"type": "websocket.http.response.start", "status": status_code, "headers": raw}
+        )
         await self.send({"type": "websocket.http.response.body", "body": content})
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
@@ -252,29 +270,17 @@ class WebSocket(HTTPConnection):
             raise RuntimeError("the WebSocket message has neither text nor bytes")
         return json.loads(data)
 
-    async def iter_text(self) -> AsyncIterator[str]:
+    def iter_text(self) -> AsyncIterator[str]:
         """Text messages until the client disconnects (then the loop just ends)."""
-        try:
-            while True:
-                yield await self.receive_text()
-        except WebSocketDisconnect:
-            pass
+        return _Messages(self.receive_text)
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
+    def iter_bytes(self) -> AsyncIterator[bytes]:
         """Binary messages until the client disconnects."""
-        try:
-            while True:
-                yield await self.receive_bytes()
-        except WebSocketDisconnect:
-            pass
+        return _Messages(self.receive_bytes)
 
-    async def iter_json(self) -> AsyncIterator[Any]:
+    def iter_json(self) -> AsyncIterator[Any]:
         """JSON messages until the client disconnects."""
-        try:
-            while True:
-                yield await self.receive_json()
-        except WebSocketDisconnect:
-            pass
+        return _Messages(self.receive_json)
 
     async def send_text(self, data: str) -> None:
         """Send a text message."""

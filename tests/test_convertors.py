@@ -91,6 +91,7 @@ def test_prefix_template_matches_only_at_a_segment_boundary() -> None:
         ("/{x}/{x}", "duplicate parameter"),
         ("/{x", "malformed"),
         ("/x}", "malformed"),
+        ("/{x/{y}", "malformed"),
     ],
 )
 def test_bad_templates_are_refused_when_compiled(template: str, message: str) -> None:
@@ -218,3 +219,8 @@ def test_str_round_trips_through_its_decoded_form(value: str) -> None:
     compiled = compile_path("/{s}")
     path, _ = compiled.build({"s": value})
     assert compiled.match(path) == {"s": value}
+
+
+def test_a_value_that_looks_like_a_parameter_is_not_substituted_again() -> None:
+    compiled = compile_path("/{a}/{b}")
+    assert compiled.build({"a": "{b}", "b": "x"}) == ("/{b}/x", {})

@@ -1,0 +1,176 @@
+"""Streaming ``multipart/form-data`` (RFC 7578) on the ``multipart`` package's push parser.
+
+Each body chunk is pushed into ``multipart.PushMultipartParser`` as it
+arrives; the parser yields a segment (the part's headers), the part's bytes,
+and ``None`` at its end.  A part with a ``filename`` parameter is a file and
+streams into an ``UploadFile`` (memory, then disk past ``spool_max_size``, the
+disk part in a worker thread); any other part is a text field, kept as bytes
+until the body has ended and then decoded, because a ``_charset_`` field
+(RFC 7578 §4.6) may name the default charset for the fields before it.
+
+Part headers are read as latin-1, so any byte is accepted there; the ``name``
+and ``filename`` parameters are then taken as UTF-8 (what browsers send, per
+the HTML standard's form submission) with U+FFFD for invalid sequences.  A
+preamble before the first boundary and an epilogue after the last one are
+ignored (RFC 2046 §5.1.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from multipart import (  # type: ignore[import-untyped]
+    MultipartError,
+    MultipartSegment,
+    ParserLimitReached,
+    PushMultipartParser,
+    parse_content_disposition,
+)
+
+from asgikit.datastructures import Headers
+from asgikit.exceptions import HTTPException
+from asgikit.forms import FormData, FormLimits, UploadFile, close_files_now, new_upload
+
+
+def _utf8(text: str) -> str:
+    """``text`` read from the wire as latin-1, taken as UTF-8 instead."""
+    return text.encode("latin-1").decode("utf-8", "replace")
+
+
+def _decode_field(data: bytes, charset: str) -> str:
+    try:
+        return data.decode(charset, "replace")
+    except (LookupError, ValueError, TypeError):
+        # LookupError: no such codec, or not a text encoding ("base64").
+        raise HTTPException(
+            400, f"Malformed multipart body: unknown charset {charset!r}"
+        ) from None
+
+
+def _parser_error(err: MultipartError) -> HTTPException:
+    if isinstance(err, ParserLimitReached) and "count" not in str(err):
+        return HTTPException(413, f"Multipart part headers too large: {err}")
+    return HTTPException(400, f"Malformed multipart body: {err}")
+
+
+class _Reader:
+    """The parse of one body: the items so far and the part being read."""
+
+    __slots__ = (
+        "default_charset",
+        "fields",
+        "files",
+        "items",
+        "limits",
+        "name",
+        "pending",
+        "text",
+        "upload",
+    )
+
+    def __init__(self, limits: FormLimits) -> None:
+        self.limits = limits
+        self.items: list[tuple[str, str | UploadFile]] = []
+        # Fields wait here for decoding: (index in items, bytes, own charset).
+        self.pending: list[tuple[int, bytes, str | None]] = []
+        self.files = 0
+        self.fields = 0
+        self.default_charset = "utf-8"
+        self.name = ""
+        self.upload: UploadFile | None = None
+        self.text: bytearray | None = None
+
+    def start(self, segment: MultipartSegment) -> None:
+        limits = self.limits
+        disposition = next(v for k, v in segment.headerlist if k == "Content-Disposition")
+        _, name, filename = parse_content_disposition(disposition)
+        if name is None:
+            raise HTTPException(400, "Malformed multipart body: a part has no name")
+        self.name = _utf8(name)
+        if filename is not None:
+            self.files += 1
+            if self.files > limits.max_files:
+                raise HTTPException(
+                    400, f"Too many files: more than {limits.max_files} (max_files)"
+                )
+            headers = Headers(
+                raw=[
+                    (k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in segment.headerlist
+                ]
+            )
+            self.upload = new_upload(_utf8(filename), headers, limits.spool_max_size)
+            self.items.append((self.name, self.upload))
+        else:
+            self.fields += 1
+            if self.fields > limits.max_fields:
+                raise HTTPException(
+                    400, f"Too many form fields: more than {limits.max_fields} (max_fields)"
+                )
+            self.text = bytearray()
+            self.pending.append((len(self.items), b"", segment.charset))
+            self.items.append((self.name, ""))
+
+    async def data(self, chunk: bytes) -> None:
+        limits = self.limits
+        if self.upload is not None:
+            size = self.upload.size or 0
+            if limits.max_file_size is not None and size + len(chunk) > limits.max_file_size:
+                raise HTTPException(
+                    413, f"File larger than {limits.max_file_size} bytes (max_file_size)"
+                )
+            await self.upload.write(chunk)
+        elif self.text is not None:
+            if len(self.text) + len(chunk) > limits.max_part_size:
+                raise HTTPException(
+                    413, f"Form field larger than {limits.max_part_size} bytes (max_part_size)"
+                )
+            self.text += chunk
+
+    async def end(self) -> None:
+        if self.upload is not None:
+            await self.upload.seek(0)
+            self.upload = None
+        elif self.text is not None:
+            index, _, charset = self.pending[-1]
+            data = bytes(self.text)
+            self.pending[-1] = (index, data, charset)
+            if self.name == "_charset_":
+                declared = data.decode("ascii", "replace").strip()
+                _decode_field(b"", declared)  # an unknown one is a 400 now
+                self.default_charset = declared
+            self.text = None
+
+    def finish(self) -> FormData:
+        for index, data, charset in self.pending:
+            name = self.items[index][0]
+            self.items[index] = (name, _decode_field(data, charset or self.default_charset))
+        return FormData(self.items)
+
+
+async def parse_multipart(
+    body: AsyncIterator[bytes], boundary: str, limits: FormLimits
+) -> FormData:
+    """Read ``body`` to its end as a multipart form delimited by ``boundary``."""
+    reader = _Reader(limits)
+    done = False
+    try:
+        try:
+            parser = PushMultipartParser(boundary, header_charset="latin1")
+            async for chunk in body:
+                for event in parser.parse(chunk):
+                    if event is None:
+                        await reader.end()
+                    elif isinstance(event, bytes):
+                        await reader.data(event)
+                    else:
+                        reader.start(event)
+            parser.close()  # raises if the closing boundary never came
+        except MultipartError as err:
+            raise _parser_error(err) from None
+        form = reader.finish()
+        done = True
+        return form
+    finally:
+        if not done:
+            close_files_now(reader.items)

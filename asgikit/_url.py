@@ -1,0 +1,222 @@
+"""``URL`` and the path rules of the ASGI scope.
+
+A URL is built from the scope's parts and never by re-parsing a string put
+together from several parts, so a Host header or a path cannot move the
+authority (RFC 3986 §3.2; Starlette's 2026 "BadHost" advisory).  A Host
+header that is not a valid ``host[:port]`` (RFC 9110 §7.2) is ignored in
+favour of the server's address.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address
+from typing import Any, NamedTuple
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
+
+from asgikit.types import Scope
+
+# RFC 3986 §3.2.2 reg-name / IPv4 characters, plus ':' for the port and the
+# brackets of an IPv6 literal.  A Host header with anything else is ignored.
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:[]%")
+# Characters kept as they are when a decoded path is encoded again.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# A raw query string keeps its printable ASCII (escapes included); other bytes,
+# and '#' which would start a fragment, are percent-encoded.
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
+
+
+class Address(NamedTuple):
+    """A ``(host, port)`` pair for the client or the server."""
+
+    host: str
+    port: int | None
+
+
+def valid_host(host: str) -> bool:
+    """Whether ``host`` is a syntactically valid ``host[:port]`` (RFC 9110 §7.2)."""
+    if not host or len(host) > 255 or not _HOST_CHARS.issuperset(host):
+        return False
+    if host[0] == "[":
+        end = host.find("]")
+        if end == -1:
+            return False
+        rest = host[end + 1 :]
+        if not (rest == "" or (rest[0] == ":" and rest[1:].isdigit() and len(rest) <= 6)):
+            return False
+        try:
+            # RFC 3986 §3.2.2: only an IPv6 address goes inside brackets.
+            IPv6Address(host[1:end])
+        except ValueError:
+            return False
+        return True
+    name, _, port = host.partition(":")
+    return (
+        bool(name)
+        and "[" not in name
+        and "]" not in name
+        and (not port or (port.isdigit() and len(port) <= 5))
+    )
+
+
+class URL:
+    """An immutable URL with lazy access to its parts.
+
+    ``URL("https://example.com/a?b=1")`` parses a string (lazily: a malformed
+    one raises ``ValueError`` when its parts are read); ``URL.from_scope``
+    builds one from an ASGI scope part by part.
+    """
+
+    __slots__ = ("_parts", "_url")
+
+    def __init__(self, url: str = "") -> None:
+        self._url = url
+        self._parts: SplitResult | None = None
+
+    @classmethod
+    def from_scope(cls, scope: Scope) -> URL:
+        """The URL the client asked for, with the full path (``root_path`` included)."""
+        scheme: str = scope.get("scheme") or ("ws" if scope.get("type") == "websocket" else "http")
+        host = ""
+        for key, value in scope.get("headers", ()):
+            if key == b"host":
+                host = value.decode("latin-1")
+                break
+        if not valid_host(host):
+            server = scope.get("server")
+            if server and server[1] is not None:
+                default = 443 if scheme in ("https", "wss") else 80
+                name = server[0]
+                if ":" in name and not name.startswith("["):
+                    name = f"[{name}]"
+                host = name if server[1] == default else f"{name}:{server[1]}"
+            elif server:
+                host = server[0]
+            else:
+                host = "localhost"
+        path = full_path(scope)
+        if not path.startswith("/"):
+            # With an authority the path must be empty or absolute (RFC 3986
+            # §3.3), or its first segment would run into the port.
+            path = "/" + path
+        query = scope.get("query_string", b"")
+        query = quote(query, safe=_QUERY_SAFE) if query else ""
+        return cls._from_parts(SplitResult(scheme, host, quote(path, safe=_PATH_SAFE), query, ""))
+
+    @classmethod
+    def _from_parts(cls, parts: SplitResult) -> URL:
+        url = cls.__new__(cls)
+        url._parts = parts
+        url._url = ""
+        return url
+
+    @property
+    def parts(self) -> SplitResult:
+        """The five parts of the URL, as ``urllib.parse.urlsplit`` gives them."""
+        if self._parts is None:
+            self._parts = urlsplit(self._url)
+        return self._parts
+
+    @property
+    def scheme(self) -> str:
+        return self.parts.scheme
+
+    @property
+    def netloc(self) -> str:
+        return self.parts.netloc
+
+    @property
+    def path(self) -> str:
+        return self.parts.path
+
+    @property
+    def query(self) -> str:
+        return self.parts.query
+
+    @property
+    def fragment(self) -> str:
+        return self.parts.fragment
+
+    @property
+    def hostname(self) -> str | None:
+        return self.parts.hostname
+
+    @property
+    def port(self) -> int | None:
+        try:
+            return self.parts.port
+        except ValueError:
+            return None
+
+    @property
+    def is_secure(self) -> bool:
+        return self.scheme in ("https", "wss")
+
+    def replace(self, **parts: str) -> URL:
+        """A copy with some of its parts (``scheme``, ``netloc``, ``path``...) changed."""
+        return URL._from_parts(self.parts._replace(**parts))
+
+    def include_query_params(self, **params: Any) -> URL:
+        """A copy with ``params`` set in the query, replacing values of the same names."""
+        from asgikit.datastructures import QueryParams
+
+        query = QueryParams(self.query).multi_items()
+        query = [(k, v) for k, v in query if k not in params]
+        query.extend((k, str(v)) for k, v in params.items())
+        return self.replace(query=urlencode(query))
+
+    def __str__(self) -> str:
+        if not self._url:
+            p = self.parts
+            if p.scheme:
+                url = f"{p.scheme}://{p.netloc}{p.path}"
+            elif p.netloc:
+                url = f"//{p.netloc}{p.path}"
+            else:
+                url = p.path
+            if p.query:
+                url += "?" + p.query
+            if p.fragment:
+                url += "#" + p.fragment
+            self._url = url
+        return self._url
+
+    def __repr__(self) -> str:
+        return f"URL({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (str, URL)):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+def full_path(scope: Scope) -> str:
+    """The request path including ``root_path``, whichever way the server set them.
+
+    The current ASGI spec puts ``root_path`` inside ``path``; older servers give
+    ``path`` relative to it.  Both are accepted.
+    """
+    path: str = scope.get("path", "/")
+    root: str = scope.get("root_path", "")
+    if root and not _is_under(path, root):
+        return root.rstrip("/") + path
+    return path
+
+
+def route_path(scope: Scope) -> str:
+    """The part of the path below ``root_path``: what a router matches against."""
+    path: str = scope.get("path", "/")
+    root: str = scope.get("root_path", "")
+    if root and _is_under(path, root):
+        path = path[len(root.rstrip("/")) :]
+        if not path.startswith("/"):
+            path = "/" + path
+    return path
+
+
+def _is_under(path: str, root: str) -> bool:
+    # "/apiary" is not under "/api": the prefix must end at a segment boundary.
+    root = root.rstrip("/")
+    return not root or path == root or path.startswith(root + "/")

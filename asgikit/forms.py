@@ -1,0 +1,315 @@
+"""Forms and uploads: ``await request.form()`` and ``async with request.form() as form``.
+
+Two encodings are read, both incrementally as the body streams in:
+
+- ``application/x-www-form-urlencoded``, per the URL standard §5.1 (``+`` is a
+  space, percent-escapes are decoded to bytes, the bytes are UTF-8 with
+  U+FFFD for what is not; ``&`` alone separates pairs).
+- ``multipart/form-data`` (RFC 7578), through the ``multipart`` package's
+  non-blocking push parser.  Text fields are decoded with their part's
+  charset (else the form's ``_charset_`` field, RFC 7578 §4.6, else UTF-8).
+  Files go to ``SpooledTemporaryFile``s that move to disk past
+  ``spool_max_size``; whatever touches the disk runs in a worker thread, so
+  the event loop never waits on it.
+
+Every limit has a safe default and a name (see ``FormContext``).  Past a size
+limit ``form()`` raises ``HTTPException(413)``, past a count limit or on a
+malformed body ``HTTPException(400)``, each with a message naming the limit
+or the fault; spooled files are closed (and so deleted) on any error.
+
+Another content type (or none) gives an empty ``FormData`` and leaves the body
+unread, as Starlette does, so ``form()`` is harmless on a ``GET``.  The
+deprecated ``Content-Transfer-Encoding`` part header (RFC 7578 §4.7) and
+nested ``multipart/mixed`` parts are not interpreted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass
+from tempfile import SpooledTemporaryFile
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from asgikit.datastructures import Headers, ImmutableMultiDict
+from asgikit.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from asgikit.requests import Request
+
+#: The scope key under which the forms read for a request are kept, so the
+#: route that ran the endpoint can close their files once the response is sent.
+FORMS_SCOPE_KEY = "asgikit.forms"
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """The limits a form is read with; see ``FormContext`` for each one."""
+
+    max_files: int = 1000
+    max_fields: int = 1000
+    max_part_size: int = _MIB
+    max_file_size: int | None = None
+    max_body_size: int | None = 1024 * _MIB
+    spool_max_size: int = _MIB
+
+    def __post_init__(self) -> None:
+        for name in ("max_files", "max_fields", "max_part_size", "spool_max_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (1 if name == "spool_max_size" else 0):
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        for name in ("max_file_size", "max_body_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
+
+
+class UploadFile:
+    """A file from a multipart form.
+
+    ``filename`` and ``content_type`` are as the client sent them (either may be
+    ``None``), ``headers`` are the part's headers and ``size`` the bytes written
+    so far.  ``file`` is the underlying binary file for synchronous code (in a
+    worker thread); the async methods keep the event loop free, touching the
+    disk only from a worker thread.
+    """
+
+    __slots__ = ("file", "filename", "headers", "size")
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        *,
+        filename: str | None = None,
+        headers: Headers | None = None,
+        size: int | None = None,
+    ) -> None:
+        self.file = file
+        self.filename = filename
+        self.headers = headers if headers is not None else Headers()
+        self.size = size
+
+    @property
+    def content_type(self) -> str | None:
+        """The part's ``Content-Type`` header, if it had one."""
+        value: str | None = self.headers.get("content-type")
+        return value
+
+    def _in_memory(self, extra: int = 0) -> bool:
+        """Whether an operation (writing ``extra`` more bytes) stays off the disk."""
+        # SpooledTemporaryFile keeps ``_rolled`` and ``_max_size`` (stable since
+        # Python 2.6); any other file is assumed to be on disk.
+        file = self.file
+        if getattr(file, "_rolled", True):
+            return False
+        return extra == 0 or file.tell() + extra <= getattr(file, "_max_size", 0)
+
+    async def write(self, data: bytes) -> None:
+        """Append ``data`` at the current position (a roll-over runs in a thread)."""
+        if self._in_memory(len(data)):
+            self.file.write(data)
+        else:
+            await anyio.to_thread.run_sync(self.file.write, data)
+        if self.size is not None:
+            self.size += len(data)
+
+    async def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes from the current position (all that is left by default)."""
+        if self._in_memory():
+            return self.file.read(size)
+        return await anyio.to_thread.run_sync(self.file.read, size)
+
+    async def seek(self, offset: int) -> None:
+        """Move to ``offset`` bytes from the start."""
+        if self._in_memory():
+            self.file.seek(offset)
+        else:
+            await anyio.to_thread.run_sync(self.file.seek, offset)
+
+    async def close(self) -> None:
+        """Close the file; a spooled file on disk is deleted.  Safe to call twice."""
+        if self.file.closed:
+            return
+        if self._in_memory():
+            self.file.close()
+        else:
+            await anyio.to_thread.run_sync(self.file.close)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(filename={self.filename!r}, "
+            f"size={self.size!r}, content_type={self.content_type!r})"
+        )
+
+
+def new_upload(filename: str | None, headers: Headers, spool_max_size: int) -> UploadFile:
+    """An empty ``UploadFile`` backed by a ``SpooledTemporaryFile``."""
+    # The UploadFile owns the file; FormData.close() or the route closes it.
+    file = SpooledTemporaryFile(max_size=spool_max_size, mode="w+b")  # noqa: SIM115
+    return UploadFile(file, filename=filename, headers=headers, size=0)
+
+
+class FormData(ImmutableMultiDict[str | UploadFile]):
+    """An immutable multi-dict of a form's fields: ``str`` values and ``UploadFile``s."""
+
+    __slots__ = ()
+
+    async def close(self) -> None:
+        """Close every ``UploadFile`` in the form."""
+        for _, value in self._list:
+            if isinstance(value, UploadFile):
+                await value.close()
+
+
+def close_files_now(items: list[tuple[str, str | UploadFile]]) -> None:
+    """Close every file in ``items`` at once, for error paths (may run while cancelled)."""
+    for _, value in items:
+        if isinstance(value, UploadFile):
+            value.file.close()
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    """A media type, lower-cased, and its parameters (RFC 9110 §8.3.1)."""
+    kind, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for item in rest.split(";"):
+        name, eq, param = item.partition("=")
+        if not eq:
+            continue
+        param = param.strip()
+        if len(param) >= 2 and param[0] == param[-1] == '"':
+            param = param[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        params.setdefault(name.strip().lower(), param)
+    return kind.strip().lower(), params
+
+
+async def _limited_stream(
+    request: Request, max_body_size: int | None
+) -> AsyncGenerator[bytes, None]:
+    """The request body, chunk by chunk; past ``max_body_size`` bytes, 413."""
+    too_large = HTTPException(413, f"Form body larger than {max_body_size} bytes (max_body_size)")
+    if max_body_size is not None:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_size:
+            raise too_large
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if max_body_size is not None and seen > max_body_size:
+            raise too_large
+        yield chunk
+
+
+async def read_form(request: Request, limits: FormLimits | None = None) -> FormData:
+    """Read the request's form once; later calls return the same ``FormData``."""
+    if request._form is not None:
+        return request._form
+    if request._streamed:
+        raise RuntimeError("the body was already consumed by stream(); form() cannot read it")
+    limits = limits if limits is not None else FormLimits()
+    kind, params = parse_content_type(request.headers.get("content-type", ""))
+    if kind == "multipart/form-data":
+        from asgikit._multipart import parse_multipart
+
+        boundary = params.get("boundary", "")
+        if not boundary or len(boundary) > 200 or "\n" in boundary or "\r" in boundary:
+            raise HTTPException(400, "Malformed multipart body: missing or invalid boundary")
+        body = _limited_stream(request, limits.max_body_size)
+        try:
+            form = await parse_multipart(body, boundary, limits)
+        finally:
+            await body.aclose()
+    elif kind == "application/x-www-form-urlencoded":
+        from asgikit._urlencoded import parse_urlencoded
+
+        body = _limited_stream(request, limits.max_body_size)
+        try:
+            form = await parse_urlencoded(body, limits)
+        finally:
+            await body.aclose()
+    else:
+        form = FormData()
+    request._form = form
+    if any(isinstance(value, UploadFile) for _, value in form._list):
+        request.scope.setdefault(FORMS_SCOPE_KEY, []).append(form)
+    return form
+
+
+async def close_request_forms(scope: dict[str, Any]) -> None:
+    """Close the files of every form read for this request (the route calls this)."""
+    forms = scope.get(FORMS_SCOPE_KEY)
+    if forms:
+        with anyio.CancelScope(shield=True):
+            for form in forms:
+                await form.close()
+
+
+class FormContext:
+    """What ``request.form(...)`` returns: await it, or use it as ``async with``.
+
+    ``form = await request.form()`` reads the form; ``async with
+    request.form() as form:`` also closes every ``UploadFile`` on exit.  Files
+    are closed anyway once the route that ran the endpoint has sent its
+    response.  The limits, all keyword-only:
+
+    - ``max_files`` (1000): file parts; more is 400.
+    - ``max_fields`` (1000): non-file fields, in either encoding; more is 400.
+    - ``max_part_size`` (1 MiB): bytes in one non-file field (Starlette's name
+      and meaning); in the urlencoded form, the whole ``name=value`` pair.  413.
+    - ``max_file_size`` (``None``, no cap of its own): bytes in one file.  413.
+    - ``max_body_size`` (1 GiB, ``None`` lifts it): bytes in the whole body.  413.
+    - ``spool_max_size`` (1 MiB): bytes a file keeps in memory before it moves
+      to a temporary file on disk.
+
+    Memory held per form is at most about ``max_fields * max_part_size``
+    (fields) plus ``max_files * spool_max_size`` (files still in memory).
+    """
+
+    __slots__ = ("_form", "_limits", "_request")
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        max_files: int = 1000,
+        max_fields: int = 1000,
+        max_part_size: int = _MIB,
+        max_file_size: int | None = None,
+        max_body_size: int | None = 1024 * _MIB,
+        spool_max_size: int = _MIB,
+    ) -> None:
+        self._request = request
+        self._limits = FormLimits(
+            max_files=max_files,
+            max_fields=max_fields,
+            max_part_size=max_part_size,
+            max_file_size=max_file_size,
+            max_body_size=max_body_size,
+            spool_max_size=spool_max_size,
+        )
+        self._form: FormData | None = None
+
+    def __await__(self) -> Generator[Any, None, FormData]:
+        return read_form(self._request, self._limits).__await__()
+
+    async def __aenter__(self) -> FormData:
+        self._form = await read_form(self._request, self._limits)
+        return self._form
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._form is not None:
+            with anyio.CancelScope(shield=True):
+                await self._form.close()
+
+
+__all__ = ["FormContext", "FormData", "FormLimits", "UploadFile", "read_form"]

@@ -1,0 +1,267 @@
+"""Cross-Origin Resource Sharing, as the Fetch standard defines it (§3.2, "CORS protocol").
+
+A request with an ``Origin`` header is answered with the CORS headers when
+the origin is allowed.  A *preflight* (``OPTIONS`` with ``Origin`` and
+``Access-Control-Request-Method``) is answered here, without calling the app:
+``200`` with the allowed method, headers and ``Access-Control-Max-Age``, or
+``400`` when the origin, the method, a header or a private-network request is
+not allowed.  With ``allow_credentials`` the origin is echoed, never ``*``
+(Fetch §3.2.5: a credentialed request fails on a wildcard), and every
+answer that depends on the ``Origin`` header carries ``Vary: Origin`` —
+including answers to requests without one, so that a shared cache never
+hands one origin's answer to another.
+
+It deliberately does not protect anything: CORS only tells browsers which
+cross-origin responses a page may *read*.  Requests still reach the app; use
+``csrf`` against cross-site writes, ``websocket_origin`` for WebSockets (which
+CORS does not cover: WebSocket scopes pass through untouched here).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from asgikit._send import wrap_send
+from asgikit.composition import middleware
+from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.middleware._http import RawHeaders, add_vary, text_response, without
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Request headers a browser may send cross-origin without listing them
+#: (Fetch §2.2.2, "CORS-safelisted request-header"; ``Content-Type`` is
+#: allowed with any value, as Starlette does, so JSON bodies work).
+SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language", "content-type"})
+
+_ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+_CORS_HEADERS = frozenset(
+    {
+        b"access-control-allow-origin",
+        b"access-control-allow-credentials",
+        b"access-control-expose-headers",
+    }
+)
+# RFC 9110 §5.6.2 token characters: what a method or a header name is made of.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@middleware
+def cors(
+    app: ASGIApp,
+    *,
+    allow_origins: Sequence[str] = (),
+    allow_methods: Sequence[str] = ("GET",),
+    allow_headers: Sequence[str] = (),
+    allow_credentials: bool = False,
+    allow_origin_regex: str | None = None,
+    expose_headers: Sequence[str] = (),
+    max_age: int = 600,
+    allow_private_network: bool = False,
+    exclude: Exclude = None,
+) -> ASGIApp:
+    """Answer CORS preflights and add CORS headers to the app's responses.
+
+    ``allow_origins`` lists exact origins (``"https://example.com"``) or is
+    ``["*"]`` for any; ``allow_origin_regex`` must match a whole origin.
+    ``allow_methods`` and ``allow_headers`` accept ``["*"]`` (then the
+    requested method and headers are echoed, which also works with
+    credentials).  ``allow_private_network`` answers Private Network Access
+    preflights (``Access-Control-Request-Private-Network: true``), which are
+    refused otherwise.  Paths in ``exclude`` (or scopes it accepts) pass
+    through untouched.
+    """
+    return _CORS(
+        app,
+        allow_origins=allow_origins,
+        allow_methods=allow_methods,
+        allow_headers=allow_headers,
+        allow_credentials=allow_credentials,
+        allow_origin_regex=allow_origin_regex,
+        expose_headers=expose_headers,
+        max_age=max_age,
+        allow_private_network=allow_private_network,
+        exclude=exclude,
+    )
+
+
+def _check_list(kind: str, values: Sequence[str]) -> None:
+    if isinstance(values, str):
+        raise TypeError(f"{kind} must be a list of strings, not a single string")
+    for value in values:
+        if value != "*" and (not value or not _TOKEN.issuperset(value)):
+            raise ValueError(f"invalid entry in {kind}: {value!r}")
+
+
+class _CORS:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allow_origins: Sequence[str],
+        allow_methods: Sequence[str],
+        allow_headers: Sequence[str],
+        allow_credentials: bool,
+        allow_origin_regex: str | None,
+        expose_headers: Sequence[str],
+        max_age: int,
+        allow_private_network: bool,
+        exclude: Exclude,
+    ) -> None:
+        if isinstance(allow_origins, str):
+            raise TypeError("allow_origins must be a list of origins, not a single string")
+        _check_list("allow_methods", allow_methods)
+        _check_list("allow_headers", allow_headers)
+        _check_list("expose_headers", expose_headers)
+        if max_age < 0:
+            raise ValueError("max_age must not be negative")
+        self.app = app
+        self.excluded = compile_exclude(exclude)
+        self.any_origin = "*" in allow_origins
+        # Browsers serialise an origin as scheme://host[:port], lower-case and
+        # without a path; a configured trailing slash would never match.
+        self.origins = frozenset(
+            o.lower().rstrip("/").encode("latin-1") for o in allow_origins if o != "*"
+        )
+        self.origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
+        self.credentials = allow_credentials
+        self.private_network = allow_private_network
+        # A wildcard answer is the same for every origin: only then is no
+        # Vary: Origin needed (Fetch §3.2.5, "CORS protocol and HTTP caches").
+        self.static_wildcard = self.any_origin and not allow_credentials
+        self.any_method = "*" in allow_methods
+        self.methods = frozenset(_ALL_METHODS if self.any_method else allow_methods)
+        self.any_header = "*" in allow_headers
+        self.headers = SAFELISTED_HEADERS | {h.lower() for h in allow_headers if h != "*"}
+
+        simple: RawHeaders = []
+        if allow_credentials:
+            simple.append((b"access-control-allow-credentials", b"true"))
+        if expose_headers:
+            simple.append((b"access-control-expose-headers", ", ".join(expose_headers).encode()))
+        self.simple_headers = simple
+
+        preflight: RawHeaders = []
+        if allow_credentials:
+            preflight.append((b"access-control-allow-credentials", b"true"))
+        if not self.any_method:
+            preflight.append(
+                (b"access-control-allow-methods", ", ".join(allow_methods).encode("latin-1"))
+            )
+        if not self.any_header:
+            listed = sorted(self.headers)
+            preflight.append((b"access-control-allow-headers", ", ".join(listed).encode()))
+        preflight.append((b"access-control-max-age", str(max_age).encode()))
+        self.preflight_headers = preflight
+
+    def origin_allowed(self, origin: bytes) -> bool:
+        if self.any_origin or origin in self.origins:
+            return True
+        if self.origin_regex is not None:
+            return self.origin_regex.fullmatch(origin.decode("latin-1")) is not None
+        return False
+
+    def allow_origin_value(self, origin: bytes) -> bytes:
+        return b"*" if self.static_wildcard else origin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.excluded is not None and self.excluded(scope)):
+            await self.app(scope, receive, send)
+            return
+        origin: bytes | None = None
+        request_method: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                if origin is not None and origin != value:
+                    origin = b""  # two different origins: allow neither
+                else:
+                    origin = value
+            elif name == b"access-control-request-method":
+                request_method = value
+        if origin is None:
+            if self.static_wildcard:
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, self._vary_only(send))
+            return
+        if scope["method"] == "OPTIONS" and request_method is not None:
+            await self._preflight(scope, receive, send, origin, request_method)
+            return
+        await self.app(scope, receive, self._simple(send, origin))
+
+    def _vary_only(self, send: Send) -> Send:
+        async def on_start(message: Message) -> None:
+            headers = list(message.get("headers", ()))
+            add_vary(headers, b"Origin")
+            await send({**message, "headers": headers})
+
+        return wrap_send(send, {"http.response.start": on_start})
+
+    def _simple(self, send: Send, origin: bytes) -> Send:
+        allowed = bool(origin) and self.origin_allowed(origin)
+
+        async def on_start(message: Message) -> None:
+            headers = list(message.get("headers", ()))
+            if allowed:
+                # The middleware owns these: what the app said is replaced.
+                headers = without(headers, _CORS_HEADERS)
+                headers.append((b"access-control-allow-origin", self.allow_origin_value(origin)))
+                headers.extend(self.simple_headers)
+            if not self.static_wildcard:
+                add_vary(headers, b"Origin")
+            await send({**message, "headers": headers})
+
+        return wrap_send(send, {"http.response.start": on_start})
+
+    async def _preflight(
+        self, scope: Scope, receive: Receive, send: Send, origin: bytes, method: bytes
+    ) -> None:
+        requested_headers: list[bytes] = []
+        private_network = False
+        for name, value in scope["headers"]:
+            if name == b"access-control-request-headers":
+                requested_headers.extend(
+                    h.strip().lower() for h in value.split(b",") if h.strip()
+                )
+            elif name == b"access-control-request-private-network":
+                private_network = value.strip().lower() == b"true"
+
+        vary: RawHeaders = []
+        if not self.static_wildcard:
+            vary.append((b"vary", b"Origin"))
+        failures: list[str] = []
+        if not origin or not self.origin_allowed(origin):
+            failures.append("origin")
+        method_text = method.decode("latin-1")
+        # Methods are case-sensitive (Fetch §2.2.1); browsers upper-case the
+        # standard ones before asking.
+        if method_text not in self.methods:
+            failures.append("method")
+        header_texts = [h.decode("latin-1") for h in requested_headers]
+        if not self.any_header and any(h not in self.headers for h in header_texts):
+            failures.append("headers")
+        if any(not h or not _TOKEN.issuperset(h) for h in header_texts):
+            failures.append("headers")
+        if private_network and not self.private_network:
+            failures.append("private network")
+        if failures:
+            reason = ", ".join(dict.fromkeys(failures))
+            await text_response(scope, receive, send, 400, f"Disallowed CORS {reason}", vary)
+            return
+
+        headers: RawHeaders = [(b"access-control-allow-origin", self.allow_origin_value(origin))]
+        headers.extend(self.preflight_headers)
+        if self.any_method:
+            headers.append((b"access-control-allow-methods", method))
+        if self.any_header and requested_headers:
+            headers.append((b"access-control-allow-headers", b", ".join(requested_headers)))
+        if private_network:
+            headers.append((b"access-control-allow-private-network", b"true"))
+        headers.extend(vary)
+        if self.any_method:
+            add_vary(headers, b"Access-Control-Request-Method")
+        if self.any_header:
+            add_vary(headers, b"Access-Control-Request-Headers")
+        await text_response(scope, receive, send, 200, "OK", headers)
+
+
+__all__ = ["SAFELISTED_HEADERS", "cors"]

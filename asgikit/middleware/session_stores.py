@@ -1,0 +1,179 @@
+"""Server-side session stores for ``sessions(store=...)``: the cookie holds only an id.
+
+A store maps a random session id to the session's data, as JSON, with an
+expiry.  :class:`MemoryStore` keeps it in this process (bounded; lost on
+restart; not shared between workers).  :class:`RedisStore` keeps it in Redis
+through ``redis.asyncio`` (the ``redis`` extra), which runs on asyncio only.
+Any object with the three methods of :class:`SessionStore` will do.
+
+Make the Redis client in the lifespan and hand the store over in its state::
+
+    @asynccontextmanager
+    async def resources():
+        store = RedisStore.from_url("redis://localhost")
+        yield {"session_store": store}
+        await store.aclose()
+
+    app = lifespan(sessions(router(...), secret_key=..., store_from_state="session_store"),
+                   resources)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+#: How long a stored session lives when the middleware gives no ``max_age``.
+DEFAULT_TTL = 14 * 24 * 60 * 60
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Where server-side sessions live.  Ids are URL-safe random strings."""
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        """The data saved under ``session_id``, or ``None`` if unknown or expired."""
+        ...
+
+    async def save(self, session_id: str, data: Mapping[str, Any], ttl: int | None) -> None:
+        """Keep ``data`` under ``session_id`` for ``ttl`` seconds (``None``: a default)."""
+        ...
+
+    async def delete(self, session_id: str) -> None:
+        """Forget ``session_id`` (no error if it is unknown)."""
+        ...
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"session values must be JSON-serializable: {exc}") from exc
+
+
+def _loads(raw: str | bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class MemoryStore:
+    """Sessions in this process's memory, at most ``max_entries``, oldest dropped first.
+
+    Fine for development, tests and single-process servers.  ``ttl`` is the
+    lifetime when the middleware gives none; ``clock`` (monotonic seconds) is
+    there for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        ttl: int = DEFAULT_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._clock = clock
+        # id -> (expires at, JSON); JSON so that callers never share mutable data.
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        """The data under ``session_id``, or ``None``."""
+        entry = self._entries.get(session_id)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[session_id]
+            return None
+        return _loads(entry[1])
+
+    async def save(self, session_id: str, data: Mapping[str, Any], ttl: int | None) -> None:
+        """Keep ``data``; past ``max_entries`` the least recently saved session goes."""
+        now = self._clock()
+        self._entries[session_id] = (now + (self.ttl if ttl is None else ttl), _dumps(data))
+        self._entries.move_to_end(session_id)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        # Drop expired sessions from the old end while we are here, so memory
+        # does not hold dead sessions until the bound is reached.
+        for _ in range(2):
+            oldest = next(iter(self._entries.items()), None)
+            if oldest is None or oldest[1][0] > now:
+                break
+            del self._entries[oldest[0]]
+
+    async def delete(self, session_id: str) -> None:
+        """Forget ``session_id``."""
+        self._entries.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class RedisClient(Protocol):
+    """The part of ``redis.asyncio.Redis`` that :class:`RedisStore` uses."""
+
+    def get(self, name: str) -> Awaitable[Any]: ...
+    def set(self, name: str, value: str, *, ex: int) -> Awaitable[Any]: ...
+    def delete(self, *names: str) -> Awaitable[Any]: ...
+
+
+class RedisStore:
+    """Sessions in Redis: one key per session (``prefix`` + id), expired by Redis itself.
+
+    ``client`` is a ``redis.asyncio.Redis`` (or anything with its ``get``,
+    ``set(..., ex=)`` and ``delete``); :meth:`from_url` makes one.  ``ttl`` is the
+    lifetime when the middleware gives no ``max_age``.  Needs asyncio.
+    """
+
+    def __init__(
+        self, client: RedisClient, *, prefix: str = "session:", ttl: int = DEFAULT_TTL
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl = ttl
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str = "session:", ttl: int = DEFAULT_TTL, **options: Any
+    ) -> RedisStore:
+        """A store with a new ``redis.asyncio`` client for ``url`` (needs the ``redis`` extra)."""
+        try:
+            import redis.asyncio
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "RedisStore needs the redis extra: pip install 'asgikit[redis]'"
+            ) from exc
+        client: RedisClient = redis.asyncio.Redis.from_url(url, **options)
+        return cls(client, prefix=prefix, ttl=ttl)
+
+    async def load(self, session_id: str) -> dict[str, Any] | None:
+        """The data under ``session_id``, or ``None`` (also for data that is not JSON)."""
+        raw = await self.client.get(self.prefix + session_id)
+        return None if raw is None else _loads(raw)
+
+    async def save(self, session_id: str, data: Mapping[str, Any], ttl: int | None) -> None:
+        """``SET key json EX ttl``."""
+        seconds = self.ttl if ttl is None else ttl
+        await self.client.set(self.prefix + session_id, _dumps(data), ex=max(1, seconds))
+
+    async def delete(self, session_id: str) -> None:
+        """``DEL key``."""
+        await self.client.delete(self.prefix + session_id)
+
+    async def aclose(self) -> None:
+        """Close the client's connections (if it has ``aclose``)."""
+        close: Callable[[], Awaitable[None]] | None = getattr(self.client, "aclose", None)
+        if close is not None:
+            await close()
+
+
+__all__ = ["DEFAULT_TTL", "MemoryStore", "RedisClient", "RedisStore", "SessionStore"]

@@ -1,0 +1,359 @@
+"""``sessions``: a per-client dict at ``scope["session"]``, kept in a signed cookie.
+
+The session is a ``dict`` (a :class:`Session`, which notices changes), so
+Starlette's ``request.session`` and asgikit's work with it unchanged.
+
+By default the whole session lives in the cookie, as base64url JSON with a
+timestamp, signed with HMAC-SHA256 (:class:`Signer`).  ``secret_key`` may be a
+list: the first key signs, every key verifies, so keys rotate without logging
+anyone out.  A cookie that was tampered with, is older than ``max_age``, was
+signed with an unknown key or does not decode gives an empty session — never
+an error.  The data is signed, not encrypted: the client can read it.
+
+With ``store=`` (or ``store_from_state=``, a key of the lifespan state) the data
+stays on the server (:mod:`asgikit.middleware.session_stores`) and the cookie
+holds only a signed random id.  Call ``session.regenerate_id()`` (or
+:func:`regenerate_session_id`) when the user logs in, against session fixation.
+
+The cookie is sent only when the session changed (so ``max_age`` counts from
+the last change), and cleared when the session was emptied.  A change inside
+a nested value (``session["cart"].append(x)``) is not seen: assign the value
+again, or set ``session.modified = True``.  A cookie session larger than
+browsers keep (RFC 6265 §6.1: 4096 bytes) raises :class:`SessionCookieTooLarge`
+when the response starts, so it surfaces as a 500 instead of a silently
+dropped cookie.  WebSocket connections get the session to read; changes made
+there are not saved (a handshake response cannot be relied on to set cookies).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from asgikit._cookies import format_set_cookie
+from asgikit._send import wrap_send
+from asgikit.composition import middleware
+from asgikit.datastructures import parse_cookie_header
+from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.middleware.session_stores import SessionStore
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+
+#: RFC 6265 §6.1: browsers keep cookies of at least 4096 bytes (name, value and attributes).
+MAX_COOKIE_SIZE = 4096
+
+SecretKey = str | bytes | Sequence[str | bytes]
+
+
+class SessionCookieTooLarge(ValueError):
+    """The session does not fit in a cookie: store less, or use a server-side store."""
+
+
+class Signer:
+    """HMAC-SHA256 signatures with a timestamp: ``payload.timestamp.signature``, base64url.
+
+    ``salt`` separates uses of one secret: a value signed for one salt never
+    verifies for another.  The first of several keys signs; all verify.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, secret_key: SecretKey, *, salt: bytes) -> None:
+        keys = [secret_key] if isinstance(secret_key, (str, bytes)) else list(secret_key)
+        if not keys or not all(isinstance(k, (str, bytes)) and k for k in keys):
+            raise ValueError("secret_key must be a non-empty str or bytes, or a list of them")
+        # One derived key per purpose, so the raw secret signs nothing directly.
+        self._keys = [
+            hmac.new(k.encode("utf-8") if isinstance(k, str) else k, salt, hashlib.sha256).digest()
+            for k in keys
+        ]
+
+    def sign(self, payload: bytes, *, timestamp: int | None = None) -> str:
+        """``payload`` signed with the first key, stamped with ``timestamp`` (default: now)."""
+        stamp = int(time.time()) if timestamp is None else timestamp
+        body = f"{_b64encode(payload)}.{stamp}"
+        digest = hmac.new(self._keys[0], body.encode("ascii"), hashlib.sha256).digest()
+        return f"{body}.{_b64encode(digest)}"
+
+    def unsign(self, token: str, *, max_age: int | None) -> bytes | None:
+        """The payload of a valid ``token`` not older than ``max_age`` seconds, else ``None``."""
+        body, dot, signature = token.rpartition(".")
+        if not dot:
+            return None
+        try:
+            body_bytes = body.encode("ascii")
+            expected = _b64decode(signature)
+        except ValueError:  # non-ASCII text, bad base64
+            return None
+        if not any(
+            hmac.compare_digest(hmac.new(key, body_bytes, hashlib.sha256).digest(), expected)
+            for key in self._keys
+        ):
+            return None
+        encoded, dot, stamp = body.rpartition(".")
+        if not dot or not stamp.isdigit():
+            return None
+        if max_age is not None and time.time() - int(stamp) > max_age:
+            return None
+        try:
+            return _b64decode(encoded)
+        except ValueError:
+            return None
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Session(dict[str, Any]):
+    """The session dict; ``modified`` tells whether it must be saved."""
+
+    __slots__ = ("modified", "regenerate")
+
+    def __init__(self, data: Mapping[str, Any] = {}) -> None:
+        super().__init__(data)
+        #: Set by every change through the dict's methods; set it by hand after
+        #: changing a nested value.
+        self.modified = False
+        #: Whether the next save moves the data to a fresh id (server-side stores).
+        self.regenerate = False
+
+    def regenerate_id(self) -> None:
+        """Give the session a new id when it is saved (call on login, against fixation).
+
+        With a cookie session there is no id; the cookie is simply issued anew.
+        """
+        self.regenerate = True
+        self.modified = True
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.modified = True
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.modified = True
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        self.modified = True
+        super().__ior__(other)
+        return self
+
+    def clear(self) -> None:
+        """Empty the session (its cookie is cleared, its stored data deleted)."""
+        self.modified = True
+        super().clear()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """``dict.pop``, noting the change when ``key`` was there."""
+        if key in self:
+            self.modified = True
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        """``dict.popitem``, noting the change."""
+        item = super().popitem()
+        self.modified = True
+        return item
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """``dict.setdefault``, noting the change when ``key`` was missing."""
+        if key not in self:
+            self.modified = True
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """``dict.update``, noting the change."""
+        self.modified = True
+        super().update(*args, **kwargs)
+
+
+def regenerate_session_id(connection: Mapping[str, Any]) -> None:
+    """Move the session to a new id when it is saved; takes a scope or a ``Request``."""
+    session = connection.get("session")
+    if not isinstance(session, Session):
+        raise RuntimeError("no asgikit session here: wrap the app in sessions()")
+    session.regenerate_id()
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    header = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"cookie"]
+    if not header:
+        return None
+    return parse_cookie_header("; ".join(header)).get(name)
+
+
+def _encode_session(session: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(session, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"session values must be JSON-serializable: {exc}") from exc
+
+
+def _decode_session(payload: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@middleware
+def sessions(
+    app: ASGIApp,
+    *,
+    secret_key: SecretKey,
+    session_cookie: str = "session",
+    max_age: int | None = 14 * 24 * 60 * 60,
+    same_site: str = "lax",
+    https_only: bool = False,
+    path: str = "/",
+    domain: str | None = None,
+    store: SessionStore | None = None,
+    store_from_state: str | None = None,
+    exclude: Exclude = None,
+) -> ASGIApp:
+    """Give the app a session at ``scope["session"]``, kept in a signed cookie or a store.
+
+    ``max_age`` (seconds, ``None`` for a browser-session cookie) bounds both the
+    cookie and the signature's age; ``same_site``, ``https_only`` (``Secure``),
+    ``path`` and ``domain`` are the cookie's attributes, and it is always
+    ``HttpOnly``.  ``store`` keeps the data on the server; ``store_from_state``
+    names the lifespan-state key holding the store instead (so it can be made in
+    ``lifespan``).  ``exclude`` (paths or a scope predicate) skips the middleware.
+    """
+    if store is not None and store_from_state is not None:
+        raise TypeError("give store or store_from_state, not both")
+    signer = Signer(secret_key, salt=b"asgikit.sessions")
+    # Built once: also checks the name and attributes (SameSite=None needs Secure).
+    attributes = format_set_cookie(
+        session_cookie,
+        max_age=max_age,
+        path=path,
+        domain=domain,
+        secure=https_only,
+        httponly=True,
+        samesite=same_site,
+    ).partition("; ")[2]
+    set_prefix = f"{session_cookie}="
+    set_suffix = f"; {attributes}" if attributes else ""
+    clear_cookie = format_set_cookie(
+        session_cookie,
+        "null",
+        max_age=0,
+        expires=datetime(1970, 1, 1, tzinfo=timezone.utc),
+        path=path,
+        domain=domain,
+        secure=https_only,
+        httponly=True,
+        samesite=same_site,
+    ).encode("latin-1")
+    skip = compile_exclude(exclude)
+    uses_store = store is not None or store_from_state is not None
+
+    def cookie_header(value: str) -> bytes:
+        header = f"{set_prefix}{value}{set_suffix}"
+        if len(header) > MAX_COOKIE_SIZE:
+            raise SessionCookieTooLarge(
+                f"the session cookie is {len(header)} bytes, over the {MAX_COOKIE_SIZE}-byte "
+                "limit browsers keep (RFC 6265 §6.1): keep less in the session, or use a "
+                "server-side store (sessions(..., store=...))"
+            )
+        return header.encode("latin-1")
+
+    def find_store(scope: Scope) -> SessionStore:
+        if store is not None:
+            return store
+        state = scope.get("state") or {}
+        found: SessionStore | None = state.get(store_from_state)
+        if found is None:
+            raise RuntimeError(
+                f"no session store at lifespan state key {store_from_state!r}: "
+                "yield it from the lifespan handler"
+            )
+        return found
+
+    def save(session: Session, token: str | None) -> bytes | None:
+        """The ``Set-Cookie`` value for a cookie session, or ``None`` to send nothing."""
+        if not session.modified:
+            return None
+        if not session:
+            return clear_cookie if token is not None else None
+        return cookie_header(signer.sign(_encode_session(session)))
+
+    async def save_to_store(
+        session: Session, token: str | None, session_id: str | None, sessions_store: SessionStore
+    ) -> bytes | None:
+        if not session.modified:
+            return None
+        if not session:
+            if session_id is not None:
+                await sessions_store.delete(session_id)
+            return clear_cookie if token is not None else None
+        if session_id is not None and session.regenerate:
+            await sessions_store.delete(session_id)
+            session_id = None
+        if session_id is None:
+            session_id = secrets.token_urlsafe(32)
+        await sessions_store.save(session_id, dict(session), max_age)
+        return cookie_header(signer.sign(session_id.encode("ascii")))
+
+    async def sessions_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or (skip is not None and skip(scope)):
+            await app(scope, receive, send)
+            return
+        token = _cookie(scope, session_cookie)
+        payload = None if token is None else signer.unsign(token, max_age=max_age)
+        session_id: str | None = None
+        sessions_store: SessionStore | None = None
+        if uses_store:
+            sessions_store = find_store(scope)
+            data: Mapping[str, Any] | None = None
+            if payload is not None:
+                session_id = payload.decode("ascii", "replace")
+                data = await sessions_store.load(session_id)
+            if data is None:
+                # Never adopt an id the store does not know (session fixation).
+                session_id, data = None, {}
+        else:
+            data = {} if payload is None else _decode_session(payload)
+        session = Session(data)
+        scope = {**scope, "session": session}
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def on_start(message: Message) -> None:
+            if sessions_store is None:
+                header = save(session, token)
+            else:
+                header = await save_to_store(session, token, session_id, sessions_store)
+            if header is not None:
+                headers = list(message.get("headers", ()))
+                headers.append((b"set-cookie", header))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, wrap_send(send, {"http.response.start": on_start}))
+
+    return sessions_app
+
+
+__all__ = [
+    "MAX_COOKIE_SIZE",
+    "Session",
+    "SessionCookieTooLarge",
+    "Signer",
+    "regenerate_session_id",
+    "sessions",
+]

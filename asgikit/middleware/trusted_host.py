@@ -1,0 +1,110 @@
+"""Refuse requests for hosts the app does not serve (Host header attacks).
+
+The ``Host`` header (HTTP/2's ``:authority``, which servers put there) is
+compared with ``allowed_hosts``: exact names, ``*.example.com`` for any
+subdomain of ``example.com`` (not ``example.com`` itself, and never
+``example.com.evil.com``), or ``"*"`` for any.  Names compare without case,
+without the port and without a trailing dot (RFC 1034 §3.1).  Anything
+else — a missing, empty or malformed Host included — gets ``400``; a
+WebSocket handshake is refused the same way.  With ``www_redirect`` a
+request for ``example.com`` is redirected (307) to ``www.example.com`` when
+only the latter is allowed.
+
+It does not look at ``X-Forwarded-Host``: put ``proxy_headers`` outside it
+to have that believed from trusted proxies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from asgikit.composition import middleware
+from asgikit.datastructures import URL, valid_host
+from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.middleware._http import text_response
+from asgikit.types import ASGIApp, Receive, Scope, Send
+
+
+def host_name(host: str) -> str | None:
+    """The name part of a ``host[:port]`` value, lower-cased, or ``None`` if malformed."""
+    if not valid_host(host):
+        return None
+    if host.startswith("["):
+        name = host[: host.index("]") + 1]
+    else:
+        name = host.partition(":")[0]
+    return name.lower().rstrip(".") or None
+
+
+@middleware
+def trusted_host(
+    app: ASGIApp,
+    *,
+    allowed_hosts: Sequence[str],
+    www_redirect: bool = True,
+    exclude: Exclude = None,
+) -> ASGIApp:
+    """Answer ``400`` unless the request's Host matches one of ``allowed_hosts``.
+
+    ``allowed_hosts`` takes names (``"example.com"``, ``"[::1]"``),
+    ``"*.example.com"`` patterns, or ``"*"``; ports are not part of a pattern.
+    """
+    if isinstance(allowed_hosts, str):
+        raise TypeError("allowed_hosts must be a list of host names, not a single string")
+    exact: set[str] = set()
+    suffixes: list[str] = []
+    any_host = False
+    for pattern in allowed_hosts:
+        pattern = pattern.strip().lower().rstrip(".")
+        if pattern == "*":
+            any_host = True
+        elif pattern.startswith("*."):
+            if not valid_host(pattern[2:]) or ":" in pattern.lstrip("*."):
+                raise ValueError(f"invalid host pattern: {pattern!r}")
+            suffixes.append(pattern[1:])
+        elif "*" in pattern or host_name(pattern) != pattern:
+            raise ValueError(f"invalid host pattern (no port, '*' only as '*.'): {pattern!r}")
+        else:
+            exact.add(pattern)
+    suffix_tuple = tuple(suffixes)
+    excluded = compile_exclude(exclude)
+
+    def allowed(name: str) -> bool:
+        return any_host or name in exact or name.endswith(suffix_tuple)
+
+    async def trusted_host_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or any_host:
+            await app(scope, receive, send)
+            return
+        if excluded is not None and excluded(scope):
+            await app(scope, receive, send)
+            return
+        host = ""
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value.decode("latin-1")
+                break
+        name = host_name(host)
+        if name is not None and allowed(name):
+            await app(scope, receive, send)
+            return
+        if (
+            www_redirect
+            and name is not None
+            and scope["type"] == "http"
+            and not name.startswith("www.")
+            and ("www." + name) in exact
+        ):
+            url = URL.from_scope(scope)
+            netloc = "www." + host.lower() if not host.startswith("[") else host
+            location = str(url.replace(netloc=netloc)).encode("latin-1")
+            await text_response(
+                scope, receive, send, 307, "Redirecting", [(b"location", location)]
+            )
+            return
+        await text_response(scope, receive, send, 400, "Invalid host header")
+
+    return trusted_host_app
+
+
+__all__ = ["host_name", "trusted_host"]

@@ -1,0 +1,256 @@
+"""Server-sent events: ``EventSourceResponse``, per the HTML standard §9.2.
+
+The body is an ``text/event-stream`` (always UTF-8, §9.2.5): each item of
+the iterable becomes one event, fields one per line, a blank line after.
+Multi-line ``data`` (split at CRLF, CR and LF alike, as the parser splits)
+becomes several ``data:`` lines that the browser joins again with LF.  A
+field that would break the framing is refused when the event is built: CR
+or LF in ``event`` or ``id``, NUL in ``id`` (§9.2.6: such an id is ignored).
+
+While the stream is open a comment (``: ping``) goes out whenever nothing
+was sent for ``ping`` seconds, so proxies keep the connection and the client
+notices a dead one.  The client's disconnect is watched all along (as for
+``StreamingResponse``): the iterator is closed at once, and its ``finally``
+runs.
+
+Server shutdown: ASGI servers send ``lifespan.shutdown`` only after open
+connections are closed, so the lifespan cannot end a stream.  What ends it
+is the server's graceful timeout (``uvicorn --timeout-graceful-shutdown``,
+``hypercorn --graceful-timeout``, 3 s by default), after which the server
+cancels the response and the iterator is closed; or ``shutdown_event``, any
+event the application sets itself (its ``wait()`` is watched).
+
+Not done here: replaying missed events for ``Last-Event-ID`` (the
+application knows its history; ``last_event_id(request)`` reads the header).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
+from typing import Any, Protocol
+
+import anyio
+
+from asgikit.background import BackgroundTask
+from asgikit.datastructures import Headers
+from asgikit.requests import HTTPConnection
+from asgikit.responses import Response
+from asgikit.streaming import close_iterator, iterate_in_threadpool, run_until_disconnect
+from asgikit.types import Scope, Send
+
+_PING = b": ping\n\n"
+
+
+def _lines(text: str) -> list[str]:
+    # §9.2.6: a line ends at CRLF, a lone LF or a lone CR.  str.splitlines()
+    # would also split at U+2028, VT, FF..., which the parser keeps.
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSentEvent:
+    """One event.  Every field is optional; the checks run when it is built.
+
+    ``data``: a ``str`` is sent as is (multi-line allowed); any other value
+    but ``None`` is sent as compact JSON.  ``event``: the event type the
+    browser dispatches (``message`` if absent).  ``id``: the client's new
+    last event ID (``""`` resets it).  ``retry``: the reconnection delay in
+    milliseconds.  ``comment``: a comment line, which the browser ignores.
+    """
+
+    data: Any = None
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+    comment: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("event", "id"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise TypeError(f"the SSE {name!r} field must be a str")
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"the SSE {name!r} field cannot contain CR or LF")
+        if self.id is not None and "\0" in self.id:
+            raise ValueError("the SSE 'id' field cannot contain NUL (browsers ignore it)")
+        if self.retry is not None and (
+            isinstance(self.retry, bool) or not isinstance(self.retry, int) or self.retry < 0
+        ):
+            raise ValueError("the SSE 'retry' field is a non-negative int (milliseconds)")
+        if self.comment is not None and not isinstance(self.comment, str):
+            raise TypeError("the SSE 'comment' field must be a str")
+
+    def encode(self) -> bytes:
+        """The event in the ``text/event-stream`` format, blank line included."""
+        out: list[str] = []
+        if self.comment is not None:
+            out.extend(f": {line}" for line in _lines(self.comment))
+        if self.event is not None:
+            out.append(f"event: {self.event}")
+        if self.id is not None:
+            out.append(f"id: {self.id}")
+        if self.retry is not None:
+            out.append(f"retry: {self.retry}")
+        if self.data is not None:
+            data = self.data
+            if not isinstance(data, str):
+                data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            out.extend(f"data: {line}" for line in _lines(data))
+        out.append("\n")
+        return "\n".join(out).encode("utf-8")
+
+
+def encode_event(item: str | Mapping[str, Any] | ServerSentEvent) -> bytes:
+    """One stream item as bytes: a ``str`` is the data, a dict names the fields."""
+    if isinstance(item, ServerSentEvent):
+        return item.encode()
+    if isinstance(item, str):
+        return ServerSentEvent(data=item).encode()
+    if isinstance(item, Mapping):
+        return ServerSentEvent(**item).encode()
+    raise TypeError(
+        f"an SSE item is a str, a dict or a ServerSentEvent, not {type(item).__name__}"
+    )
+
+
+def last_event_id(connection: HTTPConnection | Scope) -> str | None:
+    """The ``Last-Event-ID`` a reconnecting ``EventSource`` sent (§9.2.4), if any."""
+    if isinstance(connection, HTTPConnection):
+        headers = connection.headers
+    else:
+        headers = Headers(raw=connection.get("headers", ()))
+    value: str | None = headers.get("last-event-id")
+    return value
+
+
+class _Waitable(Protocol):
+    def wait(self) -> Awaitable[Any]: ...
+
+
+class _Writer:
+    """Sends chunks for one stream: one at a time, remembering when it last did."""
+
+    def __init__(self, send: Send, send_timeout: float | None) -> None:
+        self.send = send
+        self.send_timeout = send_timeout
+        self.lock = anyio.Lock()
+        self.last_sent = anyio.current_time()
+        self.error: Exception | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        async with self.lock:
+            # fail_after's TimeoutError is an OSError: like a vanished client.
+            with anyio.fail_after(self.send_timeout):
+                await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self.last_sent = anyio.current_time()
+
+
+class EventSourceResponse(Response):
+    """A ``text/event-stream`` response from a sync or async iterable of events.
+
+    Items are ``str`` (the data), dicts with ``data``, ``event``, ``id``,
+    ``retry`` and ``comment`` keys, or :class:`ServerSentEvent`.  ``ping``
+    is the idle time in seconds before a keep-alive comment (``None`` or 0
+    turns pings off).  ``send_timeout`` ends the stream when one send blocks
+    that long (a client that stopped reading).  ``shutdown_event`` (any
+    object with an awaitable ``wait()``) ends the stream cleanly when set.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: Iterable[Any] | AsyncIterable[Any],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        *,
+        ping: float | None = 15,
+        send_timeout: float | None = None,
+        shutdown_event: _Waitable | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.background = background
+        self.ping = ping or None
+        self.send_timeout = send_timeout
+        self.shutdown_event = shutdown_event
+        if isinstance(content, AsyncIterable):
+            self.body_iterator: AsyncIterable[Any] = content
+        else:
+            self.body_iterator = iterate_in_threadpool(content)
+        given = {key.lower() for key in headers or ()}
+        extra = dict(headers or {})
+        if "cache-control" not in given:
+            extra["Cache-Control"] = "no-cache"
+        if "x-accel-buffering" not in given:
+            # nginx buffers proxied responses unless told not to.
+            extra["X-Accel-Buffering"] = "no"
+        self._raw_headers = self._init_headers(extra)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
+        iterator = self.body_iterator.__aiter__()
+        try:
+            if scope.get("method") == "HEAD":
+                await send(self._start_message())
+                await send({"type": "http.response.body", "body": b""})
+                complete = True
+            else:
+                complete = await run_until_disconnect(
+                    scope, receive, lambda: self._stream(send, iterator)
+                )
+        finally:
+            await close_iterator(iterator)
+        if complete and self.background is not None:
+            await self.background()
+
+    def _start_message(self) -> dict[str, Any]:
+        return {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": list(self._raw_headers),
+        }
+
+    async def _stream(self, send: Send, iterator: AsyncIterator[Any]) -> None:
+        await send(self._start_message())
+        writer = _Writer(send, self.send_timeout)
+        async with anyio.create_task_group() as group:
+            if self.ping is not None:
+                group.start_soon(self._pinger, writer, group.cancel_scope)
+            if self.shutdown_event is not None:
+                group.start_soon(self._watch_shutdown, group.cancel_scope)
+            try:
+                async for item in iterator:
+                    await writer.write(encode_event(item))
+            except Exception as exc:
+                # Raised after the group, so the caller sees the exception
+                # itself and not an exception group around it.
+                writer.error = exc
+            group.cancel_scope.cancel()
+        if writer.error is not None:
+            raise writer.error
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _pinger(self, writer: _Writer, stop: anyio.CancelScope) -> None:
+        assert self.ping is not None
+        try:
+            while True:
+                idle = anyio.current_time() - writer.last_sent
+                if idle >= self.ping:
+                    await writer.write(_PING)
+                else:
+                    await anyio.sleep(self.ping - idle)
+        except OSError as exc:
+            writer.error = exc
+            stop.cancel()
+
+    async def _watch_shutdown(self, stop: anyio.CancelScope) -> None:
+        assert self.shutdown_event is not None
+        await self.shutdown_event.wait()
+        stop.cancel()
+
+
+__all__ = ["EventSourceResponse", "ServerSentEvent", "encode_event", "last_event_id"]

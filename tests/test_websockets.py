@@ -1,0 +1,279 @@
+"""WebSocket: handshake, data both ways, disconnects, refusals, routing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from asgikit.exceptions import HTTPException, WebSocketDisconnect
+from asgikit.routing import mount, router, websocket_route
+from asgikit.testing import TestClient, WebSocketDenialResponse
+from asgikit.types import Message, Receive, Scope, Send
+from asgikit.websockets import WebSocket, WebSocketState
+
+
+def ws_scope(**extra: Any) -> Scope:
+    scope: Scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "scheme": "ws",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 5000),
+        "subprotocols": [],
+    }
+    scope.update(extra)
+    return scope
+
+
+class FakePeer:
+    """A server side that feeds ``incoming`` and records what the app sent."""
+
+    def __init__(self, *incoming: Message, fail_send: bool = False) -> None:
+        self.incoming = [{"type": "websocket.connect"}, *incoming]
+        self.sent: list[Message] = []
+        self.fail_send = fail_send
+
+    async def receive(self) -> Message:
+        if self.incoming:
+            return self.incoming.pop(0)
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(self, message: Message) -> None:
+        if self.fail_send:
+            raise OSError("gone")
+        self.sent.append(message)
+
+
+def echo_app() -> Any:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept(
+            subprotocol=websocket.subprotocols[0] if websocket.subprotocols else None,
+            headers={"x-hello": "1"},
+        )
+        async for text in websocket.iter_text():
+            if text == "close":
+                await websocket.close(4001, "asked to")
+                return
+            await websocket.send_text(text.upper())
+
+    return router(websocket_route("/ws", endpoint))
+
+
+def test_accept_with_subprotocol_and_headers() -> None:
+    with (
+        TestClient(echo_app()) as client,
+        client.websocket_connect("/ws", subprotocols=["chat", "other"]) as session,
+    ):
+        assert session.accepted_subprotocol == "chat"
+        assert (b"x-hello", b"1") in session.extra_headers
+        session.send_text("hi")
+        assert session.receive_text() == "HI"
+
+
+async def test_text_bytes_and_json_round_trip() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.send_bytes(await websocket.receive_bytes())
+        await websocket.send_json(await websocket.receive_json())
+        await websocket.send_json(await websocket.receive_json(mode="binary"), mode="binary")
+
+    async with (
+        TestClient(router(websocket_route("/ws", endpoint))) as client,
+        client.websocket_connect("/ws") as session,
+    ):
+        await session.send_text("héllo")
+        assert await session.receive_text() == "héllo"
+        await session.send_bytes(b"\x00\xff")
+        assert await session.receive_bytes() == b"\x00\xff"
+        await session.send_json({"a": [1, "é"]})
+        assert await session.receive_json() == {"a": [1, "é"]}
+        await session.send_json([1], mode="binary")
+        assert await session.receive_json(mode="binary") == [1]
+
+
+async def test_app_close_code_and_reason_reach_the_client() -> None:
+    async with (
+        TestClient(echo_app()) as client,
+        client.websocket_connect("/ws") as session,
+    ):
+        await session.send_text("close")
+        with pytest.raises(WebSocketDisconnect) as info:
+            await session.receive_text()
+    assert (info.value.code, info.value.reason) == (4001, "asked to")
+
+
+async def test_iter_text_ends_cleanly_when_the_client_leaves() -> None:
+    seen: list[Any] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            seen.append(text)
+        seen.append(("code", websocket.close_code, websocket.client_state))
+
+    async with (
+        TestClient(router(websocket_route("/ws", endpoint))) as client,
+        client.websocket_connect("/ws") as session,
+    ):
+        await session.send_text("a")
+        await session.close(4005)
+    assert seen == ["a", ("code", 4005, WebSocketState.DISCONNECTED)]
+
+
+@pytest.mark.parametrize("kind", ["iter_bytes", "iter_json"])
+async def test_iter_bytes_and_json_end_on_disconnect(kind: str) -> None:
+    peer = FakePeer(
+        {"type": "websocket.receive", "bytes": b"[1]"},
+        {"type": "websocket.disconnect", "code": 1001},
+    )
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.accept()
+    items = [item async for item in getattr(websocket, kind)()]
+    assert items == ([b"[1]"] if kind == "iter_bytes" else [[1]])
+    assert websocket.close_code == 1001
+
+
+async def test_receive_after_disconnect_raises_with_the_code() -> None:
+    peer = FakePeer({"type": "websocket.disconnect", "code": 1001, "reason": "bye"})
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.accept()
+    with pytest.raises(WebSocketDisconnect) as info:
+        await websocket.receive_text()
+    assert (info.value.code, info.value.reason) == (1001, "bye")
+    with pytest.raises(WebSocketDisconnect) as info:
+        await websocket.send_text("late")
+    assert info.value.code == 1001
+
+
+async def test_sending_after_close_is_a_clear_error() -> None:
+    peer = FakePeer()
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.accept()
+    await websocket.close()
+    with pytest.raises(RuntimeError, match="already closed"):
+        await websocket.send_text("x")
+    await websocket.close()  # a second close is harmless
+    assert [m["type"] for m in peer.sent] == ["websocket.accept", "websocket.close"]
+
+
+async def test_server_oserror_on_send_becomes_websocket_disconnect() -> None:
+    peer = FakePeer()
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.accept()
+    peer.fail_send = True
+    with pytest.raises(WebSocketDisconnect) as info:
+        await websocket.send_text("x")
+    assert info.value.code == 1006
+    await websocket.close()  # nothing left to close; no error
+
+
+async def test_receiving_before_accept_is_refused() -> None:
+    peer = FakePeer({"type": "websocket.receive", "text": "x"})
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    with pytest.raises(RuntimeError, match="accept"):
+        await websocket.receive_text()
+
+
+async def test_unoffered_subprotocol_and_bad_headers_are_refused() -> None:
+    peer = FakePeer()
+    websocket = WebSocket(ws_scope(subprotocols=["a"]), peer.receive, peer.send)
+    with pytest.raises(ValueError, match="did not offer"):
+        await websocket.accept("b")
+    with pytest.raises(ValueError, match="CR, LF"):
+        await websocket.accept(headers={"x-a": "1\r\nx-b: 2"})
+    assert peer.sent == []
+
+
+async def test_close_before_accept_refuses_the_handshake() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.close()
+
+    async with TestClient(router(websocket_route("/ws", endpoint))) as client:
+        with pytest.raises(WebSocketDisconnect):
+            async with client.websocket_connect("/ws"):
+                pass
+
+
+async def test_deny_sends_an_http_response_through_the_extension() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.deny(401, "who are you?", headers={"www-authenticate": "Bearer"})
+
+    async with TestClient(router(websocket_route("/ws", endpoint))) as client:
+        with pytest.raises(WebSocketDenialResponse) as info:
+            async with client.websocket_connect("/ws"):
+                pass
+    assert info.value.status_code == 401
+    assert info.value.text == "who are you?"
+    assert info.value.headers["www-authenticate"] == "Bearer"
+
+
+async def test_deny_without_the_extension_closes() -> None:
+    peer = FakePeer()
+    websocket = WebSocket(ws_scope(extensions={}), peer.receive, peer.send)
+    await websocket.deny(401, "no")
+    assert [m["type"] for m in peer.sent] == ["websocket.close"]
+    with pytest.raises(RuntimeError, match="already"):
+        await websocket.deny()
+
+
+async def test_http_exception_before_accept_denies_the_handshake() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        raise HTTPException(403, "forbidden here")
+
+    async with TestClient(router(websocket_route("/ws", endpoint))) as client:
+        with pytest.raises(WebSocketDenialResponse) as info:
+            async with client.websocket_connect("/ws"):
+                pass
+    assert (info.value.status_code, info.value.text) == (403, "forbidden here")
+
+
+async def test_path_params_and_url_for_through_a_mount() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        room = websocket.path_params["room"]
+        await websocket.send_json(
+            {"room": room, "url": str(websocket.url_for("rooms:room", room=room + 1))}
+        )
+        await websocket.close()
+
+    app = router(
+        mount(
+            "/rooms", router(websocket_route("/{room:int}", endpoint, name="room")), name="rooms"
+        )
+    )
+    async with TestClient(app) as client, client.websocket_connect("/rooms/7") as session:
+        assert await session.receive_json() == {"room": 7, "url": "ws://testserver/rooms/8"}
+
+
+async def test_unknown_websocket_path_is_refused_with_404() -> None:
+    async with TestClient(router(websocket_route("/ws", echo_app()))) as client:
+        with pytest.raises(WebSocketDenialResponse) as info:
+            async with client.websocket_connect("/nope"):
+                pass
+    assert info.value.status_code == 404
+
+
+def test_websocket_needs_a_websocket_scope() -> None:
+    async def receive() -> Message:
+        raise AssertionError
+
+    async def send(message: Message) -> None:
+        raise AssertionError
+
+    with pytest.raises(ValueError, match="websocket"):
+        WebSocket({"type": "http"}, receive, send)
+
+
+async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
+    websocket = WebSocket(scope, receive, send)
+    await websocket.accept()
+    await websocket.close(1000)
