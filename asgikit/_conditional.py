@@ -185,7 +185,7 @@ def if_range_holds(value: str, etag: str, last_modified: int) -> bool:
     equal ``Last-Modified`` exactly.  Anything else is false: send the whole file.
     """
     value = value.strip(" \t")
-    if value.startswith('"') or value.startswith("W/"):
+    if value.startswith(('"', "W/")):
         return value == etag and not etag.startswith("W/")
     date = parse_http_date(value)
     return date is not None and date == last_modified

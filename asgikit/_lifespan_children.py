@@ -23,6 +23,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+_SEEN_KEY = "asgikit.lifespan_apps"
+
+
 class LifespanError(Exception):
     """A nested app failed its startup or shutdown; the message says which and why."""
 
@@ -63,9 +66,9 @@ class _Child:
             self.app_outbox.close()
 
     def close(self) -> None:
-        """Close this side's streams (the app's side closes when it returns)."""
-        self.to_app.close()
-        self.from_app.close()
+        """Close all four stream ends (closing twice is harmless)."""
+        for stream in (self.to_app, self.app_inbox, self.app_outbox, self.from_app):
+            stream.close()
 
     async def _exchange(self, kind: str) -> Message | None:
         """Send ``lifespan.<kind>`` and wait for the answer (``None``: unsupported)."""
@@ -102,12 +105,19 @@ class LifespanChildren:
 
     def __init__(self, apps: Sequence[tuple[str, ASGIApp]], scope: Scope) -> None:
         child_scope: dict[str, Any] = dict(scope)
+        # One set for the whole tree (nested copies of the scope share it), so
+        # an app mounted in two places starts once, not twice.
+        self.seen: set[int] = child_scope.setdefault(_SEEN_KEY, set())
         self.children = [_Child(app, label, child_scope) for label, app in apps]
         self.started: list[_Child] = []
 
     async def startup(self, group: TaskGroup) -> None:
         """Start each app in order; on a failure stop the started ones and raise."""
         for child in self.children:
+            if id(child.app) in self.seen:
+                child.supported = False
+                continue
+            self.seen.add(id(child.app))
             group.start_soon(child.run)
             try:
                 await child.startup()

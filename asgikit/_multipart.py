@@ -31,6 +31,9 @@ from asgikit.datastructures import Headers
 from asgikit.exceptions import HTTPException
 from asgikit.forms import FormData, FormLimits, UploadFile, close_files_now, new_upload
 
+#: Bytes of a file gathered before they are written (in a worker thread, on disk).
+WRITE_BATCH = 512 * 1024
+
 
 def _utf8(text: str) -> str:
     """``text`` read from the wire as latin-1, taken as UTF-8 instead."""
@@ -57,6 +60,8 @@ class _Reader:
     """The parse of one body: the items so far and the part being read."""
 
     __slots__ = (
+        "buffer",
+        "buffered",
         "default_charset",
         "fields",
         "files",
@@ -79,6 +84,10 @@ class _Reader:
         self.name = ""
         self.upload: UploadFile | None = None
         self.text: bytearray | None = None
+        # File data waits here until there is enough to be worth one trip to
+        # a worker thread (one per 64 KiB message would dominate the cost).
+        self.buffer: list[bytes] = []
+        self.buffered = 0
 
     def start(self, segment: MultipartSegment) -> None:
         limits = self.limits
@@ -114,12 +123,15 @@ class _Reader:
     async def data(self, chunk: bytes) -> None:
         limits = self.limits
         if self.upload is not None:
-            size = self.upload.size or 0
-            if limits.max_file_size is not None and size + len(chunk) > limits.max_file_size:
+            self.buffered += len(chunk)
+            size = (self.upload.size or 0) + self.buffered
+            if limits.max_file_size is not None and size > limits.max_file_size:
                 raise HTTPException(
                     413, f"File larger than {limits.max_file_size} bytes (max_file_size)"
                 )
-            await self.upload.write(chunk)
+            self.buffer.append(chunk)
+            if self.buffered >= WRITE_BATCH:
+                await self.flush(self.upload)
         elif self.text is not None:
             if len(self.text) + len(chunk) > limits.max_part_size:
                 raise HTTPException(
@@ -127,8 +139,16 @@ class _Reader:
                 )
             self.text += chunk
 
+    async def flush(self, upload: UploadFile) -> None:
+        data = self.buffer[0] if len(self.buffer) == 1 else b"".join(self.buffer)
+        self.buffer.clear()
+        self.buffered = 0
+        await upload.write(data)
+
     async def end(self) -> None:
         if self.upload is not None:
+            if self.buffer:
+                await self.flush(self.upload)
             await self.upload.seek(0)
             self.upload = None
         elif self.text is not None:

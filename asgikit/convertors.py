@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
 T = TypeVar("T")

@@ -36,6 +36,7 @@ import anyio.to_thread
 
 from asgikit.datastructures import Headers, ImmutableMultiDict
 from asgikit.exceptions import HTTPException
+from asgikit.types import Scope
 
 if TYPE_CHECKING:
     from asgikit.requests import Request
@@ -198,11 +199,16 @@ async def _limited_stream(
         if declared is not None and declared.isdigit() and int(declared) > max_body_size:
             raise too_large
     seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if max_body_size is not None and seen > max_body_size:
-            raise too_large
-        yield chunk
+    chunks = request.stream()
+    try:
+        async for chunk in chunks:
+            seen += len(chunk)
+            if max_body_size is not None and seen > max_body_size:
+                raise too_large
+            yield chunk
+    finally:
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()
 
 
 async def read_form(request: Request, limits: FormLimits | None = None) -> FormData:
@@ -240,7 +246,7 @@ async def read_form(request: Request, limits: FormLimits | None = None) -> FormD
     return form
 
 
-async def close_request_forms(scope: dict[str, Any]) -> None:
+async def close_request_forms(scope: Scope) -> None:
     """Close the files of every form read for this request (the route calls this)."""
     forms = scope.get(FORMS_SCOPE_KEY)
     if forms:

@@ -48,17 +48,24 @@ def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
         context = handler()
         try:
             state = await context.__aenter__()
-            if state:
-                if "state" not in scope:
-                    raise RuntimeError(
-                        "the handler yielded state but the server does not support "
-                        "lifespan state (ASGI spec 2.3)"
-                    )
-                scope["state"].update(state)
         except Exception as exc:
             logger.exception("lifespan start-up failed")
             await send({"type": "lifespan.startup.failed", "message": _describe(exc)})
             return
+        if state:
+            if "state" not in scope:
+                # The handler did start: let it clean up before reporting.
+                try:
+                    await context.__aexit__(None, None, None)
+                except Exception:
+                    logger.exception("lifespan shutdown failed")
+                reason = (
+                    "the handler yielded state but the server does not support "
+                    "lifespan state (ASGI spec 2.3)"
+                )
+                await send({"type": "lifespan.startup.failed", "message": reason})
+                return
+            scope["state"].update(state)
         shutdown_error: str | None = None
         inner = LifespanChildren([("app", app)], scope)
         try:

@@ -97,7 +97,10 @@ class HTTPConnection(Mapping[str, Any]):
     @property
     def base_url(self) -> URL:
         """The URL of the app's root (``root_path`` with a trailing slash)."""
-        root = self.scope.get("app_root_path", self.scope.get("root_path", ""))
+        root = self.scope.get(
+            "asgikit.app_root_path",
+            self.scope.get("app_root_path", self.scope.get("root_path", "")),
+        )
         return self.url.replace(path=root.rstrip("/") + "/", query="", fragment="")
 
     @property
@@ -172,8 +175,8 @@ class HTTPConnection(Mapping[str, Any]):
         """The absolute URL of the route called ``name`` (``"api:user"`` through mounts)."""
         from asgikit.routing import url_path_for
 
-        path = url_path_for(self.scope, name, **path_params)
-        return self.url.replace(path=path, query="", fragment="")
+        path, _, query = url_path_for(self.scope, name, **path_params).partition("?")
+        return self.url.replace(path=path, query=query, fragment="")
 
 
 class Request(HTTPConnection):

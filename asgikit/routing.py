@@ -34,11 +34,17 @@ from asgikit.routes import (
 )
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
-
 # RFC 3986 §3.3: what a path segment may hold unencoded, plus "/".
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # A query keeps its printable ASCII (escapes included); "#" would start a fragment.
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
+
+
+# The outermost asgikit router and its root_path, for url_path_for.  Not
+# Starlette's "router"/"app_root_path" keys: a Starlette app mounted here (or
+# one around here) must keep finding its own router under those.
+_ROUTER_KEY = "asgikit.router"
+_ROOT_KEY = "asgikit.app_root_path"
 
 
 class NoMatchFound(LookupError):
@@ -106,8 +112,8 @@ class Router:
                 for entry in static:
                     methods = entry.methods
                     if methods is None or method in methods:
-                        if "router" in scope:
-                            child = {**scope, "path_params": scope.get("path_params") or {}}
+                        if _ROUTER_KEY in scope:
+                            child: Scope = {**scope, "path_params": scope.get("path_params") or {}}
                         else:
                             child = self._child(scope, {})
                         await entry.app(child, receive, send)
@@ -172,13 +178,13 @@ class Router:
 
     def _child(self, scope: Scope, params: dict[str, Any]) -> Scope:
         outer = scope.get("path_params")
-        if "router" in scope:
+        if _ROUTER_KEY in scope:
             return {**scope, "path_params": {**outer, **params} if outer else params}
         return {
             **scope,
             "path_params": {**outer, **params} if outer else params,
-            "router": self,
-            "app_root_path": scope.get("root_path", ""),
+            _ROUTER_KEY: self,
+            _ROOT_KEY: scope.get("root_path", ""),
         }
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
@@ -296,12 +302,12 @@ def url_path_for(
     query string.  Raises ``NoMatchFound`` for an unknown name or parameters
     that do not fit, and ``ValueError`` for a value its convertor refuses.
     """
-    top: Router | None = scope.get("router")
+    top: Router | None = scope.get(_ROUTER_KEY)
     if top is None:
         raise RuntimeError("url_path_for needs a scope that went through an asgikit router")
-    path = top.url_path_for(name, **path_params)
-    root: str = scope.get("app_root_path", "")
-    path = root.rstrip("/") + path
+    decoded = scope.get(_ROOT_KEY, "").rstrip("/") + top.url_path_for(name, **path_params)
+    # Router paths are decoded (as ASGI's ``path`` is); a URL needs them encoded.
+    path = quote(decoded.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
     if query:
         path += "?" + urlencode(list(query.items()), doseq=True)
     return path

@@ -94,3 +94,26 @@ async def test_works_as_starlette_style_middleware_factory() -> None:
 async def test_the_layer_passes_messages_through() -> None:
     messages: list[Message] = (await run_app(tag(endpoint, name="q"))).messages
     assert [m["type"] for m in messages] == ["http.response.start", "http.response.body"]
+
+
+def test_a_middleware_drops_into_a_real_starlette_middleware_list() -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware as StarletteMiddleware
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from asgikit.testing import TestClient
+
+    async def show(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse("/".join(request.scope.get("trail", [])))
+
+    app = Starlette(
+        routes=[Route("/", show)],
+        middleware=[
+            StarletteMiddleware(tag, name="outer"),
+            StarletteMiddleware(tag, name="inner", suffix="!"),
+        ],
+    )
+    with TestClient(app) as client:
+        assert client.get("/").text == "outer/inner!"

@@ -14,7 +14,7 @@ from asgikit.convertors import Convertor, register_convertor
 from asgikit.exceptions import HTTPException
 from asgikit.requests import Request
 from asgikit.responses import JSONResponse, PlainTextResponse, Response
-from asgikit.routing import router, route
+from asgikit.routing import route, router
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp, Receive, Scope, Send
 from tests.conftest import make_scope, run_app
@@ -394,7 +394,7 @@ def test_invalid_percent_encoding_or_utf8_in_the_path_is_not_a_500(raw: bytes) -
 
 async def test_undecodable_path_from_a_server_is_answered_not_raised() -> None:
     # Servers decode with errors="replace" (uvicorn) or surrogateescape (others).
-    app = router(route("/u/{x}", echo_params))
+    app = router(route("/u/{x}", named("u")))
     for path in ("/u/\ufffd", "/u/\udcff", "/u/\x00", "/\udcff/"):
         scope = make_scope(path="/")
         scope["path"] = path
@@ -437,7 +437,8 @@ async def test_any_path_gets_a_normal_answer(path: str, method: str, query: byte
     assert sent.complete
     if sent.status == 307:
         (location,) = sent.header(b"location")
-        assert location.startswith(b"/") and not location.startswith((b"//", b"/\\"))
+        assert location.startswith(b"/")
+        assert not location.startswith((b"//", b"/\\"))
         location.decode("ascii")
 
 

@@ -3,7 +3,7 @@
 The coding is chosen by the client's ``Accept-Encoding`` (RFC 9110 §12.5.3):
 the highest q-value wins, ``q=0`` means never, ``*`` stands for codings the
 client did not name, ties go to the server's order (``zstd``, ``br``,
-``gzip``), and an ``identity`` preferred over all of them means no
+``gzip``), and an explicit ``identity`` weighted above all of them means no
 compression.  A body sent in one message is compressed at once and gets the
 new ``Content-Length``; a streamed body is compressed chunk by chunk, each
 chunk flushed so it reaches the client as soon as it is produced, and loses
@@ -100,7 +100,9 @@ def select_encoding(accept_encoding: str, available: Sequence[str]) -> str | Non
         q = weights.get(coding, star if star is not None else 0.0)
         if q > best_q:
             best, best_q = coding, q
-    identity_q = weights.get("identity", star if star is not None else 1.0)
+    # Only an explicit "identity;q=..." competes: an unlisted identity is
+    # merely acceptable (§12.5.3), not preferred over what was listed.
+    identity_q = weights.get("identity", 0.0)
     if best is None or identity_q > best_q:
         return None
     return best
@@ -252,6 +254,15 @@ class _Compress:
             return _Brotli(self.modules["br"], level)
         return _Zstd(self.modules["zstd"], level)
 
+    def whole(self, encoding: str, body: bytes) -> bytes:
+        if encoding == "zstd":
+            # The one-shot API writes the content size into the frame header.
+            out: bytes = self.modules["zstd"].ZstdCompressor(level=self.levels["zstd"]).compress(
+                body
+            )
+            return out
+        return self.encoder(encoding).last(body)
+
     def skip_response(self, headers: RawHeaders) -> bool:
         for name, value in headers:
             name = name.lower()
@@ -342,7 +353,7 @@ class _Compress:
                     await send(start)
                     await send(message)
                     return
-                out = self.encoder(encoding).last(body)
+                out = self.whole(encoding, body)
                 await send(compressed_start(start, len(out)))
                 await send({**message, "body": out})
                 return

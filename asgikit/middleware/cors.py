@@ -171,10 +171,8 @@ class _CORS:
         request_method: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"origin":
-                if origin is not None and origin != value:
-                    origin = b""  # two different origins: allow neither
-                else:
-                    origin = value
+                # Two different origins: allow neither.
+                origin = b"" if origin is not None and origin != value else value
             elif name == b"access-control-request-method":
                 request_method = value
         if origin is None:
@@ -219,9 +217,7 @@ class _CORS:
         private_network = False
         for name, value in scope["headers"]:
             if name == b"access-control-request-headers":
-                requested_headers.extend(
-                    h.strip().lower() for h in value.split(b",") if h.strip()
-                )
+                requested_headers.extend(h.strip().lower() for h in value.split(b",") if h.strip())
             elif name == b"access-control-request-private-network":
                 private_network = value.strip().lower() == b"true"
 

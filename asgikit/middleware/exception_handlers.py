@@ -101,7 +101,6 @@ def exception_handlers(
             started = True
             await send(message)
 
-        request = Request(scope, receive)
         try:
             await app(scope, receive, wrap_send(send, {"http.response.start": on_start}))
         except Exception as exc:
@@ -109,7 +108,7 @@ def exception_handlers(
                 raise
             handler = find(exc)
             if handler is not None:
-                response = await respond(handler, request, exc)
+                response = await respond(handler, Request(scope, receive), exc)
             elif catches_http and isinstance(exc, HTTPException):
                 response = http_exception_response(scope, exc)
             else:

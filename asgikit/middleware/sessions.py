@@ -120,8 +120,8 @@ class Session(dict[str, Any]):
 
     __slots__ = ("modified", "regenerate")
 
-    def __init__(self, data: Mapping[str, Any] = {}) -> None:
-        super().__init__(data)
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        super().__init__(data or {})
         #: Set by every change through the dict's methods; set it by hand after
         #: changing a nested value.
         self.modified = False

@@ -29,10 +29,7 @@ def host_name(host: str) -> str | None:
     """The name part of a ``host[:port]`` value, lower-cased, or ``None`` if malformed."""
     if not valid_host(host):
         return None
-    if host.startswith("["):
-        name = host[: host.index("]") + 1]
-    else:
-        name = host.partition(":")[0]
+    name = host[: host.index("]") + 1] if host.startswith("[") else host.partition(":")[0]
     return name.lower().rstrip(".") or None
 
 
@@ -55,17 +52,18 @@ def trusted_host(
     suffixes: list[str] = []
     any_host = False
     for pattern in allowed_hosts:
-        pattern = pattern.strip().lower().rstrip(".")
+        pattern = pattern.strip().lower()
         if pattern == "*":
             any_host = True
         elif pattern.startswith("*."):
-            if not valid_host(pattern[2:]) or ":" in pattern.lstrip("*."):
+            domain = pattern[2:].rstrip(".")
+            if not domain or host_name(domain) != domain:
                 raise ValueError(f"invalid host pattern: {pattern!r}")
-            suffixes.append(pattern[1:])
-        elif "*" in pattern or host_name(pattern) != pattern:
+            suffixes.append("." + domain)
+        elif "*" in pattern or host_name(pattern) != pattern.rstrip("."):
             raise ValueError(f"invalid host pattern (no port, '*' only as '*.'): {pattern!r}")
         else:
-            exact.add(pattern)
+            exact.add(pattern.rstrip("."))
     suffix_tuple = tuple(suffixes)
     excluded = compile_exclude(exclude)
 
@@ -96,8 +94,7 @@ def trusted_host(
             and ("www." + name) in exact
         ):
             url = URL.from_scope(scope)
-            netloc = "www." + host.lower() if not host.startswith("[") else host
-            location = str(url.replace(netloc=netloc)).encode("latin-1")
+            location = str(url.replace(netloc="www." + host.lower())).encode("latin-1")
             await text_response(
                 scope, receive, send, 307, "Redirecting", [(b"location", location)]
             )

@@ -1,0 +1,294 @@
+"""Sending a file as an HTTP response: validators, preconditions, ranges, streaming.
+
+The engine behind ``FileResponse`` and ``static_files``.  ``send_file``
+takes a file's path and stat (and the file itself if it is already open),
+plans the answer from the request's conditional and range headers (RFC 9110
+§13 and §14, through ``asgikit._conditional`` and ``asgikit._ranges``), and
+sends it:
+
+- HEAD: the headers of the GET answer, no body;
+- a whole file where the server offers ``http.response.pathsend``: that;
+- a body of at most one chunk: one read in a worker thread, one message;
+- anything longer: chunks read in a worker thread and sent while a listener
+  watches for ``http.disconnect`` (``run_until_disconnect``); the file is
+  closed when the client leaves.
+
+Opening refuses anything but a regular file, without blocking on a FIFO.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import stat as stat_module
+from typing import BinaryIO
+
+import anyio
+import anyio.to_thread
+
+from asgikit._conditional import (
+    FileRequest,
+    evaluate,
+    http_date,
+    if_range_holds,
+    make_etag,
+    parse_http_date,
+)
+from asgikit._ranges import Multipart, content_range, parse_range
+from asgikit.streaming import run_until_disconnect
+from asgikit.types import Message, Receive, Scope, Send
+
+RawHeaders = list[tuple[bytes, bytes]]
+# A piece of the body: bytes to send first (a multipart part header), then
+# the file's bytes in [start, stop).
+Piece = tuple[bytes, int, int]
+
+# RFC 9110 §15.4.5: what a 304 repeats from the 200 it stands for.
+_NOT_MODIFIED_FIELDS = frozenset(
+    {b"cache-control", b"content-location", b"date", b"etag", b"expires", b"vary"}
+    | {b"last-modified"}
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _last_modified(seconds: int) -> bytes:
+    return http_date(seconds).encode("latin-1")
+
+
+def open_regular(path: str) -> tuple[BinaryIO, os.stat_result]:
+    """Open ``path`` for reading if it is a regular file (blocking; run it in a thread).
+
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open; ``IsADirectoryError``
+    or ``FileNotFoundError`` is raised for anything that is not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        info = os.fstat(fd)
+        if stat_module.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat_module.S_ISREG(info.st_mode):
+            raise FileNotFoundError(f"not a regular file: {path}")
+        return open(fd, "rb"), info
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_and_prefetch(
+    path: str, prefetch_limit: int
+) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+    """``open_regular``, and a file of at most ``prefetch_limit`` bytes read and closed at once.
+
+    Returns ``(file, stat, None)``, or ``(None, stat, content)`` for a small file.
+    """
+    file, info = open_regular(path)
+    if info.st_size > prefetch_limit:
+        return file, info, None
+    with file:
+        return None, info, file.read(prefetch_limit + 1)
+
+
+def _read(file: BinaryIO, start: int, size: int) -> bytes:
+    file.seek(start)
+    return file.read(size)
+
+
+def _read_pieces(file: BinaryIO, pieces: list[Piece], trailer: bytes) -> bytes:
+    out = bytearray()
+    for head, start, stop in pieces:
+        out += head
+        file.seek(start)
+        data = file.read(stop - start)
+        if len(data) != stop - start:
+            raise RuntimeError("the file shrank while it was being sent")
+        out += data
+    out += trailer
+    return bytes(out)
+
+
+class _Plan:
+    """What to answer: a status, its headers, and the body as pieces of the file."""
+
+    __slots__ = ("headers", "length", "pieces", "status", "trailer")
+
+    def __init__(
+        self,
+        status: int,
+        headers: RawHeaders,
+        pieces: list[Piece] | None = None,
+        trailer: bytes = b"",
+        length: int = 0,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.pieces = pieces  # None: an answer without a body (304, 412, 416)
+        self.trailer = trailer
+        self.length = length
+
+
+def _plan(
+    method: str,
+    request: FileRequest,
+    info: os.stat_result,
+    status_code: int,
+    base_headers: RawHeaders,
+) -> _Plan:
+    size = info.st_size
+    headers = list(base_headers)
+    etag = last_modified = media_type = None
+    for name, value in headers:
+        if name == b"etag":
+            etag = value.decode("latin-1")
+        elif name == b"last-modified":
+            last_modified = parse_http_date(value.decode("latin-1"))
+        elif name == b"content-type":
+            media_type = value.decode("latin-1")
+    if etag is None:
+        etag = make_etag(size, info.st_mtime_ns)
+        headers.append((b"etag", etag.encode("latin-1")))
+    if last_modified is None:
+        last_modified = int(info.st_mtime)
+        headers.append((b"last-modified", _last_modified(last_modified)))
+
+    # RFC 9110 §13.2.1: preconditions only apply where the answer would be 2xx.
+    if 200 <= status_code < 300 and request.has_preconditions():
+        outcome = evaluate(method, request, etag, last_modified)
+        if outcome == 304:
+            return _Plan(304, [(k, v) for k, v in headers if k in _NOT_MODIFIED_FIELDS])
+        if outcome == 412:
+            return _Plan(412, [(b"content-length", b"0")])
+
+    ranges = None
+    if status_code == 200:
+        headers.append((b"accept-ranges", b"bytes"))
+        # §14.2: GET is the only method with range semantics.
+        if (
+            method == "GET"
+            and request.range is not None
+            and (request.if_range is None or if_range_holds(request.if_range, etag, last_modified))
+        ):
+            ranges = parse_range(request.range, size)
+            if ranges == []:
+                unsatisfied = f"bytes */{size}".encode()
+                return _Plan(416, [(b"content-range", unsatisfied), (b"content-length", b"0")])
+
+    if ranges is None:
+        plan = _Plan(status_code, headers, [(b"", 0, size)], length=size)
+    elif len(ranges) == 1:
+        start, stop = ranges[0]
+        headers.append((b"content-range", content_range(start, stop, size).encode()))
+        plan = _Plan(206, headers, [(b"", start, stop)], length=stop - start)
+    else:
+        multipart = Multipart(ranges, size, media_type, secrets.token_hex(16))
+        headers = [(k, v) for k, v in headers if k != b"content-type"]
+        headers.append((b"content-type", multipart.content_type.encode("latin-1")))
+        plan = _Plan(206, headers, multipart.parts, multipart.trailer, multipart.content_length)
+    headers.append((b"content-length", str(plan.length).encode()))
+    return plan
+
+
+async def send_file(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    path: str,
+    info: os.stat_result,
+    file: BinaryIO | None,
+    status_code: int,
+    headers: RawHeaders,
+    request: FileRequest,
+    chunk_size: int,
+    prefetched: bytes | None = None,
+) -> bool:
+    """Answer with the file at absolute ``path`` (``info`` its stat, ``file`` it open or ``None``).
+
+    ``prefetched`` is the whole file when the caller already read it.
+    Whatever file is open is closed before this returns.  Returns ``False``
+    if the client left before the response was complete.
+    """
+    try:
+        method = scope.get("method", "GET")
+        plan = _plan(method, request, info, status_code, headers)
+        pieces = plan.pieces
+        if pieces is None or method == "HEAD":
+            return await _send_empty(send, plan.status, plan.headers)
+        start: Message = {
+            "type": "http.response.start",
+            "status": plan.status,
+            "headers": plan.headers,
+        }
+        if plan.status == 200 and "http.response.pathsend" in (scope.get("extensions") or {}):
+            try:
+                await send(start)
+                await send({"type": "http.response.pathsend", "path": path})
+            except OSError:
+                return False
+            return True
+        if prefetched is not None and len(prefetched) == info.st_size:
+            return await _send_whole(send, start, _slice_pieces(prefetched, pieces, plan.trailer))
+        if file is None:
+            file = (await anyio.to_thread.run_sync(open_regular, path))[0]
+        opened = file
+        if plan.length <= chunk_size:
+            # One read and one message: no disconnect watcher is worth its task here.
+            body = await anyio.to_thread.run_sync(_read_pieces, opened, pieces, plan.trailer)
+            return await _send_whole(send, start, body)
+
+        async def produce() -> None:
+            await send(start)
+            await _stream(send, opened, pieces, plan.trailer, chunk_size)
+
+        return await run_until_disconnect(scope, receive, produce)
+    finally:
+        if file is not None:
+            file.close()
+
+
+async def _stream(
+    send: Send, file: BinaryIO, pieces: list[Piece], trailer: bytes, chunk_size: int
+) -> None:
+    last_piece = len(pieces) - 1
+    for index, (head, start, stop) in enumerate(pieces):
+        if head:
+            await send({"type": "http.response.body", "body": head, "more_body": True})
+        position = start
+        while position < stop:
+            want = min(chunk_size, stop - position)
+            chunk = await anyio.to_thread.run_sync(_read, file, position, want)
+            if len(chunk) != want:
+                raise RuntimeError("the file shrank while it was being sent")
+            position += want
+            more = position < stop or index < last_piece or bool(trailer)
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+    if trailer:
+        await send({"type": "http.response.body", "body": trailer})
+
+
+def _slice_pieces(content: bytes, pieces: list[Piece], trailer: bytes) -> bytes:
+    if len(pieces) == 1 and not pieces[0][0] and not trailer:
+        _, start, stop = pieces[0]
+        return content if (start, stop) == (0, len(content)) else content[start:stop]
+    return b"".join([*(head + content[start:stop] for head, start, stop in pieces), trailer])
+
+
+async def _send_whole(send: Send, start: Message, body: bytes) -> bool:
+    try:
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+    except OSError:
+        return False  # ASGI 2.4: the client is gone.
+    return True
+
+
+async def _send_empty(send: Send, status: int, headers: RawHeaders) -> bool:
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+    except OSError:
+        return False
+    return True
+
+
+__all__ = ["FileRequest", "open_and_prefetch", "open_regular", "send_file"]

@@ -1,0 +1,238 @@
+"""``http_middleware``: middleware written as ``async def func(request, call_next)``.
+
+The shape of Starlette's ``@app.middleware("http")``::
+
+    @http_middleware
+    async def timing(request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Response-Time"] = f"{time.perf_counter() - started:.4f}"
+        return response
+
+    app = stack(timing, router(...))      # or timing(app), or http_middleware(func, app)
+
+``func`` may also answer on its own without calling ``call_next``.  What it
+returns is any ASGI app (a response).  Unlike Starlette's
+``BaseHTTPMiddleware``:
+
+- the response is not buffered: ``call_next`` returns as soon as the app has
+  sent ``http.response.start``, and each body chunk goes to the client as the
+  app produces it (the app's next chunk waits until the client got this one);
+- the app's background tasks run strictly after the last byte was sent;
+- an exception from the app comes out unchanged (never in an
+  ``ExceptionGroup``): from ``call_next`` if the response had not started,
+  otherwise from the middleware while the body streams;
+- a context variable set before ``call_next`` is seen by the endpoint;
+- a body ``func`` read (``await request.body()``) is replayed to the app.
+
+How: ``call_next`` runs the app in a task of a task group that lives as long
+as the request — one task group per request, which a pure ASGI middleware
+does not need.  The task starts with a copy of the caller's context, which is
+why context variables set before ``call_next`` reach the endpoint.
+
+What it cannot do, that a pure ASGI middleware (wrapping ``send``) can:
+
+- see WebSocket or lifespan traffic (those scopes pass straight through);
+- change the response body, or the request body as it streams;
+- see a context variable the endpoint sets (it is set in another task);
+- send the first byte before ``func`` returns: the response start waits for it;
+- be free: the per-request task, memory stream and hand-off per chunk cost
+  time on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import overload
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from asgikit.composition import middleware
+from asgikit.exceptions import HTTPException
+from asgikit.requests import Request
+from asgikit.responses import Response
+from asgikit.routes import answer_http_exception
+from asgikit.types import ASGIApp, Layer, Message, Receive, Scope, Send
+
+CallNext = Callable[[Request], Awaitable["StreamedResponse"]]
+DispatchFunction = Callable[[Request, CallNext], Awaitable[ASGIApp]]
+
+_Item = tuple[Message, anyio.Event]
+
+
+class StreamedResponse(Response):
+    """The app's response as ``call_next`` gives it: started, with its body to come.
+
+    ``status_code``, ``headers`` (live, editable), ``set_cookie`` and
+    ``background`` (run after the app's own) can be changed before it is
+    returned.  Calling it sends the start and streams the app's body.
+    """
+
+    def __init__(self, runner: _AppRunner, start: Message) -> None:
+        # No super().__init__: there is no body to render, only one to relay.
+        self._runner = runner
+        self._start = start
+        self.status_code = int(start["status"])
+        self._raw_headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({**self._start, "status": self.status_code, "headers": self._raw_headers})
+        await self._runner.relay(send)
+        if self.background is not None:
+            await self.background()
+
+
+class _AppRunner:
+    """Runs the app in a task, handing each message over as it is sent."""
+
+    def __init__(self, app: ASGIApp, send: Send, task_group: anyio.abc.TaskGroup) -> None:
+        self._app = app
+        self._send = send  # the server's, for messages before the response start
+        self._task_group = task_group
+        # Made by call_next: a func that answers on its own costs no stream.
+        self._to_relay: MemoryObjectSendStream[_Item] | None = None
+        self._from_app: MemoryObjectReceiveStream[_Item] | None = None
+        self._ready = anyio.Event()  # the response started, or the app returned
+        self._finished = anyio.Event()
+        self._start: Message | None = None
+        self._send_failed = False
+        self.error: Exception | None = None
+        self.raised: Exception | None = None  # the app's error, once call_next raised it
+        self.called = False
+
+    async def call_next(self, request: Request) -> StreamedResponse:
+        if self.called:
+            raise RuntimeError("call_next() can be called only once per request")
+        self.called = True
+        self._to_relay, self._from_app = anyio.create_memory_object_stream[_Item](0)
+        # start_soon copies the current context: context variables set by func
+        # before this call are visible in the app.
+        self._task_group.start_soon(self._run, request.scope, request.receive)
+        await self._ready.wait()
+        if self._start is None:
+            error, self.error = self.error, None
+            if error is not None:
+                self.raised = error
+                raise error
+            raise RuntimeError("the app returned without sending a response")
+        return StreamedResponse(self, self._start)
+
+    async def _run(self, scope: Scope, receive: Receive) -> None:
+        try:
+            await self._app(scope, receive, self._app_send)
+        except Exception as exc:
+            # Handed to the request's own task, so it is raised there unchanged
+            # rather than wrapped in an ExceptionGroup by the task group.
+            self.error = exc
+        finally:
+            assert self._to_relay is not None
+            self._to_relay.close()
+            self._finished.set()
+            self._ready.set()
+
+    async def _app_send(self, message: Message) -> None:
+        if self._start is None:
+            if message["type"] == "http.response.start":
+                self._start = message
+                self._ready.set()
+            else:
+                # Not part of the response proper (an extension's message
+                # before the start): nothing for func to change, so pass it on.
+                await self._send(message)
+            return
+        if self._send_failed:
+            raise OSError("the response could not be sent: the client is gone")
+        sent = anyio.Event()
+        assert self._to_relay is not None
+        try:
+            await self._to_relay.send((message, sent))
+        except anyio.BrokenResourceError:
+            raise OSError("the response was not sent on: the middleware dropped it") from None
+        # Wait until the server has it, so that the app's next step (its next
+        # chunk, or its background tasks after the last) follows that send.
+        await sent.wait()
+        if self._send_failed:
+            raise OSError("the response could not be sent: the client is gone")
+
+    async def relay(self, send: Send) -> None:
+        """Send each of the app's messages after the start, then wait for the app."""
+        assert self._from_app is not None
+        async with self._from_app:
+            async for message, sent in self._from_app:
+                try:
+                    await send(message)
+                except BaseException:
+                    self._send_failed = True
+                    raise
+                finally:
+                    sent.set()
+        await self._finished.wait()
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+    def stop(self) -> Exception | None:
+        """After the answer: an app error nobody saw yet; a still-running app is cancelled."""
+        if self._from_app is None or self._to_relay is None:
+            return None
+        self._from_app.close()
+        self._to_relay.close()  # the task may be cancelled before it ever ran
+        if not self._finished.is_set():
+            self._task_group.cancel_scope.cancel()
+        error, self.error = self.error, None
+        return error
+
+
+@middleware
+def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp:
+    async def function_middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        failure: BaseException | None = None
+        async with anyio.create_task_group() as task_group:
+            runner = _AppRunner(app, send, task_group)
+            request = Request(scope, receive)
+            try:
+                try:
+                    response = await dispatch(request, runner.call_next)
+                except HTTPException as exc:
+                    if exc is runner.raised:
+                        raise  # the app's own: it propagates unchanged
+                    await answer_http_exception(scope, request.receive, send, exc)
+                else:
+                    await response(scope, request.receive, send)
+            except Exception as exc:
+                # Raised below, outside the task group, so it is not wrapped.
+                failure = exc
+                task_group.cancel_scope.cancel()
+            finally:
+                leftover = runner.stop()
+            failure = failure or leftover
+        if failure is not None:
+            raise failure
+
+    return function_middleware
+
+
+@overload
+def http_middleware(func: DispatchFunction) -> Layer: ...
+@overload
+def http_middleware(func: DispatchFunction, app: ASGIApp) -> ASGIApp: ...
+def http_middleware(func: DispatchFunction, app: ASGIApp | None = None) -> Layer | ASGIApp:
+    """Middleware from ``async def func(request, call_next) -> response``.
+
+    ``http_middleware(func)`` is a layer (for ``stack``, or as a decorator);
+    ``http_middleware(func, app)`` and ``http_middleware(func)(app)`` wrap
+    ``app``.  Only ``http`` scopes reach ``func``.
+    """
+    if not callable(func):
+        raise TypeError("http_middleware() takes the function first")
+    layer: Layer = _function_middleware(dispatch=func)
+    return layer if app is None else layer(app)
+
+
+__all__ = ["CallNext", "DispatchFunction", "StreamedResponse", "http_middleware"]

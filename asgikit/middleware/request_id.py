@@ -1,0 +1,137 @@
+"""A request id on every request: taken from the client (when well-formed) or made here.
+
+The id is set on the response (``X-Request-ID`` by default; on the
+``websocket.accept`` message for a WebSocket), in ``scope["asgikit.request_id"]``,
+and in a :class:`contextvars.ContextVar` while the app runs, so that log
+records can carry it.  Each middleware instance has its own variable
+(``app.context_var``, read with ``app.current()``); pass ``context_var=``
+to use one you define next to your logging setup — the way to reach it when
+the middleware is built inside ``stack()``.
+
+An incoming id is used only if it is 1 to 128 characters of letters, digits and
+``-_.:+/=@``; anything else (too long, spaces, quotes, control characters)
+is refused and replaced by a new id, so that a client cannot inject text
+into logs or headers.  Ids are ``uuid4().hex`` unless ``generator`` says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from collections.abc import Callable
+
+from asgikit._send import wrap_send
+from asgikit.composition import middleware
+from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Scope key holding the request's id.
+SCOPE_KEY = "asgikit.request_id"
+MAX_LENGTH = 128
+_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:+/=@")
+
+
+def is_safe_id(value: bytes) -> bool:
+    """Whether an incoming id is short and plain enough to pass on (and to log)."""
+    return 0 < len(value) <= MAX_LENGTH and _SAFE.issuperset(value)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RequestIDApp:
+    """The app ``request_id`` returns; ``current()`` is the id of the request being served."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        header: str,
+        generator: Callable[[], str],
+        trust_incoming: bool,
+        context_var: contextvars.ContextVar[str | None] | None,
+        exclude: Exclude,
+    ) -> None:
+        self.app = app
+        self.header = header.lower().encode("latin-1")
+        if not self.header or not _SAFE.issuperset(self.header):
+            raise ValueError(f"invalid header name: {header!r}")
+        self.generator = generator
+        self.trust_incoming = trust_incoming
+        self.excluded = compile_exclude(exclude)
+        #: The variable holding the id while the app runs (``None`` outside).
+        self.context_var: contextvars.ContextVar[str | None] = (
+            context_var
+            if context_var is not None
+            else contextvars.ContextVar(f"asgikit.request_id.{id(self):x}", default=None)
+        )
+
+    def current(self) -> str | None:
+        """The id of the request this code runs for, or ``None`` outside a request."""
+        return self.context_var.get()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or (
+            self.excluded is not None and self.excluded(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        request_id: str | None = None
+        if self.trust_incoming:
+            for name, value in scope["headers"]:
+                if name == self.header:
+                    if is_safe_id(value):
+                        request_id = value.decode("ascii")
+                    break
+        if request_id is None:
+            request_id = self.generator()
+            if not is_safe_id(request_id.encode("latin-1", "replace")):
+                raise ValueError(f"request id generator gave an unsafe id: {request_id!r}")
+        encoded = request_id.encode("ascii")
+        header = self.header
+
+        async def add_header(message: Message) -> None:
+            headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != header]
+            headers.append((header, encoded))
+            await send({**message, "headers": headers})
+
+        start = "http.response.start" if kind == "http" else "websocket.accept"
+        token = self.context_var.set(request_id)
+        try:
+            await self.app(
+                {**scope, SCOPE_KEY: request_id}, receive, wrap_send(send, {start: add_header})
+            )
+        finally:
+            self.context_var.reset(token)
+
+
+@middleware
+def request_id(
+    app: ASGIApp,
+    *,
+    header: str = "X-Request-ID",
+    generator: Callable[[], str] = _new_id,
+    trust_incoming: bool = True,
+    context_var: contextvars.ContextVar[str | None] | None = None,
+    exclude: Exclude = None,
+) -> RequestIDApp:
+    """Give every request an id: in ``header`` on the response, in the scope, in a context var.
+
+    ``trust_incoming=False`` always makes a new id (for servers facing
+    clients directly, where an incoming id means nothing).  ``generator``
+    must return ids that pass :func:`is_safe_id`.
+    """
+    return RequestIDApp(
+        app,
+        header=header,
+        generator=generator,
+        trust_incoming=trust_incoming,
+        context_var=context_var,
+        exclude=exclude,
+    )
+
+
+__all__ = ["MAX_LENGTH", "SCOPE_KEY", "RequestIDApp", "is_safe_id", "request_id"]

@@ -1,0 +1,60 @@
+"""``Server-Timing`` (W3C Server Timing) with the time the app took to start its response.
+
+The duration is measured from the moment the request reaches this
+middleware to the moment the app sends ``http.response.start``, in
+milliseconds — the time a browser shows as the server's in its developer
+tools.  It is appended as its own ``Server-Timing`` field, after any the app
+set.  The time spent streaming the body cannot go into a header that is
+already sent, and is not measured.
+"""
+
+from __future__ import annotations
+
+import time
+
+from asgikit._send import wrap_send
+from asgikit.composition import middleware
+from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+@middleware
+def timing(
+    app: ASGIApp,
+    *,
+    name: str = "app",
+    description: str | None = None,
+    exclude: Exclude = None,
+) -> ASGIApp:
+    """Add ``Server-Timing: <name>;dur=<ms>`` (and ``;desc="..."``) to every HTTP response."""
+    if not name or not _TOKEN.issuperset(name):
+        raise ValueError(f"metric name must be a token: {name!r}")
+    suffix = b""
+    if description is not None:
+        if any(c in description for c in '"\\\r\n\0'):
+            raise ValueError("description must not contain quotes, backslashes or line breaks")
+        suffix = b';desc="' + description.encode("latin-1") + b'"'
+    prefix = name.encode("ascii") + b";dur="
+    excluded = compile_exclude(exclude)
+    clock = time.perf_counter
+
+    async def timing_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (excluded is not None and excluded(scope)):
+            await app(scope, receive, send)
+            return
+        started = clock()
+
+        async def on_start(message: Message) -> None:
+            elapsed = (clock() - started) * 1000
+            value = prefix + f"{elapsed:.3f}".encode("ascii") + suffix
+            headers = [*message.get("headers", ()), (b"server-timing", value)]
+            await send({**message, "headers": headers})
+
+        await app(scope, receive, wrap_send(send, {"http.response.start": on_start}))
+
+    return timing_app
+
+
+__all__ = ["timing"]

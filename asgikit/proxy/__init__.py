@@ -1,0 +1,176 @@
+"""``reverse_proxy``: an ASGI app that forwards what it receives to an upstream.
+
+Mount it anywhere (``mount("/api", reverse_proxy("http://backend:8000"))``):
+the path below ``root_path`` is what the upstream sees, after the upstream
+URL's own path.  HTTP goes through one shared ``httpx.AsyncClient`` with a
+keep-alive pool (see :mod:`asgikit.proxy.http`); WebSockets through the
+``websockets`` protocol engine (see :mod:`asgikit.proxy.websocket`).  Both
+come with the ``proxy`` extra: ``pip install asgikit[proxy]``.
+
+The client is opened on ``lifespan.startup`` and closed on shutdown (the
+app answers lifespan itself, so a router forwards it here); without a
+lifespan it is opened on the first request.  A client passed in is the
+caller's to close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from asgikit.proxy._config import ProxyOptions, Upstream
+from asgikit.proxy.http import forward_http
+from asgikit.types import ASGIApp, Receive, Scope, Send
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    # A proxy relays Set-Cookie to its clients and must never keep one: a
+    # shared jar would leak one user's cookies into another's requests.
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+
+def _current_loop() -> object:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: the only other backend anyio runs on is trio
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+
+
+class ReverseProxy:
+    """The app :func:`reverse_proxy` returns; its attributes are not a public API."""
+
+    def __init__(
+        self,
+        options: ProxyOptions,
+        client: httpx.AsyncClient | None,
+        limits: httpx.Limits,
+        pool_timeout: float | None,
+        verify: Any,
+    ) -> None:
+        self.options = options
+        self._client = client
+        self._own_client = client is None
+        self._limits = limits
+        self._pool_timeout = pool_timeout
+        self._verify = verify
+        self._client_loop: object = None
+
+    def _new_client(self) -> httpx.AsyncClient:
+        options = self.options
+        return httpx.AsyncClient(
+            limits=self._limits,
+            timeout=httpx.Timeout(
+                options.timeout, connect=options.connect_timeout, pool=self._pool_timeout
+            ),
+            follow_redirects=False,
+            trust_env=False,  # an upstream is reached directly, never through $HTTP_PROXY
+            cookies=_NoCookies(),
+            verify=self._verify,
+        )
+
+    def _lazy_client(self) -> httpx.AsyncClient:
+        # No lifespan: the client is made on first use, and made again if the
+        # event loop changed (its pooled connections belong to the old one).
+        loop = _current_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = self._new_client()
+            self._client_loop = loop
+        return self._client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            client = self._client
+            if self._own_client and (client is None or self._client_loop is not None):
+                client = self._lazy_client()
+            assert client is not None
+            await forward_http(scope, receive, send, client, self.options)
+        elif kind == "websocket":
+            from asgikit.proxy.websocket import forward_websocket
+
+            await forward_websocket(scope, receive, send, self.options)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            raise RuntimeError(f"reverse_proxy cannot handle a {kind!r} scope")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self._own_client:
+                    self._client = self._new_client()
+                    self._client_loop = None  # owned by the lifespan, not lazily made
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._own_client and self._client is not None:
+                    client, self._client = self._client, None
+                    await client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def reverse_proxy(
+    upstream: str,
+    *,
+    client: httpx.AsyncClient | None = None,
+    timeout: float | None = 60.0,
+    connect_timeout: float | None = 5.0,
+    pool_timeout: float | None = 10.0,
+    rewrite_path: Callable[[str], str] | None = None,
+    preserve_host: bool = False,
+    add_forwarded: bool = True,
+    max_connections: int | None = 100,
+    max_keepalive_connections: int | None = 20,
+    keepalive_expiry: float | None = 5.0,
+    verify: Any = True,
+    websocket_max_size: int | None = 16 * 1024 * 1024,
+) -> ASGIApp:
+    """An ASGI app forwarding HTTP and WebSocket traffic to ``upstream``.
+
+    ``upstream`` is ``http(s)://host[:port][/base]``; a request for ``/x``
+    below the app's ``root_path`` goes to ``/base/x``, with the client's
+    query string and percent-encoding.  ``rewrite_path`` maps that
+    percent-encoded path (``/x``) to another before ``/base`` is prepended.
+
+    ``timeout`` bounds each wait for the upstream (a read, a write) and
+    ``connect_timeout`` the connection; past them the client gets a ``504``.
+    An unreachable upstream is a ``502``; with every one of the
+    ``max_connections`` busy for ``pool_timeout``, a ``503``.  These, the
+    keep-alive pool options and ``verify`` (TLS, as httpx takes it) shape the
+    client made here; a ``client`` passed in keeps its own settings, is used
+    as is, and is never closed here (let it keep no cookies: it is shared).
+
+    ``preserve_host`` sends the client's ``Host`` instead of the upstream's.
+    ``add_forwarded`` appends to ``X-Forwarded-For`` and ``Forwarded``
+    (RFC 7239) and sets ``X-Forwarded-Proto`` and ``X-Forwarded-Host``.
+    ``websocket_max_size`` limits one message from the upstream, in bytes.
+    """
+    options = ProxyOptions(
+        upstream=Upstream.parse(upstream),
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+        rewrite_path=rewrite_path,
+        preserve_host=preserve_host,
+        add_forwarded=add_forwarded,
+        websocket_max_size=websocket_max_size,
+    )
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_keepalive_connections,
+        keepalive_expiry=keepalive_expiry,
+    )
+    return ReverseProxy(options, client, limits, pool_timeout, verify)
+
+
+__all__ = ["reverse_proxy"]

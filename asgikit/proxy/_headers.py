@@ -1,0 +1,209 @@
+"""Header rules of a proxy: hop-by-hop removal and the forwarding headers.
+
+Hop-by-hop fields (RFC 9110 §7.6.1) describe one connection, not the
+message: ``Connection`` and every field it names, plus ``Proxy-Connection``,
+``Keep-Alive``, ``TE``, ``Transfer-Encoding`` and ``Upgrade``.  Also dropped:
+``Trailer`` (its fields are never forwarded here) and the two
+``Proxy-Auth*`` fields, which address a proxy and not the origin (§11.7).
+A few end-to-end fields are kept even when ``Connection`` names them, so that
+a client cannot strip the ``Host`` or the trail an earlier proxy left in
+``X-Forwarded-For`` or ``Forwarded``.
+
+The forwarding headers: ``X-Forwarded-For`` is appended to (the de facto
+convention), ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` are replaced,
+and ``Forwarded`` (RFC 7239) gets one more element, with nodes written as
+§6 requires (IPv6 in brackets, quoted; obfuscated ``_name`` identifiers
+kept; anything else becomes ``unknown``).  Nothing here decides which
+proxies to trust: that is the reading side's job (``proxy_headers``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from ipaddress import IPv6Address, ip_address
+
+from asgikit.datastructures import valid_host
+from asgikit.types import Scope
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP: frozenset[bytes] = frozenset(
+    {
+        b"connection",
+        b"proxy-connection",
+        b"keep-alive",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    }
+)
+# Never removed because ``Connection`` lists them (see the module docstring).
+PROTECTED: frozenset[bytes] = frozenset(
+    {
+        b"host",
+        b"content-length",
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+    }
+)
+# RFC 9110 §5.6.2 tchar: a parameter value made only of these needs no quotes.
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# RFC 7239 §6.3 obfnode / §6.4 obfport.
+_OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
+_WEB_SCHEME = {"ws": "http", "wss": "https"}
+
+
+def connection_listed(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    """The field names a ``Connection`` header lists, lower-cased (RFC 9110 §7.6.1)."""
+    names: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            for token in value.split(b","):
+                token = token.strip().lower()
+                if token and token not in PROTECTED:
+                    names.add(token)
+    return names
+
+
+def drop_hop_by_hop(
+    headers: Sequence[tuple[bytes, bytes]], extra: frozenset[bytes] = frozenset()
+) -> RawHeaders:
+    """``headers`` without hop-by-hop fields, names lower-cased, order and repeats kept.
+
+    ``extra`` names more fields to drop (for example the WebSocket handshake's).
+    """
+    drop = HOP_BY_HOP | extra
+    if any(name.lower() == b"connection" for name, _ in headers):
+        drop = drop | connection_listed(headers)
+    out: RawHeaders = []
+    for name, value in headers:
+        name = name.lower()
+        if name not in drop:
+            out.append((name, value))
+    return out
+
+
+def _param(value: str) -> str:
+    # RFC 7239 §4: value = token / quoted-string (RFC 9110 §5.6.4).
+    if value and _TCHAR.issuperset(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def forwarded_node(host: str | None, port: int | str | None = None) -> str:
+    """A ``Forwarded`` node (RFC 7239 §6), unquoted: ``192.0.2.1``, ``[2001:db8::1]:80``.
+
+    An IP address is written as such (IPv6 in brackets), ``unknown`` and an
+    obfuscated ``_identifier`` are kept, and any other name (a Unix socket
+    path, a host name) becomes ``unknown``.  ``port`` may be a number or an
+    obfuscated ``_identifier``.
+    """
+    if host is None:
+        node = "unknown"
+    else:
+        try:
+            address = ip_address(host)
+        except ValueError:
+            node = host if host == "unknown" or _OBFUSCATED.fullmatch(host) else "unknown"
+        else:
+            node = f"[{address}]" if isinstance(address, IPv6Address) else str(address)
+    if isinstance(port, int):
+        port = str(port) if 0 <= port <= 65535 else None
+    if port is not None and (port.isdigit() or _OBFUSCATED.fullmatch(port)):
+        node += f":{port}"
+    return node
+
+
+def forwarded_element(
+    *,
+    for_: str | None = None,
+    by: str | None = None,
+    host: str | None = None,
+    proto: str | None = None,
+) -> str:
+    """One ``Forwarded`` element, ``for=...;host=...;proto=...``, quoted where needed.
+
+    ``for_`` and ``by`` are nodes as :func:`forwarded_node` writes them.
+    """
+    pairs = (("by", by), ("for", for_), ("host", host), ("proto", proto))
+    return ";".join(f"{key}={_param(value)}" for key, value in pairs if value is not None)
+
+
+def upstream_request_headers(
+    scope: Scope,
+    upstream_host: bytes,
+    *,
+    preserve_host: bool,
+    add_forwarded: bool,
+    extra_drop: frozenset[bytes] = frozenset(),
+) -> RawHeaders:
+    """The headers to send upstream for ``scope``: hop-by-hop out, ``Host`` set, trail added.
+
+    ``Host`` is ``upstream_host`` unless ``preserve_host`` keeps the client's.
+    """
+    raw: Sequence[tuple[bytes, bytes]] = scope.get("headers", ())
+    client_host: bytes | None = None
+    trail_for: list[bytes] = []
+    trail: list[bytes] = []
+    kept = drop_hop_by_hop(raw, extra_drop)
+    out: RawHeaders = []
+    for name, value in kept:
+        if name == b"host":
+            client_host = value
+        elif not add_forwarded:
+            out.append((name, value))
+        elif name == b"x-forwarded-for":
+            trail_for.append(value)
+        elif name == b"forwarded":
+            trail.append(value)
+        elif name not in (b"x-forwarded-proto", b"x-forwarded-host"):
+            out.append((name, value))
+    host = client_host if preserve_host and client_host is not None else upstream_host
+    out.insert(0, (b"host", host))
+    if add_forwarded:
+        out.extend(_forwarding(scope, client_host, trail_for, trail))
+    return out
+
+
+def _forwarding(
+    scope: Scope, client_host: bytes | None, trail_for: list[bytes], trail: list[bytes]
+) -> RawHeaders:
+    client = scope.get("client")
+    client_ip: str | None = client[0] if client else None
+    scheme: str = scope.get("scheme", "http")
+    proto = _WEB_SCHEME.get(scheme, scheme)
+    host: str | None = None
+    if client_host is not None:
+        decoded = client_host.decode("latin-1")
+        if valid_host(decoded):
+            host = decoded
+    out: RawHeaders = []
+    if client_ip is not None:
+        trail_for.append(client_ip.encode("latin-1"))
+        out.append((b"x-forwarded-for", b", ".join(trail_for)))
+    elif trail_for:
+        out.append((b"x-forwarded-for", b", ".join(trail_for)))
+    out.append((b"x-forwarded-proto", proto.encode("latin-1")))
+    if host is not None:
+        out.append((b"x-forwarded-host", host.encode("latin-1")))
+    element = forwarded_element(for_=forwarded_node(client_ip), host=host, proto=proto)
+    trail.append(element.encode("latin-1"))
+    out.append((b"forwarded", b", ".join(trail)))
+    return out
+
+
+__all__ = [
+    "HOP_BY_HOP",
+    "PROTECTED",
+    "connection_listed",
+    "drop_hop_by_hop",
+    "forwarded_element",
+    "forwarded_node",
+    "upstream_request_headers",
+]

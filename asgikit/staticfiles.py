@@ -1,0 +1,369 @@
+"""``static_files``: serve a directory as a standalone ASGI app, safe against hostile paths.
+
+Mount it anywhere (it looks at the path below ``root_path``) or serve it
+alone.  Only GET and HEAD are answered (405 with ``Allow`` otherwise); files
+get the full RFC 9110 treatment of ``FileResponse``: validators,
+preconditions (304/412) and byte ranges (206/416).
+
+Which file a path names is decided first by a pure function
+(``asgikit._safepath``): ``..``, empty segments, backslashes, NUL, drive
+letters and the like never reach the file system and answer 404.  Then,
+unless ``follow_symlink=True``, the resolved path must still lie inside the
+resolved directory, so a symlink cannot lead out of it.  Unreadable files
+answer 403; everything else that cannot be served answers 404.
+
+Options: ``html=True`` serves ``index.html`` for a directory (redirecting
+``/dir`` to ``/dir/``) and ``404.html`` with status 404 when present;
+``fallback="index.html"`` answers unknown paths with that file (for
+single-page apps); ``precompressed`` serves ``name.br`` / ``name.gz`` next to
+``name`` to clients that accept them (q-values honoured, ``q=0`` means
+never), with ``Vary: Accept-Encoding``; ``max_age`` and ``immutable`` give a
+``Cache-Control``.  It does not list directories, and does not compress on
+the fly (put ``compress`` in front for that).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat as stat_module
+from collections.abc import Callable
+from typing import BinaryIO
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+
+from asgikit._safepath import is_within, request_segments
+from asgikit._sendfile import FileRequest, open_and_prefetch, send_file
+from asgikit.datastructures import full_path, route_path
+from asgikit.exceptions import HTTPException
+from asgikit.files import guess_media_type
+from asgikit.responses import RedirectResponse, http_exception_response
+from asgikit.types import ASGIApp, Receive, Scope, Send
+
+# Precompressed siblings, best first when the client likes them equally.
+_ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
+_RAISE_KEY = "asgikit.raise_http_exceptions"
+
+
+@functools.lru_cache(maxsize=64)
+def accepted_encodings(value: str) -> tuple[str, ...]:
+    """The precompressed codings ``Accept-Encoding`` allows, best first (RFC 9110 §12.5.3).
+
+    A coding is allowed when it, or ``*`` for a coding not listed, has a
+    q-value above 0; a malformed member is ignored.  Equal q-values prefer
+    ``br``.  ``x-gzip`` counts as ``gzip`` (§8.4.1.3).
+    """
+    weights: dict[str, float] = {}
+    for member in value.split(","):
+        name, _, params = member.partition(";")
+        name = name.strip(" \t").lower()
+        if name == "x-gzip":
+            name = "gzip"
+        q = 1.0
+        params = params.strip(" \t")
+        if params:
+            key, equals, number = params.partition("=")
+            if not equals or key.strip(" \t").lower() != "q":
+                continue
+            q_value = _qvalue(number.strip(" \t"))
+            if q_value is None:
+                continue
+            q = q_value
+        if name and name not in weights:
+            weights[name] = q
+    star = weights.get("*", 0.0)
+    ranked = [
+        (-weights.get(coding, star), index, coding)
+        for index, (coding, _) in enumerate(_ENCODINGS)
+        if weights.get(coding, star) > 0
+    ]
+    return tuple(coding for _, _, coding in sorted(ranked))
+
+
+def _qvalue(text: str) -> float | None:
+    # §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+    whole, _, fraction = text.partition(".")
+    if whole not in ("0", "1") or len(fraction) > 3:
+        return None
+    if fraction and not (fraction.isascii() and fraction.isdigit()):
+        return None
+    q = float(text)
+    return q if q <= 1 else None
+
+
+class _Found:
+    """What a lookup decided: a file to send (open, or read whole), a redirect, or an error."""
+
+    __slots__ = ("content", "encoding", "file", "info", "name", "path", "status", "vary")
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.path = ""
+        self.name = ""
+        self.file: BinaryIO | None = None
+        self.info: os.stat_result | None = None
+        self.content: bytes | None = None
+        self.encoding: str | None = None
+        self.vary = False
+
+
+class StaticFiles:
+    """The app ``static_files`` builds; see the module docs for its behaviour."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        html: bool = False,
+        follow_symlink: bool = False,
+        check_dir: bool = True,
+        max_age: int | None = None,
+        immutable: bool | Callable[[str], bool] = False,
+        fallback: str | None = None,
+        precompressed: bool = True,
+        chunk_size: int = 64 * 1024,
+    ) -> None:
+        directory = os.fspath(directory)
+        if check_dir and not os.path.isdir(directory):
+            raise RuntimeError(f"Directory '{directory}' does not exist")
+        # Without follow_symlink, containment is checked on resolved paths, so
+        # the root must be resolved too (it may itself be a symlink).
+        self.directory = (
+            os.path.realpath(directory) if not follow_symlink else (os.path.abspath(directory))
+        )
+        self.html = html
+        self.follow_symlink = follow_symlink
+        self.precompressed = precompressed
+        self.chunk_size = chunk_size
+        self.immutable = immutable
+        self.fallback: list[str] | None = None
+        if fallback is not None:
+            segments = request_segments("/" + fallback.lstrip("/"))
+            if not segments:
+                raise ValueError(f"fallback must name a file inside the directory: {fallback!r}")
+            self.fallback = segments
+        # (plain, immutable) Cache-Control headers, fixed here.
+        self._cache_control: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None = None
+        if max_age is not None:
+            if max_age < 0:
+                raise ValueError("max_age must not be negative")
+            value = f"public, max-age={max_age}"
+            self._cache_control = (
+                (b"cache-control", value.encode()),
+                (b"cache-control", (value + ", immutable").encode()),
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "websocket":
+                await receive()
+                await send({"type": "websocket.close", "code": 1000})
+            # Lifespan: returning at once says "not supported", as the spec asks.
+            return
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await self._error(scope, receive, send, 405, {"Allow": "GET, HEAD"})
+            return
+        path = route_path(scope)
+        request = FileRequest.from_headers(scope.get("headers", ()))
+        encodings: tuple[str, ...] = ()
+        if self.precompressed and request.accept_encoding:
+            encodings = accepted_encodings(request.accept_encoding[:1024])
+        pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
+        prefetch = self.chunk_size if method == "GET" and not request.range and not pathsend else 0
+        trailing = full_path(scope).endswith("/")
+        found = await anyio.to_thread.run_sync(self._find, path, trailing, encodings, prefetch)
+        if found.status == 307:
+            await self._redirect(scope, receive, send)
+            return
+        if found.info is None:
+            await self._error(scope, receive, send, found.status)
+            return
+        await send_file(
+            scope,
+            receive,
+            send,
+            path=found.path,
+            info=found.info,
+            file=found.file,
+            status_code=found.status,
+            headers=self._headers(found, path),
+            request=request,
+            chunk_size=self.chunk_size,
+            prefetched=found.content,
+        )
+
+    def _headers(self, found: _Found, path: str) -> list[tuple[bytes, bytes]]:
+        media_type = guess_media_type(found.name)
+        if media_type.startswith("text/"):
+            media_type += "; charset=utf-8"
+        headers = [(b"content-type", media_type.encode("latin-1"))]
+        if found.encoding is not None:
+            assert found.info is not None
+            headers.append((b"content-encoding", found.encoding.encode()))
+            # The encoded file is another representation: its own strong ETag.
+            info = found.info
+            etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}-{found.encoding}"'
+            headers.append((b"etag", etag.encode()))
+        if found.vary:
+            headers.append((b"vary", b"Accept-Encoding"))
+        if found.status == 200 and self._cache_control is not None:
+            immutable = self.immutable(path) if callable(self.immutable) else self.immutable
+            headers.append(self._cache_control[1 if immutable else 0])
+        return headers
+
+    # -- the file-system part, run in a worker thread -----------------------
+
+    def _find(
+        self, path: str, trailing: bool, encodings: tuple[str, ...], prefetch: int
+    ) -> _Found:
+        segments = request_segments(path)
+        if segments is not None:
+            try:
+                found = self._lookup(segments, trailing, encodings, prefetch)
+            except PermissionError:
+                return _Found(403)
+            if found is not None:
+                return found
+        pages: list[tuple[list[str] | None, int]] = [
+            (self.fallback, 200),
+            (["404.html"] if self.html else None, 404),
+        ]
+        for page, status in pages:
+            if page is not None:
+                try:
+                    found = self._open(page, encodings, prefetch, status)
+                except PermissionError:
+                    found = None
+                if found is not None:
+                    return found
+        return _Found(404)
+
+    def _resolve(self, segments: list[str]) -> str | None:
+        candidate = os.path.join(self.directory, *segments)
+        if self.follow_symlink:
+            return candidate
+        real = os.path.realpath(candidate)
+        return real if is_within(self.directory, real) else None
+
+    def _lookup(
+        self, segments: list[str], trailing: bool, encodings: tuple[str, ...], prefetch: int
+    ) -> _Found | None:
+        target = self._resolve(segments)
+        if target is None:
+            return None
+        try:
+            info = os.stat(target)
+        except PermissionError:
+            raise
+        except (OSError, ValueError):
+            return None
+        if stat_module.S_ISDIR(info.st_mode):
+            if not self.html:
+                return None
+            if not trailing:
+                return _Found(307)
+            return self._open([*segments, "index.html"], encodings, prefetch, 200)
+        if trailing:
+            return None
+        return self._open(segments, encodings, prefetch, 200)
+
+    def _open(
+        self, segments: list[str], encodings: tuple[str, ...], prefetch: int, status: int
+    ) -> _Found | None:
+        """Open the file (or its best precompressed sibling); ``None`` if there is none."""
+        target = self._resolve(segments)
+        if target is None:
+            return None
+        found = _Found(status)
+        found.name = segments[-1]
+        if self.precompressed:
+            siblings = {}
+            for coding, suffix in _ENCODINGS:
+                sibling = self._resolve([*segments[:-1], segments[-1] + suffix])
+                if sibling is not None and os.path.isfile(sibling):
+                    siblings[coding] = sibling
+            # Whether or not this client gets one, the answer depends on
+            # Accept-Encoding as soon as a sibling exists.
+            found.vary = bool(siblings)
+            for coding in encodings:  # best first
+                sibling = siblings.get(coding)
+                if sibling is None:
+                    continue
+                try:
+                    found.file, found.info, found.content = open_and_prefetch(sibling, prefetch)
+                except OSError:
+                    continue
+                found.path, found.encoding = sibling, coding
+                break
+        if found.info is None:
+            try:
+                found.file, found.info, found.content = open_and_prefetch(target, prefetch)
+            except PermissionError:
+                raise
+            except (OSError, ValueError):
+                return None
+            found.path = target
+        return found
+
+    # -- answers that are not files ----------------------------------------
+
+    async def _redirect(self, scope: Scope, receive: Receive, send: Send) -> None:
+        location = quote(full_path(scope), safe=_PATH_SAFE) + "/"
+        query = scope.get("query_string", b"")
+        if query:
+            location += "?" + quote(query.decode("latin-1"), safe=_QUERY_SAFE)
+        await RedirectResponse(location)(scope, receive, send)
+
+    async def _error(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        exc = HTTPException(status, headers=headers)
+        if scope.get(_RAISE_KEY):
+            raise exc
+        await http_exception_response(scope, exc)(scope, receive, send)
+
+
+def static_files(
+    directory: str | os.PathLike[str],
+    *,
+    html: bool = False,
+    follow_symlink: bool = False,
+    check_dir: bool = True,
+    max_age: int | None = None,
+    immutable: bool | Callable[[str], bool] = False,
+    fallback: str | None = None,
+    precompressed: bool = True,
+    chunk_size: int = 64 * 1024,
+) -> ASGIApp:
+    """An ASGI app serving the files in ``directory`` (see the module docs).
+
+    ``immutable`` adds ``immutable`` to ``Cache-Control`` (with ``max_age``),
+    for every file or for the request paths a predicate accepts (hashed
+    asset names, say).  ``check_dir=False`` allows a directory that does
+    not exist yet.
+    """
+    return StaticFiles(
+        directory,
+        html=html,
+        follow_symlink=follow_symlink,
+        check_dir=check_dir,
+        max_age=max_age,
+        immutable=immutable,
+        fallback=fallback,
+        precompressed=precompressed,
+        chunk_size=chunk_size,
+    )
+
+
+__all__ = ["StaticFiles", "accepted_encodings", "static_files"]

@@ -1,0 +1,356 @@
+"""Tests for asgikit.middleware.http_middleware: middleware as ``func(request, call_next)``."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+
+import anyio
+import httpx
+import pytest
+
+from asgikit.background import BackgroundTask
+from asgikit.composition import stack
+from asgikit.exceptions import HTTPException
+from asgikit.middleware.http_middleware import CallNext, StreamedResponse, http_middleware
+from asgikit.requests import Request
+from asgikit.responses import JSONResponse, PlainTextResponse, Response
+from asgikit.routing import route, router, websocket_route
+from asgikit.streaming import StreamingResponse
+from asgikit.testing import TestClient
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+from asgikit.websockets import WebSocket
+from tests.conftest import make_scope, run_app
+from tests.servers.live import serve
+
+request_tag: contextvars.ContextVar[str] = contextvars.ContextVar("request_tag", default="unset")
+
+
+class Boom(Exception):
+    pass
+
+
+async def hello(request: Request) -> Response:
+    return PlainTextResponse("hello")
+
+
+async def passthrough(request: Request, call_next: CallNext) -> StreamedResponse:
+    return await call_next(request)
+
+
+async def add_header(request: Request, call_next: CallNext) -> StreamedResponse:
+    response = await call_next(request)
+    response.headers["X-Seen"] = "yes"
+    return response
+
+
+# Shapes
+
+
+async def test_layer_for_stack_and_wrapping_an_app_give_the_same_behaviour() -> None:
+    app = router(route("/", hello))
+    for wrapped in (
+        stack(http_middleware(add_header), app),
+        http_middleware(add_header, app),
+        http_middleware(add_header)(app),
+        http_middleware(add_header)(app=app),
+    ):
+        async with TestClient(wrapped) as client:
+            response = await client.get("/")
+        assert (response.text, response.headers["x-seen"]) == ("hello", "yes")
+
+
+async def test_used_as_a_decorator_the_function_becomes_a_layer() -> None:
+    @http_middleware
+    async def tag(request: Request, call_next: CallNext) -> StreamedResponse:
+        response = await call_next(request)
+        response.headers["X-Tag"] = "1"
+        return response
+
+    async with TestClient(stack(tag, router(route("/", hello)))) as client:
+        response = await client.get("/")
+    assert response.headers["x-tag"] == "1"
+
+
+def test_first_argument_must_be_the_function() -> None:
+    with pytest.raises(TypeError, match="function first"):
+        http_middleware(None)  # type: ignore[call-overload]
+
+
+# What func can do
+
+
+async def test_status_headers_and_cookies_of_the_app_response_can_be_changed() -> None:
+    async def edit(request: Request, call_next: CallNext) -> StreamedResponse:
+        response = await call_next(request)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/plain; charset=utf-8"
+        response.status_code = 202
+        response.set_cookie("seen", "1")
+        return response
+
+    async with TestClient(http_middleware(edit, router(route("/", hello)))) as client:
+        response = await client.get("/")
+    assert (response.status_code, response.text) == (202, "hello")
+    assert response.cookies["seen"] == "1"
+
+
+async def test_func_may_answer_without_calling_call_next() -> None:
+    reached: list[str] = []
+
+    async def endpoint(request: Request) -> Response:
+        reached.append("endpoint")
+        return PlainTextResponse("inner")
+
+    async def gate(request: Request, call_next: CallNext) -> ASGIApp:
+        if request.headers.get("x-key") != "secret":
+            return PlainTextResponse("forbidden", status_code=403)
+        return await call_next(request)
+
+    async with TestClient(http_middleware(gate, router(route("/", endpoint)))) as client:
+        refused = await client.get("/")
+        allowed = await client.get("/", headers={"x-key": "secret"})
+    assert (refused.status_code, refused.text) == (403, "forbidden")
+    assert (allowed.status_code, allowed.text) == (200, "inner")
+    assert reached == ["endpoint"]
+
+
+async def test_func_may_replace_the_response_after_calling_call_next() -> None:
+    async def replace(request: Request, call_next: CallNext) -> ASGIApp:
+        inner = await call_next(request)
+        return JSONResponse({"inner_status": inner.status_code})
+
+    async with TestClient(http_middleware(replace, router(route("/", hello)))) as client:
+        response = await client.get("/")
+    assert response.json() == {"inner_status": 200}
+
+
+async def test_http_exception_raised_by_func_becomes_its_response() -> None:
+    async def deny(request: Request, call_next: CallNext) -> ASGIApp:
+        raise HTTPException(401, "who are you")
+
+    async with TestClient(http_middleware(deny, router(route("/", hello)))) as client:
+        response = await client.get("/")
+    assert (response.status_code, response.text) == (401, "who are you")
+
+
+async def test_call_next_twice_is_an_error() -> None:
+    async def twice(request: Request, call_next: CallNext) -> ASGIApp:
+        await call_next(request)
+        return await call_next(request)
+
+    async with TestClient(http_middleware(twice, router(route("/", hello)))) as client:
+        with pytest.raises(RuntimeError, match="only once"):
+            await client.get("/")
+
+
+async def test_an_app_that_sends_no_response_makes_call_next_raise() -> None:
+    async def silent(scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+    with pytest.raises(RuntimeError, match="without sending a response"):
+        await run_app(http_middleware(passthrough, silent))
+
+
+# Streaming
+
+
+async def test_streaming_response_is_not_buffered() -> None:
+    first_received = anyio.Event()
+    produced: list[str] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        produced.append("first")
+        yield b"first,"
+        await first_received.wait()
+        produced.append("last")
+        yield b"last"
+
+    async def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    app = http_middleware(add_header, router(route("/", endpoint)))
+    # A buffering middleware would wait for "last" forever; fail instead of hanging.
+    with anyio.fail_after(10):
+        async with TestClient(app) as client, client.stream("GET", "/") as response:
+            parts = response.aiter_bytes()
+            assert await parts.__anext__() == b"first,"
+            assert produced == ["first"]
+            first_received.set()
+            assert b"".join([chunk async for chunk in parts]) == b"last"
+    assert response.headers["x-seen"] == "yes"
+
+
+async def test_request_body_read_by_func_is_still_readable_by_the_app() -> None:
+    async def peek(request: Request, call_next: CallNext) -> StreamedResponse:
+        body = await request.body()
+        response = await call_next(request)
+        response.headers["X-Body-Length"] = str(len(body))
+        return response
+
+    async def echo(request: Request) -> Response:
+        return PlainTextResponse(await request.body())
+
+    app = http_middleware(peek, router(route("/", echo, methods=["POST"])))
+    async with TestClient(app) as client:
+        response = await client.post("/", content=b"payload" * 1000)
+    assert response.text == "payload" * 1000
+    assert response.headers["x-body-length"] == "7000"
+
+
+async def test_messages_other_than_body_pass_through_untouched() -> None:
+    async def pathsend_app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [], "trailers": False}
+        )
+        await send({"type": "http.response.pathsend", "path": "/tmp/x", "extra": 1})
+
+    sent = await run_app(http_middleware(add_header, pathsend_app))
+    assert sent.messages[0]["trailers"] is False
+    assert sent.header(b"x-seen") == [b"yes"]
+    assert sent.messages[1] == {"type": "http.response.pathsend", "path": "/tmp/x", "extra": 1}
+
+
+# Background tasks
+
+
+async def test_background_tasks_run_strictly_after_the_last_byte_is_sent() -> None:
+    log: list[str] = []
+
+    async def endpoint(request: Request) -> Response:
+        task = BackgroundTask(log.append, "app background")
+        return PlainTextResponse("done", background=task)
+
+    async def add_task(request: Request, call_next: CallNext) -> StreamedResponse:
+        response = await call_next(request)
+        response.background = BackgroundTask(log.append, "middleware background")
+        return response
+
+    def recording(app: ASGIApp) -> ASGIApp:
+        async def recorder(scope: Scope, receive: Receive, send: Send) -> None:
+            async def record(message: Message) -> None:
+                await send(message)
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    log.append("last byte sent")
+
+            await app(scope, receive, record)
+
+        return recorder
+
+    app = stack(recording, http_middleware(add_task), router(route("/", endpoint)))
+    async with TestClient(app) as client:
+        response = await client.get("/")
+    assert response.text == "done"
+    assert log == ["last byte sent", "app background", "middleware background"]
+
+
+# Exceptions
+
+
+async def test_exception_before_the_response_propagates_unchanged() -> None:
+    async def endpoint(request: Request) -> Response:
+        raise Boom("before")
+
+    async with TestClient(http_middleware(passthrough, router(route("/", endpoint)))) as client:
+        with pytest.raises(Boom, match="before"):
+            await client.get("/")
+
+
+async def test_exception_while_streaming_propagates_unchanged() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise Boom("midway")
+
+    async def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks())
+
+    async with TestClient(http_middleware(passthrough, router(route("/", endpoint)))) as client:
+        with pytest.raises(Boom, match="midway"):
+            await client.get("/")
+
+
+async def test_func_can_catch_the_app_exception_from_call_next() -> None:
+    async def endpoint(request: Request) -> Response:
+        raise Boom("caught")
+
+    async def guard(request: Request, call_next: CallNext) -> ASGIApp:
+        try:
+            return await call_next(request)
+        except Boom as exc:
+            return PlainTextResponse(f"handled {exc}", status_code=500)
+
+    async with TestClient(http_middleware(guard, router(route("/", endpoint)))) as client:
+        response = await client.get("/")
+    assert (response.status_code, response.text) == (500, "handled caught")
+
+
+async def test_exception_in_func_propagates_unchanged() -> None:
+    async def broken(request: Request, call_next: CallNext) -> ASGIApp:
+        raise Boom("in func")
+
+    with pytest.raises(Boom, match="in func"):
+        await run_app(http_middleware(broken, router(route("/", hello))), make_scope())
+
+
+async def test_app_http_exception_from_call_next_is_not_turned_into_a_response() -> None:
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(418)
+
+    with pytest.raises(HTTPException) as info:
+        await run_app(http_middleware(passthrough, raw))
+    assert info.value.status_code == 418
+
+
+# Context variables
+
+
+async def test_context_variable_set_before_call_next_is_visible_in_the_endpoint() -> None:
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse(request_tag.get())
+
+    async def tag(request: Request, call_next: CallNext) -> StreamedResponse:
+        request_tag.set(request.headers.get("x-tag", "none"))
+        return await call_next(request)
+
+    async with TestClient(http_middleware(tag, router(route("/", endpoint)))) as client:
+        first = await client.get("/", headers={"x-tag": "one"})
+        second = await client.get("/", headers={"x-tag": "two"})
+    assert (first.text, second.text) == ("one", "two")
+    assert request_tag.get() == "unset"
+
+
+# Other scopes
+
+
+async def test_websocket_and_lifespan_pass_through_without_reaching_func() -> None:
+    called: list[str] = []
+
+    async def spy(request: Request, call_next: CallNext) -> StreamedResponse:
+        called.append(request.url.path)
+        return await call_next(request)
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    app = http_middleware(spy, router(websocket_route("/ws", echo)))
+    async with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        await ws.send_text("ping")
+        assert await ws.receive_text() == "ping"
+    assert called == []
+
+
+def test_streams_through_a_real_uvicorn_server() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(3):
+            yield b"chunk%d;" % i
+
+    async def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    app = http_middleware(add_header, router(route("/", endpoint)))
+    with serve(app) as base_url:
+        response = httpx.get(base_url + "/")
+    assert response.text == "chunk0;chunk1;chunk2;"
+    assert response.headers["x-seen"] == "yes"

@@ -1,0 +1,76 @@
+"""https_redirect: http -> https and ws -> wss, same host, path and query."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from asgikit.middleware.https_redirect import https_redirect
+from asgikit.responses import PlainTextResponse
+from asgikit.testing import TestClient
+from asgikit.types import Receive, Scope, Send
+from tests.conftest import make_scope, run_app
+from tests.servers.live import serve
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("hello")(scope, receive, send)
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("http://example.com", "https://example.com/p/a%20th?q=1&r=2"),
+        ("http://example.com:80", "https://example.com/p/a%20th?q=1&r=2"),
+        ("http://example.com:8080", "https://example.com:8080/p/a%20th?q=1&r=2"),
+    ],
+)
+def test_http_redirects_to_https_keeping_host_path_and_query(base: str, expected: str) -> None:
+    client = TestClient(https_redirect(hello), base_url=base, follow_redirects=False)
+    response = client.post("/p/a th?q=1&r=2")
+    assert response.status_code == 307
+    assert response.headers["location"] == expected
+
+
+def test_https_requests_reach_the_app_and_308_by_option() -> None:
+    assert TestClient(https_redirect(hello), base_url="https://example.com").get("/").text == "hello"
+    client = TestClient(
+        https_redirect(hello, status_code=308), base_url="http://example.com", follow_redirects=False
+    )
+    assert client.get("/").status_code == 308
+    with pytest.raises(ValueError, match="redirect"):
+        https_redirect(hello, status_code=200)
+
+
+async def test_websocket_redirects_to_wss_through_the_http_response_extension() -> None:
+    scope = make_scope(
+        type="websocket",
+        scheme="ws",
+        path="/chat",
+        query_string=b"room=1",
+        headers=[(b"host", b"example.com")],
+        extensions={"websocket.http.response": {}},
+    )
+    sent = await run_app(https_redirect(hello), scope)
+    start = sent.messages[0]
+    assert start["type"] == "websocket.http.response.start"
+    assert (b"location", b"wss://example.com/chat?room=1") in start["headers"]
+
+
+async def test_excluded_and_lifespan_scopes_pass_through() -> None:
+    sent = await run_app(https_redirect(hello, exclude=["/health"]), make_scope(path="/health"))
+    assert sent.status == 200
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["type"])
+
+    await https_redirect(app)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
+
+
+def test_through_uvicorn_with_httpx() -> None:
+    with serve(https_redirect(hello), lifespan="off") as base:
+        response = httpx.get(base + "/x?y=1", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == base.replace("http://", "https://") + "/x?y=1"

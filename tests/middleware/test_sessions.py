@@ -1,0 +1,497 @@
+"""sessions: signed-cookie and server-side sessions, on their own and as a drop-in."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Request as FastAPIRequest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asgikit.lifespan import lifespan
+from asgikit.middleware.server_errors import server_errors
+from asgikit.middleware.session_stores import MemoryStore
+from asgikit.middleware.sessions import (
+    Session,
+    SessionCookieTooLarge,
+    Signer,
+    regenerate_session_id,
+    sessions,
+)
+from asgikit.requests import Request
+from asgikit.responses import JSONResponse, PlainTextResponse
+from asgikit.routing import route, router, websocket_route
+from asgikit.testing import TestClient
+from asgikit.types import Receive, Scope, Send
+from asgikit.websockets import WebSocket
+from tests.conftest import SendRecorder, make_scope, run_app
+from tests.servers.live import serve
+
+SECRET = "s3cret"
+
+
+async def show(request: Request) -> JSONResponse:
+    return JSONResponse(dict(request.session))
+
+
+async def set_value(request: Request) -> PlainTextResponse:
+    for key, value in request.query_params.multi_items():
+        request.session[key] = value
+    return PlainTextResponse("set")
+
+
+async def clear(request: Request) -> PlainTextResponse:
+    request.session.clear()
+    return PlainTextResponse("cleared")
+
+
+async def login(request: Request) -> PlainTextResponse:
+    request.session["user"] = "alice"
+    regenerate_session_id(request)
+    return PlainTextResponse("in")
+
+
+async def big(request: Request) -> PlainTextResponse:
+    request.session["blob"] = "x" * 5000
+    return PlainTextResponse("big")
+
+
+async def read_ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json(dict(websocket.scope["session"]))
+    await websocket.close()
+
+
+routes = router(
+    route("/", show),
+    route("/set", set_value),
+    route("/clear", clear),
+    route("/login", login),
+    route("/big", big),
+    websocket_route("/ws", read_ws),
+)
+
+
+def set_cookies(response: httpx.Response) -> list[str]:
+    return response.headers.get_list("set-cookie")
+
+
+def signed(payload: bytes, *, key: str = SECRET, timestamp: int | None = None) -> str:
+    return Signer(key, salt=b"asgikit.sessions").sign(payload, timestamp=timestamp)
+
+
+# -- signed cookies --------------------------------------------------------
+
+
+def test_changed_session_sets_a_signed_httponly_lax_cookie() -> None:
+    with TestClient(sessions(routes, secret_key=SECRET)) as client:
+        response = client.get("/set", params={"user": "alice"})
+    [cookie] = set_cookies(response)
+    assert cookie.startswith("session=")
+    attributes = cookie.split("; ")[1:]
+    assert set(attributes) == {"Max-Age=1209600", "Path=/", "HttpOnly", "SameSite=Lax"}
+    value = cookie.split(";")[0].removeprefix("session=")
+    assert Signer(SECRET, salt=b"asgikit.sessions").unsign(value, max_age=60) == (
+        b'{"user":"alice"}'
+    )
+
+
+def test_session_round_trips_through_the_cookie() -> None:
+    with TestClient(sessions(routes, secret_key=SECRET)) as client:
+        client.get("/set", params={"user": "alice", "n": "1"})
+        assert client.get("/").json() == {"user": "alice", "n": "1"}
+
+
+def test_unchanged_session_sends_no_cookie() -> None:
+    with TestClient(sessions(routes, secret_key=SECRET)) as client:
+        client.get("/set", params={"user": "alice"})
+        response = client.get("/")
+    assert response.json() == {"user": "alice"}
+    assert set_cookies(response) == []
+
+
+def test_emptied_session_clears_the_cookie() -> None:
+    with TestClient(sessions(routes, secret_key=SECRET)) as client:
+        client.get("/set", params={"user": "alice"})
+        response = client.get("/clear")
+        [cookie] = set_cookies(response)
+        assert "Max-Age=0" in cookie
+        assert "Expires=Thu, 01 Jan 1970 00:00:00 GMT" in cookie
+        assert client.get("/").json() == {}
+
+
+def test_clearing_an_absent_session_sends_no_cookie() -> None:
+    with TestClient(sessions(routes, secret_key=SECRET)) as client:
+        assert set_cookies(client.get("/clear")) == []
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        pytest.param(signed(b'{"user":"alice"}')[:-2] + "AA", id="tampered-signature"),
+        pytest.param(signed(b'{"user":"alice"}').replace("eyJ", "eyK", 1), id="tampered-payload"),
+        pytest.param(signed(b'{"user":"alice"}', key="other"), id="unknown-key"),
+        pytest.param(
+            signed(b'{"user":"alice"}', timestamp=int(time.time()) - 15 * 24 * 3600),
+            id="expired",
+        ),
+        pytest.param(signed(b"not json"), id="payload-not-json"),
+        pytest.param(signed(b"[1, 2]"), id="payload-not-an-object"),
+        pytest.param(signed(b"\xff\xfe"), id="payload-not-utf8"),
+        pytest.param("garbage", id="garbage"),
+        pytest.param("a.b.c", id="three-parts"),
+        pytest.param("é.1.é", id="non-ascii"),
+    ],
+)
+def test_bad_cookie_gives_an_empty_session(cookie: str) -> None:
+    with TestClient(sessions(routes, secret_key=SECRET)) as client:
+        response = client.get("/", headers={"cookie": f"session={cookie}".encode("latin-1")})
+    assert response.status_code == 200
+    assert response.json() == {}
+
+
+def test_max_age_none_makes_a_browser_session_cookie_that_never_expires_by_age() -> None:
+    old = signed(b'{"user":"alice"}', timestamp=1)
+    app = sessions(routes, secret_key=SECRET, max_age=None)
+    with TestClient(app, cookies={"session": old}) as client:
+        assert client.get("/").json() == {"user": "alice"}
+        [cookie] = set_cookies(client.get("/set", params={"x": "1"}))
+    assert "Max-Age" not in cookie
+
+
+def test_key_rotation_first_key_signs_every_key_verifies() -> None:
+    old_cookie = signed(b'{"user":"alice"}', key="old")
+    app = sessions(routes, secret_key=["new", "old"])
+    with TestClient(app, cookies={"session": old_cookie}) as client:
+        assert client.get("/").json() == {"user": "alice"}
+        [cookie] = set_cookies(client.get("/set", params={"n": "2"}))
+    value = cookie.split(";")[0].removeprefix("session=")
+    assert Signer("new", salt=b"asgikit.sessions").unsign(value, max_age=60) is not None
+    assert Signer("old", salt=b"asgikit.sessions").unsign(value, max_age=60) is None
+
+
+def test_cookie_attributes_follow_the_options() -> None:
+    app = sessions(
+        routes,
+        secret_key=SECRET,
+        session_cookie="sid",
+        max_age=60,
+        same_site="strict",
+        https_only=True,
+        path="/app",
+        domain="example.com",
+    )
+    with TestClient(app, base_url="https://testserver") as client:
+        [cookie] = set_cookies(client.get("/set", params={"a": "b"}))
+    assert cookie.startswith("sid=")
+    assert set(cookie.split("; ")[1:]) == {
+        "Max-Age=60",
+        "Domain=example.com",
+        "Path=/app",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+    }
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"secret_key": ""}, id="empty-key"),
+        pytest.param({"secret_key": []}, id="no-keys"),
+        pytest.param({"secret_key": SECRET, "same_site": "none"}, id="samesite-none-no-secure"),
+        pytest.param({"secret_key": SECRET, "same_site": "sometimes"}, id="bad-samesite"),
+        pytest.param({"secret_key": SECRET, "session_cookie": "a b"}, id="bad-name"),
+    ],
+)
+def test_bad_options_are_refused_when_the_middleware_is_built(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        sessions(routes, **options)
+
+
+def test_cookie_over_the_browser_limit_is_an_error_naming_the_limit() -> None:
+    client = TestClient(sessions(routes, secret_key=SECRET))
+    with client, pytest.raises(SessionCookieTooLarge, match="4096"):
+        client.get("/big")
+
+
+def test_cookie_over_the_limit_becomes_a_500_inside_server_errors() -> None:
+    app = server_errors(sessions(routes, secret_key=SECRET))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/big")
+    assert response.status_code == 500
+    assert set_cookies(response) == []
+
+
+def test_session_values_must_be_json_serializable() -> None:
+    async def bad(request: Request) -> PlainTextResponse:
+        request.session["when"] = object()
+        return PlainTextResponse("x")
+
+    client = TestClient(sessions(router(route("/", bad)), secret_key=SECRET))
+    with client, pytest.raises(TypeError, match="JSON-serializable"):
+        client.get("/")
+
+
+# -- the Session dict ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "modified"),
+    [
+        pytest.param(lambda s: s.__setitem__("b", 2), True, id="setitem"),
+        pytest.param(lambda s: s.__delitem__("a"), True, id="delitem"),
+        pytest.param(lambda s: s.pop("a"), True, id="pop"),
+        pytest.param(lambda s: s.pop("zz", None), False, id="pop-missing"),
+        pytest.param(lambda s: s.popitem(), True, id="popitem"),
+        pytest.param(lambda s: s.setdefault("a", 5), False, id="setdefault-present"),
+        pytest.param(lambda s: s.setdefault("c", 5), True, id="setdefault-missing"),
+        pytest.param(lambda s: s.update(c=3), True, id="update"),
+        pytest.param(lambda s: s.__ior__({"c": 3}), True, id="ior"),
+        pytest.param(lambda s: s.clear(), True, id="clear"),
+        pytest.param(lambda s: s.get("a"), False, id="get"),
+        pytest.param(lambda s: s["a"].append(1), False, id="nested-change"),
+        pytest.param(lambda s: s.regenerate_id(), True, id="regenerate"),
+    ],
+)
+def test_session_notices_changes_made_through_its_methods(change: Any, modified: bool) -> None:
+    session = Session({"a": []})
+    change(session)
+    assert session.modified is modified
+
+
+def test_session_is_a_dict() -> None:
+    assert isinstance(Session(), dict)
+
+
+# -- scope, exclude, shapes ------------------------------------------------
+
+
+async def test_scope_is_copied_and_lifespan_passes_through() -> None:
+    seen: list[Scope] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+        if scope["type"] == "http":
+            await PlainTextResponse("ok")(scope, receive, send)
+
+    app = sessions(inner, secret_key=SECRET)
+    scope = make_scope()
+    await run_app(app, scope)
+    assert "session" not in scope
+    assert isinstance(seen[0]["session"], Session)
+    lifespan_scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    await app(lifespan_scope, None, None)  # type: ignore[arg-type]
+    assert seen[1] is lifespan_scope
+
+
+async def test_other_response_messages_pass_through_untouched() -> None:
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["session"]["a"] = 1
+        await send({"type": "http.response.start", "status": 200, "headers": [], "x": 1})
+        await send({"type": "http.response.pathsend", "path": "/tmp/x"})
+
+    recorder = SendRecorder()
+    await sessions(inner, secret_key=SECRET)(make_scope(), None, recorder)  # type: ignore[arg-type]
+    start, pathsend = recorder.messages
+    assert start["x"] == 1
+    assert [k for k, _ in start["headers"]] == [b"set-cookie"]
+    assert pathsend == {"type": "http.response.pathsend", "path": "/tmp/x"}
+
+
+def test_excluded_paths_get_no_session() -> None:
+    async def probe(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str("session" in request.scope))
+
+    app = router(route("/health", probe), route("/x", probe))
+    with TestClient(sessions(app, secret_key=SECRET, exclude=["/health"])) as client:
+        assert client.get("/health").text == "False"
+        assert client.get("/x").text == "True"
+
+
+def test_middleware_shape_layer_and_app_keyword() -> None:
+    layer = sessions(secret_key=SECRET)
+    for app in (layer(routes), sessions(app=routes, secret_key=SECRET)):
+        with TestClient(app) as client:
+            client.get("/set", params={"a": "1"})
+            assert client.get("/").json() == {"a": "1"}
+
+
+def test_websocket_gets_the_session_to_read() -> None:
+    with TestClient(sessions(routes, secret_key=SECRET)) as client:
+        client.get("/set", params={"user": "alice"})
+        with client.websocket_connect("/ws") as websocket:
+            assert websocket.receive_json() == {"user": "alice"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(cookie=st.text(st.characters(max_codepoint=255, exclude_characters="\r\n\0")))
+async def test_arbitrary_cookie_headers_never_raise(cookie: str) -> None:
+    app = sessions(routes, secret_key=SECRET)
+    for header in (cookie, f"session={cookie}"):
+        scope = make_scope(headers=[(b"cookie", header.encode("latin-1"))])
+        recorder = await run_app(app, scope)
+        assert recorder.status == 200
+
+
+# -- server-side store -----------------------------------------------------
+
+
+def cookie_value(response: httpx.Response) -> str:
+    [cookie] = set_cookies(response)
+    return cookie.split(";")[0].split("=", 1)[1]
+
+
+def test_store_cookie_holds_only_a_signed_random_id() -> None:
+    store = MemoryStore()
+    with TestClient(sessions(routes, secret_key=SECRET, store=store)) as client:
+        value = cookie_value(client.get("/set", params={"user": "alice"}))
+        assert client.get("/").json() == {"user": "alice"}
+    payload = Signer(SECRET, salt=b"asgikit.sessions").unsign(value, max_age=60)
+    assert payload is not None
+    assert b"alice" not in payload
+    assert len(payload) >= 40
+    assert len(store) == 1
+
+
+def test_store_unchanged_session_writes_nothing() -> None:
+    store = MemoryStore()
+    with TestClient(sessions(routes, secret_key=SECRET, store=store)) as client:
+        client.get("/set", params={"user": "alice"})
+        assert set_cookies(client.get("/")) == []
+
+
+def test_store_emptied_session_is_deleted_and_cookie_cleared() -> None:
+    store = MemoryStore()
+    with TestClient(sessions(routes, secret_key=SECRET, store=store)) as client:
+        client.get("/set", params={"user": "alice"})
+        [cookie] = set_cookies(client.get("/clear"))
+    assert "Max-Age=0" in cookie
+    assert len(store) == 0
+
+
+def test_regenerate_moves_the_data_to_a_new_id_and_forgets_the_old() -> None:
+    store = MemoryStore()
+    with TestClient(sessions(routes, secret_key=SECRET, store=store)) as client:
+        before = cookie_value(client.get("/set", params={"cart": "3"}))
+        after = cookie_value(client.get("/login"))
+        assert client.get("/").json() == {"cart": "3", "user": "alice"}
+    assert before != after
+    assert len(store) == 1
+    old_id = Signer(SECRET, salt=b"asgikit.sessions").unsign(before, max_age=60)
+    assert old_id is not None
+
+
+async def test_an_id_the_store_does_not_know_is_not_adopted() -> None:
+    store = MemoryStore()
+    planted = signed(b"attacker-chosen-id")
+    app = sessions(routes, secret_key=SECRET, store=store)
+    with TestClient(app, cookies={"session": planted}) as client:
+        value = cookie_value(client.get("/set", params={"user": "alice"}))
+    assert value != planted
+    assert await store.load("attacker-chosen-id") is None
+
+
+def test_store_taken_from_lifespan_state() -> None:
+    store = MemoryStore()
+
+    @asynccontextmanager
+    async def resources() -> AsyncIterator[dict[str, Any]]:
+        yield {"session_store": store}
+
+    app = lifespan(
+        sessions(routes, secret_key=SECRET, store_from_state="session_store"), resources
+    )
+    with TestClient(app) as client:
+        client.get("/set", params={"user": "alice"})
+        assert client.get("/").json() == {"user": "alice"}
+    assert len(store) == 1
+
+
+def test_store_and_store_from_state_together_are_refused() -> None:
+    with pytest.raises(TypeError):
+        sessions(routes, secret_key=SECRET, store=MemoryStore(), store_from_state="x")
+
+
+def test_regenerate_session_id_without_sessions_is_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="sessions"):
+        regenerate_session_id({"session": {}})
+
+
+# -- drop-in and real servers ----------------------------------------------
+
+
+def test_starlette_request_session_works_with_asgikit_sessions() -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import JSONResponse as StarletteJSON
+    from starlette.routing import Route
+
+    async def count(request: StarletteRequest) -> StarletteJSON:
+        request.session["n"] = request.session.get("n", 0) + 1
+        return StarletteJSON(request.session)
+
+    app = Starlette(
+        routes=[Route("/", count)], middleware=[Middleware(sessions, secret_key=SECRET)]
+    )
+    with TestClient(app) as client:
+        assert client.get("/").json() == {"n": 1}
+        assert client.get("/").json() == {"n": 2}
+
+
+def test_litestar_define_middleware_gives_the_session() -> None:
+    from litestar import Litestar, get
+    from litestar import Request as LitestarRequest
+    from litestar.middleware import DefineMiddleware
+
+    @get("/", sync_to_thread=False, signature_namespace={"LitestarRequest": LitestarRequest})
+    def count(request: LitestarRequest[Any, Any, Any]) -> dict[str, int]:
+        request.session["n"] = request.session.get("n", 0) + 1
+        return dict(request.session)
+
+    app = Litestar([count], middleware=[DefineMiddleware(sessions, secret_key=SECRET)])
+    with TestClient(app) as client:
+        assert client.get("/").json() == {"n": 1}
+        assert client.get("/").json() == {"n": 2}
+
+
+def test_sessions_through_uvicorn_with_httpx() -> None:
+    with (
+        serve(sessions(routes, secret_key=SECRET)) as base_url,
+        httpx.Client(base_url=base_url) as client,
+    ):
+        first = client.get("/set", params={"user": "alice"})
+        assert "HttpOnly" in first.headers["set-cookie"]
+        assert client.get("/").json() == {"user": "alice"}
+        client.get("/clear")
+        assert client.get("/").json() == {}
+
+
+def test_payload_is_base64url_json() -> None:
+    token = signed(b'{"a":1}')
+    encoded = token.split(".")[0]
+    assert json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))) == {"a": 1}
+
+
+def test_fastapi_add_middleware_gives_starlette_request_session() -> None:
+    from fastapi import FastAPI
+
+    api = FastAPI()
+    api.add_middleware(sessions, secret_key=SECRET)
+
+    @api.get("/")
+    async def count(request: FastAPIRequest) -> dict[str, int]:
+        request.session["n"] = request.session.get("n", 0) + 1
+        return dict(request.session)
+
+    with TestClient(api) as client:
+        assert client.get("/").json() == {"n": 1}
+        assert client.get("/").json() == {"n": 2}

@@ -1,0 +1,403 @@
+"""FileResponse: headers, HEAD, preconditions, ranges, streaming, pathsend, disconnects."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import os
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from asgikit import _sendfile
+from asgikit.background import BackgroundTask
+from asgikit.files import FileResponse, content_disposition, guess_media_type
+from asgikit.testing import TestClient
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+from tests.conftest import SendRecorder, disconnect_after, make_scope, run_app
+from tests.servers.live import serve
+
+DATA = bytes(range(256)) * 40  # 10 KiB, every byte value
+PATHSEND = {"http.response.pathsend": {}}
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "data.bin"
+    path.write_bytes(DATA)
+    os.utime(path, (784111777, 784111777))
+    return path
+
+
+def file_app(path: Path, **options: Any) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":  # lifespan: not supported
+            await FileResponse(path, **options)(scope, receive, send)
+
+    return app
+
+
+def client(app: ASGIApp, **options: Any) -> TestClient:
+    return TestClient(app, extensions=options.pop("extensions", {}), **options)
+
+
+def multipart_parts(response: httpx.Response) -> list[tuple[str, bytes]]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + response.headers["content-type"].encode() + b"\r\n\r\n"
+        + response.content
+    )
+    return [(p["content-range"], p.get_payload(decode=True)) for p in message.iter_parts()]
+
+
+# -- headers -----------------------------------------------------------------
+
+
+async def test_a_file_gets_length_validators_and_accept_ranges(data_file: Path) -> None:
+    async with client(file_app(data_file)) as http:
+        response = await http.get("/")
+    assert response.status_code == 200
+    assert response.content == DATA
+    assert response.headers["content-length"] == str(len(DATA))
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["last-modified"] == "Sun, 06 Nov 1994 08:49:37 GMT"
+    assert response.headers["accept-ranges"] == "bytes"
+    etag = response.headers["etag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+
+
+async def test_the_etag_changes_when_the_file_does(data_file: Path) -> None:
+    async with client(file_app(data_file)) as http:
+        first = (await http.get("/")).headers["etag"]
+        data_file.write_bytes(DATA + b"!")
+        second = (await http.get("/")).headers["etag"]
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    ("name", "media_type"),
+    [
+        ("a.html", "text/html"),
+        ("a.css", "text/css"),
+        ("a.png", "image/png"),
+        ("a.json", "application/json"),
+        ("a.unknownext", "application/octet-stream"),
+        ("a.css.gz", "application/gzip"),
+        ("data:text/html,x.txt", "text/plain"),
+    ],
+)
+def test_media_types_are_guessed_from_the_name(name: str, media_type: str) -> None:
+    assert guess_media_type(name) == media_type
+
+
+async def test_text_gets_a_charset_and_media_type_can_be_given(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hi")
+    async with client(file_app(path)) as http:
+        assert (await http.get("/")).headers["content-type"] == "text/plain; charset=utf-8"
+    async with client(file_app(path, media_type="application/x-custom")) as http:
+        assert (await http.get("/")).headers["content-type"] == "application/x-custom"
+
+
+@pytest.mark.parametrize(
+    ("kind", "filename", "expected"),
+    [
+        ("attachment", "report.pdf", 'attachment; filename="report.pdf"'),
+        ("inline", "a b.txt", 'inline; filename="a b.txt"'),
+        (
+            "attachment",
+            "r\u00e9sum\u00e9.txt",
+            "attachment; filename=\"r_sum_.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9.txt",
+        ),
+        (
+            "attachment",
+            'evil"\r\nx.txt',
+            "attachment; filename=\"evil___x.txt\"; filename*=UTF-8''evil%22%0D%0Ax.txt",
+        ),
+        ("attachment", "\u6587\u4ef6", "attachment; filename=\"__\"; filename*=UTF-8''%E6%96%87%E4%BB%B6"),
+    ],
+)
+def test_content_disposition_has_an_ascii_fallback_and_rfc_8187_name(
+    kind: str, filename: str, expected: str
+) -> None:
+    assert content_disposition(kind, filename) == expected
+
+
+async def test_filename_sets_content_disposition(data_file: Path) -> None:
+    app = file_app(data_file, filename="d\u00e9j\u00e0 vu.bin", content_disposition_type="inline")
+    async with client(app) as http:
+        response = await http.get("/")
+    assert response.headers["content-disposition"] == (
+        "inline; filename=\"d_j_ vu.bin\"; filename*=UTF-8''d%C3%A9j%C3%A0%20vu.bin"
+    )
+
+
+async def test_head_sends_the_headers_of_get_without_a_body(data_file: Path) -> None:
+    async with client(file_app(data_file)) as http:
+        response = await http.head("/", headers={"Range": "bytes=0-9"})
+    assert response.status_code == 200  # Range means nothing for HEAD.
+    assert response.content == b""
+    assert response.headers["content-length"] == str(len(DATA))
+    assert "etag" in response.headers
+
+
+async def test_a_missing_file_or_a_directory_is_a_runtime_error(tmp_path: Path) -> None:
+    for path in (tmp_path / "missing", tmp_path):
+        for method in ("GET", "HEAD"):
+            with pytest.raises(RuntimeError, match="File at path"):
+                await run_app(file_app(path), make_scope(method))
+
+
+async def test_the_background_task_runs_after_the_body(data_file: Path) -> None:
+    done: list[str] = []
+
+    async def task() -> None:
+        done.append("ran")
+
+    sent = await run_app(file_app(data_file, background=BackgroundTask(task)))
+    assert sent.body == DATA
+    assert done == ["ran"]
+
+
+# -- preconditions -------------------------------------------------------------
+
+
+async def test_conditional_get_answers_304_with_validators_and_no_body(data_file: Path) -> None:
+    async with client(file_app(data_file, headers={"Cache-Control": "max-age=60"})) as http:
+        etag = (await http.get("/")).headers["etag"]
+        by_tag = await http.get("/", headers={"If-None-Match": etag})
+        by_date = await http.get("/", headers={"If-Modified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"})
+        changed = await http.get("/", headers={"If-Modified-Since": "Sat, 05 Nov 1994 08:49:37 GMT"})
+    for response in (by_tag, by_date):
+        assert response.status_code == 304
+        assert response.content == b""
+        assert response.headers["etag"] == etag
+        assert response.headers["cache-control"] == "max-age=60"
+        assert "last-modified" in response.headers
+        assert "content-length" not in response.headers
+        assert "content-type" not in response.headers
+    assert changed.status_code == 200
+
+
+async def test_failed_if_match_or_if_unmodified_since_is_412(data_file: Path) -> None:
+    async with client(file_app(data_file)) as http:
+        etag = (await http.get("/")).headers["etag"]
+        wrong = await http.get("/", headers={"If-Match": '"nope"'})
+        right = await http.get("/", headers={"If-Match": etag})
+        old = await http.get("/", headers={"If-Unmodified-Since": "Sat, 05 Nov 1994 08:49:37 GMT"})
+        post = await http.post("/", headers={"If-None-Match": etag})
+    assert (wrong.status_code, wrong.content) == (412, b"")
+    assert right.status_code == 200
+    assert old.status_code == 412
+    assert post.status_code == 412
+
+
+async def test_a_given_etag_is_the_one_compared(data_file: Path) -> None:
+    async with client(file_app(data_file, headers={"ETag": '"v1"'})) as http:
+        response = await http.get("/", headers={"If-None-Match": '"v1"'})
+    assert response.status_code == 304
+    assert response.headers["etag"] == '"v1"'
+
+
+async def test_preconditions_and_ranges_do_not_apply_to_a_non_2xx_status(data_file: Path) -> None:
+    async with client(file_app(data_file, status_code=404)) as http:
+        etag = (await http.get("/")).headers["etag"]
+        response = await http.get("/", headers={"If-None-Match": etag, "Range": "bytes=0-1"})
+    assert response.status_code == 404
+    assert response.content == DATA
+    assert "accept-ranges" not in response.headers
+
+
+# -- ranges ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "stop"),
+    [
+        ("bytes=10-19", 10, 20),
+        ("bytes=-5", len(DATA) - 5, len(DATA)),
+        ("bytes=10000-", 10000, len(DATA)),
+        ("bytes=10000-999999", 10000, len(DATA)),
+        ("bytes=0-9,5-14,15-20", 0, 21),
+    ],
+)
+async def test_a_single_range_is_206_with_content_range(
+    data_file: Path, header: str, start: int, stop: int
+) -> None:
+    async with client(file_app(data_file)) as http:
+        response = await http.get("/", headers={"Range": header})
+    assert response.status_code == 206
+    assert response.content == DATA[start:stop]
+    assert response.headers["content-range"] == f"bytes {start}-{stop - 1}/{len(DATA)}"
+    assert response.headers["content-length"] == str(stop - start)
+    assert response.headers["content-type"] == "application/octet-stream"
+
+
+async def test_multiple_ranges_are_multipart_byteranges(data_file: Path) -> None:
+    async with client(file_app(data_file, chunk_size=64)) as http:
+        response = await http.get("/", headers={"Range": "bytes=-3, 0-9,100-299"})
+    assert response.status_code == 206
+    assert response.headers["content-type"].startswith("multipart/byteranges; boundary=")
+    assert response.headers["content-length"] == str(len(response.content))
+    size = len(DATA)
+    assert multipart_parts(response) == [
+        (f"bytes 0-9/{size}", DATA[0:10]),
+        (f"bytes 100-299/{size}", DATA[100:300]),
+        (f"bytes {size - 3}-{size - 1}/{size}", DATA[-3:]),
+    ]
+
+
+async def test_an_unsatisfiable_range_is_416_with_the_size(data_file: Path) -> None:
+    async with client(file_app(data_file)) as http:
+        response = await http.get("/", headers={"Range": f"bytes={len(DATA)}-"})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len(DATA)}"
+    assert response.content == b""
+
+
+@pytest.mark.parametrize("header", ["bytes=5-1", "bytes=abc", "lines=1-2", "bytes=1-2,x"])
+async def test_an_invalid_range_is_ignored(data_file: Path, header: str) -> None:
+    async with client(file_app(data_file)) as http:
+        response = await http.get("/", headers={"Range": header})
+    assert response.status_code == 200
+    assert response.content == DATA
+
+
+async def test_if_range_sends_the_range_only_for_the_current_file(data_file: Path) -> None:
+    async with client(file_app(data_file)) as http:
+        first = await http.get("/")
+        etag, date = first.headers["etag"], first.headers["last-modified"]
+        fresh_tag = await http.get("/", headers={"Range": "bytes=0-3", "If-Range": etag})
+        fresh_date = await http.get("/", headers={"Range": "bytes=0-3", "If-Range": date})
+        stale = await http.get("/", headers={"Range": "bytes=0-3", "If-Range": '"old"'})
+        old_date = formatdate(784111000, usegmt=True)
+        stale_date = await http.get("/", headers={"Range": "bytes=0-3", "If-Range": old_date})
+    assert (fresh_tag.status_code, fresh_tag.content) == (206, DATA[:4])
+    assert fresh_date.status_code == 206
+    assert (stale.status_code, stale.content) == (200, DATA)
+    assert stale_date.status_code == 200
+
+
+async def test_an_empty_file_serves_200_and_refuses_int_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    async with client(file_app(path)) as http:
+        whole = await http.get("/")
+        suffix = await http.get("/", headers={"Range": "bytes=-5"})
+        start = await http.get("/", headers={"Range": "bytes=0-"})
+    assert (whole.status_code, whole.content, whole.headers["content-length"]) == (200, b"", "0")
+    assert suffix.status_code == 200
+    assert (start.status_code, start.headers["content-range"]) == (416, "bytes */0")
+
+
+# -- sending: chunks, pathsend, disconnects --------------------------------------
+
+
+async def test_a_large_file_is_streamed_in_chunks(data_file: Path) -> None:
+    sent = await run_app(file_app(data_file, chunk_size=1000))
+    bodies = [m for m in sent.messages if m["type"] == "http.response.body"]
+    assert len(bodies) == 11
+    assert all(len(m["body"]) <= 1000 for m in bodies)
+    assert all(m["more_body"] for m in bodies[:-1]) and not bodies[-1]["more_body"]
+    assert sent.body == DATA
+
+
+async def test_pathsend_is_used_for_a_whole_file_when_offered(data_file: Path) -> None:
+    sent = await run_app(file_app(data_file), make_scope(extensions=PATHSEND))
+    assert sent.messages[-1] == {"type": "http.response.pathsend", "path": str(data_file)}
+    assert sent.header(b"content-length") == [str(len(DATA)).encode()]
+
+
+async def test_pathsend_is_not_used_for_a_range_or_a_head(data_file: Path) -> None:
+    ranged = make_scope(extensions=PATHSEND, headers=[(b"range", b"bytes=0-1")])
+    sent = await run_app(file_app(data_file), ranged)
+    assert sent.status == 206 and sent.body == DATA[:2]
+    head = await run_app(file_app(data_file), make_scope("HEAD", extensions=PATHSEND))
+    assert all(m["type"] != "http.response.pathsend" for m in head.messages)
+
+
+async def test_the_test_client_serves_the_file_through_pathsend(data_file: Path) -> None:
+    async with TestClient(file_app(data_file)) as http:  # advertises pathsend
+        response = await http.get("/")
+    assert response.content == DATA
+
+
+@pytest.fixture
+def opened_files(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    files: list[Any] = []
+    original = _sendfile.open_regular
+
+    def recording(path: str) -> Any:
+        file, info = original(path)
+        files.append(file)
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording)
+    return files
+
+
+async def test_the_file_is_closed_when_the_client_disconnects(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    send = SendRecorder()
+    await file_app(data_file, chunk_size=100)(make_scope(), disconnect_after(), send)
+    assert not send.complete
+    assert len(send.body) < len(DATA)
+    assert [f.closed for f in opened_files] == [True]
+
+
+async def test_the_file_is_closed_when_send_fails_with_oserror(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    count = 0
+
+    async def failing_send(message: Message) -> None:
+        nonlocal count
+        count += 1
+        if count == 3:
+            raise OSError("client gone")
+
+    async def receive() -> Message:
+        import anyio
+
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    await file_app(data_file, chunk_size=100)(make_scope(), receive, failing_send)
+    assert count == 3
+    assert [f.closed for f in opened_files] == [True]
+
+
+async def test_small_files_and_answers_without_body_close_the_file(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    app = file_app(data_file)
+    await run_app(app)
+    await run_app(app, make_scope(headers=[(b"range", b"bytes=0-5,10-20")]))
+    await run_app(app, make_scope(headers=[(b"if-match", b'"x"')]))
+    assert opened_files and all(f.closed for f in opened_files)
+
+
+# -- a real server -----------------------------------------------------------------
+
+
+def test_file_response_under_uvicorn(data_file: Path) -> None:
+    app = file_app(data_file, filename="\u00fcber.bin")
+    with serve(app) as base, httpx.Client(base_url=base) as http:
+        whole = http.get("/")
+        part = http.get("/", headers={"Range": "bytes=100-199"})
+        multi = http.get("/", headers={"Range": "bytes=0-0,-1"})
+        cached = http.get("/", headers={"If-None-Match": whole.headers["etag"]})
+        head = http.head("/")
+    assert whole.content == DATA
+    assert whole.headers["content-disposition"].endswith("filename*=UTF-8''%C3%BCber.bin")
+    assert (part.status_code, part.content) == (206, DATA[100:200])
+    assert multipart_parts(multi) == [
+        (f"bytes 0-0/{len(DATA)}", DATA[:1]),
+        (f"bytes {len(DATA) - 1}-{len(DATA) - 1}/{len(DATA)}", DATA[-1:]),
+    ]
+    assert (cached.status_code, cached.content) == (304, b"")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(DATA))
