@@ -98,7 +98,17 @@ def _qvalue(text: str) -> float | None:
 class _Found:
     """What a lookup decided: a file to send (open, or read whole), a redirect, or an error."""
 
-    __slots__ = ("content", "encoding", "file", "info", "name", "path", "status", "vary")
+    __slots__ = (
+        "cacheable",
+        "content",
+        "encoding",
+        "file",
+        "info",
+        "name",
+        "path",
+        "status",
+        "vary",
+    )
 
     def __init__(self, status: int) -> None:
         self.status = status
@@ -109,6 +119,9 @@ class _Found:
         self.content: bytes | None = None
         self.encoding: str | None = None
         self.vary = False
+        # Only a file found at the requested path gets Cache-Control, never
+        # a fallback or 404 page standing in for it.
+        self.cacheable = False
 
 
 class StaticFiles:
@@ -212,7 +225,7 @@ class StaticFiles:
             headers.append((b"etag", etag.encode()))
         if found.vary:
             headers.append((b"vary", b"Accept-Encoding"))
-        if found.status == 200 and self._cache_control is not None:
+        if found.cacheable and self._cache_control is not None:
             immutable = self.immutable(path) if callable(self.immutable) else self.immutable
             headers.append(self._cache_control[1 if immutable else 0])
         return headers
@@ -229,6 +242,7 @@ class StaticFiles:
             except PermissionError:
                 return _Found(403)
             if found is not None:
+                found.cacheable = True
                 return found
         pages: list[tuple[list[str] | None, int]] = [
             (self.fallback, 200),

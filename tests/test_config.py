@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -143,7 +144,7 @@ def test_env_file_syntax(tmp_path: Path) -> None:
 )
 def test_a_malformed_env_line_names_the_file_and_line(tmp_path: Path, line: str) -> None:
     path = write_env(tmp_path, f"GOOD=1\n{line}\n")
-    with pytest.raises(ConfigError, match=rf"\.env:2"):
+    with pytest.raises(ConfigError, match=r"\.env:2"):
         Config(path, environ={})
 
 
@@ -167,8 +168,6 @@ def test_a_missing_env_file_warns(tmp_path: Path) -> None:
     )
 )
 def test_double_quoted_values_round_trip(values: dict[str, str]) -> None:
-    import tempfile
-
     escaped = {k: v.replace("\\", "\\\\").replace('"', '\\"') for k, v in values.items()}
     text = "".join(f'{k}="{v}"\n' for k, v in escaped.items())
     with tempfile.TemporaryDirectory() as directory:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 from asgikit.endpoints import HTTPEndpoint, WebSocketEndpoint
 from asgikit.exceptions import HTTPException, WebSocketDisconnect
@@ -14,6 +16,7 @@ from asgikit.routing import route, router, websocket_route
 from asgikit.testing import TestClient, WebSocketDenialResponse
 from asgikit.websockets import WebSocket
 from tests.conftest import make_scope, run_app
+from tests.servers.live import serve
 
 
 class Items(HTTPEndpoint):
@@ -246,3 +249,16 @@ async def test_an_exception_in_on_receive_reports_1011_and_propagates() -> None:
 async def test_a_websocket_endpoint_refuses_an_http_scope() -> None:
     with pytest.raises(ValueError, match="serves 'websocket' scopes"):
         await run_app(Echo, make_scope())
+
+
+def test_endpoints_through_a_real_uvicorn_server() -> None:
+    both = router(route("/items/{id:int}", Items), websocket_route("/text", Echo))
+    with serve(both) as base_url:
+        got = httpx.get(base_url + "/items/5")
+        refused = httpx.request("HELPER", base_url + "/items/5")
+        with ws_connect(base_url.replace("http", "ws") + "/text") as ws:
+            ws.send("over the wire")
+            reply = ws.recv()
+    assert got.json() == {"id": 5, "method": "GET"}
+    assert (refused.status_code, refused.headers["allow"]) == (405, "DELETE, GET, HEAD, POST, PUT")
+    assert reply == "echo over the wire"

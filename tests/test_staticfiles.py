@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import brotli
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,7 +45,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (static / "sub" / "index.html").write_bytes(b"<h1>sub</h1>")
     (static / "style.css").write_bytes(CSS)
     (static / "style.css.gz").write_bytes(gzip.compress(CSS))
-    (static / "style.css.br").write_bytes(b"fake-brotli")
+    (static / "style.css.br").write_bytes(brotli.compress(CSS))
     (static / "app.js").write_bytes(b"js")
     (static / "app.js.gz").write_bytes(gzip.compress(b"js"))
     (static / "sp ace & \u00e9.txt").write_bytes(b"unicode")
@@ -118,6 +119,19 @@ async def test_an_unreadable_file_is_403_not_401(site: Path) -> None:
         assert (await http.get("/locked.txt")).status_code == 403
 
 
+async def test_a_permission_error_on_open_is_403(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asgikit.staticfiles
+
+    def refuse(path: str, limit: int) -> Any:
+        raise PermissionError(path)
+
+    monkeypatch.setattr(asgikit.staticfiles, "open_and_prefetch", refuse)
+    sent = await run_app(app_for(site), make_scope(path="/hello.txt"))
+    assert sent.status == 403
+
+
 async def test_html_mode_serves_index_redirects_and_404_page(site: Path) -> None:
     app = app_for(site, html=True)
     async with client(app) as http:
@@ -133,10 +147,10 @@ async def test_html_mode_serves_index_redirects_and_404_page(site: Path) -> None
     assert (missing.status_code, missing.content) == (404, b"<h1>not here</h1>")
     assert empty.status_code == 404
     async with TestClient(app, root_path="/static", follow_redirects=False) as http:
-        mounted = await http.get("/static/sub")
-        mounted_root = await http.get("/static")
+        mounted = await http.get("/sub")
     assert mounted.headers["location"] == "/static/sub/"
-    assert mounted_root.headers["location"] == "/static/"
+    mounted_root = await run_app(app, make_scope(path="/static", root_path="/static"))
+    assert mounted_root.header(b"location") == [b"/static/"]
 
 
 async def test_it_works_mounted_below_a_root_path(site: Path) -> None:
@@ -172,6 +186,7 @@ async def test_precompressed_siblings_follow_accept_encoding(site: Path) -> None
     assert gz.content == CSS  # httpx decodes gzip
     assert gz.headers["content-type"] == "text/css; charset=utf-8"
     assert br.headers["content-encoding"] == "br"
+    assert br.content == CSS
     assert prefer_gz.headers["content-encoding"] == "gzip"
     for response in (refused, plain):
         assert "content-encoding" not in response.headers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jinja2
 import pytest
 
@@ -16,6 +17,7 @@ from asgikit.templating import Jinja2Templates, TemplateResponse
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp
 from tests.conftest import make_scope
+from tests.servers.live import serve
 
 HOSTILE = "<script>alert('x')</script>&"
 ESCAPED = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"
@@ -148,3 +150,12 @@ def test_a_missing_template_raises_template_not_found(templates_dir: Path) -> No
     templates = Jinja2Templates(directory=templates_dir)
     with pytest.raises(jinja2.TemplateNotFound):
         templates.TemplateResponse(Request(make_scope()), "../secret.html")
+
+
+def test_a_template_page_through_a_real_uvicorn_server(templates_dir: Path) -> None:
+    templates = Jinja2Templates(directory=templates_dir)
+    with serve(page_app(templates, "page.html", context={"value": HOSTILE})) as base_url:
+        response = httpx.get(base_url + "/")
+    assert response.status_code == 200
+    assert ESCAPED in response.text
+    assert f'href="{base_url}/api/users/7"' in response.text

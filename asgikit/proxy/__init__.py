@@ -16,8 +16,8 @@ caller's to close.
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
 from collections.abc import Callable
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpx
@@ -27,13 +27,13 @@ from asgikit.proxy.http import forward_http
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
 
-class _NoCookies(http.cookiejar.CookieJar):
+class _NoCookies(CookieJar):
     # A proxy relays Set-Cookie to its clients and must never keep one: a
     # shared jar would leak one user's cookies into another's requests.
     def extract_cookies(self, response: Any, request: Any) -> None:
         return None
 
-    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+    def set_cookie(self, cookie: Cookie) -> None:
         return None
 
 

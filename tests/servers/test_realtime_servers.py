@@ -201,16 +201,17 @@ def test_chat_reaches_clients_of_another_process_through_redis() -> None:
         with (
             serve_process(APP, env=env) as one,
             serve_process(APP, server="hypercorn", env=env) as two,
+            connect(ws(one, "/chat/r/ws")) as alice,
+            connect(ws(two, "/chat/r/ws")) as bob,
         ):
-            with connect(ws(one, "/chat/r/ws")) as alice, connect(ws(two, "/chat/r/ws")) as bob:
-                assert json.loads(alice.recv(timeout=5)) == {"type": "joined"}
-                assert json.loads(bob.recv(timeout=5)) == {"type": "joined"}
-                alice.send(json.dumps({"name": "alice", "text": "hi bob"}))
-                expected = {"name": "alice", "text": "hi bob"}
-                assert json.loads(bob.recv(timeout=5)) == expected
-                assert json.loads(alice.recv(timeout=5)) == expected
-                bob.send(json.dumps({"name": "bob", "text": "hi"}))
-                assert json.loads(alice.recv(timeout=5))["name"] == "bob"
+            assert json.loads(alice.recv(timeout=5)) == {"type": "joined"}
+            assert json.loads(bob.recv(timeout=5)) == {"type": "joined"}
+            alice.send(json.dumps({"name": "alice", "text": "hi bob"}))
+            expected = {"name": "alice", "text": "hi bob"}
+            assert json.loads(bob.recv(timeout=5)) == expected
+            assert json.loads(alice.recv(timeout=5)) == expected
+            bob.send(json.dumps({"name": "bob", "text": "hi"}))
+            assert json.loads(alice.recv(timeout=5))["name"] == "bob"
 
 
 # -- the showcase pages in a headless Chromium --------------------------------
@@ -249,20 +250,20 @@ def test_chat_and_clock_pages_work_in_chromium() -> None:
 
 
 def test_connect_disconnect_cycles_leave_no_tasks_or_files_behind() -> None:
-    with serve_process(APP) as url:
+    with serve_process(APP) as url, httpx.Client(timeout=5) as http:
 
         def cycle() -> None:
             with connect(ws(url, "/echo")) as client:
                 client.send("x")
                 assert client.recv(timeout=5) == "x"
-            with httpx.stream("GET", url + "/clock/events?interval=0.01", timeout=5) as sse:
+            with http.stream("GET", url + "/clock/events?interval=0.01") as sse:
                 next(sse.iter_bytes())
 
         for _ in range(20):  # warm up: imports, caches, pools
             cycle()
         wait_until(lambda: (s := state(url))["sse_open"] == s["sse_closed"], 5, "warm-up done")
         before = state(url)
-        for _ in range(300):
+        for _ in range(200):
             cycle()
         wait_until(
             lambda: (s := state(url))["sse_open"] == s["sse_closed"], 5, "all streams closed"
