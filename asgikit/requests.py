@@ -244,10 +244,15 @@ class Request(HTTPConnection):
                 disconnect_state(self.scope).disconnected = True
                 raise ClientDisconnect("the client disconnected while sending the body")
 
-    async def peek(self, size: int) -> bytes:
-        """Up to ``size`` bytes from the start of the body, kept for ``receive`` to replay."""
+    def _check_unconsumed(self) -> None:
+        if self._form is not None:
+            raise RuntimeError("the body was already consumed by form()")
         if self._streamed:
             raise RuntimeError("the body was already consumed by stream()")
+
+    async def peek(self, size: int) -> bytes:
+        """Up to ``size`` bytes from the start of the body, kept for ``receive`` to replay."""
+        self._check_unconsumed()
         have = sum(len(c) for c in self._buffer)
         while have < size:
             chunk = await self._next_chunk()
@@ -259,14 +264,11 @@ class Request(HTTPConnection):
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The body chunk by chunk, as it arrives, without keeping it in memory."""
-        if self._streamed:
-            raise RuntimeError("the body was already consumed by stream()")
+        self._check_unconsumed()
         if self._body is not None:
             if self._body:
                 yield self._body
             return
-        if self._form is not None:
-            raise RuntimeError("the body was already consumed by form()")
         self._streamed = True
         while self._buffer:
             yield self._buffer.pop(0)
@@ -280,8 +282,7 @@ class Request(HTTPConnection):
             if max_size is not None and len(self._body) > max_size:
                 raise HTTPException(413, f"Request body larger than {max_size} bytes")
             return self._body
-        if self._streamed:
-            raise RuntimeError("the body was already consumed by stream()")
+        self._check_unconsumed()
         if max_size is not None:
             declared = self.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_size:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -109,6 +110,8 @@ def encode_event(item: str | Mapping[str, Any] | ServerSentEvent) -> bytes:
     if isinstance(item, ServerSentEvent):
         return item.encode()
     if isinstance(item, str):
+        if "\n" not in item and "\r" not in item:
+            return f"data: {item}\n\n".encode()
         return ServerSentEvent(data=item).encode()
     if isinstance(item, Mapping):
         return ServerSentEvent(**item).encode()
@@ -132,21 +135,41 @@ class _Waitable(Protocol):
 
 
 class _Writer:
-    """Sends chunks for one stream: one at a time, remembering when it last did."""
+    """Sends chunks for one stream, one at a time, remembering when it last did.
+
+    The events and the pinger share it.  A plain flag and an event serialise
+    them: uncontended (the usual case) a write costs no extra checkpoint,
+    where a lock's acquire would yield to the event loop for every event.
+    """
 
     def __init__(self, send: Send, send_timeout: float | None) -> None:
         self.send = send
         self.send_timeout = send_timeout
-        self.lock = anyio.Lock()
-        self.last_sent = anyio.current_time()
+        self.busy = False
+        self.idle: anyio.Event | None = None
+        self.last_sent = time.monotonic()
         self.error: Exception | None = None
 
     async def write(self, chunk: bytes) -> None:
-        async with self.lock:
-            # fail_after's TimeoutError is an OSError: like a vanished client.
-            with anyio.fail_after(self.send_timeout):
-                await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
-            self.last_sent = anyio.current_time()
+        while self.busy:
+            if self.idle is None:
+                self.idle = anyio.Event()
+            await self.idle.wait()
+        self.busy = True
+        message = {"type": "http.response.body", "body": chunk, "more_body": True}
+        try:
+            if self.send_timeout is None:
+                await self.send(message)
+            else:
+                # fail_after's TimeoutError is an OSError: like a vanished client.
+                with anyio.fail_after(self.send_timeout):
+                    await self.send(message)
+            self.last_sent = time.monotonic()
+        finally:
+            self.busy = False
+            if self.idle is not None:
+                self.idle.set()
+                self.idle = None
 
 
 class EventSourceResponse(Response):
@@ -238,7 +261,7 @@ class EventSourceResponse(Response):
         assert self.ping is not None
         try:
             while True:
-                idle = anyio.current_time() - writer.last_sent
+                idle = time.monotonic() - writer.last_sent
                 if idle >= self.ping:
                     await writer.write(_PING)
                 else:

@@ -170,7 +170,7 @@ async def test_another_scheme_is_left_alone() -> None:
 )
 async def test_malformed_basic_credentials_answer_400_not_500(header: str) -> None:
     async with TestClient(basic_app) as client:
-        response = await client.get("/me", headers={"Authorization": header.encode("utf-8")})
+        response = await client.get("/me", headers={b"authorization": header.encode("utf-8")})
     assert response.status_code == 400
     assert response.text == "Invalid basic auth credentials"
 
@@ -179,7 +179,7 @@ async def test_malformed_basic_credentials_answer_400_not_500(header: str) -> No
 async def test_malformed_bearer_token_answers_400(token: str) -> None:
     async with TestClient(bearer_app) as client:
         header = f"Bearer {token}".encode()
-        response = await client.get("/me", headers={"Authorization": header})
+        response = await client.get("/me", headers={b"authorization": header})
     assert response.status_code == 400
 
 

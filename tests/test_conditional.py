@@ -30,7 +30,8 @@ def request(**fields: str) -> FileRequest:
 
 def test_make_etag_is_strong_and_changes_with_size_and_time() -> None:
     tag = make_etag(10, 1_000_000)
-    assert tag.startswith('"') and tag.endswith('"')
+    assert tag.startswith('"')
+    assert tag.endswith('"')
     assert tag != make_etag(11, 1_000_000)
     assert tag != make_etag(10, 1_000_001)
 
@@ -56,7 +57,7 @@ def test_http_date_round_trips() -> None:
     ("value", "tags"),
     [
         ("*", None),
-        (' * ', None),
+        (" * ", None),
         ('"a"', ['"a"']),
         ('"a", W/"b" ,"c"', ['"a"', 'W/"b"', '"c"']),
         ('"a,b", "c"', ['"a,b"', '"c"']),

@@ -255,7 +255,7 @@ def test_endpoints_through_a_real_uvicorn_server() -> None:
     both = router(route("/items/{id:int}", Items), websocket_route("/text", Echo))
     with serve(both) as base_url:
         got = httpx.get(base_url + "/items/5")
-        refused = httpx.request("HELPER", base_url + "/items/5")
+        refused = httpx.request("PROPFIND", base_url + "/items/5")
         with ws_connect(base_url.replace("http", "ws") + "/text") as ws:
             ws.send("over the wire")
             reply = ws.recv()

@@ -46,7 +46,9 @@ def client(app: ASGIApp, **options: Any) -> TestClient:
 
 def multipart_parts(response: httpx.Response) -> list[tuple[str, bytes]]:
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + response.headers["content-type"].encode() + b"\r\n\r\n"
+        b"Content-Type: "
+        + response.headers["content-type"].encode()
+        + b"\r\n\r\n"
         + response.content
     )
     return [(p["content-range"], p.get_payload(decode=True)) for p in message.iter_parts()]
@@ -65,7 +67,8 @@ async def test_a_file_gets_length_validators_and_accept_ranges(data_file: Path) 
     assert response.headers["last-modified"] == "Sun, 06 Nov 1994 08:49:37 GMT"
     assert response.headers["accept-ranges"] == "bytes"
     etag = response.headers["etag"]
-    assert etag.startswith('"') and not etag.startswith("W/")
+    assert etag.startswith('"')
+    assert not etag.startswith("W/")
 
 
 async def test_the_etag_changes_when_the_file_does(data_file: Path) -> None:
@@ -116,7 +119,11 @@ async def test_text_gets_a_charset_and_media_type_can_be_given(tmp_path: Path) -
             'evil"\r\nx.txt',
             "attachment; filename=\"evil___x.txt\"; filename*=UTF-8''evil%22%0D%0Ax.txt",
         ),
-        ("attachment", "\u6587\u4ef6", "attachment; filename=\"__\"; filename*=UTF-8''%E6%96%87%E4%BB%B6"),
+        (
+            "attachment",
+            "\u6587\u4ef6",
+            "attachment; filename=\"__\"; filename*=UTF-8''%E6%96%87%E4%BB%B6",
+        ),
     ],
 )
 def test_content_disposition_has_an_ascii_fallback_and_rfc_8187_name(
@@ -168,8 +175,12 @@ async def test_conditional_get_answers_304_with_validators_and_no_body(data_file
     async with client(file_app(data_file, headers={"Cache-Control": "max-age=60"})) as http:
         etag = (await http.get("/")).headers["etag"]
         by_tag = await http.get("/", headers={"If-None-Match": etag})
-        by_date = await http.get("/", headers={"If-Modified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"})
-        changed = await http.get("/", headers={"If-Modified-Since": "Sat, 05 Nov 1994 08:49:37 GMT"})
+        by_date = await http.get(
+            "/", headers={"If-Modified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"}
+        )
+        changed = await http.get(
+            "/", headers={"If-Modified-Since": "Sat, 05 Nov 1994 08:49:37 GMT"}
+        )
     for response in (by_tag, by_date):
         assert response.status_code == 304
         assert response.content == b""
@@ -300,7 +311,8 @@ async def test_a_large_file_is_streamed_in_chunks(data_file: Path) -> None:
     bodies = [m for m in sent.messages if m["type"] == "http.response.body"]
     assert len(bodies) == 11
     assert all(len(m["body"]) <= 1000 for m in bodies)
-    assert all(m["more_body"] for m in bodies[:-1]) and not bodies[-1]["more_body"]
+    assert all(m["more_body"] for m in bodies[:-1])
+    assert not bodies[-1]["more_body"]
     assert sent.body == DATA
 
 
@@ -313,7 +325,8 @@ async def test_pathsend_is_used_for_a_whole_file_when_offered(data_file: Path) -
 async def test_pathsend_is_not_used_for_a_range_or_a_head(data_file: Path) -> None:
     ranged = make_scope(extensions=PATHSEND, headers=[(b"range", b"bytes=0-1")])
     sent = await run_app(file_app(data_file), ranged)
-    assert sent.status == 206 and sent.body == DATA[:2]
+    assert sent.status == 206
+    assert sent.body == DATA[:2]
     head = await run_app(file_app(data_file), make_scope("HEAD", extensions=PATHSEND))
     assert all(m["type"] != "http.response.pathsend" for m in head.messages)
 
@@ -377,7 +390,8 @@ async def test_small_files_and_answers_without_body_close_the_file(
     await run_app(app)
     await run_app(app, make_scope(headers=[(b"range", b"bytes=0-5,10-20")]))
     await run_app(app, make_scope(headers=[(b"if-match", b'"x"')]))
-    assert opened_files and all(f.closed for f in opened_files)
+    assert opened_files
+    assert all(f.closed for f in opened_files)
 
 
 # -- a real server -----------------------------------------------------------------

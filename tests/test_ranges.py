@@ -134,7 +134,11 @@ def test_multipart_layout_matches_its_content_length_and_parses() -> None:
     assert body.startswith(b"--BOUNDARY123\r\n")
     assert body.endswith(b"\r\n--BOUNDARY123--\r\n")
     parts = _parse_multipart(body, layout.content_type)
-    assert [p[1] for p in parts] == ["bytes 0-9/1024", "bytes 100-299/1024", "bytes 1000-1023/1024"]
+    assert [p[1] for p in parts] == [
+        "bytes 0-9/1024",
+        "bytes 100-299/1024",
+        "bytes 1000-1023/1024",
+    ]
     assert all(p[0] == "application/octet-stream" for p in parts)
 
 
@@ -153,8 +157,10 @@ _range_text = st.one_of(
         min_size=1,
         max_size=8,
     ).map(
-        lambda specs: "bytes="
-        + ",".join(f"{'' if a is None else a}-{'' if b is None else b}" for a, b in specs)
+        lambda specs: (
+            "bytes="
+            + ",".join(f"{'' if a is None else a}-{'' if b is None else b}" for a, b in specs)
+        )
     ),
 )
 

@@ -315,8 +315,24 @@ async def test_symlinks_inside_are_served_and_outside_only_when_followed(site: P
 
 
 _segment = st.sampled_from(
-    ["..", ".", "", "sub", "hello.txt", "link-out.txt", "dir-out", "secret.txt",
-     "%2e%2e", "\\..", "static-private", "index.html", "\0", "C:", "fifo", "locked.txt"]
+    [
+        "..",
+        ".",
+        "",
+        "sub",
+        "hello.txt",
+        "link-out.txt",
+        "dir-out",
+        "secret.txt",
+        "%2e%2e",
+        "\\..",
+        "static-private",
+        "index.html",
+        "\0",
+        "C:",
+        "fifo",
+        "locked.txt",
+    ]
 )
 _paths = st.one_of(
     st.lists(_segment, max_size=6).map(lambda parts: "/" + "/".join(parts)),
@@ -341,8 +357,10 @@ async def test_no_path_gives_500_or_reads_outside(site: Path, path: str, html: b
             min_size=1,
             max_size=5,
         ).map(
-            lambda specs: "bytes="
-            + ",".join(f"{'' if a is None else a}-{'' if b is None else b}" for a, b in specs)
+            lambda specs: (
+                "bytes="
+                + ",".join(f"{'' if a is None else a}-{'' if b is None else b}" for a, b in specs)
+            )
         ),
     )
 )
@@ -370,7 +388,8 @@ def _parts(content_type: bytes, header: Any, body: bytes) -> Iterator[tuple[int,
         return
     boundary = content_type.split(b"boundary=")[1]
     chunks = body.split(b"--" + boundary)
-    assert chunks[0] == b"" and chunks[-1] == b"--\r\n"
+    assert chunks[0] == b""
+    assert chunks[-1] == b"--\r\n"
     for chunk in chunks[1:-1]:
         head, _, data = chunk.partition(b"\r\n\r\n")
         lines = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
@@ -383,7 +402,8 @@ def _content_range(value: bytes) -> tuple[int, int]:
     unit, _, rest = value.decode().partition(" ")
     span, _, size = rest.partition("/")
     first, _, last = span.partition("-")
-    assert unit == "bytes" and size == str(len(BIG))
+    assert unit == "bytes"
+    assert size == str(len(BIG))
     return int(first), int(last)
 
 
@@ -403,7 +423,8 @@ def test_static_files_under_uvicorn_with_httpx(site: Path) -> None:
     assert (part.status_code, part.content) == (206, BIG[-100:])
     assert redirect.headers["location"] == "/sub/"
     assert (missing.status_code, missing.content) == (404, b"<h1>not here</h1>")
-    assert encoded.status_code == 404 and SECRET not in encoded.content
+    assert encoded.status_code == 404
+    assert SECRET not in encoded.content
 
 
 @pytest.fixture(scope="module")
@@ -425,8 +446,16 @@ def test_curl_resumes_a_download_with_c_dash(site: Path, curl: str, tmp_path: Pa
             timeout=30,
         )
         raw = subprocess.run(
-            [curl, "-sS", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
-             base + "/../secret.txt"],
+            [
+                curl,
+                "-sS",
+                "--path-as-is",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                base + "/../secret.txt",
+            ],
             capture_output=True,
             check=True,
             timeout=30,
@@ -442,16 +471,32 @@ def test_curl_conditional_and_range_requests(site: Path, curl: str) -> None:
         head = subprocess.run(
             [curl, "-sS", "-I", base + "/hello.txt"], capture_output=True, check=True, timeout=30
         ).stdout.decode()
-        etag = next(line.split(": ", 1)[1].strip() for line in head.splitlines()
-                    if line.lower().startswith("etag:"))
+        etag = next(
+            line.split(": ", 1)[1].strip()
+            for line in head.splitlines()
+            if line.lower().startswith("etag:")
+        )
         cached = subprocess.run(
-            [curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H",
-             f"If-None-Match: {etag}", base + "/hello.txt"],
-            capture_output=True, check=True, timeout=30,
+            [
+                curl,
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                f"If-None-Match: {etag}",
+                base + "/hello.txt",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=30,
         ).stdout
         ranged = subprocess.run(
             [curl, "-sS", "-r", "1-3", base + "/hello.txt"],
-            capture_output=True, check=True, timeout=30,
+            capture_output=True,
+            check=True,
+            timeout=30,
         ).stdout
     assert "accept-ranges: bytes" in head.lower()
     assert cached == b"304"

@@ -257,8 +257,8 @@ class _Compress:
     def whole(self, encoding: str, body: bytes) -> bytes:
         if encoding == "zstd":
             # The one-shot API writes the content size into the frame header.
-            out: bytes = self.modules["zstd"].ZstdCompressor(level=self.levels["zstd"]).compress(
-                body
+            out: bytes = (
+                self.modules["zstd"].ZstdCompressor(level=self.levels["zstd"]).compress(body)
             )
             return out
         return self.encoder(encoding).last(body)

@@ -50,7 +50,8 @@ def test_content_length_too_big_is_refused_before_the_app_runs() -> None:
 @pytest.mark.parametrize("length", [b"abc", b"-1", b"1 2"])
 async def test_malformed_content_length_is_400(length: bytes) -> None:
     sent = await run_app(
-        body_limit(read_all, max_size=10), make_scope("POST", headers=[(b"content-length", length)])
+        body_limit(read_all, max_size=10),
+        make_scope("POST", headers=[(b"content-length", length)]),
     )
     assert sent.status == 400
 

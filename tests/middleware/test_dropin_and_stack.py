@@ -97,14 +97,17 @@ def full_stack() -> object:
         cors(allow_origins=[SITE], allow_methods=["GET", "POST"]),
         body_limit(max_size=1000),
         compress(minimum_size=100),
-        router(route("/data", data), route("/upload", upload, methods=["POST"]),
-               route("/other", data)),
+        router(
+            route("/data", data), route("/upload", upload, methods=["POST"]), route("/other", data)
+        ),
     )
 
 
 def test_all_together_in_one_stack() -> None:
     client = TestClient(
-        full_stack(), follow_redirects=False, client=("127.0.0.1", 5000)  # type: ignore[arg-type]
+        full_stack(),
+        follow_redirects=False,
+        client=("127.0.0.1", 5000),  # type: ignore[arg-type]
     )
     check(client)
     response = client.get("/data", headers={"origin": SITE})
@@ -117,7 +120,8 @@ def test_all_together_in_one_stack() -> None:
 
 def test_all_together_through_uvicorn() -> None:
     with serve(full_stack(), lifespan="off") as base:
-        check(httpx.Client(base_url=base))
+        with httpx.Client(base_url=base) as client:
+            check(client)
         raw = httpx.get(
             base + "/data",
             headers={"accept-encoding": "gzip", "x-forwarded-proto": "https"},

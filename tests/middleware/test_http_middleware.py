@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import anyio
 import httpx
@@ -23,6 +24,7 @@ from asgikit.websockets import WebSocket
 from tests.conftest import make_scope, run_app
 from tests.servers.live import serve
 
+Backend = Literal["asyncio", "trio"]
 request_tag: contextvars.ContextVar[str] = contextvars.ContextVar("request_tag", default="unset")
 
 
@@ -53,7 +55,7 @@ async def test_layer_for_stack_and_wrapping_an_app_give_the_same_behaviour() -> 
         stack(http_middleware(add_header), app),
         http_middleware(add_header, app),
         http_middleware(add_header)(app),
-        http_middleware(add_header)(app=app),
+        http_middleware(add_header)(app=app),  # type: ignore[call-arg]  # Litestar's way
     ):
         async with TestClient(wrapped) as client:
             response = await client.get("/")
@@ -354,3 +356,27 @@ def test_streams_through_a_real_uvicorn_server() -> None:
         response = httpx.get(base_url + "/")
     assert response.text == "chunk0;chunk1;chunk2;"
     assert response.headers["x-seen"] == "yes"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_client_that_leaves_mid_stream_ends_the_app_cleanly(backend: Backend) -> None:
+    stopped: list[str] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"tick;"
+                await anyio.sleep(0)
+        finally:
+            stopped.append("stopped")
+
+    async def endpoint(request: Request) -> Response:
+        return StreamingResponse(endless(), media_type="text/plain")
+
+    app = http_middleware(add_header, router(route("/", endpoint)))
+    with TestClient(app, backend=backend) as client:
+        with client.stream("GET", "/") as response:
+            assert next(response.iter_bytes()).startswith(b"tick;")
+        # Still usable afterwards: the first request's task group is done.
+        assert client.get("/missing").status_code == 404
+    assert stopped == ["stopped"]

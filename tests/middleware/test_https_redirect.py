@@ -33,9 +33,13 @@ def test_http_redirects_to_https_keeping_host_path_and_query(base: str, expected
 
 
 def test_https_requests_reach_the_app_and_308_by_option() -> None:
-    assert TestClient(https_redirect(hello), base_url="https://example.com").get("/").text == "hello"
+    assert (
+        TestClient(https_redirect(hello), base_url="https://example.com").get("/").text == "hello"
+    )
     client = TestClient(
-        https_redirect(hello, status_code=308), base_url="http://example.com", follow_redirects=False
+        https_redirect(hello, status_code=308),
+        base_url="http://example.com",
+        follow_redirects=False,
     )
     assert client.get("/").status_code == 308
     with pytest.raises(ValueError, match="redirect"):

@@ -41,8 +41,9 @@ async def view(
 
 
 async def test_untrusted_peer_headers_are_ignored() -> None:
-    result = await view([(b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-proto", b"https")],
-                        peer="8.8.8.8")
+    result = await view(
+        [(b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-proto", b"https")], peer="8.8.8.8"
+    )
     assert result == {"client": ["8.8.8.8", 4000], "scheme": "http", "host": "internal:8000"}
 
 
@@ -70,9 +71,7 @@ async def test_all_hops_trusted_gives_the_left_most() -> None:
 
 
 async def test_x_forwarded_port_goes_into_host() -> None:
-    result = await view(
-        [(b"x-forwarded-host", b"example.com"), (b"x-forwarded-port", b"8443")]
-    )
+    result = await view([(b"x-forwarded-host", b"example.com"), (b"x-forwarded-port", b"8443")])
     assert result["host"] == "example.com:8443"
     alone = await view([(b"x-forwarded-port", b"9000")])
     assert alone["host"] == "internal:9000"
@@ -89,7 +88,9 @@ async def test_forwarded_is_preferred_and_quoted_ipv6_parsed() -> None:
 
 
 async def test_forwarded_walks_elements_from_the_right() -> None:
-    header = b"for=6.6.6.6;proto=http, for=198.51.100.7;proto=https;host=shop.example, for=10.2.2.2"
+    header = (
+        b"for=6.6.6.6;proto=http, for=198.51.100.7;proto=https;host=shop.example, for=10.2.2.2"
+    )
     result = await view([(b"forwarded", header)])
     assert result == {"client": ["198.51.100.7", 0], "scheme": "https", "host": "shop.example"}
 
@@ -115,8 +116,12 @@ async def test_bad_proto_and_host_values_are_ignored() -> None:
 
 
 async def test_websocket_scheme_becomes_wss() -> None:
-    scope = make_scope(type="websocket", scheme="ws", client=("127.0.0.1", 1),
-                       headers=[(b"x-forwarded-proto", b"https")])
+    scope = make_scope(
+        type="websocket",
+        scheme="ws",
+        client=("127.0.0.1", 1),
+        headers=[(b"x-forwarded-proto", b"https")],
+    )
     seen.clear()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -161,8 +166,9 @@ def test_parse_node_and_forwarded() -> None:
 @given(st.binary(max_size=120), st.binary(max_size=40))
 async def test_any_forwarding_headers_never_give_a_500(forwarded: bytes, xff: bytes) -> None:
     for name in (b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-port"):
-        scope = make_scope(headers=[(name, forwarded), (b"x-forwarded-proto", xff)],
-                           client=("127.0.0.1", 1))
+        scope = make_scope(
+            headers=[(name, forwarded), (b"x-forwarded-proto", xff)], client=("127.0.0.1", 1)
+        )
         sent = await run_app(proxy_headers(record), scope)
         assert sent.status == 200
 

@@ -7,8 +7,8 @@ import contextvars
 import httpx
 import pytest
 
-from asgikit.middleware.request_id import SCOPE_KEY, RequestIDApp, request_id
 from asgikit.composition import stack
+from asgikit.middleware.request_id import SCOPE_KEY, RequestIDApp, request_id
 from asgikit.responses import PlainTextResponse
 from asgikit.testing import TestClient
 from asgikit.types import Receive, Scope, Send

@@ -13,7 +13,9 @@ from tests.servers.live import serve
 
 
 async def hello(scope: Scope, receive: Receive, send: Send) -> None:
-    await PlainTextResponse("hello", headers={"x-frame-options": "SAMEORIGIN"})(scope, receive, send)
+    await PlainTextResponse("hello", headers={"x-frame-options": "SAMEORIGIN"})(
+        scope, receive, send
+    )
 
 
 def test_defaults_are_added_and_the_apps_header_kept() -> None:

@@ -29,8 +29,9 @@ def test_server_timing_is_appended_after_the_apps_own() -> None:
 
 def test_name_and_description_options() -> None:
     response = TestClient(timing(hello, name="total", description="whole app")).get("/")
-    assert re.fullmatch(r'total;dur=\d+\.\d{3};desc="whole app"',
-                        response.headers.get_list("server-timing")[1])
+    assert re.fullmatch(
+        r'total;dur=\d+\.\d{3};desc="whole app"', response.headers.get_list("server-timing")[1]
+    )
     with pytest.raises(ValueError):
         timing(hello, name="bad name")
     with pytest.raises(ValueError):

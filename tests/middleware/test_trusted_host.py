@@ -32,8 +32,14 @@ def status_for(host: bytes | None, **options: object) -> int:
 
 @pytest.mark.parametrize(
     "host",
-    [b"example.com", b"EXAMPLE.com", b"example.com:8000", b"example.com.", b"a.example.org",
-     b"a.b.example.org:443"],
+    [
+        b"example.com",
+        b"EXAMPLE.com",
+        b"example.com:8000",
+        b"example.com.",
+        b"a.example.org",
+        b"a.b.example.org:443",
+    ],
 )
 def test_allowed_hosts_pass(host: bytes) -> None:
     assert status_for(host) == 200
@@ -41,9 +47,20 @@ def test_allowed_hosts_pass(host: bytes) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    [b"example.com.evil.com", b"evil.com", b"", None, b"example.org", b"evilexample.org",
-     b"sub.example.com", b"example.com:abc", b"exa mple.com", b"example.com@evil.com",
-     b"[::1]", b"\xff"],
+    [
+        b"example.com.evil.com",
+        b"evil.com",
+        b"",
+        None,
+        b"example.org",
+        b"evilexample.org",
+        b"sub.example.com",
+        b"example.com:abc",
+        b"exa mple.com",
+        b"example.com@evil.com",
+        b"[::1]",
+        b"\xff",
+    ],
 )
 def test_other_hosts_get_400(host: bytes | None) -> None:
     assert status_for(host) == 400

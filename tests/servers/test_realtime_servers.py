@@ -175,21 +175,22 @@ def test_open_streams_are_closed_on_server_shutdown(
 ) -> None:
     marker = tmp_path / "marker"
     env = {"SHUTDOWN_MARKER": str(marker)}
-    with serve_process(APP, server=server, args=args, env=env) as url:
-        with httpx.stream("GET", url + "/clock/events?interval=0.05", timeout=10) as sse:
-            with httpx.stream("GET", url + "/stream", timeout=10) as stream:
-                next(sse.iter_bytes())
-                next(stream.iter_bytes())
-                pid = int(state(url)["pid"])
-                os.kill(pid, signal.SIGTERM)
-                wait_until(
-                    lambda: (
-                        marker.exists()
-                        and {"sse_closed", "stream_closed"} <= set(marker.read_text().split())
-                    ),
-                    10,
-                    "both generators were closed by the shutdown",
-                )
+    with (
+        serve_process(APP, server=server, args=args, env=env) as url,
+        httpx.stream("GET", url + "/clock/events?interval=0.05", timeout=10) as sse,
+        httpx.stream("GET", url + "/stream", timeout=10) as stream,
+    ):
+        next(sse.iter_bytes())
+        next(stream.iter_bytes())
+        os.kill(int(state(url)["pid"]), signal.SIGTERM)
+        wait_until(
+            lambda: (
+                marker.exists()
+                and {"sse_closed", "stream_closed"} <= set(marker.read_text().split())
+            ),
+            10,
+            "both generators were closed by the shutdown",
+        )
 
 
 # -- broadcast across processes through Redis ---------------------------------
@@ -263,7 +264,7 @@ def test_connect_disconnect_cycles_leave_no_tasks_or_files_behind() -> None:
             cycle()
         wait_until(lambda: (s := state(url))["sse_open"] == s["sse_closed"], 5, "warm-up done")
         before = state(url)
-        for _ in range(200):
+        for _ in range(400):
             cycle()
         wait_until(
             lambda: (s := state(url))["sse_open"] == s["sse_closed"], 5, "all streams closed"
