@@ -22,7 +22,7 @@ from asgikit.authentication import (
     requires,
 )
 from asgikit.composition import stack
-from asgikit.endpoints import HTTPEndpoint
+from asgikit.endpoints import HTTPEndpoint, WebSocketEndpoint
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.requests import HTTPConnection, Request
 from asgikit.responses import JSONResponse, PlainTextResponse, Response
@@ -99,6 +99,17 @@ async def admin_socket(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+class AdminEcho(WebSocketEndpoint):
+    encoding = "text"
+
+    @requires("admin")
+    async def on_connect(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+
+    async def on_receive(self, websocket: WebSocket, data: Any) -> None:
+        await websocket.send_text(data)
+
+
 async def open_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     await websocket.send_text(websocket.user.display_name or "anonymous")
@@ -114,6 +125,7 @@ routes = router(
     route("/settings", Settings),
     websocket_route("/ws/admin", admin_socket),
     websocket_route("/ws/open", open_socket),
+    websocket_route("/ws/endpoint", AdminEcho),
 )
 basic_app = authentication(routes, backend=BasicAuthBackend(verify_password))
 bearer_app = stack(authentication(backend=BearerAuthBackend(verify_token)), routes)
@@ -293,6 +305,18 @@ async def test_websocket_gets_the_user_and_bad_credentials_close_with_1008() -> 
             assert await ws.receive_text() == "bob"
         with pytest.raises(WebSocketDisconnect) as info:
             await connect(client, "/ws/open", {"Authorization": "Bearer a b"})
+    assert info.value.code == 1008
+
+
+async def test_requires_on_a_websocket_endpoint_on_connect() -> None:
+    async with TestClient(bearer_app) as client:
+        async with client.websocket_connect(
+            "/ws/endpoint", headers={"Authorization": "Bearer tok-ann"}
+        ) as ws:
+            await ws.send_text("echo")
+            assert await ws.receive_text() == "echo"
+        with pytest.raises(WebSocketDisconnect) as info:
+            await connect(client, "/ws/endpoint", {"Authorization": "Bearer tok-bob"})
     assert info.value.code == 1008
 
 

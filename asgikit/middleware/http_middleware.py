@@ -67,7 +67,8 @@ class StreamedResponse(Response):
 
     ``status_code``, ``headers`` (live, editable), ``set_cookie`` and
     ``background`` (run after the app's own) can be changed before it is
-    returned.  Calling it sends the start and streams the app's body.
+    returned.  Calling it sends the start and streams the app's body, which
+    is never held here: unlike other responses it has no ``body`` attribute.
     """
 
     def __init__(self, runner: _AppRunner, start: Message) -> None:

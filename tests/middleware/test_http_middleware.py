@@ -219,19 +219,22 @@ async def test_messages_other_than_body_pass_through_untouched() -> None:
 async def test_background_tasks_run_strictly_after_the_last_byte_is_sent() -> None:
     log: list[str] = []
 
+    async def note(entry: str) -> None:
+        log.append(entry)
+
     async def endpoint(request: Request) -> Response:
-        task = BackgroundTask(log.append, "app background")
-        return PlainTextResponse("done", background=task)
+        return PlainTextResponse("done", background=BackgroundTask(note, "app background"))
 
     async def add_task(request: Request, call_next: CallNext) -> StreamedResponse:
         response = await call_next(request)
-        response.background = BackgroundTask(log.append, "middleware background")
+        response.background = BackgroundTask(note, "middleware background")
         return response
 
     def recording(app: ASGIApp) -> ASGIApp:
         async def recorder(scope: Scope, receive: Receive, send: Send) -> None:
             async def record(message: Message) -> None:
                 await send(message)
+                await anyio.sleep(0)  # a real server yields while it writes
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     log.append("last byte sent")
 

@@ -198,7 +198,13 @@ async def ws_state(websocket: WebSocket) -> None:
     """Send the lifespan state and the path parameters, then close normally."""
     await websocket.accept()
     started = getattr(websocket.state, "started", None)
-    await websocket.send_json({"started": started, "room": websocket.path_params["room"]})
+    await websocket.send_json(
+        {
+            "started": started,
+            "room": websocket.path_params["room"],
+            "extensions": sorted((websocket.scope.get("extensions") or {}).keys()),
+        }
+    )
     await websocket.close(1000)
 
 
