@@ -33,6 +33,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, M
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import Headers
@@ -146,6 +147,7 @@ class _Writer:
         self.send = send
         self.send_timeout = send_timeout
         self.busy = False
+        self.writes = 0
         self.idle: anyio.Event | None = None
         self.last_sent = time.monotonic()
         self.error: Exception | None = None
@@ -165,6 +167,12 @@ class _Writer:
                 with anyio.fail_after(self.send_timeout):
                     await self.send(message)
             self.last_sent = time.monotonic()
+            self.writes += 1
+            if not self.writes & 31:
+                # A generator that never awaits, with a send that does not
+                # suspend, would starve the loop (the disconnect could never
+                # be heard); now and then let other tasks run.
+                await anyio.lowlevel.checkpoint()
         finally:
             self.busy = False
             if self.idle is not None:
