@@ -20,7 +20,7 @@ from typing import Any
 import anyio.to_thread
 
 from asgikit.convertors import CompiledPath, compile_path
-from asgikit.exceptions import HTTPException
+from asgikit.exceptions import HTTPException, WebSocketDisconnect
 from asgikit.requests import Request
 from asgikit.responses import http_exception_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
@@ -101,6 +101,8 @@ def websocket_handler_app(func: Callable[[WebSocket], Awaitable[None]]) -> ASGIA
         websocket = WebSocket(scope, receive, send)
         try:
             await func(websocket)
+        except WebSocketDisconnect:
+            pass  # the peer left: a normal end for a WebSocket, nothing to report
         except HTTPException as exc:
             from asgikit.websockets import WebSocketState
 

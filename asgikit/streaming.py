@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from asgikit.background import BackgroundTask
@@ -154,6 +155,7 @@ class StreamingResponse(Response):
             }
         )
         charset = self.charset
+        sent = 0
         async for chunk in iterator:
             if isinstance(chunk, str):
                 chunk = chunk.encode(charset)
@@ -163,6 +165,12 @@ class StreamingResponse(Response):
                 # bytes(5) would be five NUL bytes, not an error.
                 raise TypeError(f"a body chunk must be bytes or str, not {type(chunk).__name__}")
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += 1
+            if sent % 32 == 0:
+                # A generator that never awaits, under a server whose send does
+                # not yield, would starve the loop: the disconnect listener
+                # would never run.  Yield now and then.
+                await anyio.lowlevel.checkpoint()
         await send({"type": "http.response.body", "body": b""})
 
 

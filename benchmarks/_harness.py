@@ -13,7 +13,7 @@ import gc
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 App = Callable[..., Any]
@@ -86,10 +86,17 @@ def compare(
     *,
     n: int = 3000,
     rounds: int = 7,
+    startup: Sequence[Callable[[], Awaitable[Any]]] = (),
 ) -> dict[str, float]:
-    """Median µs per request for each app, rounds interleaved."""
+    """Median µs per request for each app, rounds interleaved.
+
+    ``startup`` coroutine functions run first on the benchmark's event loop
+    (BlackSheep's ``Application.start()``, say).
+    """
 
     async def run() -> dict[str, list[float]]:
+        for start in startup:
+            await start()
         results: dict[str, list[float]] = {name: [] for name in apps}
         for app in apps.values():  # warm-up
             await _time_app(app, scope, body, max(n // 10, 50))
@@ -101,6 +108,38 @@ def compare(
 
     raw = asyncio.run(run())
     return {name: statistics.median(values) for name, values in raw.items()}
+
+
+async def call_once(
+    app: App, scope: dict[str, Any], body: bytes = b""
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Run ``app`` once and return ``(status, headers, body)``, to check an app's answer."""
+    status = 0
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [(bytes(k).lower(), bytes(v)) for k, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(dict(scope), make_receive(body), send)
+    return status, headers, b"".join(chunks)
+
+
+def cpu_model() -> str:
+    """The CPU model from /proc/cpuinfo (``unknown`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def machine() -> str:
@@ -115,4 +154,26 @@ def report(title: str, timings: dict[str, float], *, floor: str = "raw") -> str:
         ratio = f"{value / base:.2f}" if base else "-"
         vs = f"{starlette / value:.2f}" if starlette else "-"
         lines.append(f"| {name} | {value:.2f} | {ratio} | {vs} |")
+    return "\n".join(lines)
+
+
+def ratio_table(
+    title: str,
+    timings: dict[str, float],
+    *,
+    floor: str = "raw",
+    subject: str = "asgikit",
+    against: Sequence[str] = ("starlette", "blacksheep"),
+) -> str:
+    """A table of µs/request, × the floor, and how many times faster ``subject`` is."""
+    head = ["app", "µs/request", f"× {floor}"]
+    head += [f"{other} ÷ this" for other in against if other in timings]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |"]
+    lines.append("|---|" + "---:|" * (len(head) - 1))
+    base = timings.get(floor)
+    for name, value in timings.items():
+        cells = [f"**{name}**" if name == subject else name, f"{value:.2f}"]
+        cells.append(f"{value / base:.2f}" if base else "-")
+        cells += [f"{timings[other] / value:.2f}" for other in against if other in timings]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,7 +4,11 @@
 * SSE: events per second one client reads from an endless stream.
 
 Starlette has no SSE response of its own; its side is a ``StreamingResponse``
-of pre-formatted ``data:`` lines (what sse-starlette builds on).
+of pre-formatted ``data:`` lines (what sse-starlette builds on).  Both event
+generators yield to the event loop every 32 events: a generator that never
+awaits, behind a ``send`` that never suspends, starves uvicorn's loop, and
+Starlette's stream then never hears the client leave (asgikit's
+``EventSourceResponse`` checkpoints every 32 events for that reason).
 
     python -m benchmarks.bench_realtime [--messages 5000] [--events 50000]
 """
@@ -39,6 +43,8 @@ async def _events(request: Request) -> EventSourceResponse:
         n = 0
         while True:
             n += 1
+            if not n & 31:
+                await asyncio.sleep(0)
             yield f"event {n}"
 
     return EventSourceResponse(events(), ping=None)
@@ -63,6 +69,8 @@ def _starlette_app() -> Any:
             n = 0
             while True:
                 n += 1
+                if not n & 31:
+                    await asyncio.sleep(0)
                 yield f"data: event {n}\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")

@@ -9,8 +9,9 @@ come with the ``proxy`` extra: ``pip install asgikit[proxy]``.
 
 The client is opened on ``lifespan.startup`` and closed on shutdown (the
 app answers lifespan itself, so a router forwards it here); without a
-lifespan it is opened on the first request.  A client passed in is the
-caller's to close.
+lifespan it is opened on the first request (and again if the event loop
+changed: a pooled connection belongs to its loop), and ``await app.aclose()``
+closes it.  A client passed in is the caller's to close.
 """
 
 from __future__ import annotations
@@ -104,6 +105,12 @@ class ReverseProxy:
         else:
             raise RuntimeError(f"reverse_proxy cannot handle a {kind!r} scope")
 
+    async def aclose(self) -> None:
+        """Close the client this app made (for use without a lifespan; a no-op otherwise)."""
+        if self._own_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -113,9 +120,7 @@ class ReverseProxy:
                     self._client_loop = None  # owned by the lifespan, not lazily made
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._own_client and self._client is not None:
-                    client, self._client = self._client, None
-                    await client.aclose()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

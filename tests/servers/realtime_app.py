@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 
 from asgikit.broadcast import Broadcast, SlowSubscriber
+from asgikit.exceptions import WebSocketDisconnect
 from asgikit.lifespan import lifespan
 from asgikit.requests import Request
 from asgikit.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -67,6 +68,8 @@ async def chat_socket(websocket: WebSocket) -> None:
                     await websocket.send_text(str(event.message))
             except SlowSubscriber:
                 await websocket.close(1013, "too slow, reconnect")
+            except WebSocketDisconnect:
+                pass  # the client left; the receive loop below ends too
             group.cancel_scope.cancel()
 
         group.start_soon(forward)

@@ -374,9 +374,7 @@ def test_urlencoded_and_multipart_upload_via_httpx(client: httpx.Client) -> None
 # -- middleware -------------------------------------------------------------------
 
 
-def test_cors_compress_and_a_header_layer(
-    client: httpx.Client, features: dict[str, bool]
-) -> None:
+def test_cors_compress_and_a_header_layer(client: httpx.Client, features: dict[str, bool]) -> None:
     need(features, "asgikit.middleware.cors.cors")
     need(features, "asgikit.middleware.compress.compress")
     response = client.get(
