@@ -44,7 +44,6 @@ import anyio.to_thread  # noqa: E402
 from _harness import call_once, compare, http_scope, machine, ratio_table  # noqa: E402
 
 from asgikit import JSONResponse, PlainTextResponse, Request, route, router  # noqa: E402
-from asgikit.routing import mount  # noqa: E402
 
 # BlackSheep resolves handler annotations in this module's globals.
 from blacksheep import Request as BRequest  # noqa: E402
@@ -171,7 +170,8 @@ def header_layer(app: Any) -> Any:
 # --- asgikit -------------------------------------------------------------------------
 
 
-def asgikit_app() -> Any:
+def asgikit_apps() -> tuple[Any, Any]:
+    """(the plain app, the app behind the middleware layers)."""
     from asgikit.files import FileResponse
 
     async def hello(request: Request) -> PlainTextResponse:
@@ -199,7 +199,7 @@ def asgikit_app() -> Any:
     async def other(request: Request) -> PlainTextResponse:
         return PlainTextResponse("other")
 
-    layered: Any = router(route("/small", small), route("/big", big))
+    layered: Any = router(route("/mw/small", small), route("/mw/big", big))
     try:
         from asgikit.middleware.compress import compress
         from asgikit.middleware.cors import cors
@@ -215,14 +215,13 @@ def asgikit_app() -> Any:
         route("/echo", echo, methods=["POST"]),
         route("/form", form, methods=["POST"]),
         route("/file", file),
-        mount("/mw", layered),
-    )
+    ), layered
 
 
 # --- Starlette -----------------------------------------------------------------------
 
 
-def starlette_app() -> Any:
+def starlette_apps() -> tuple[Any, Any]:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
@@ -231,7 +230,7 @@ def starlette_app() -> Any:
     from starlette.responses import FileResponse as SFile
     from starlette.responses import JSONResponse as SJSON
     from starlette.responses import PlainTextResponse as SText
-    from starlette.routing import Mount, Route
+    from starlette.routing import Route
 
     async def hello(request: SRequest) -> SText:
         return SText("Hello, world!")
@@ -259,7 +258,7 @@ def starlette_app() -> Any:
         return SText("other")
 
     layered = Starlette(
-        routes=[Route("/small", small), Route("/big", big)],
+        routes=[Route("/mw/small", small), Route("/mw/big", big)],
         middleware=[
             Middleware(CORSMiddleware, allow_origins=[ORIGIN]),
             Middleware(GZipMiddleware, minimum_size=500, compresslevel=6),
@@ -274,22 +273,25 @@ def starlette_app() -> Any:
             Route("/echo", echo, methods=["POST"]),
             Route("/form", form, methods=["POST"]),
             Route("/file", file),
-            Mount("/mw", layered),
         ]
-    )
+    ), layered
 
 
 # --- BlackSheep ----------------------------------------------------------------------
 
 
-def blacksheep_app() -> tuple[Any, Callable[[], Awaitable[Any]]]:
+def blacksheep_apps() -> tuple[Any, Any, Callable[[], Awaitable[Any]]]:
+    """(plain app, layered app, a coroutine function that starts both)."""
     from blacksheep import Application
     from blacksheep import json as bjson
     from blacksheep import text as btext
     from blacksheep.server.compression import GzipMiddleware
     from blacksheep.server.responses import file as bfile
 
-    app = Application(show_error_details=False)
+    from blacksheep.server.routing import Router as BRouter
+
+    app = Application(show_error_details=False, router=BRouter())
+    layered = Application(show_error_details=False, router=BRouter())
     get = app.router.add_get
     post = app.router.add_post
 
@@ -325,18 +327,23 @@ def blacksheep_app() -> tuple[Any, Callable[[], Awaitable[Any]]]:
     post("/echo", echo)
     post("/form", form)
     get("/file", file)
-    get("/mw/small", small)
-    get("/mw/big", big)
+    layered.router.add_get("/mw/small", small)
+    layered.router.add_get("/mw/big", big)
 
     async def add_header(request: BRequest, handler: Any) -> BResponse:
         response: BResponse = await handler(request)
         response.add_header(b"x-layer", b"1")
         return response
 
-    app.use_cors(allow_methods="GET", allow_origins=ORIGIN)
-    app.middlewares.append(GzipMiddleware(min_size=500, comp_level=6))
-    app.middlewares.append(add_header)
-    return app, app.start
+    layered.use_cors(allow_methods="GET", allow_origins=ORIGIN)
+    layered.middlewares.append(GzipMiddleware(min_size=500, comp_level=6))
+    layered.middlewares.append(add_header)
+
+    async def start() -> None:
+        await app.start()
+        await layered.start()
+
+    return app, layered, start
 
 
 # --- the run -------------------------------------------------------------------------
@@ -415,15 +422,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a tenth of the requests")
     args = parser.parse_args()
-    blacksheep, start_blacksheep = blacksheep_app()
-    apps = {
+    blacksheep, blacksheep_layered, start_blacksheep = blacksheep_apps()
+    asgikit, asgikit_layered = asgikit_apps()
+    starlette, starlette_layered = starlette_apps()
+    plain = {"raw": raw_app, "asgikit": asgikit, "starlette": starlette, "blacksheep": blacksheep}
+    layered = {
         "raw": raw_app,
-        "asgikit": asgikit_app(),
-        "starlette": starlette_app(),
-        "blacksheep": blacksheep,
+        "asgikit": asgikit_layered,
+        "starlette": starlette_layered,
+        "blacksheep": blacksheep_layered,
     }
     print(f"Machine: {machine()}\n")
     for title, scope, body, n in scenarios():
+        apps = layered if scope["path"].startswith("/mw/") else plain
         asyncio.run(_check(apps, start_blacksheep, title, scope, body))
         count = max(n // 10, 20) if args.quick else n
         timings = compare(apps, scope, body, n=count, rounds=args.rounds, startup=[start_blacksheep])

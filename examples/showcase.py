@@ -1,61 +1,123 @@
-"""The asgikit showcase: one small real app that uses every piece that has landed.
+"""The asgikit showcase: one small real app that uses every piece.
 
 Run it with ``bash scripts/showcase.sh`` and open http://127.0.0.1:8000.
-There is no application object: the app is a ``stack`` of layers around a
-``router``, and every piece below is an ASGI app of its own.
+There is no application object: the app is a ``stack`` of middleware around
+a ``router``, and every piece is an ASGI app of its own.
+
+Environment: ``SESSION_SECRET`` (sign the session cookie), ``SESSION_STORE``
+(``redis://...`` keeps sessions in Redis), ``BROADCAST_URL`` (``redis://...``
+shares chat rooms between processes), ``SHOWCASE_DEBUG=1`` (debug error pages).
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
+import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from asgikit import (
+    FileResponse,
     HTMLResponse,
     HTTPException,
     JSONResponse,
     RedirectResponse,
     Request,
     StreamingResponse,
+    UploadFile,
+    compress,
+    cors,
     lifespan,
     mount,
+    request_id,
     route,
     router,
+    security_headers,
+    server_errors,
+    sessions,
     stack,
+    static_files,
+    timing,
+    websocket_route,
 )
+from examples.showcase_live import chat_page, chat_socket, clock_events, clock_page, make_broadcast
+
+HERE = Path(__file__).resolve().parent
+BIG_FILE_SIZE = 8 * 1024 * 1024
 
 HOME = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>asgikit showcase</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>asgikit showcase</title>
+<link rel="stylesheet" href="/static/style.css"></head>
 <body>
 <h1>asgikit showcase</h1>
+<p>You have visited this page {visits} time(s) (a signed-cookie session).</p>
 <ul>
-  <li><a href="{users}">the users API</a> (JSON, typed path parameters, reverse URLs)</li>
-  <li><a href="/stream">a streamed response</a></li>
-  <li><a href="/health">health</a> (lifespan state)</li>
+  <li><a href="{users}">the users API</a>: JSON, typed path parameters, reverse URLs</li>
+  <li><a href="/upload">upload files</a>: streaming multipart, spooled to disk</li>
+  <li><a href="/chat/lobby">a chat room</a> over WebSockets</li>
+  <li><a href="/clock/">a live clock</a> over server-sent events</li>
+  <li><a href="/static/">static files</a>, <a href="/big.bin">a large file</a>
+      (try <code>curl -C -</code>) and <a href="/download">a download</a></li>
+  <li><a href="/stream">a streamed response</a> and <a href="/health">health</a></li>
 </ul>
-</body>
-</html>
+</body></html>
 """
+
+UPLOAD_FORM = """<form method="post" enctype="multipart/form-data">
+  <input name="title" placeholder="Title"> <input type="file" name="files" multiple>
+  <button>Upload</button>
+</form>"""
 
 
 @asynccontextmanager
 async def resources() -> AsyncIterator[dict[str, Any]]:
-    users = {1: {"id": 1, "name": "Ada", "email": "ada@example.com"}}
-    yield {"started": time.time(), "users": users}
+    """Start-up and shutdown: the user table, a large file, the broadcast, sessions."""
+    async with AsyncExitStack() as stack_:
+        folder = Path(stack_.enter_context(tempfile.TemporaryDirectory(prefix="showcase-")))
+        big = folder / "big.bin"
+        with big.open("wb") as file:
+            block = bytes(range(256)) * 4096
+            for _ in range(BIG_FILE_SIZE // len(block)):
+                file.write(block)
+        broadcast = await stack_.enter_async_context(make_broadcast())
+        state: dict[str, Any] = {
+            "broadcast": broadcast,
+            "started": time.time(),
+            "users": {1: {"id": 1, "name": "Ada", "email": "ada@example.com"}},
+            "big_file": big,
+        }
+        store_url = os.environ.get("SESSION_STORE")
+        if store_url:
+            from asgikit.middleware.session_stores import RedisStore
+
+            store = RedisStore.from_url(store_url)
+            stack_.push_async_callback(store.aclose)
+            state["session_store"] = store
+        yield state
 
 
 async def home(request: Request) -> HTMLResponse:
-    return HTMLResponse(HOME.format(users=request.url_for("api:users")))
+    session = request.session
+    session["visits"] = session.get("visits", 0) + 1
+    return HTMLResponse(HOME.format(visits=session["visits"], users=request.url_for("api:users")))
+
+
+async def session_counter(request: Request) -> JSONResponse:
+    """A session counter as JSON, with the process id, for the scale-out test."""
+    session = request.session
+    session["count"] = session.get("count", 0) + 1
+    return JSONResponse({"count": session["count"], "pid": os.getpid()})
 
 
 async def health(request: Request) -> JSONResponse:
-    uptime = time.time() - request.state.started
-    return JSONResponse({"status": "ok", "uptime": round(uptime, 3)})
+    return JSONResponse({"status": "ok", "uptime": round(time.time() - request.state.started, 3)})
 
 
 async def list_users(request: Request) -> JSONResponse:
@@ -75,9 +137,54 @@ async def create_user(request: Request) -> JSONResponse:
     if not isinstance(data, dict) or not data.get("name") or not data.get("email"):
         raise HTTPException(422, "name and email are required")
     users = request.state.users
-    user = {"id": max(users, default=0) + 1, "name": data["name"], "email": data["email"]}
+    user = {
+        "id": max(users, default=0) + 1,
+        "name": str(data["name"]),
+        "email": str(data["email"]),
+    }
     users[user["id"]] = user
     return JSONResponse(user, status_code=201)
+
+
+async def upload_page(request: Request) -> HTMLResponse:
+    """GET: the form.  POST: what was uploaded, then the form again."""
+    if request.method != "POST":
+        return HTMLResponse(f"<!doctype html><title>Upload</title>{UPLOAD_FORM}")
+    async with request.form(max_files=10, max_file_size=50 * 1024 * 1024) as form:
+        title = html.escape(str(form.get("title", "")))
+        items = "".join(
+            f"<li>{html.escape(f.filename or '')}: {f.size} bytes</li>"
+            for f in form.getlist("files")
+            if isinstance(f, UploadFile) and f.filename
+        )
+    return HTMLResponse(f"<!doctype html><h1>{title}</h1><ul>{items}</ul>{UPLOAD_FORM}")
+
+
+async def upload_api(request: Request) -> JSONResponse:
+    """POST a multipart field named ``file``: its name, type, size and SHA-256."""
+    async with request.form(max_files=1, max_file_size=50 * 1024 * 1024) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(400, "send the file in a multipart field named 'file'")
+        digest = hashlib.sha256()
+        while chunk := await upload.read(64 * 1024):
+            digest.update(chunk)
+        return JSONResponse(
+            {
+                "filename": upload.filename,
+                "content_type": upload.content_type,
+                "size": upload.size,
+                "sha256": digest.hexdigest(),
+            }
+        )
+
+
+async def big_file(request: Request) -> FileResponse:
+    return FileResponse(request.state.big_file, media_type="application/octet-stream")
+
+
+async def download(request: Request) -> FileResponse:
+    return FileResponse(HERE / "static" / "notes.txt", filename="résumé des notes.txt")
 
 
 async def stream(request: Request) -> StreamingResponse:
@@ -97,15 +204,40 @@ api = router(
     route("/users", list_users, name="users"),
     route("/users", create_user, methods=["POST"], name="create_user"),
     route("/users/{user_id:int}", get_user, name="user"),
+    route("/upload", upload_api, methods=["POST"], name="upload"),
 )
+
+routes = router(
+    route("/", home),
+    route("/health", health),
+    route("/session", session_counter),
+    route("/stream", stream),
+    route("/redirect", old_users),
+    route("/upload", upload_page, methods=["GET", "POST"]),
+    route("/big.bin", big_file),
+    route("/download", download),
+    route("/chat/{room}", chat_page),
+    websocket_route("/chat/{room}/ws", chat_socket),
+    route("/clock/", clock_page),
+    route("/clock/events", clock_events),
+    mount("/api", api, name="api"),
+    mount("/static", static_files(directory=HERE / "static", html=True), name="static"),
+)
+
+session_options: dict[str, Any] = {
+    "secret_key": os.environ.get("SESSION_SECRET", "change-me: showcase only"),
+}
+if os.environ.get("SESSION_STORE"):
+    session_options["store_from_state"] = "session_store"
 
 app = stack(
     lifespan(handler=resources),
-    router(
-        route("/", home),
-        route("/health", health),
-        route("/stream", stream),
-        route("/redirect", old_users),
-        mount("/api", api, name="api"),
-    ),
+    server_errors(debug=os.environ.get("SHOWCASE_DEBUG") == "1"),
+    request_id(),
+    timing(),
+    security_headers(),
+    cors(allow_origins=["http://localhost:8000", "http://127.0.0.1:8000"]),
+    compress(),
+    sessions(**session_options),
+    routes,
 )

@@ -8,12 +8,17 @@ route answers it as such, and if it reaches this middleware unanswered, the
 middleware sends the 413 itself (when no response has started yet).  A
 malformed ``Content-Length`` gets ``400``.
 
-``body_limit`` wraps an ASGI app, so it can guard one route as well as a
-whole stack: ``route("/upload", body_limit(upload_app, max_size=...))``
-where ``upload_app`` is an ASGI app (a class, a ``router``, a response),
-or ``mount("/upload", body_limit(router(route("/", upload)), max_size=...))``
-for a request handler function.  Handing it a handler function directly is
-a ``TypeError``.  WebSocket and lifespan scopes pass through.
+Some frameworks answer *any* exception from inside with a generic 500
+(Litestar's per-route exception middleware, Django's handler): when the
+body crossed the limit and the app then starts a 500, that answer is
+replaced by the 413 it stands for.
+
+It guards one route as well as a whole stack:
+``route("/upload", body_limit(upload, max_size=...))`` takes an ASGI app or
+an ``async def upload(request)`` handler (a function with one required
+positional parameter is taken as a handler and run as a route would run
+it), and ``body_limit(max_size=...)`` as a layer decorates either.
+WebSocket and lifespan scopes pass through.
 """
 
 from __future__ import annotations
@@ -47,15 +52,17 @@ def _looks_like_request_handler(app: Any) -> bool:
 
 @middleware
 def body_limit(app: ASGIApp, *, max_size: int, exclude: Exclude = None) -> ASGIApp:
-    """Refuse request bodies larger than ``max_size`` bytes with ``413``."""
+    """Refuse request bodies larger than ``max_size`` bytes with ``413``.
+
+    ``app`` is an ASGI app or a request handler (``async def (request) ->
+    response``), so a single route can have its own limit.
+    """
     if max_size < 0:
         raise ValueError("max_size must not be negative")
     if _looks_like_request_handler(app):
-        raise TypeError(
-            "body_limit wraps an ASGI app, not a request handler: wrap a router "
-            "(mount('/path', body_limit(router(route('/', handler)), max_size=...))) "
-            "or read with request.body(max_size=...)"
-        )
+        from asgikit.routes import request_handler_app
+
+        app = request_handler_app(app)  # type: ignore[arg-type]
     excluded = compile_exclude(exclude)
     too_large = f"Request body larger than {max_size} bytes"
 
@@ -78,6 +85,7 @@ def body_limit(app: ASGIApp, *, max_size: int, exclude: Exclude = None) -> ASGIA
         received = 0
         raised: RequestBodyTooLarge | None = None
         started = False
+        replaced = False
 
         async def limited_receive() -> Message:
             nonlocal received, raised
@@ -92,12 +100,24 @@ def body_limit(app: ASGIApp, *, max_size: int, exclude: Exclude = None) -> ASGIA
             return message
 
         async def on_start(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
             started = True
+            if raised is not None and message["status"] == 500:
+                # A framework inside turned our exception into a generic 500.
+                replaced = True
+                await text_response(scope, receive, send, 413, too_large)
+                return
             await send(message)
 
+        async def on_body(message: Message) -> None:
+            if not replaced:
+                await send(message)
+
+        limited_send = wrap_send(
+            send, {"http.response.start": on_start, "http.response.body": on_body}
+        )
         try:
-            await app(scope, limited_receive, wrap_send(send, {"http.response.start": on_start}))
+            await app(scope, limited_receive, limited_send)
         except RequestBodyTooLarge as exc:
             if exc is not raised:
                 raise  # another body_limit's, further in

@@ -92,12 +92,42 @@ def test_per_route_limit_wraps_an_asgi_app_endpoint() -> None:
     assert client.post("/big", content=b"x" * 51).text == "got 51"
 
 
-def test_request_handler_function_is_refused_with_guidance() -> None:
-    async def handler(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("x")
+def test_per_route_limit_takes_a_request_handler_function() -> None:
+    async def upload(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"got {len(await request.body())}")
 
-    with pytest.raises(TypeError, match="ASGI app"):
-        body_limit(handler, max_size=1)  # type: ignore[arg-type]
+    app = router(
+        route("/small", body_limit(upload, max_size=50), methods=["POST"]),  # type: ignore[arg-type]
+        route("/layer", body_limit(max_size=50)(upload), methods=["POST"]),  # type: ignore[arg-type]
+        route("/big", upload, methods=["POST"]),
+    )
+    client = TestClient(app)
+    assert client.post("/small", content=b"x" * 51).status_code == 413
+    assert client.post("/small", content=chunks(1)).status_code == 413
+    assert client.post("/layer", content=chunks(1)).status_code == 413
+    assert client.post("/small", content=b"x" * 50).text == "got 50"
+    assert client.post("/big", content=b"x" * 51).text == "got 51"
+
+
+def test_generic_500_for_the_limit_error_becomes_413() -> None:
+    # What a framework that answers every exception with a 500 does inside.
+    async def catch_all(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await raw_reader(scope, receive, send)
+        except Exception:
+            await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+
+    response = TestClient(body_limit(catch_all, max_size=50)).post("/", content=chunks(1))
+    assert response.status_code == 413
+    assert response.text == "Request body larger than 50 bytes"
+
+
+def test_a_500_unrelated_to_the_limit_goes_through() -> None:
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("broken", 500)(scope, receive, send)
+
+    response = TestClient(body_limit(failing, max_size=50)).post("/", content=b"x")
+    assert (response.status_code, response.text) == (500, "broken")
 
 
 def test_inner_limit_error_is_not_swallowed_by_outer() -> None:

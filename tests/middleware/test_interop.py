@@ -23,6 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi import Request as FRequest
+from fastapi import WebSocket as FWebSocket
+from litestar import Litestar, MediaType, get, post, websocket
+from litestar import Request as LRequest
+from litestar import WebSocket as LWebSocket
+from litestar.middleware import DefineMiddleware
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request as SRequest
+from starlette.responses import JSONResponse as SJSON
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket as SWebSocket
 
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.middleware.body_limit import body_limit
@@ -73,11 +86,6 @@ def failing_layer(app: ASGIApp) -> ASGIApp:
 
 
 def starlette_routes() -> list[Any]:
-    from starlette.requests import Request as SRequest
-    from starlette.responses import JSONResponse as SJSON
-    from starlette.routing import Route, WebSocketRoute
-    from starlette.websockets import WebSocket as SWebSocket
-
     async def data(request: SRequest) -> SJSON:
         return SJSON(BIG)
 
@@ -124,17 +132,11 @@ def info_of(scheme: str, client: Any, scope: Scope) -> dict[str, Any]:
 
 
 def build_starlette(entries: list[MiddlewareEntry]) -> ASGIApp:
-    from starlette.applications import Starlette
-    from starlette.middleware import Middleware
-
     middleware = [Middleware(mw, **options) for mw, options in entries]  # type: ignore[arg-type]
     return Starlette(routes=starlette_routes(), middleware=middleware)  # type: ignore[return-value]
 
 
 def build_fastapi(entries: list[MiddlewareEntry]) -> ASGIApp:
-    from fastapi import FastAPI, WebSocket
-    from fastapi import Request as FRequest
-
     api = FastAPI()
 
     @api.get("/data")
@@ -164,7 +166,7 @@ def build_fastapi(entries: list[MiddlewareEntry]) -> ASGIApp:
         raise_below(request.scope)
 
     @api.websocket("/ws")
-    async def ws(socket: WebSocket) -> None:
+    async def ws(socket: FWebSocket) -> None:
         await socket.accept()
         await socket.send_text("hi")
         await socket.close()
@@ -176,28 +178,25 @@ def build_fastapi(entries: list[MiddlewareEntry]) -> ASGIApp:
 
 
 def build_litestar(entries: list[MiddlewareEntry]) -> ASGIApp:
-    from litestar import Litestar, MediaType, Request, WebSocket, get, post, websocket
-    from litestar.middleware import DefineMiddleware
-
     @get("/data")
     async def data() -> dict[str, list[str]]:
         return BIG
 
     @get("/info")
-    async def info(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def info(request: LRequest[Any, Any, Any]) -> dict[str, Any]:
         return info_of(request.url.scheme, request.client, request.scope)  # type: ignore[arg-type]
 
     @post("/echo", status_code=200)
-    async def echo(request: Request[Any, Any, Any]) -> dict[str, int]:
+    async def echo(request: LRequest[Any, Any, Any]) -> dict[str, int]:
         return {"size": len(await request.body())}
 
     @get("/session/set")
-    async def session_set(request: Request[Any, Any, Any], value: str) -> dict[str, str]:
-        request.session["value"] = value
+    async def session_set(request: LRequest[Any, Any, Any]) -> dict[str, str]:
+        request.session["value"] = request.query_params["value"]
         return {}
 
     @get("/session")
-    async def session_get(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def session_get(request: LRequest[Any, Any, Any]) -> dict[str, Any]:
         return dict(request.session)
 
     @get(["/boom", "/lookup"], media_type=MediaType.TEXT)
@@ -205,7 +204,7 @@ def build_litestar(entries: list[MiddlewareEntry]) -> ASGIApp:
         return "not reached: the layer below the middleware raises"
 
     @websocket("/ws")
-    async def ws(socket: WebSocket[Any, Any, Any]) -> None:
+    async def ws(socket: LWebSocket[Any, Any, Any]) -> None:
         await socket.accept()
         await socket.send_text("hi")
         await socket.close()
@@ -231,7 +230,9 @@ def check_cors(client: TestClient) -> None:
     response = client.get("/data", headers={"origin": SITE})
     assert response.headers["access-control-allow-origin"] == SITE
     assert "Origin" in response.headers["vary"]
-    assert "access-control-allow-origin" not in client.get("/data", headers={"origin": EVIL}).headers
+    assert (
+        "access-control-allow-origin" not in client.get("/data", headers={"origin": EVIL}).headers
+    )
     preflight = client.options(
         "/data", headers={"origin": SITE, "access-control-request-method": "POST"}
     )
@@ -260,6 +261,7 @@ def check_sessions(client: TestClient) -> None:
     assert stored.status_code == 200
     assert "httponly" in stored.headers["set-cookie"].lower()
     assert client.get("/session").json() == {"value": "kept"}
+    client.cookies.clear()
     client.cookies.set("session", "tampered.value")
     assert client.get("/session").json() == {}
 
@@ -307,7 +309,7 @@ def check_body_limit(client: TestClient) -> None:
 
 
 def check_security_headers(client: TestClient) -> None:
-    headers = client.get("/data").headers
+    headers = client.get("https://testserver/data").headers
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY"
     assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
@@ -378,7 +380,9 @@ CASES: dict[str, Case] = {
     "security_headers": Case(security_headers, check_security_headers, {"hsts_max_age": 3600}),
     "timing": Case(timing, check_timing),
     "csrf": Case(csrf, check_csrf, {"secret_key": "c" * 32}),
-    "websocket_origin": Case(websocket_origin, check_websocket_origin, {"allowed_origins": [SITE]}),
+    "websocket_origin": Case(
+        websocket_origin, check_websocket_origin, {"allowed_origins": [SITE]}
+    ),
     "server_errors": Case(
         server_errors,
         check_server_errors,
@@ -471,4 +475,3 @@ def test_cors_and_compress_around_djangos_asgi_handler() -> None:
         other = client.get("/data", headers={"origin": EVIL})
         assert "access-control-allow-origin" not in other.headers
         assert other.json() == BIG
-

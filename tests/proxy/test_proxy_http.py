@@ -413,9 +413,13 @@ async def test_without_lifespan_the_client_is_made_on_first_use(upstream: str) -
 @pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_without_lifespan_a_new_event_loop_gets_a_new_client(upstream: str) -> None:
-    client = TestClient(reverse_proxy(upstream))  # no `with`: one event loop per request
+    proxy: Any = reverse_proxy(upstream)
+    client = TestClient(proxy)  # no `with`: one event loop per request
     assert client.get("/teapot").status_code == 418
+    first = proxy._client
     assert client.get("/teapot").status_code == 418
+    assert proxy._client is not first
+    del client, proxy, first
     gc.collect()  # while the filters above still apply
 
 
