@@ -7,6 +7,8 @@ CORS module and the core it needs, and nothing else.
 from __future__ import annotations
 
 import importlib
+import sys as _sys
+import types as _types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -157,6 +159,23 @@ __all__ = [
     "websocket_origin",
     "websocket_route",
 ]
+
+
+class _Package(_types.ModuleType):
+    """The package module, guarding names that are also submodule names.
+
+    ``asgikit.lifespan`` and ``asgikit.authentication`` are both a function
+    and the module that holds it.  Importing the module would bind it over
+    the function on the package; the function wins here.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, _types.ModuleType) and _EXPORTS.get(name) == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

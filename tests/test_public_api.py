@@ -56,3 +56,13 @@ def test_importing_one_middleware_does_not_load_the_router() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_names_shared_with_submodules_stay_the_functions() -> None:
+    code = (
+        "import asgikit.lifespan, asgikit.authentication\n"
+        "from asgikit import lifespan, authentication\n"
+        "print(callable(lifespan), type(lifespan).__name__, type(authentication).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "Middleware", "Middleware"]

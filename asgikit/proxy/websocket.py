@@ -183,13 +183,15 @@ class _Session:
 
     async def handshake(self) -> Response | None:
         await self.flush()
+        response: Response | None = None
         while True:
             for event in self.protocol.events_received():
                 if isinstance(event, Response):
-                    return event
-                self.events.append(event)
-            if self.protocol.handshake_exc is not None:
-                return None
+                    response = event
+                else:
+                    self.events.append(event)  # frames that came with the handshake
+            if response is not None or self.protocol.handshake_exc is not None:
+                return response
             if not await self.read():
                 return None
 
@@ -289,10 +291,13 @@ class _Session:
         if self.client_gone:
             return
         self.client_gone = True
-        try:
-            await self.send({"type": "websocket.close", "code": code, "reason": reason})
-        except OSError:
-            pass
+        # Shielded: the client pump ends as soon as the server reports the
+        # close, and must not cancel the close message itself.
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.send({"type": "websocket.close", "code": code, "reason": reason})
+            except OSError:
+                pass
 
 
 __all__ = ["forward_websocket"]
