@@ -3,6 +3,8 @@
 Every asgikit middleware is a function whose first parameter is the ``app``
 (by position or keyword) and whose options are keyword-only.  Called without
 the app it returns a *layer*, ``app -> app``, which is what ``stack`` takes.
+``wrap_send`` and ``message_headers`` (from ``_send``) are the tools to write
+one: wrap ``send`` for the message types you change, pass the rest through.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, overload
 
+from asgikit._send import message_headers, wrap_send
 from asgikit.types import ASGIApp, Layer
 
 P = ParamSpec("P")
@@ -77,4 +80,4 @@ def stack(*layers: Layer | ASGIApp, app: ASGIApp | None = None) -> ASGIApp:
     return result
 
 
-__all__ = ["Middleware", "middleware", "stack"]
+__all__ = ["Middleware", "message_headers", "middleware", "stack", "wrap_send"]

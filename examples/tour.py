@@ -55,8 +55,7 @@ from asgikit import (
     timing,
     websocket_route,
 )
-from asgikit._send import wrap_send
-from asgikit.composition import middleware
+from asgikit.composition import middleware, wrap_send
 from asgikit.config import CommaSeparatedStrings, Config, Secret
 from asgikit.endpoints import HTTPEndpoint, WebSocketEndpoint
 from asgikit.templating import Jinja2Templates
@@ -74,6 +73,8 @@ ALLOW_ORIGINS = config(
 #: Seconds between two streamed items (the tests set it to 0).
 TICK = 0.2
 MAX_PAGE_SIZE = 100
+#: A user is a few hundred bytes; refuse bodies far past that (413).
+MAX_USER_BODY = 16 * 1024
 
 SEED_USERS = [
     {"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"},
@@ -181,7 +182,8 @@ class Users(HTTPEndpoint):
 
     async def post(self, request: Request) -> JSONResponse:
         """Add a user from a JSON body with ``name`` and ``email``; mail them afterwards."""
-        data = await request.json()  # malformed JSON: HTTPException(400)
+        # Malformed JSON is HTTPException(400), a body past the limit 413.
+        data = await request.json(max_size=MAX_USER_BODY)
         if not isinstance(data, dict):
             raise HTTPException(422, "the body must be a JSON object")
         missing = [key for key in ("name", "email") if not isinstance(data.get(key), str)]

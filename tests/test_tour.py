@@ -82,6 +82,17 @@ async def test_home_page_is_html_linking_to_the_users_api(client: AsyncTestClien
     assert 'href="http://testserver/static/style.css"' in response.text
 
 
+async def test_links_and_redirects_follow_the_root_path() -> None:
+    async with TestClient(tour.app, root_path="/tour", follow_redirects=False) as client:
+        home = await client.get("/")
+        redirect = await client.get("/redirect")
+    links = re.findall(r'href="([^"]+)"', home.text)
+    assert "http://testserver/tour/api/users" in links
+    assert "http://testserver/tour/static/style.css" in links
+    assert all(link.startswith("http://testserver/tour/") for link in links)
+    assert redirect.headers["location"] == "http://testserver/tour/api/users"
+
+
 async def test_health_reports_uptime_and_counts_the_cache(client: AsyncTestClient) -> None:
     first = (await client.get("/health")).json()
     assert first["status"] == "ok"
@@ -152,6 +163,13 @@ async def test_malformed_json_is_a_json_400(client: AsyncTestClient) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"].startswith("Malformed JSON body")
+
+
+async def test_an_oversized_body_is_a_json_413(client: AsyncTestClient) -> None:
+    name = "x" * (tour.MAX_USER_BODY + 1)
+    response = await client.post("/api/users", json={"name": name, "email": "e@example.com"})
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,6 @@ layer if wanted), HTTP/2 to the upstream, retries.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Awaitable
 
 import anyio
@@ -169,9 +168,8 @@ async def _exchange(
                 "headers": drop_hop_by_hop(response.headers.raw),
             }
         )
-        async with contextlib.aclosing(response.aiter_raw()) as chunks:
-            async for chunk in chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async for chunk in response.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except httpx.TransportError:
         return  # left incomplete on purpose: see the module docstring

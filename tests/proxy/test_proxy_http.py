@@ -247,14 +247,16 @@ def test_upstream_status_and_head_pass_through(upstream: str) -> None:
 
 async def test_response_streams_down_before_the_upstream_finishes(upstream: str) -> None:
     token = uuid.uuid4().hex
-    async with AsyncTestClient(reverse_proxy(upstream)) as client:
-        async with client.stream("GET", "/gated", params={"token": token}) as response:
-            async with contextlib.aclosing(response.aiter_raw()) as chunks:
-                first = await anext(chunks)
-                # The upstream is still waiting for this: a buffering proxy would
-                # only have delivered "first" after the upstream timed out.
-                gate(token).set()
-                rest = b"".join([chunk async for chunk in chunks])
+    async with (
+        AsyncTestClient(reverse_proxy(upstream)) as client,
+        client.stream("GET", "/gated", params={"token": token}) as response,
+        contextlib.aclosing(response.aiter_raw()) as chunks,
+    ):
+        first = await anext(chunks)
+        # The upstream is still waiting for this: a buffering proxy would
+        # only have delivered "first" after the upstream timed out.
+        gate(token).set()
+        rest = b"".join([chunk async for chunk in chunks])
     assert first == b"first\n"
     assert rest == b"released\n"
 
@@ -312,9 +314,12 @@ def test_upstream_failing_mid_body_leaves_the_response_incomplete(plain: PlainSe
 
 
 def test_content_encoding_passes_raw_and_set_cookie_stays_repeated(upstream: str) -> None:
-    with serve(reverse_proxy(upstream)) as front, httpx.Client() as client:
-        with client.stream("GET", f"{front}/cookies") as response:
-            raw = b"".join(response.iter_raw())
+    with (
+        serve(reverse_proxy(upstream)) as front,
+        httpx.Client() as client,
+        client.stream("GET", f"{front}/cookies") as response,
+    ):
+        raw = b"".join(response.iter_raw())
     assert response.headers["content-encoding"] == "gzip"
     assert gzip.decompress(raw) == b"hello " * 100
     assert response.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
@@ -386,9 +391,11 @@ async def test_client_disconnect_through_the_test_client(upstream: str) -> None:
     token = uuid.uuid4().hex
     proxy = reverse_proxy(upstream, max_connections=1, pool_timeout=5)
     async with AsyncTestClient(proxy) as client:
-        async with client.stream("GET", "/forever", params={"token": token}) as response:
-            async with contextlib.aclosing(response.aiter_raw()) as chunks:
-                assert (await anext(chunks)).startswith(b"tick")
+        async with (
+            client.stream("GET", "/forever", params={"token": token}) as response,
+            contextlib.aclosing(response.aiter_raw()) as chunks,
+        ):
+            assert (await anext(chunks)).startswith(b"tick")
         assert await anyio.to_thread.run_sync(FINALLY[token].wait, 5)
         assert (await client.get("/echo/after")).status_code == 200
     gc.collect()  # while the filters above still apply

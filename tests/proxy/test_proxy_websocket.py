@@ -149,21 +149,28 @@ def test_client_close_code_and_reason_reach_the_upstream(upstream: str) -> None:
 
 def test_upstream_refusal_refuses_the_client(upstream: str) -> None:
     with TestClient(reverse_proxy(upstream)) as client:
-        with pytest.raises(WebSocketDenialResponse) as refused:
-            with client.websocket_connect("/refuse"):
-                pass  # pragma: no cover
+        with (
+            pytest.raises(WebSocketDenialResponse) as refused,
+            client.websocket_connect("/refuse"),
+        ):
+            pass  # pragma: no cover
         assert refused.value.status_code == 403
-        without_extension = TestClient(reverse_proxy(upstream), extensions={})
-        with pytest.raises(WebSocketDisconnect):
-            with without_extension.websocket_connect("/refuse"):
-                pass  # pragma: no cover
+    # A server without the websocket.http.response extension: a close before accept.
+    with (
+        TestClient(reverse_proxy(upstream), extensions={}) as client,
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect("/refuse"),
+    ):
+        pass  # pragma: no cover
 
 
 def test_unreachable_upstream_refuses_with_502() -> None:
-    with TestClient(reverse_proxy(f"http://127.0.0.1:{free_port()}")) as client:
-        with pytest.raises(WebSocketDenialResponse) as refused:
-            with client.websocket_connect("/anything"):
-                pass  # pragma: no cover
+    with (
+        TestClient(reverse_proxy(f"http://127.0.0.1:{free_port()}")) as client,
+        pytest.raises(WebSocketDenialResponse) as refused,
+        client.websocket_connect("/anything"),
+    ):
+        pass  # pragma: no cover
     assert refused.value.status_code == 502
 
 
