@@ -23,7 +23,7 @@ that strips the prefix (it is prepended to ``path`` and ``raw_path``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -32,6 +32,13 @@ import anyio.abc
 import anyio.from_thread
 import httpx
 
+from asgikit._testing_core import (
+    _DEFAULT_EXTENSIONS,
+    LifespanFailed,
+    _AppRunner,
+    _Config,
+    _HTTPExchange,
+)
 from asgikit._testing_ws import (
     AsyncWebSocketTestSession,
     WebSocketDenialResponse,
@@ -39,25 +46,8 @@ from asgikit._testing_ws import (
 )
 from asgikit.types import ASGIApp
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
-_DEFAULT_EXTENSIONS: Mapping[str, Mapping[str, Any]] = {
-    "http.response.pathsend": {},
-    "websocket.http.response": {},
-}
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-_BODY_BUFFER = 4  # chunks the app may run ahead of the reader
-_FILE_CHUNK = 64 * 1024
-
 _SyncClient = TypeVar("_SyncClient", bound="TestClient")
 _AsyncClient = TypeVar("_AsyncClient", bound="AsyncTestClient")
-ReadBody = Callable[[], Awaitable[bytes | None]]
-
-from asgikit._testing_core import (  # noqa: E402
-    LifespanFailed,
-    _AppRunner,
-    _Config,
-    _HTTPExchange,
-)
 
 
 class _SyncResponseStream(httpx.SyncByteStream):

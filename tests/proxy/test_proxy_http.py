@@ -12,6 +12,7 @@ import gc
 import gzip
 import hashlib
 import http.server
+import importlib
 import threading
 import tracemalloc
 import uuid
@@ -29,9 +30,11 @@ from asgikit import (
     Request,
     Response,
     StreamingResponse,
+    WebSocket,
     mount,
     route,
     router,
+    websocket_route,
 )
 from asgikit.proxy import reverse_proxy
 from asgikit.testing import AsyncTestClient, TestClient
@@ -138,7 +141,14 @@ async def status(request: Request) -> Response:
     return PlainTextResponse("teapot", status_code=418)
 
 
+async def ws_echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(await websocket.receive_text())
+    await websocket.close()
+
+
 UPSTREAM = router(
+    websocket_route("/ws-echo", ws_echo),
     route("/echo/{rest:path}", echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     route("/gated", gated),
     route("/gated-upload", gated_upload, methods=["POST"]),
@@ -465,3 +475,33 @@ def test_forwarded_request_headers_through_uvicorn(upstream: str) -> None:
     assert ["x-forwarded-for", "127.0.0.1"] in seen["headers"]
     host = front.removeprefix("http://")
     assert ["forwarded", f'for=127.0.0.1;host="{host}";proto=http'] in seen["headers"]
+
+
+# -- the example gateway -----------------------------------------------------
+
+
+def test_example_gateway(upstream: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_API_UPSTREAM", upstream)
+    monkeypatch.setenv("GATEWAY_WS_UPSTREAM", upstream)
+    monkeypatch.setenv("GATEWAY_ALLOW_ORIGINS", "https://app.example")
+    monkeypatch.setenv("GATEWAY_MAX_BODY", "10")
+    gateway = importlib.reload(importlib.import_module("examples.gateway"))
+    origin = {"origin": "https://app.example"}
+    with TestClient(gateway.app) as client:
+        assert client.get("/").text.startswith("gateway")
+        proxied = client.get("/api/echo/users?id=1", headers=origin)
+        preflight = client.options(
+            "/api/echo/users",
+            headers={**origin, "access-control-request-method": "PUT"},
+        )
+        too_big = client.post("/api/echo/users", content=b"x" * 11)
+        with client.websocket_connect("/ws/ws-echo") as ws:
+            ws.send_text("through the gateway")
+            echoed = ws.receive_text()
+    assert proxied.json()["raw_path"] == "/echo/users"
+    assert proxied.json()["query"] == "id=1"
+    assert proxied.headers["access-control-allow-origin"] == "https://app.example"
+    assert preflight.status_code == 200
+    assert "PUT" in preflight.headers["access-control-allow-methods"]
+    assert too_big.status_code == 413
+    assert echoed == "through the gateway"
