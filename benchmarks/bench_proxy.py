@@ -1,0 +1,299 @@
+"""Requests per second through ``reverse_proxy`` versus nginx, to one upstream.
+
+Every server is a subprocess on loopback: the upstream is a raw ASGI hello
+app under uvicorn (one worker); in front of it, in turn, are nothing (the
+ceiling), nginx (Debian's package, one worker process, keep-alive to the
+upstream) and asgikit's ``reverse_proxy`` under uvicorn (one worker).  The
+load comes from ``wrk`` when it is installed, else from a small httpx loop;
+each run is time-bounded.  Then one more proxy run under cProfile says
+where the proxy's time goes, summed by package.
+
+    apt-get install -y nginx-light wrk      # nginx-light or nginx
+    .venv/bin/python benchmarks/bench_proxy.py [--seconds 5] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile  # noqa: F401  (the profiled run is ``python -m cProfile``)
+import os
+import pstats
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+HELLO = b"Hello, world!"
+
+
+# -- the apps the subprocesses import ---------------------------------------
+
+
+async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The upstream: raw ASGI, a fixed 13-byte answer."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")],
+        }
+    )
+    await send({"type": "http.response.body", "body": HELLO})
+
+
+def _proxy_app() -> Any:
+    from asgikit.proxy import reverse_proxy
+
+    return reverse_proxy(os.environ.get("BENCH_PROXY_UPSTREAM", "http://127.0.0.1:8001"))
+
+
+if os.environ.get("BENCH_PROXY_UPSTREAM"):
+    proxy_app = _proxy_app()
+
+
+# -- process plumbing --------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextlib.contextmanager
+def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    full_env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}", **(env or {})}
+    process = subprocess.Popen(command, env=full_env, cwd=HERE)
+    try:
+        wait_for(port, process)
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)  # uvicorn and cProfile both finish cleanly on it
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def uvicorn(target: str, port: int, *, prefix: list[str] | None = None) -> list[str]:
+    return [
+        *(prefix or [sys.executable]),
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+error_log {tmp}/error.log warn;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    upstream backend {{
+        server 127.0.0.1:{upstream};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $proxy_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_command(tmp: str, upstream: int, port: int) -> list[str]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as file:
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        file.write(user + NGINX_CONF.format(tmp=tmp, upstream=upstream, port=port))
+    return [nginx, "-p", tmp, "-c", conf, "-e", os.path.join(tmp, "error.log")]
+
+
+# -- load --------------------------------------------------------------------
+
+
+def load(url: str, seconds: float, connections: int) -> float:
+    """Requests per second at ``url``, after a one-second warm-up."""
+    wrk = shutil.which("wrk")
+    if wrk:
+        subprocess.run([wrk, "-t1", f"-c{connections}", "-d1s", url], capture_output=True)
+        out = subprocess.run(
+            [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if errors:
+            raise RuntimeError(f"{url}: {errors.group(1)} failed responses\n{out}")
+        match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        assert match, out
+        return float(match.group(1))
+    return asyncio.run(_httpx_load(url, 1.0, connections)) and asyncio.run(
+        _httpx_load(url, seconds, connections)
+    )
+
+
+async def _httpx_load(url: str, seconds: float, connections: int) -> float:
+    import httpx
+
+    done = 0
+    limits = httpx.Limits(max_connections=connections)
+    async with httpx.AsyncClient(limits=limits) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                response = await client.get(url)
+                assert response.status_code == 200
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return done / (time.perf_counter() - start)
+
+
+def check(url: str) -> None:
+    import httpx
+
+    response = httpx.get(url)
+    if response.status_code != 200 or response.content != HELLO:
+        raise RuntimeError(f"{url} answered {response.status_code} {response.content!r}")
+
+
+# -- where the time goes -----------------------------------------------------
+
+_PACKAGES = ("asgikit", "httpx", "httpcore", "h11", "anyio", "uvicorn", "httptools", "uvloop")
+
+
+def by_package(profile: str) -> list[tuple[str, float]]:
+    stats = pstats.Stats(profile)
+    totals: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        parts = re.split(r"[\\/]", filename)
+        group = next((p for p in _PACKAGES if p in parts), None)
+        if group is None:
+            group = "asyncio" if "asyncio" in parts else "other (stdlib, builtins)"
+        totals[group] = totals.get(group, 0.0) + tottime
+    whole = sum(totals.values()) or 1.0
+    return sorted(((name, t / whole) for name, t in totals.items()), key=lambda x: -x[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args()
+    seconds, connections = args.seconds, args.connections
+
+    up_port, nginx_port, proxy_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    env = {"BENCH_PROXY_UPSTREAM": upstream}
+    results: dict[str, float] = {}
+    tool = "wrk" if shutil.which("wrk") else "httpx loop"
+    print(f"load: {tool}, {connections} connections, {seconds:g} s per run; 2 runs each")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running(uvicorn("bench_proxy:upstream_app", up_port), up_port),
+    ):
+        for name in ("direct", "nginx", "asgikit"):
+            results[name] = 0.0
+        for _ in range(2):  # interleaved, best of two
+            check(f"{upstream}/")
+            results["direct"] = max(results["direct"], load(f"{upstream}/", seconds, connections))
+            if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
+                with running(nginx_command(tmp, up_port, nginx_port), nginx_port):
+                    check(f"http://127.0.0.1:{nginx_port}/")
+                    rate = load(f"http://127.0.0.1:{nginx_port}/", seconds, connections)
+                    results["nginx"] = max(results["nginx"], rate)
+            with running(uvicorn("bench_proxy:proxy_app", proxy_port), proxy_port, env):
+                check(f"http://127.0.0.1:{proxy_port}/")
+                rate = load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)
+                results["asgikit"] = max(results["asgikit"], rate)
+
+        print()
+        print("| path | requests/s | ÷ nginx |")
+        print("|---|---:|---:|")
+        labels = {
+            "direct": "client → upstream (no proxy)",
+            "nginx": "client → nginx → upstream",
+            "asgikit": "client → uvicorn + reverse_proxy → upstream",
+        }
+        for name, rate in results.items():
+            ratio = f"{rate / results['nginx']:.2f}" if results.get("nginx") else "-"
+            print(f"| {labels[name]} | {rate:,.0f} | {ratio} |")
+
+        if args.no_profile:
+            return
+        profile = os.path.join(tmp, "proxy.prof")
+        prefix = [sys.executable, "-m", "cProfile", "-o", profile]
+        with running(uvicorn("bench_proxy:proxy_app", proxy_port, prefix=prefix), proxy_port, env):
+            load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)
+        print()
+        print("Proxy process under cProfile, own time by package:")
+        print()
+        print("| package | share of CPU time |")
+        print("|---|---:|")
+        for name, share in by_package(profile):
+            if share >= 0.005:
+                print(f"| {name} | {share:.0%} |")
+        print()
+        stats = pstats.Stats(profile)
+        stats.sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()
