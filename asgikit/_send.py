@@ -20,10 +20,24 @@ def wrap_send(send: Send, handlers: Mapping[str, Handler]) -> Send:
 
     A handler receives the message and decides what reaches the real ``send``
     (usually a changed copy of it).  Messages of other types pass straight on.
+    The mapping is read once, here.
     """
+    if len(handlers) == 1:
+        # The common case (only the start message): one comparison a message.
+        ((kind, only),) = handlers.items()
+
+        async def wrapped_one(message: Message) -> None:
+            if message["type"] == kind:
+                await only(message)
+            else:
+                await send(message)
+
+        return wrapped_one
+
+    get = handlers.get
 
     async def wrapped(message: Message) -> None:
-        handler = handlers.get(message["type"])
+        handler = get(message["type"])
         if handler is None:
             await send(message)
         else:

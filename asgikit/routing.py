@@ -88,6 +88,18 @@ class Router:
         self._buckets: dict[str, list[BaseRoute]] = {}
         for key in {key for key, _ in dynamic if key is not None}:
             self._buckets[key] = [e for k, e in dynamic if k in (key, None)]
+        # For each static path, the app that answers each method: the first
+        # entry (in order) that takes it; ``None`` keys the first any-method app.
+        self._static_methods: dict[str, dict[str | None, ASGIApp]] = {}
+        for path, entries in self._http_static.items():
+            table: dict[str | None, ASGIApp] = {}
+            for entry in entries:
+                if entry.methods is None:
+                    table.setdefault(None, entry.app)
+                    break
+                for method in entry.methods:
+                    table.setdefault(method, entry.app)
+            self._static_methods[path] = table
         self._lifespan_apps: list[tuple[str, ASGIApp]] = []
         for entry in self.routes:
             app = entry.lifespan_app()
@@ -100,28 +112,27 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "lifespan":
-            await serve_lifespan(self._lifespan_apps, scope, receive, send)
-            return
-        path = route_path(scope) if scope.get("root_path") else scope["path"]
         if kind == "http":
+            path = route_path(scope) if scope.get("root_path") else scope["path"]
             method = scope["method"]
             allowed: set[str] | None = None
-            static = self._http_static.get(path)
-            if static is not None:
-                for entry in static:
-                    methods = entry.methods
-                    if methods is None or method in methods:
-                        if _ROUTER_KEY in scope:
-                            child: Scope = {**scope, "path_params": scope.get("path_params") or {}}
-                        else:
-                            child = self._child(scope, {})
-                        await entry.app(child, receive, send)
-                        return
-                allowed = set()
-                for entry in static:
-                    allowed |= entry.methods or frozenset()
+            table = self._static_methods.get(path)
+            if table is not None:
+                # The hot path: a static route, one dictionary look-up each.
+                app = table.get(method) or table.get(None)
+                if app is not None:
+                    if _ROUTER_KEY in scope:
+                        child: Scope = {**scope, "path_params": scope.get("path_params") or {}}
+                    else:
+                        child = self._child(scope, {})
+                    await app(child, receive, send)
+                    return
+                allowed = {m for m in table if m is not None}
+        elif kind == "lifespan":
+            await serve_lifespan(self._lifespan_apps, scope, receive, send)
+            return
         elif kind == "websocket":
+            path = route_path(scope) if scope.get("root_path") else scope["path"]
             ws_static = self._ws_static.get(path)
             if ws_static is not None:
                 await ws_static[0].app(self._child(scope, {}), receive, send)

@@ -180,9 +180,8 @@ def load(url: str, seconds: float, connections: int) -> float:
         match = re.search(r"Requests/sec:\s+([\d.]+)", out)
         assert match, out
         return float(match.group(1))
-    return asyncio.run(_httpx_load(url, 1.0, connections)) and asyncio.run(
-        _httpx_load(url, seconds, connections)
-    )
+    asyncio.run(_httpx_load(url, 1.0, connections))
+    return asyncio.run(_httpx_load(url, seconds, connections))
 
 
 async def _httpx_load(url: str, seconds: float, connections: int) -> float:

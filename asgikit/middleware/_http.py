@@ -14,6 +14,20 @@ from asgikit.types import Receive, Scope, Send
 RawHeaders = list[tuple[bytes, bytes]]
 
 
+def _is(name: bytes, lower: bytes) -> bool:
+    # ASGI wants lower-case names, but an app may not comply: compare the
+    # length first, so most names are told apart without lower-casing them.
+    return len(name) == len(lower) and (name == lower or name.lower() == lower)
+
+
+def _vary_lists(value: bytes, wanted: bytes) -> bool:
+    # Whether a Vary field value already covers ``wanted`` (or is ``*``).
+    if wanted in value or b"*" in value:
+        return True  # a cheap test first; the exact one below when it fails
+    listed = [part.strip().lower() for part in value.split(b",")]
+    return wanted in listed or b"*" in listed
+
+
 def add_vary(headers: RawHeaders, token: bytes) -> None:
     """Add ``token`` to ``Vary`` in place, unless it (or ``*``) is listed already.
 
@@ -23,9 +37,8 @@ def add_vary(headers: RawHeaders, token: bytes) -> None:
     wanted = token.lower()
     first = -1
     for i, (name, value) in enumerate(headers):
-        if name.lower() == b"vary":
-            listed = [part.strip().lower() for part in value.split(b",")]
-            if wanted in listed or b"*" in listed:
+        if _is(name, b"vary"):
+            if _vary_lists(value.lower(), wanted):
                 return
             if first < 0:
                 first = i
@@ -36,14 +49,61 @@ def add_vary(headers: RawHeaders, token: bytes) -> None:
         headers[first] = (name, value + b", " + token if value.strip() else token)
 
 
+class HeaderEdit:
+    """One fixed edit of a response's raw header list, prepared at construction time.
+
+    ``drop`` names (lower-case) are removed, and with ``vary`` that token is
+    added to ``Vary`` as :func:`add_vary` would.  Applying it is one pass over
+    the list, and only names as long as one it looks for are lower-cased.
+    """
+
+    __slots__ = ("drop", "lengths", "vary", "wanted")
+
+    def __init__(self, *, drop: frozenset[bytes] = frozenset(), vary: bytes | None = None) -> None:
+        self.drop = drop
+        self.vary = vary
+        self.wanted = b"" if vary is None else vary.lower()
+        self.lengths = frozenset({len(name) for name in drop} | ({4} if vary else set()))
+
+    def apply(
+        self, headers: Iterable[tuple[bytes, bytes]], add: Iterable[tuple[bytes, bytes]] = ()
+    ) -> RawHeaders:
+        """A new raw list: ``headers`` edited, then ``add`` appended."""
+        lengths = self.lengths
+        drop = self.drop
+        vary = self.vary
+        out: RawHeaders = []
+        vary_at = -1
+        vary_done = vary is None
+        for pair in headers:
+            if len(pair[0]) in lengths:
+                name = pair[0].lower()
+                if name in drop:
+                    continue
+                if name == b"vary" and not vary_done:
+                    if _vary_lists(pair[1].lower(), self.wanted):
+                        vary_done = True
+                    elif vary_at < 0:
+                        vary_at = len(out)
+            out.append(pair)
+        out.extend(add)
+        if vary is not None and not vary_done:
+            if vary_at < 0:
+                out.append((b"vary", vary))
+            else:
+                name, value = out[vary_at]
+                out[vary_at] = (name, value + b", " + vary if value.strip() else vary)
+        return out
+
+
 def has_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bool:
     """Whether a header called ``name`` (lower-case) is in the raw list."""
-    return any(key.lower() == name for key, _ in headers)
+    return any(_is(key, name) for key, _ in headers)
 
 
 def without(headers: Iterable[tuple[bytes, bytes]], names: frozenset[bytes]) -> RawHeaders:
     """A copy of the raw list without the headers called any of ``names`` (lower-case)."""
-    return [(key, value) for key, value in headers if key.lower() not in names]
+    return HeaderEdit(drop=names).apply(headers)
 
 
 async def text_response(
@@ -81,4 +141,4 @@ async def text_response(
     await send({"type": prefix + "http.response.body", "body": body})
 
 
-__all__ = ["RawHeaders", "add_vary", "has_header", "text_response", "without"]
+__all__ = ["RawHeaders", "add_vary", "HeaderEdit", "has_header", "text_response", "without"]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from asgikit._send import wrap_send
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, compile_exclude
-from asgikit.middleware._http import RawHeaders, add_vary, text_response, without
+from asgikit.middleware._http import HeaderEdit, RawHeaders, add_vary, text_response
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Request headers a browser may send cross-origin without listing them
@@ -139,6 +139,16 @@ class _CORS:
         if expose_headers:
             simple.append((b"access-control-expose-headers", ", ".join(expose_headers).encode()))
         self.simple_headers = simple
+        # What a simple request from an allowed origin adds, made once per
+        # origin: fixed for a wildcard, one entry for each configured origin.
+        self.wildcard_answer = ((b"access-control-allow-origin", b"*"), *simple)
+        self.origin_answers = {
+            origin: ((b"access-control-allow-origin", origin), *simple) for origin in self.origins
+        }
+        vary = None if self.static_wildcard else b"Origin"
+        self.edit_allowed = HeaderEdit(drop=_CORS_HEADERS, vary=vary)
+        self.edit_refused = HeaderEdit(vary=vary)
+        self.edit_vary = HeaderEdit(vary=b"Origin")
 
         preflight: RawHeaders = []
         if allow_credentials:
@@ -187,25 +197,31 @@ class _CORS:
         await self.app(scope, receive, self._simple(send, origin))
 
     def _vary_only(self, send: Send) -> Send:
+        edit = self.edit_vary.apply
+
         async def on_start(message: Message) -> None:
-            headers = list(message.get("headers", ()))
-            add_vary(headers, b"Origin")
+            headers = edit(message.get("headers", ()))
             await send({**message, "headers": headers})
 
         return wrap_send(send, {"http.response.start": on_start})
 
+    def _answer(self, origin: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
+        # The headers a simple request from ``origin`` gets, or None if refused.
+        if self.static_wildcard:
+            return self.wildcard_answer
+        answer = self.origin_answers.get(origin)
+        if answer is None and origin and self.origin_allowed(origin):
+            answer = ((b"access-control-allow-origin", origin), *self.simple_headers)
+        return answer
+
     def _simple(self, send: Send, origin: bytes) -> Send:
-        allowed = bool(origin) and self.origin_allowed(origin)
+        answer = self._answer(origin)
+        # When allowed, the middleware owns the CORS headers: the app's go.
+        edit = self.edit_refused.apply if answer is None else self.edit_allowed.apply
+        add = answer or ()
 
         async def on_start(message: Message) -> None:
-            headers = list(message.get("headers", ()))
-            if allowed:
-                # The middleware owns these: what the app said is replaced.
-                headers = without(headers, _CORS_HEADERS)
-                headers.append((b"access-control-allow-origin", self.allow_origin_value(origin)))
-                headers.extend(self.simple_headers)
-            if not self.static_wildcard:
-                add_vary(headers, b"Origin")
+            headers = edit(message.get("headers", ()), add)
             await send({**message, "headers": headers})
 
         return wrap_send(send, {"http.response.start": on_start})

@@ -136,7 +136,7 @@ def reverse_proxy(
     preserve_host: bool = False,
     add_forwarded: bool = True,
     max_connections: int | None = 100,
-    max_keepalive_connections: int | None = 20,
+    max_keepalive_connections: int | None = 100,
     keepalive_expiry: float | None = 5.0,
     verify: Any = True,
     websocket_max_size: int | None = 16 * 1024 * 1024,
