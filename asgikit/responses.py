@@ -204,9 +204,7 @@ class HTMLResponse(Response):
     media_type = "text/html"
 
 
-_encode_json = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":")
-).encode
+_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 class JSONResponse(Response):

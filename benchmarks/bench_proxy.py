@@ -214,6 +214,70 @@ def check(url: str) -> None:
 
 # -- where the time goes -----------------------------------------------------
 
+
+def in_process(upstream: str, n: int = 1000, rounds: int = 5) -> dict[str, float]:
+    """CPU µs per sequential request: a bare httpx GET versus the proxy app called directly."""
+    import statistics
+
+    import httpx
+
+    from asgikit.proxy import reverse_proxy
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench.local"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+    async def run() -> dict[str, float]:
+        proxy: Any = reverse_proxy(upstream)
+        calls = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal calls
+            calls += 1
+            if calls % 2:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()  # a client that stays until cancelled
+            raise AssertionError
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        async def via_proxy() -> None:
+            await proxy(dict(scope), receive, send)
+
+        results: dict[str, list[float]] = {"httpx": [], "proxy": []}
+        async with httpx.AsyncClient() as client:
+
+            async def bare() -> None:
+                await client.get(upstream + "/")
+
+            steps = {"httpx": bare, "proxy": via_proxy}
+            for step in steps.values():
+                for _ in range(100):
+                    await step()
+            for _ in range(rounds):
+                for name, step in steps.items():
+                    start = time.process_time()
+                    for _ in range(n):
+                        await step()
+                    results[name].append((time.process_time() - start) / n * 1e6)
+        await proxy.aclose()
+        return {name: statistics.median(values) for name, values in results.items()}
+
+    return asyncio.run(run())
+
+
 _PACKAGES = ("asgikit", "httpx", "httpcore", "h11", "anyio", "uvicorn", "httptools", "uvloop")
 
 
@@ -275,6 +339,13 @@ def main() -> None:
             ratio = f"{rate / results['nginx']:.2f}" if results.get("nginx") else "-"
             print(f"| {labels[name]} | {rate:,.0f} | {ratio} |")
 
+        cpu = in_process(upstream)
+        print()
+        print(
+            f"In process, sequential, CPU per request: bare httpx.AsyncClient GET "
+            f"{cpu['httpx']:.0f} µs, reverse_proxy app {cpu['proxy']:.0f} µs "
+            f"({cpu['proxy'] / cpu['httpx'] - 1:+.0%})."
+        )
         if args.no_profile:
             return
         profile = os.path.join(tmp, "proxy.prof")

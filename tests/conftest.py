@@ -8,8 +8,17 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, settings
 
 from asgikit.types import ASGIApp, Message, Receive, Scope
+
+
+# Property tests judge behaviour, never speed: on a loaded 2-core CI machine a
+# fixed per-example deadline only produces flaky failures.
+settings.register_profile(
+    "asgikit", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("asgikit")
 
 
 @pytest.fixture(

@@ -22,8 +22,8 @@ def _is(name: bytes, lower: bytes) -> bool:
 
 def _vary_lists(value: bytes, wanted: bytes) -> bool:
     # Whether a Vary field value already covers ``wanted`` (or is ``*``).
-    if wanted in value or b"*" in value:
-        return True  # a cheap test first; the exact one below when it fails
+    if value == wanted:
+        return True
     listed = [part.strip().lower() for part in value.split(b",")]
     return wanted in listed or b"*" in listed
 
@@ -141,4 +141,4 @@ async def text_response(
     await send({"type": prefix + "http.response.body", "body": body})
 
 
-__all__ = ["RawHeaders", "add_vary", "HeaderEdit", "has_header", "text_response", "without"]
+__all__ = ["HeaderEdit", "RawHeaders", "add_vary", "has_header", "text_response", "without"]

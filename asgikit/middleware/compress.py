@@ -63,6 +63,19 @@ DEFAULT_SKIP_MEDIA_TYPES = frozenset(
 
 # RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+# Lengths of the response header names compress reads: other names are
+# skipped without lower-casing them (most headers, on every response).
+_SKIP_LENGTHS = frozenset(
+    len(n)
+    for n in (
+        b"content-encoding",
+        b"content-range",
+        b"content-type",
+        b"content-length",
+        b"cache-control",
+    )
+)
+_START_LENGTHS = frozenset((len(b"content-length"), len(b"etag")))
 _MAX_CODINGS = 32  # entries of Accept-Encoding looked at; the rest is ignored
 _CACHE_SIZE = 256  # distinct Accept-Encoding values remembered per instance
 
@@ -265,6 +278,8 @@ class _Compress:
 
     def skip_response(self, headers: RawHeaders) -> bool:
         for name, value in headers:
+            if len(name) not in _SKIP_LENGTHS:
+                continue
             name = name.lower()
             if name == b"content-encoding" or name == b"content-range":
                 return True
@@ -303,13 +318,15 @@ class _Compress:
 
         def compressed_start(start: Message, length: int | None) -> Message:
             headers: RawHeaders = []
-            for name, value in start.get("headers", ()):
-                lower = name.lower()
-                if lower == b"content-length":
-                    continue
-                if lower == b"etag" and not value.startswith(b"W/"):
-                    value = b"W/" + value
-                headers.append((name, value))
+            for pair in start.get("headers", ()):
+                if len(pair[0]) in _START_LENGTHS:
+                    name, value = pair
+                    lower = name.lower()
+                    if lower == b"content-length":
+                        continue
+                    if lower == b"etag" and not value.startswith(b"W/"):
+                        pair = (name, b"W/" + value)
+                headers.append(pair)
             headers.append((b"content-encoding", coding))
             if length is not None:
                 headers.append((b"content-length", str(length).encode("ascii")))

@@ -51,6 +51,8 @@ _HANDSHAKE = frozenset(
 # The server writing the client's handshake response adds its own.
 _ACCEPT_DROP = _HANDSHAKE | {b"date", b"server", b"content-length"}
 _BAD_GATEWAY = 1014
+# How long the upstream gets to answer our closing frame (RFC 6455 §7.1.1).
+_CLOSE_TIMEOUT = 5.0
 # Close codes that may not be sent in a close frame (RFC 6455 §7.4.1).
 _UNSENDABLE = frozenset({1004, 1005, 1006, 1015})
 
@@ -222,7 +224,8 @@ class _Session:
                         protocol.send_close(code, reason)
                     await self.flush()
                     # Wait (briefly) for the upstream's closing frame, read by the other pump.
-                    scope.deadline = anyio.current_time() + (timeout or 10.0)
+                    wait = _CLOSE_TIMEOUT if timeout is None else min(timeout, _CLOSE_TIMEOUT)
+                    scope.deadline = anyio.current_time() + wait
                     await anyio.sleep_forever()
                 return
 

@@ -195,9 +195,11 @@ def test_all_fourteen_in_one_stack_through_the_test_client() -> None:
         # websocket_origin
         with client.websocket_connect("wss://testserver/ws", headers={"origin": SITE}) as ws:
             assert ws.receive_text() == "hi"
-        with pytest.raises(WebSocketDenialResponse) as denied:
-            with client.websocket_connect("wss://testserver/ws", headers={"origin": EVIL}):
-                pass
+        with (
+            pytest.raises(WebSocketDenialResponse) as denied,
+            client.websocket_connect("wss://testserver/ws", headers={"origin": EVIL}),
+        ):
+            pass
         assert denied.value.status_code == 403
 
 

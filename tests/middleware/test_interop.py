@@ -333,9 +333,11 @@ def check_csrf(client: TestClient) -> None:
 def check_websocket_origin(client: TestClient) -> None:
     with client.websocket_connect("/ws", headers={"origin": SITE}) as ws:
         assert ws.receive_text() == "hi"
-    with pytest.raises((WebSocketDenialResponse, WebSocketDisconnect)):
-        with client.websocket_connect("/ws", headers={"origin": EVIL}) as ws:
-            ws.receive_text()
+    with (
+        pytest.raises((WebSocketDenialResponse, WebSocketDisconnect)),
+        client.websocket_connect("/ws", headers={"origin": EVIL}) as ws,
+    ):
+        ws.receive_text()
 
 
 def check_server_errors(client: TestClient) -> None:
