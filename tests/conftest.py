@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, settings
 
 from asgikit.types import ASGIApp, Message, Receive, Scope
 
-
 # Property tests judge behaviour, never speed: on a loaded 2-core CI machine a
 # fixed per-example deadline only produces flaky failures.
 settings.register_profile(
