@@ -1,4 +1,12 @@
-"""Building ``Set-Cookie`` values by RFC 6265 §4.1.1, refusing what would break them."""
+"""Building ``Set-Cookie`` values by RFC 6265 §4.1.1, refusing what would break them.
+
+A name outside the token grammar, a value outside ``cookie-octet``, an
+attribute with a control character or ``;``, and combinations browsers drop
+(``SameSite=None`` or ``Partitioned`` without ``Secure``) raise
+``ValueError`` when the header is built, never at the client.  Values are not
+quoted or encoded here: the caller chooses an encoding (base64, percent).
+Parsing the ``Cookie`` request header lives in ``datastructures``.
+"""
 
 from __future__ import annotations
 

@@ -59,6 +59,7 @@ class Headers(Mapping[str, str]):
         return index
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The first value of ``key``, or ``default``."""
         return self._lookup().get(key.lower(), default)
 
     def getlist(self, key: str) -> list[str]:
@@ -130,6 +131,7 @@ class MutableHeaders(Headers):
         self._index = None
 
     def setdefault(self, key: str, value: str) -> str:
+        """The value of ``key``; set it to ``value`` first if it is absent."""
         existing: str | None = self.get(key)
         if existing is not None:
             return existing
@@ -137,6 +139,7 @@ class MutableHeaders(Headers):
         return value
 
     def update(self, other: Mapping[str, str] | Iterable[tuple[str, str]] = (), /) -> None:
+        """Set each ``key: value`` of ``other``, replacing the fields of that name."""
         items = other.items() if isinstance(other, Mapping) else other
         for key, value in items:
             self[key] = value
@@ -193,3 +196,6 @@ def validate_header(name: bytes, value: bytes) -> None:
         raise ValueError(f"invalid header name: {name!r}")
     if b"\r" in value or b"\n" in value or b"\0" in value:
         raise ValueError(f"header value contains CR, LF or NUL: {value!r}")
+
+
+__all__ = ["Headers", "MutableHeaders", "validate_header"]

@@ -194,3 +194,6 @@ async def parse_multipart(
     finally:
         if not done:
             close_files_now(reader.items)
+
+
+__all__ = ["WRITE_BATCH", "parse_multipart"]

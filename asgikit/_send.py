@@ -3,11 +3,13 @@
 A middleware names the message types it wants to see; every other message —
 ``http.response.pathsend``, trailers, early hints, extensions nobody has
 written yet — goes through untouched, with every key it carries.
+``SentWatch`` is the other shape a middleware needs: a ``send`` that only
+notes whether the app has started its answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 from asgikit.datastructures import MutableHeaders
 from asgikit.types import Message, Send
@@ -55,4 +57,25 @@ def message_headers(message: Message) -> MutableHeaders:
     return MutableHeaders(raw=list(message.get("headers", ())))
 
 
-__all__ = ["Handler", "message_headers", "wrap_send"]
+class SentWatch:
+    """A ``send`` that notes whether a message of the watched types went out.
+
+    For a middleware that may still answer in the app's place: it can only do
+    so until the app has started its own answer (``http.response.start``, or
+    a handshake answer for a WebSocket).  Every message passes unchanged.
+    """
+
+    __slots__ = ("_kinds", "_send", "sent")
+
+    def __init__(self, send: Send, kinds: Collection[str]) -> None:
+        self._send = send
+        self._kinds = kinds
+        self.sent = False
+
+    async def __call__(self, message: Message) -> None:
+        if not self.sent and message["type"] in self._kinds:
+            self.sent = True
+        await self._send(message)
+
+
+__all__ = ["Handler", "SentWatch", "message_headers", "wrap_send"]

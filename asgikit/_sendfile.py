@@ -291,4 +291,4 @@ async def _send_empty(send: Send, status: int, headers: RawHeaders) -> bool:
     return True
 
 
-__all__ = ["FileRequest", "open_and_prefetch", "open_regular", "send_file"]
+__all__ = ["FileRequest", "Piece", "RawHeaders", "open_and_prefetch", "open_regular", "send_file"]

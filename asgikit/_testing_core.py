@@ -345,3 +345,6 @@ class _Config:
             raise_server_exceptions=self.raise_server_exceptions,
             denial_responses="websocket.http.response" in self.extensions,
         )
+
+
+__all__ = ["LifespanFailed", "ReadBody"]

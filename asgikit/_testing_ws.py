@@ -25,6 +25,7 @@ import httpx
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.types import ASGIApp, Message, Scope
 
+#: Starts a task in the client's task group (``_AppRunner.spawn``).
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 
 # RFC 6455 section 7.4.1: 1006 means no close frame was received.
@@ -245,7 +246,23 @@ def _json_payload(message: Message, mode: Literal["text", "binary"]) -> Any:
     return json.loads(_payload(message, "bytes" if mode == "binary" else "text"))
 
 
-class WebSocketTestSession:
+class _Session:
+    """What both sessions read from the handshake; the I/O differs (sync or async)."""
+
+    _exchange: _WebSocketExchange
+
+    @property
+    def accepted_subprotocol(self) -> str | None:
+        """The subprotocol the app chose, if any."""
+        return self._exchange.accepted_subprotocol
+
+    @property
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers the app added to its handshake response."""
+        return self._exchange.extra_headers
+
+
+class WebSocketTestSession(_Session):
     """A WebSocket connection to the app, used from synchronous test code.
 
     Returned by ``TestClient.websocket_connect()``. ``accepted_subprotocol``
@@ -257,16 +274,6 @@ class WebSocketTestSession:
     ) -> None:
         self._portal = portal
         self._exchange = exchange
-
-    @property
-    def accepted_subprotocol(self) -> str | None:
-        """The subprotocol the app chose, if any."""
-        return self._exchange.accepted_subprotocol
-
-    @property
-    def extra_headers(self) -> list[tuple[bytes, bytes]]:
-        """The headers the app added to its handshake response."""
-        return self._exchange.extra_headers
 
     def send(self, message: Message) -> None:
         """Send a raw ASGI message to the app's ``receive()``."""
@@ -305,7 +312,7 @@ class WebSocketTestSession:
         self._portal.call(self._exchange.close, code, reason)
 
 
-class AsyncWebSocketTestSession:
+class AsyncWebSocketTestSession(_Session):
     """A WebSocket connection to the app, used from async test code.
 
     Returned by ``AsyncTestClient.websocket_connect()``; the same API as
@@ -314,16 +321,6 @@ class AsyncWebSocketTestSession:
 
     def __init__(self, exchange: _WebSocketExchange) -> None:
         self._exchange = exchange
-
-    @property
-    def accepted_subprotocol(self) -> str | None:
-        """The subprotocol the app chose, if any."""
-        return self._exchange.accepted_subprotocol
-
-    @property
-    def extra_headers(self) -> list[tuple[bytes, bytes]]:
-        """The headers the app added to its handshake response."""
-        return self._exchange.extra_headers
 
     async def send(self, message: Message) -> None:
         """Send a raw ASGI message to the app's ``receive()``."""
@@ -381,6 +378,8 @@ def websocket_headers(
 __all__ = [
     "AsyncWebSocketTestSession",
     "ConnectionClosed",
+    "Spawn",
     "WebSocketDenialResponse",
     "WebSocketTestSession",
+    "websocket_headers",
 ]

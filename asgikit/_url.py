@@ -23,6 +23,16 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # A raw query string keeps its printable ASCII (escapes included); other bytes,
 # and '#' which would start a fragment, are percent-encoded.
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
+_ORIGIN_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _path_bytes(path: str) -> bytes:
+    """A decoded ASGI path as UTF-8, lone surrogates included (never an error)."""
+    try:
+        # A server that decoded undecodable bytes with "surrogateescape" gets them back.
+        return path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogatepass")
 
 
 class Address(NamedTuple):
@@ -56,6 +66,21 @@ def valid_host(host: str) -> bool:
         and "]" not in name
         and (not port or (port.isdigit() and len(port) <= 5))
     )
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]`` lower-cased, the scheme's default port dropped.
+
+    Two spellings of one origin (RFC 6454 §4) then compare equal as strings:
+    ``HTTPS://Example.com:443/`` is ``https://example.com``.
+    """
+    origin = origin.strip().rstrip("/").lower()
+    scheme, sep, rest = origin.partition("://")
+    host, colon, port = rest.rpartition(":")
+    # "]" in what follows the last colon: that colon was inside an IPv6 literal.
+    if sep and colon and "]" not in port and _ORIGIN_DEFAULT_PORTS.get(scheme) == port:
+        return f"{scheme}://{host}"
+    return origin
 
 
 class URL:
@@ -100,7 +125,8 @@ class URL:
             path = "/" + path
         query = scope.get("query_string", b"")
         query = quote(query, safe=_QUERY_SAFE) if query else ""
-        return cls._from_parts(SplitResult(scheme, host, quote(path, safe=_PATH_SAFE), query, ""))
+        path = quote(_path_bytes(path), safe=_PATH_SAFE)
+        return cls._from_parts(SplitResult(scheme, host, path, query, ""))
 
     @classmethod
     def _from_parts(cls, parts: SplitResult) -> URL:
@@ -118,30 +144,37 @@ class URL:
 
     @property
     def scheme(self) -> str:
+        """``http``, ``https``, ``ws`` or ``wss``."""
         return self.parts.scheme
 
     @property
     def netloc(self) -> str:
+        """``host[:port]`` as it appears in the URL."""
         return self.parts.netloc
 
     @property
     def path(self) -> str:
+        """The percent-encoded path."""
         return self.parts.path
 
     @property
     def query(self) -> str:
+        """The query string, without ``?``."""
         return self.parts.query
 
     @property
     def fragment(self) -> str:
+        """The fragment, without ``#`` (never sent by a client)."""
         return self.parts.fragment
 
     @property
     def hostname(self) -> str | None:
+        """The host, lower-cased, without port or IPv6 brackets."""
         return self.parts.hostname
 
     @property
     def port(self) -> int | None:
+        """The explicit port, or ``None`` (also for a port out of range)."""
         try:
             return self.parts.port
         except ValueError:
@@ -149,6 +182,7 @@ class URL:
 
     @property
     def is_secure(self) -> bool:
+        """Whether the scheme is ``https`` or ``wss``."""
         return self.scheme in ("https", "wss")
 
     def replace(self, **parts: str) -> URL:
@@ -220,3 +254,6 @@ def _is_under(path: str, root: str) -> bool:
     # "/apiary" is not under "/api": the prefix must end at a segment boundary.
     root = root.rstrip("/")
     return not root or path == root or path.startswith(root + "/")
+
+
+__all__ = ["URL", "Address", "full_path", "normalize_origin", "route_path", "valid_host"]

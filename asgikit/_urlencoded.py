@@ -93,3 +93,6 @@ async def parse_urlencoded(body: AsyncIterator[bytes], limits: FormLimits) -> Fo
         items.extend(parser.feed(chunk))
     items.extend(parser.close())
     return FormData(items)
+
+
+__all__ = ["UrlencodedParser", "parse_urlencoded"]

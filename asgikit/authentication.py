@@ -40,7 +40,7 @@ from asgikit.responses import PlainTextResponse, RedirectResponse
 from asgikit.types import ASGIApp, Receive, Scope, Send
 from asgikit.websockets import WebSocket
 
-F = TypeVar("F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class AuthenticationError(Exception):
@@ -193,7 +193,7 @@ def _connection_parameter(func: Callable[..., Any]) -> tuple[int, str]:
 
 def requires(
     *scopes: str, status_code: int = 403, redirect: str | None = None
-) -> Callable[[F], F]:
+) -> Callable[[_F], _F]:
     """Let the decorated handler run only for credentials with every one of ``scopes``.
 
     Works on request handlers (plain functions or methods, async or not) and
@@ -202,7 +202,7 @@ def requires(
     requested URL in ``?next=``.  A refused WebSocket is closed with 1008.
     """
 
-    def decorate(func: F) -> F:
+    def decorate(func: _F) -> _F:
         index, name = _connection_parameter(func)
 
         def connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
@@ -322,11 +322,13 @@ class BearerAuthBackend:
 
 __all__ = [
     "AuthCredentials",
+    "AuthResult",
     "AuthenticationBackend",
     "AuthenticationError",
     "BaseUser",
     "BasicAuthBackend",
     "BearerAuthBackend",
+    "OnError",
     "SimpleUser",
     "UnauthenticatedUser",
     "authentication",

@@ -1,4 +1,11 @@
-"""Work that runs after the response body has been sent."""
+"""Work that runs after the response body has been sent.
+
+A response runs its ``background`` once its last body message is out, still
+inside the ASGI call: the client has its answer, and the app returns when the
+task is done.  Async functions are awaited; sync ones run in a worker
+thread.  Nothing here retries, queues across requests or
+outlives the process: use a job queue for that.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from typing import Any, ParamSpec
 
 import anyio.to_thread
 
-P = ParamSpec("P")
+_P = ParamSpec("_P")
 
 
 class BackgroundTask:
@@ -20,7 +27,7 @@ class BackgroundTask:
 
     __slots__ = ("args", "func", "is_async", "kwargs")
 
-    def __init__(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
+    def __init__(self, func: Callable[_P, Any], *args: _P.args, **kwargs: _P.kwargs) -> None:
         self.func = func
         self.args = args
         self.kwargs = kwargs
@@ -44,7 +51,7 @@ class BackgroundTasks(BackgroundTask):
     def __init__(self, tasks: Sequence[BackgroundTask] | None = None) -> None:
         self.tasks = list(tasks) if tasks else []
 
-    def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
+    def add_task(self, func: Callable[_P, Any], *args: _P.args, **kwargs: _P.kwargs) -> None:
         """Queue ``func(*args, **kwargs)`` to run after the response."""
         self.tasks.append(BackgroundTask(func, *args, **kwargs))
 

@@ -58,12 +58,29 @@ class BroadcastBackend(Protocol):
     ``next_published`` waits for the next message on a subscribed channel.
     """
 
-    async def connect(self) -> None: ...
-    async def disconnect(self) -> None: ...
-    async def subscribe(self, channel: str) -> None: ...
-    async def unsubscribe(self, channel: str) -> None: ...
-    async def publish(self, channel: str, message: Message) -> None: ...
-    async def next_published(self) -> Event: ...
+    async def connect(self) -> None:
+        """Open the connection (called when the ``Broadcast`` starts)."""
+        ...
+
+    async def disconnect(self) -> None:
+        """Close the connection (called when the ``Broadcast`` stops)."""
+        ...
+
+    async def subscribe(self, channel: str) -> None:
+        """Start receiving ``channel``'s messages."""
+        ...
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop receiving ``channel``'s messages."""
+        ...
+
+    async def publish(self, channel: str, message: Message) -> None:
+        """Send ``message`` to every subscriber of ``channel`` the backend reaches."""
+        ...
+
+    async def next_published(self) -> Event:
+        """The next message on any subscribed channel."""
+        ...
 
 
 class MemoryBackend:
@@ -327,6 +344,7 @@ __all__ = [
     "BroadcastBackend",
     "Event",
     "MemoryBackend",
+    "Message",
     "RedisBackend",
     "SlowSubscriber",
     "Subscription",

@@ -16,10 +16,10 @@ from typing import Any, Generic, ParamSpec, overload
 from asgikit._send import message_headers, wrap_send
 from asgikit.types import ASGIApp, Layer
 
-P = ParamSpec("P")
+_P = ParamSpec("_P")
 
 
-class Middleware(Generic[P]):
+class Middleware(Generic[_P]):
     """Turns ``build(app, **options) -> app`` into a middleware of the asgikit shape.
 
     ``mw(app, **options)`` and ``mw(app=app, **options)`` give the wrapped app;
@@ -32,9 +32,9 @@ class Middleware(Generic[P]):
         functools.update_wrapper(self, build)
 
     @overload
-    def __call__(self, app: ASGIApp, *args: P.args, **kwargs: P.kwargs) -> ASGIApp: ...
+    def __call__(self, app: ASGIApp, *args: _P.args, **kwargs: _P.kwargs) -> ASGIApp: ...
     @overload
-    def __call__(self, app: None = None, *args: P.args, **kwargs: P.kwargs) -> Layer: ...
+    def __call__(self, app: None = None, *args: _P.args, **kwargs: _P.kwargs) -> Layer: ...
     def __call__(self, app: ASGIApp | None = None, *args: Any, **kwargs: Any) -> Any:
         if app is not None:
             return _record_inner(self._build(app, *args, **kwargs), app)

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-T = TypeVar("T")
-D = TypeVar("D")
+_T = TypeVar("_T")
+_D = TypeVar("_D")
 
 
 class ConfigError(ValueError):
@@ -177,7 +177,8 @@ def _unquote(raw: str, where: str) -> str:
         quote = raw[0]
         end = raw.find(quote, 1)
         if quote == '"':
-            # Find the closing quote that is not escaped.
+            # Double quotes take backslash escapes (as a shell does), so an
+            # escaped quote does not end the value.
             end = 1
             while end < len(raw) and raw[end] != '"':
                 end += 2 if raw[end] == "\\" else 1
@@ -241,11 +242,11 @@ class Config:
     @overload
     def __call__(self, key: str) -> str: ...
     @overload
-    def __call__(self, key: str, cast: Callable[[str], T]) -> T: ...
+    def __call__(self, key: str, cast: Callable[[str], _T]) -> _T: ...
     @overload
-    def __call__(self, key: str, *, default: D) -> str | D: ...
+    def __call__(self, key: str, *, default: _D) -> str | _D: ...
     @overload
-    def __call__(self, key: str, cast: Callable[[str], T], default: D) -> T | D: ...
+    def __call__(self, key: str, cast: Callable[[str], _T], default: _D) -> _T | _D: ...
     def __call__(
         self, key: str, cast: Callable[[str], Any] | None = None, default: Any = _UNDEFINED
     ) -> Any:

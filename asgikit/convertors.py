@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
-class Convertor(Generic[T]):
+class Convertor(Generic[_T]):
     """Turns one path segment (or more, for ``path``) into a value and back.
 
     ``regex`` is what the segment must match; ``convert`` may still raise
@@ -26,10 +26,12 @@ class Convertor(Generic[T]):
 
     regex: ClassVar[str] = ""
 
-    def convert(self, value: str) -> T:
+    def convert(self, value: str) -> _T:
+        """The value a matched segment stands for; ``ValueError`` refuses the match."""
         raise NotImplementedError
 
-    def to_string(self, value: T) -> str:
+    def to_string(self, value: _T) -> str:
+        """The path text for ``value`` (reverse URLs); ``ValueError`` if it has none."""
         raise NotImplementedError
 
 

@@ -2,7 +2,8 @@
 
 Everything here is built lazily from ASGI scope parts.  Query strings parse
 by the URL standard (``application/x-www-form-urlencoded``), the ``Cookie``
-header by RFC 6265 §5.4 as browsers send it.  ``URL`` lives in ``_url`` and
+header by RFC 6265 §5.4 as browsers send it, ``Accept-Encoding`` weights by
+RFC 9110 §12.5.3.  ``URL`` lives in ``_url`` and
 ``Headers`` in ``_headers``; both are re-exported here.
 """
 
@@ -13,12 +14,14 @@ from typing import Any, TypeVar, overload
 from urllib.parse import parse_qsl, urlencode
 
 from asgikit._headers import Headers, MutableHeaders, validate_header
-from asgikit._url import URL, Address, full_path, route_path, valid_host
+from asgikit._url import URL, Address, full_path, normalize_origin, route_path, valid_host
 
 _T = TypeVar("_T")
 
 #: Default cap on the number of ``name=value`` pairs in a query string.
 MAX_QUERY_FIELDS = 1000
+#: Default cap on the number of ``Accept-Encoding`` members looked at.
+MAX_ACCEPT_CODINGS = 32
 
 
 class ImmutableMultiDict(Mapping[str, _T]):
@@ -124,6 +127,49 @@ def parse_cookie_header(header: str, *, max_cookies: int = 200) -> dict[str, str
     return cookies
 
 
+def parse_accept_encoding(
+    value: str, *, max_codings: int = MAX_ACCEPT_CODINGS
+) -> dict[str, float]:
+    """The q-value of each content coding an ``Accept-Encoding`` value names.
+
+    RFC 9110 §12.5.3: ``coding [ ;q=qvalue ]``, names compared
+    case-insensitively; ``x-gzip`` counts as ``gzip`` (§8.4.1.3).  A member
+    whose q-value is malformed is ignored; a coding listed twice keeps its
+    lower weight, so ``q=0`` anywhere means never.  Only the first
+    ``max_codings`` members are read.  Never raises.
+    """
+    weights: dict[str, float] = {}
+    for member in value.split(",", max_codings)[:max_codings]:
+        coding, _, params = member.partition(";")
+        coding = coding.strip(" \t").lower()
+        if not coding:
+            continue
+        q: float | None = 1.0
+        if params:
+            for param in params.split(";"):
+                key, _, number = param.partition("=")
+                if key.strip(" \t").lower() == "q":
+                    q = _qvalue(number.strip(" \t"))
+        if q is None:
+            continue
+        if coding == "x-gzip":
+            coding = "gzip"
+        weights[coding] = min(q, weights.get(coding, q))
+    return weights
+
+
+def _qvalue(text: str) -> float | None:
+    # RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+    whole, _, fraction = text.partition(".")
+    if whole not in ("0", "1") or len(fraction) > 3:
+        return None
+    if fraction and not (fraction.isascii() and fraction.isdigit()):
+        return None
+    if whole == "1" and fraction.strip("0"):
+        return None
+    return float(text)
+
+
 class State:
     """Attribute access over a dict: ``request.state.db`` is ``scope["state"]["db"]``."""
 
@@ -163,6 +209,8 @@ class State:
 
 
 __all__ = [
+    "MAX_ACCEPT_CODINGS",
+    "MAX_QUERY_FIELDS",
     "URL",
     "Address",
     "Headers",
@@ -171,6 +219,8 @@ __all__ = [
     "QueryParams",
     "State",
     "full_path",
+    "normalize_origin",
+    "parse_accept_encoding",
     "parse_cookie_header",
     "route_path",
     "valid_host",

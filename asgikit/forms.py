@@ -36,6 +36,7 @@ import anyio.to_thread
 
 from asgikit.datastructures import Headers, ImmutableMultiDict
 from asgikit.exceptions import HTTPException
+from asgikit.requests import _longer_than
 from asgikit.types import Scope
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ async def _limited_stream(
     too_large = HTTPException(413, f"Form body larger than {max_body_size} bytes (max_body_size)")
     if max_body_size is not None:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_size:
+        if declared is not None and _longer_than(declared, max_body_size):
             raise too_large
     seen = 0
     chunks = request.stream()
@@ -318,4 +319,15 @@ class FormContext:
                 await self._form.close()
 
 
-__all__ = ["FormContext", "FormData", "FormLimits", "UploadFile", "read_form"]
+__all__ = [
+    "FORMS_SCOPE_KEY",
+    "FormContext",
+    "FormData",
+    "FormLimits",
+    "UploadFile",
+    "close_files_now",
+    "close_request_forms",
+    "new_upload",
+    "parse_content_type",
+    "read_form",
+]

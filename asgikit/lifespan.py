@@ -24,7 +24,7 @@ from asgikit.types import ASGIApp, Receive, Scope, Send
 
 Handler = Callable[[], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 
-logger = logging.getLogger("asgikit.lifespan")
+_logger = logging.getLogger("asgikit.lifespan")
 
 
 def _describe(exc: BaseException) -> str:
@@ -49,7 +49,7 @@ def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
         try:
             state = await context.__aenter__()
         except Exception as exc:
-            logger.exception("lifespan start-up failed")
+            _logger.exception("lifespan start-up failed")
             await send({"type": "lifespan.startup.failed", "message": _describe(exc)})
             return
         if state:
@@ -58,7 +58,7 @@ def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
                 try:
                     await context.__aexit__(None, None, None)
                 except Exception:
-                    logger.exception("lifespan shutdown failed")
+                    _logger.exception("lifespan shutdown failed")
                 reason = (
                     "the handler yielded state but the server does not support "
                     "lifespan state (ASGI spec 2.3)"
@@ -88,7 +88,7 @@ def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
             try:
                 await context.__aexit__(None, None, None)
             except Exception as exc:
-                logger.exception("lifespan shutdown failed")
+                _logger.exception("lifespan shutdown failed")
                 shutdown_error = _describe(exc)
         if shutdown_error is not None:
             await send({"type": "lifespan.shutdown.failed", "message": shutdown_error})
@@ -98,4 +98,4 @@ def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
     return lifespan_app
 
 
-__all__ = ["lifespan"]
+__all__ = ["Handler", "lifespan"]

@@ -179,6 +179,19 @@ class HTTPConnection(Mapping[str, Any]):
         return self.url.replace(path=path, query=query, fragment="")
 
 
+def _longer_than(content_length: str, limit: int) -> bool:
+    """Whether a ``Content-Length`` value declares more than ``limit`` bytes.
+
+    Only ASCII digits count (``"²".isdigit()`` is true, ``int("²")`` fails),
+    and thousands of them are never given to ``int()`` (a ``ValueError`` past
+    ``sys.get_int_max_str_digits()``); anything else is no declaration at all.
+    """
+    digits = content_length.lstrip("0")
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    return len(digits) > 18 or int(digits) > limit
+
+
 class Request(HTTPConnection):
     """An HTTP request.  ``Request(scope, receive)``; cheap to build, lazy to read."""
 
@@ -285,7 +298,7 @@ class Request(HTTPConnection):
         self._check_unconsumed()
         if max_size is not None:
             declared = self.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > max_size:
+            if declared is not None and _longer_than(declared, max_size):
                 raise HTTPException(413, f"Request body larger than {max_size} bytes")
         have = sum(len(c) for c in self._buffer)
         while (chunk := await self._next_chunk()) is not None:
@@ -341,4 +354,11 @@ class Request(HTTPConnection):
         return state.disconnected
 
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "DisconnectState", "HTTPConnection", "Request"]
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "DisconnectState",
+    "HTTPConnection",
+    "Request",
+    "disconnect_state",
+    "empty_receive",
+]

@@ -213,6 +213,7 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
+        """``content`` as compact UTF-8 JSON."""
         return _encode_json(content).encode("utf-8")
 
 
@@ -266,4 +267,5 @@ __all__ = [
     "RedirectResponse",
     "Response",
     "http_exception_response",
+    "wants_json",
 ]

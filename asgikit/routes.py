@@ -156,7 +156,32 @@ class BaseRoute:
         return None if rest else path
 
 
-class Route(BaseRoute):
+class _EndpointRoute(BaseRoute):
+    """A path and its endpoint: a handler (wrapped once into an app) or an ASGI app."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Any,
+        name: str | None,
+        handler_app: Callable[[Any], ASGIApp],
+    ) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"route paths start with '/': {path!r}")
+        self.path = compile_path(path)
+        self.endpoint = endpoint
+        self.name = name if name is not None else getattr(endpoint, "__name__", None)
+        self.is_handler = _is_handler(endpoint)
+        self.app: ASGIApp = handler_app(endpoint) if self.is_handler else endpoint
+
+    def lifespan_app(self) -> ASGIApp | None:
+        return None if self.is_handler else self.app
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path.template!r}, name={self.name!r})"
+
+
+class Route(_EndpointRoute):
     """An HTTP route; see ``route``."""
 
     def __init__(
@@ -167,13 +192,7 @@ class Route(BaseRoute):
         methods: Iterable[str] | None = None,
         name: str | None = None,
     ) -> None:
-        if not path.startswith("/"):
-            raise ValueError(f"route paths start with '/': {path!r}")
-        self.path = compile_path(path)
-        self.endpoint = endpoint
-        self.name = name if name is not None else getattr(endpoint, "__name__", None)
-        self.is_handler = _is_handler(endpoint)
-        self.app: ASGIApp = request_handler_app(endpoint) if self.is_handler else endpoint
+        super().__init__(path, endpoint, name, request_handler_app)
         if methods is None:
             self.methods: frozenset[str] | None = (
                 frozenset({"GET", "HEAD"}) if self.is_handler else None
@@ -184,9 +203,6 @@ class Route(BaseRoute):
                 upper.add("HEAD")
             self.methods = frozenset(upper)
 
-    def lifespan_app(self) -> ASGIApp | None:
-        return None if self.is_handler else self.app
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the endpoint (the method is checked; the path is not)."""
         if self.methods is not None and scope.get("method") not in self.methods:
@@ -194,30 +210,16 @@ class Route(BaseRoute):
             return
         await self.app(scope, receive, send)
 
-    def __repr__(self) -> str:
-        return f"Route({self.path.template!r}, name={self.name!r})"
 
-
-class WebSocketRoute(BaseRoute):
+class WebSocketRoute(_EndpointRoute):
     """A WebSocket route; see ``websocket_route``."""
 
     def __init__(self, path: str, endpoint: Any, *, name: str | None = None) -> None:
-        if not path.startswith("/"):
-            raise ValueError(f"route paths start with '/': {path!r}")
-        self.path = compile_path(path)
-        self.endpoint = endpoint
-        self.name = name if name is not None else getattr(endpoint, "__name__", None)
-        self.is_handler = _is_handler(endpoint)
-        self.app: ASGIApp = websocket_handler_app(endpoint) if self.is_handler else endpoint
-
-    def lifespan_app(self) -> ASGIApp | None:
-        return None if self.is_handler else self.app
+        super().__init__(path, endpoint, name, websocket_handler_app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the endpoint."""
         await self.app(scope, receive, send)
-
-    def __repr__(self) -> str:
-        return f"WebSocketRoute({self.path.template!r}, name={self.name!r})"
 
 
 def _find_router(app: Any) -> Any:
@@ -230,6 +232,26 @@ def _find_router(app: Any) -> Any:
             return None
         app = inner
     return None
+
+
+def _below(own: str | None, name: str) -> str | None:
+    """``name`` as the app inside a named mount or host knows it, or ``None``.
+
+    ``"admin:users"`` is ``"users"`` inside the entry named ``admin``; an
+    unnamed entry passes every name through.
+    """
+    if own is None:
+        return name
+    prefix = own + ":"
+    return name[len(prefix) :] if name.startswith(prefix) else None
+
+
+def _inner_url_path_for(app: ASGIApp, name: str, params: dict[str, Any]) -> str | None:
+    router = _find_router(app)
+    if router is None:
+        return None
+    found: str | None = router._url_path_for(name, params)
+    return found
 
 
 class Mount(BaseRoute):
@@ -258,12 +280,8 @@ class Mount(BaseRoute):
             if rest:
                 return None
             return path + "/" + str(inner).lstrip("/") if inner is not None else path + "/"
-        if self.name is not None:
-            if not name.startswith(self.name + ":"):
-                return None
-            name = name[len(self.name) + 1 :]
-        router = _find_router(self.app)
-        if router is None:
+        inner_name = _below(self.name, name)
+        if inner_name is None:
             return None
         mine = {k: v for k, v in params.items() if k in self.path.convertors}
         try:
@@ -271,7 +289,7 @@ class Mount(BaseRoute):
         except KeyError:
             return None
         rest = {k: v for k, v in params.items() if k not in self.path.convertors}
-        inner_path: str | None = router._url_path_for(name, rest)
+        inner_path = _inner_url_path_for(self.app, inner_name, rest)
         return None if inner_path is None else prefix + inner_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -294,12 +312,14 @@ class Host(BaseRoute):
         self.name = name
 
     def match_host(self, scope: Scope) -> dict[str, Any] | None:
+        """The host parameters if the request's ``Host`` matches the pattern, else ``None``."""
         for key, value in scope.get("headers", ()):
             if key == b"host":
                 hostname = value.decode("latin-1").lower()
                 break
         else:
             return None
+        # RFC 3986 §3.2.2: an IPv6 literal is bracketed and holds colons.
         if hostname.startswith("["):
             hostname = hostname[: hostname.find("]") + 1]
         else:
@@ -310,16 +330,12 @@ class Host(BaseRoute):
         return self.app
 
     def url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
-        if self.name is not None:
-            if not name.startswith(self.name + ":"):
-                return None
-            name = name[len(self.name) + 1 :]
-        router = _find_router(self.app)
-        if router is None:
+        inner_name = _below(self.name, name)
+        if inner_name is None:
             return None
+        # The host's own parameters name the host, not a path: they are dropped.
         rest = {k: v for k, v in params.items() if k not in self.host.convertors}
-        found: str | None = router._url_path_for(name, rest)
-        return found
+        return _inner_url_path_for(self.app, inner_name, rest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
@@ -348,7 +364,9 @@ __all__ = [
     "BaseRoute",
     "Host",
     "Mount",
+    "RequestHandler",
     "Route",
+    "WebSocketHandler",
     "WebSocketRoute",
     "answer_http_exception",
     "deny_websocket",

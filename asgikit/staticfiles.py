@@ -36,7 +36,7 @@ import anyio.to_thread
 
 from asgikit._safepath import is_within, request_segments
 from asgikit._sendfile import FileRequest, open_and_prefetch, send_file
-from asgikit.datastructures import full_path, route_path
+from asgikit.datastructures import full_path, parse_accept_encoding, route_path
 from asgikit.exceptions import HTTPException
 from asgikit.files import guess_media_type
 from asgikit.responses import RedirectResponse, http_exception_response
@@ -57,24 +57,7 @@ def accepted_encodings(value: str) -> tuple[str, ...]:
     q-value above 0; a malformed member is ignored.  Equal q-values prefer
     ``br``.  ``x-gzip`` counts as ``gzip`` (§8.4.1.3).
     """
-    weights: dict[str, float] = {}
-    for member in value.split(","):
-        name, _, params = member.partition(";")
-        name = name.strip(" \t").lower()
-        if name == "x-gzip":
-            name = "gzip"
-        q = 1.0
-        params = params.strip(" \t")
-        if params:
-            key, equals, number = params.partition("=")
-            if not equals or key.strip(" \t").lower() != "q":
-                continue
-            q_value = _qvalue(number.strip(" \t"))
-            if q_value is None:
-                continue
-            q = q_value
-        if name and name not in weights:
-            weights[name] = q
+    weights = parse_accept_encoding(value)
     star = weights.get("*", 0.0)
     ranked = [
         (-weights.get(coding, star), index, coding)
@@ -82,17 +65,6 @@ def accepted_encodings(value: str) -> tuple[str, ...]:
         if weights.get(coding, star) > 0
     ]
     return tuple(coding for _, _, coding in sorted(ranked))
-
-
-def _qvalue(text: str) -> float | None:
-    # §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-    whole, _, fraction = text.partition(".")
-    if whole not in ("0", "1") or len(fraction) > 3:
-        return None
-    if fraction and not (fraction.isascii() and fraction.isdigit()):
-        return None
-    q = float(text)
-    return q if q <= 1 else None
 
 
 class _Found:

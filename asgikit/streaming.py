@@ -174,4 +174,10 @@ class StreamingResponse(Response):
         await send({"type": "http.response.body", "body": b""})
 
 
-__all__ = ["StreamingResponse", "close_iterator", "iterate_in_threadpool", "run_until_disconnect"]
+__all__ = [
+    "Content",
+    "StreamingResponse",
+    "close_iterator",
+    "iterate_in_threadpool",
+    "run_until_disconnect",
+]

@@ -115,4 +115,4 @@ class Jinja2Templates:
         )
 
 
-__all__ = ["Jinja2Templates", "TemplateResponse"]
+__all__ = ["ContextProcessor", "Directory", "Jinja2Templates", "TemplateResponse"]

@@ -268,7 +268,11 @@ class WebSocket(HTTPConnection):
             data = message.get("bytes")
         if data is None:
             raise RuntimeError("the WebSocket message has neither text nor bytes")
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            # Deep nesting ("[[[[...") exhausts the decoder's stack: still malformed input.
+            raise ValueError("malformed JSON: nested too deeply") from None
 
     def iter_text(self) -> AsyncIterator[str]:
         """Text messages until the client disconnects (then the loop just ends)."""
@@ -299,4 +303,4 @@ class WebSocket(HTTPConnection):
             await self.send_text(text)
 
 
-__all__ = ["WebSocket", "WebSocketState"]
+__all__ = ["HeadersArg", "WebSocket", "WebSocketState"]

@@ -45,10 +45,22 @@ def http_scope(
 
 
 def make_receive(body: bytes = b"") -> Callable[[], Any]:
+    """A request's ``receive``: the body in one message, then wait like a live client.
+
+    After the body a real server's ``receive`` blocks until the client leaves;
+    apps that watch for ``http.disconnect`` while they stream (file and
+    streaming responses) need that, or their listener would spin.
+    """
     message = {"type": "http.request", "body": body, "more_body": False}
+    sent = False
 
     async def receive() -> dict[str, Any]:
-        return message
+        nonlocal sent
+        if not sent:
+            sent = True
+            return message
+        await asyncio.get_running_loop().create_future()  # until cancelled
+        raise AssertionError("unreachable")
 
     return receive
 
@@ -68,11 +80,10 @@ class Sink:
 
 
 async def _time_app(app: App, scope: dict[str, Any], body: bytes, n: int) -> float:
-    receive = make_receive(body)
     sink = Sink()
     start = time.perf_counter_ns()
     for _ in range(n):
-        await app(dict(scope), receive, sink)
+        await app(dict(scope), make_receive(body), sink)
     elapsed = time.perf_counter_ns() - start
     if sink.status >= 400 or sink.status == 0:
         raise RuntimeError(f"{app!r} answered {sink.status}")
@@ -143,11 +154,18 @@ def cpu_model() -> str:
 
 
 def machine() -> str:
-    return f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}, {platform.system()}"
+    """Python implementation and version, architecture, OS."""
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{python}, {platform.machine()}, {platform.system()}"
 
 
 def report(title: str, timings: dict[str, float], *, floor: str = "raw") -> str:
-    lines = [f"### {title}", "", "| app | µs/request | × raw | Starlette ÷ this |", "|---|---:|---:|---:|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| app | µs/request | × raw | Starlette ÷ this |",  # noqa: RUF001
+        "|---|---:|---:|---:|",
+    ]
     base = timings.get(floor)
     starlette = timings.get("starlette")
     for name, value in timings.items():
@@ -165,8 +183,8 @@ def ratio_table(
     subject: str = "asgikit",
     against: Sequence[str] = ("starlette", "blacksheep"),
 ) -> str:
-    """A table of µs/request, × the floor, and how many times faster ``subject`` is."""
-    head = ["app", "µs/request", f"× {floor}"]
+    """A table of µs/request, the ratio to the floor, and each app's speed-up on the others."""
+    head = ["app", "µs/request", f"x {floor}"]
     head += [f"{other} ÷ this" for other in against if other in timings]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |"]
     lines.append("|---|" + "---:|" * (len(head) - 1))

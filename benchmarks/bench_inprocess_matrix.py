@@ -40,14 +40,14 @@ from urllib.parse import parse_qsl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import anyio.to_thread  # noqa: E402
-from _harness import call_once, compare, http_scope, machine, ratio_table  # noqa: E402
-
-from asgikit import JSONResponse, PlainTextResponse, Request, route, router  # noqa: E402
+import anyio.to_thread
+from _harness import call_once, compare, http_scope, machine, ratio_table
 
 # BlackSheep resolves handler annotations in this module's globals.
-from blacksheep import Request as BRequest  # noqa: E402
-from blacksheep import Response as BResponse  # noqa: E402
+from blacksheep import Request as BRequest
+from blacksheep import Response as BResponse
+
+from asgikit import JSONResponse, PlainTextResponse, Request, route, router
 
 FILE_SIZE = 1024 * 1024
 CHUNK = 64 * 1024
@@ -287,7 +287,6 @@ def blacksheep_apps() -> tuple[Any, Any, Callable[[], Awaitable[Any]]]:
     from blacksheep import text as btext
     from blacksheep.server.compression import GzipMiddleware
     from blacksheep.server.responses import file as bfile
-
     from blacksheep.server.routing import Router as BRouter
 
     app = Application(show_error_details=False, router=BRouter())
@@ -421,7 +420,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="a tenth of the requests")
+    parser.add_argument("--json", help="also write the medians (µs/request) to this file")
     args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
     blacksheep, blacksheep_layered, start_blacksheep = blacksheep_apps()
     asgikit, asgikit_layered = asgikit_apps()
     starlette, starlette_layered = starlette_apps()
@@ -437,9 +438,14 @@ def main() -> None:
         apps = layered if scope["path"].startswith("/mw/") else plain
         asyncio.run(_check(apps, start_blacksheep, title, scope, body))
         count = max(n // 10, 20) if args.quick else n
-        timings = compare(apps, scope, body, n=count, rounds=args.rounds, startup=[start_blacksheep])
+        timings = compare(
+            apps, scope, body, n=count, rounds=args.rounds, startup=[start_blacksheep]
+        )
+        results[title] = timings
         print(ratio_table(title, timings))
         print(flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgikit._send import message_headers, wrap_send
+from asgikit._send import SentWatch, message_headers, wrap_send
 from asgikit.types import Message
 from tests.conftest import SendRecorder
 
@@ -80,3 +80,15 @@ def test_message_headers_copies_the_list() -> None:
     assert message["headers"] == [(b"a", b"1")]
     assert headers.raw == [(b"b", b"2")]
     assert message_headers({"type": "http.response.start"}).raw == []
+
+
+async def test_sent_watch_notes_the_watched_type_and_passes_every_message() -> None:
+    inner = SendRecorder()
+    watch = SentWatch(inner, ("http.response.start",))
+    early = {"type": "http.response.early_hint", "links": []}
+    await watch(early)
+    assert not watch.sent
+    start = {"type": "http.response.start", "status": 200, "headers": []}
+    await watch(start)
+    assert watch.sent
+    assert inner.messages == [early, start]

@@ -3,3 +3,5 @@
 Import a piece from its module (``asgikit.middleware.cors``) or from
 ``asgikit`` itself; this package deliberately re-exports nothing.
 """
+
+__all__: list[str] = []

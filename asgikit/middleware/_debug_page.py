@@ -107,4 +107,4 @@ def debug_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-__all__ = ["debug_page", "debug_text"]
+__all__ = ["CONTEXT_LINES", "MAX_CHAIN", "MAX_REPR", "debug_page", "debug_text"]

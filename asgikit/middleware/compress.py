@@ -4,10 +4,11 @@ The coding is chosen by the client's ``Accept-Encoding`` (RFC 9110 §12.5.3):
 the highest q-value wins, ``q=0`` means never, ``*`` stands for codings the
 client did not name, ties go to the server's order (``zstd``, ``br``,
 ``gzip``), and an explicit ``identity`` weighted above all of them means no
-compression.  A body sent in one message is compressed at once and gets the
-new ``Content-Length``; a streamed body is compressed chunk by chunk, each
-chunk flushed so it reaches the client as soon as it is produced, and loses
-its ``Content-Length``.  A strong ``ETag`` is weakened (the compressed bytes
+compression; the negotiation and the encoders live in ``_encoding``.  A body
+sent in one message is compressed at once and gets the new
+``Content-Length``; a streamed body is compressed chunk by chunk, each chunk
+flushed so it reaches the client as soon as it is produced, and loses its
+``Content-Length``.  A strong ``ETag`` is weakened (the compressed bytes
 are a different representation, RFC 9110 §8.8.1) and ``Vary:
 Accept-Encoding`` is added.
 
@@ -16,18 +17,22 @@ Left alone: bodies under ``minimum_size``, responses that already have a
 ``text/event-stream``, already-compressed media types (images, audio, video,
 archives, web fonts), HEAD requests, and ``http.response.pathsend``
 responses (the server sends the file as it is).  WebSocket and lifespan
-scopes pass straight through.
+scopes pass straight through.  A body is never buffered beyond one message.
 """
 
 from __future__ import annotations
 
-import re
-import zlib
 from collections.abc import Collection, Sequence
-from typing import Any, Protocol
 
 from asgikit._send import wrap_send
 from asgikit.composition import middleware
+from asgikit.middleware._encoding import (
+    Encoder,
+    compress_whole,
+    load_encodings,
+    new_encoder,
+    select_encoding,
+)
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.middleware._http import RawHeaders, add_vary
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,8 +66,6 @@ DEFAULT_SKIP_MEDIA_TYPES = frozenset(
     }
 )
 
-# RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 # Lengths of the response header names compress reads: other names are
 # skipped without lower-casing them (most headers, on every response).
 _SKIP_LENGTHS = frozenset(
@@ -76,94 +79,7 @@ _SKIP_LENGTHS = frozenset(
     )
 )
 _START_LENGTHS = frozenset((len(b"content-length"), len(b"etag")))
-_MAX_CODINGS = 32  # entries of Accept-Encoding looked at; the rest is ignored
 _CACHE_SIZE = 256  # distinct Accept-Encoding values remembered per instance
-
-
-def select_encoding(accept_encoding: str, available: Sequence[str]) -> str | None:
-    """The coding of ``available`` (in server preference order) to use, or ``None``.
-
-    ``None`` means send the body as it is: nothing acceptable was offered,
-    or the client prefers ``identity``.  Malformed entries are ignored; this
-    never raises for any header value.
-    """
-    weights: dict[str, float] = {}
-    for entry in accept_encoding.split(",", _MAX_CODINGS)[:_MAX_CODINGS]:
-        coding, _, params = entry.partition(";")
-        coding = coding.strip().lower()
-        if not coding:
-            continue
-        q: float | None = 1.0
-        if params:
-            for param in params.split(";"):
-                key, _, value = param.partition("=")
-                if key.strip().lower() == "q":
-                    value = value.strip()
-                    q = float(value) if _QVALUE.fullmatch(value) else None
-        if q is None:
-            continue
-        if coding == "x-gzip":  # RFC 9110 §8.4.1.3
-            coding = "gzip"
-        # A coding listed twice gets its lower weight: q=0 anywhere means never.
-        weights[coding] = min(q, weights.get(coding, q))
-    star = weights.get("*")
-    best: str | None = None
-    best_q = 0.0
-    for coding in available:
-        q = weights.get(coding, star if star is not None else 0.0)
-        if q > best_q:
-            best, best_q = coding, q
-    # Only an explicit "identity;q=..." competes: an unlisted identity is
-    # merely acceptable (§12.5.3), not preferred over what was listed.
-    identity_q = weights.get("identity", 0.0)
-    if best is None or identity_q > best_q:
-        return None
-    return best
-
-
-class _Encoder(Protocol):
-    def chunk(self, data: bytes) -> bytes: ...
-    def last(self, data: bytes) -> bytes: ...
-
-
-class _Gzip:
-    def __init__(self, level: int) -> None:
-        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)  # 16 + 15: gzip framing
-
-    def chunk(self, data: bytes) -> bytes:
-        return self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH)
-
-    def last(self, data: bytes) -> bytes:
-        return self._z.compress(data) + self._z.flush(zlib.Z_FINISH)
-
-
-class _Brotli:
-    def __init__(self, module: Any, quality: int) -> None:
-        self._b = module.Compressor(quality=quality)
-
-    def chunk(self, data: bytes) -> bytes:
-        out: bytes = self._b.process(data) + self._b.flush()
-        return out
-
-    def last(self, data: bytes) -> bytes:
-        out: bytes = self._b.process(data) + self._b.finish()
-        return out
-
-
-class _Zstd:
-    def __init__(self, module: Any, level: int) -> None:
-        # One ZstdCompressor per response: its context is not shareable
-        # between interleaved streams.
-        self._module = module
-        self._z = module.ZstdCompressor(level=level).compressobj()
-
-    def chunk(self, data: bytes) -> bytes:
-        out: bytes = self._z.compress(data) + self._z.flush(self._module.COMPRESSOBJ_FLUSH_BLOCK)
-        return out
-
-    def last(self, data: bytes) -> bytes:
-        out: bytes = self._z.compress(data) + self._z.flush()
-        return out
 
 
 @middleware
@@ -200,24 +116,6 @@ def compress(
     )
 
 
-def _load(encoding: str, required: bool) -> Any:
-    names = {"br": "brotli", "zstd": "zstandard", "gzip": None}
-    if encoding not in names:
-        raise ValueError(f"unknown encoding {encoding!r}; choose from gzip, br, zstd")
-    module_name = names[encoding]
-    if module_name is None:
-        return zlib
-    try:
-        return __import__(module_name)
-    except ImportError:
-        if required:
-            raise ImportError(
-                f"encoding {encoding!r} needs the {module_name!r} package "
-                f"(pip install 'asgikit[{'brotli' if encoding == 'br' else 'zstd'}]')"
-            ) from None
-        return None
-
-
 class _Compress:
     def __init__(
         self,
@@ -233,16 +131,10 @@ class _Compress:
     ) -> None:
         if minimum_size < 0:
             raise ValueError("minimum_size must not be negative")
-        if isinstance(encodings, str):
-            raise TypeError("encodings must be a list, not a single string")
         self.app = app
         self.excluded = compile_exclude(exclude)
         self.minimum_size = minimum_size
-        self.modules: dict[str, Any] = {}
-        for name in encodings if encodings is not None else ("zstd", "br", "gzip"):
-            module = _load(name, required=encodings is not None)
-            if module is not None:
-                self.modules[name] = module
+        self.modules = load_encodings(encodings)
         self.available = tuple(self.modules)
         self.levels = {"gzip": compresslevel, "br": brotli_quality, "zstd": zstd_level}
         self.skip_exact = frozenset(t.lower() for t in skip_media_types if not t.endswith("/*"))
@@ -259,22 +151,11 @@ class _Compress:
         self.cache[accept] = choice
         return choice
 
-    def encoder(self, encoding: str) -> _Encoder:
-        level = self.levels[encoding]
-        if encoding == "gzip":
-            return _Gzip(level)
-        if encoding == "br":
-            return _Brotli(self.modules["br"], level)
-        return _Zstd(self.modules["zstd"], level)
+    def encoder(self, encoding: str) -> Encoder:
+        return new_encoder(encoding, self.modules[encoding], self.levels[encoding])
 
     def whole(self, encoding: str, body: bytes) -> bytes:
-        if encoding == "zstd":
-            # The one-shot API writes the content size into the frame header.
-            out: bytes = (
-                self.modules["zstd"].ZstdCompressor(level=self.levels["zstd"]).compress(body)
-            )
-            return out
-        return self.encoder(encoding).last(body)
+        return compress_whole(encoding, self.modules[encoding], self.levels[encoding], body)
 
     def skip_response(self, headers: RawHeaders) -> bool:
         for name, value in headers:
@@ -312,7 +193,7 @@ class _Compress:
 
     def _wrap(self, send: Send, encoding: str) -> Send:
         pending: Message | None = None
-        encoder: _Encoder | None = None
+        encoder: Encoder | None = None
         passing = False
         coding = encoding.encode("ascii")
 

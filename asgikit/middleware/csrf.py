@@ -39,7 +39,7 @@ from urllib.parse import unquote_plus
 from asgikit._cookies import format_set_cookie
 from asgikit._send import wrap_send
 from asgikit.composition import middleware
-from asgikit.datastructures import parse_cookie_header
+from asgikit.datastructures import normalize_origin, parse_cookie_header
 from asgikit.exceptions import ClientDisconnect, HTTPException
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.requests import Request
@@ -47,7 +47,6 @@ from asgikit.responses import http_exception_response
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 # A token is 32 random characters, a dot and a 43-character signature.
 _MAX_TOKEN = 128
 
@@ -60,21 +59,11 @@ def csrf_token(connection: Mapping[str, Any]) -> str:
     return token
 
 
-def _normalize_origin(origin: str) -> str:
-    """``scheme://host[:port]`` lower-cased, the scheme's default port dropped."""
-    origin = origin.strip().rstrip("/").lower()
-    scheme, sep, rest = origin.partition("://")
-    host, colon, port = rest.rpartition(":")
-    if sep and colon and "]" not in port and _DEFAULT_PORTS.get(scheme) == port:
-        return f"{scheme}://{host}"
-    return origin
-
-
 def _own_origin(scope: Scope, host: bytes | None) -> str | None:
     if host is None:
         return None
     scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
-    return _normalize_origin(f"{scheme}://{host.decode('latin-1')}")
+    return normalize_origin(f"{scheme}://{host.decode('latin-1')}")
 
 
 class _TokenSigner:
@@ -163,7 +152,7 @@ def csrf(
     """
     signer = _TokenSigner(secret_key)
     header_key = header_name.lower().encode("latin-1")
-    trusted = frozenset(_normalize_origin(o) for o in trusted_origins)
+    trusted = frozenset(normalize_origin(o) for o in trusted_origins)
     attributes = format_set_cookie(
         cookie_name,
         max_age=cookie_max_age,
@@ -182,7 +171,7 @@ def csrf(
         origin = headers.get(b"origin")
         if origin is None:
             return None if site is None else "a cross-site request without an Origin header"
-        normalized = _normalize_origin(origin.decode("latin-1"))
+        normalized = normalize_origin(origin.decode("latin-1"))
         if normalized in trusted or normalized == _own_origin(scope, headers.get(b"host")):
             return None
         return f"the origin {normalized!r} is not trusted"

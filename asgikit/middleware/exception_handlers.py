@@ -24,14 +24,14 @@ from typing import Any
 
 import anyio.to_thread
 
-from asgikit._send import wrap_send
+from asgikit._send import SentWatch
 from asgikit.composition import middleware
 from asgikit.exceptions import HTTPException
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.requests import Request
 from asgikit.responses import http_exception_response
 from asgikit.routes import deny_websocket
-from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+from asgikit.types import ASGIApp, Receive, Scope, Send
 
 #: ``async def handler(request, exc) -> response`` (or a plain function).
 ExceptionHandler = Callable[[Request, Any], Awaitable[ASGIApp] | ASGIApp]
@@ -94,17 +94,11 @@ def exception_handlers(
     async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
         if catches_http:
             scope = {**scope, _RAISE_KEY: True}
-        started = False
-
-        async def on_start(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
+        watch = SentWatch(send, ("http.response.start",))
         try:
-            await app(scope, receive, wrap_send(send, {"http.response.start": on_start}))
+            await app(scope, receive, watch)
         except Exception as exc:
-            if started:
+            if watch.sent:
                 raise
             handler = find(exc)
             if handler is not None:
@@ -116,19 +110,11 @@ def exception_handlers(
             await response(scope, receive, send)
 
     async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
-        answered = False
-
-        async def on_answer(message: Message) -> None:
-            nonlocal answered
-            answered = True
-            await send(message)
-
+        watch = SentWatch(send, _HANDSHAKE_ANSWERS)
         try:
-            await app(
-                scope, receive, wrap_send(send, dict.fromkeys(_HANDSHAKE_ANSWERS, on_answer))
-            )
+            await app(scope, receive, watch)
         except HTTPException as exc:
-            if answered:
+            if watch.sent:
                 raise
             await deny_websocket(scope, receive, send, exc.status_code, exc.detail or "")
 

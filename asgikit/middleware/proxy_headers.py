@@ -75,7 +75,8 @@ def parse_node(value: str) -> tuple[str, int] | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if port.isdigit() and len(port) <= 5 and int(port) <= 65535:
+    # isascii(): "²".isdigit() is true, but int("²") fails.
+    if port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= 65535:
         return (str(address), int(port))
     if port and not port.startswith("_"):
         return None
@@ -321,4 +322,4 @@ def _with_port(host: str, port: str) -> str:
     return f"{name}:{port}"
 
 
-__all__ = ["Hop", "parse_forwarded", "parse_node", "proxy_headers"]
+__all__ = ["Hop", "IPNetwork", "parse_forwarded", "parse_node", "proxy_headers"]

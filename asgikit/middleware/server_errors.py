@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from asgikit._send import wrap_send
+from asgikit._send import SentWatch
 from asgikit.composition import middleware
 from asgikit.requests import Request
 from asgikit.responses import HTMLResponse, PlainTextResponse
-from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+from asgikit.types import ASGIApp, Receive, Scope, Send
 
 #: ``async def handler(request, exc) -> response`` (a response is an ASGI app).
 ErrorHandler = Callable[[Request, Exception], Awaitable[ASGIApp]]
@@ -59,17 +59,11 @@ def server_errors(
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        started = False
-
-        async def on_start(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
+        watch = SentWatch(send, ("http.response.start",))
         try:
-            await app(scope, receive, wrap_send(send, {"http.response.start": on_start}))
+            await app(scope, receive, watch)
         except Exception as exc:
-            if not started:
+            if not watch.sent:
                 response = await error_response(scope, receive, exc)
                 try:
                     await response(scope, receive, send)

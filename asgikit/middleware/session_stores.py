@@ -121,9 +121,17 @@ class MemoryStore:
 class RedisClient(Protocol):
     """The part of ``redis.asyncio.Redis`` that :class:`RedisStore` uses."""
 
-    def get(self, name: str) -> Awaitable[Any]: ...
-    def set(self, name: str, value: str, *, ex: int) -> Awaitable[Any]: ...
-    def delete(self, *names: str) -> Awaitable[Any]: ...
+    def get(self, name: str) -> Awaitable[Any]:
+        """The value at key ``name``, or ``None``."""
+        ...
+
+    def set(self, name: str, value: str, *, ex: int) -> Awaitable[Any]:
+        """Store ``value`` at ``name``, expiring in ``ex`` seconds."""
+        ...
+
+    def delete(self, *names: str) -> Awaitable[Any]:
+        """Remove the keys."""
+        ...
 
 
 class RedisStore:

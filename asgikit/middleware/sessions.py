@@ -351,6 +351,7 @@ def sessions(
 
 __all__ = [
     "MAX_COOKIE_SIZE",
+    "SecretKey",
     "Session",
     "SessionCookieTooLarge",
     "Signer",

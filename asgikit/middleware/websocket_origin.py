@@ -16,22 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from asgikit.composition import middleware
+from asgikit.datastructures import normalize_origin
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.routes import deny_websocket
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
-
-
-def _normalize(origin: str) -> str:
-    """``scheme://host[:port]`` lower-cased, the scheme's default port dropped."""
-    origin = origin.strip().rstrip("/").lower()
-    scheme, sep, rest = origin.partition("://")
-    host, colon, port = rest.rpartition(":")
-    if sep and colon and "]" not in port and _DEFAULT_PORTS.get(scheme) == port:
-        return f"{scheme}://{host}"
-    return origin
 
 
 @middleware
@@ -51,7 +41,7 @@ def websocket_origin(
     suffixes: list[tuple[str, str]] = []  # (scheme://, .domain[:port])
     allow_all = False
     for entry in allowed_origins:
-        origin = _normalize(entry)
+        origin = normalize_origin(entry)
         if origin == "*":
             allow_all = True
             continue
@@ -75,7 +65,7 @@ def websocket_origin(
             return allow_missing
         if allow_all:
             return True
-        normalized = _normalize(origin.decode("latin-1"))
+        normalized = normalize_origin(origin.decode("latin-1"))
         if normalized in exact:
             return True
         for scheme, suffix in suffixes:
@@ -87,7 +77,7 @@ def websocket_origin(
                     return True
         if host is not None:
             scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
-            return normalized == _normalize(f"{scheme}://{host.decode('latin-1')}")
+            return normalized == normalize_origin(f"{scheme}://{host.decode('latin-1')}")
         return False
 
     async def websocket_origin_app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -116,6 +116,7 @@ class ReverseProxy:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 if self._own_client:
+                    await self.aclose()  # one made lazily before the startup, if any
                     self._client = self._new_client()
                     self._client_loop = None  # owned by the lifespan, not lazily made
                 await send({"type": "lifespan.startup.complete"})

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, quote_from_bytes, unquote, urlsplit
 
 from asgikit.datastructures import route_path
 from asgikit.types import Scope
 
 # Characters a decoded path keeps when it is percent-encoded again.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# Printable ASCII but '#', which would end the target (RFC 3986 §3.5).
+_ASCII_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
+_PRINTABLE = frozenset(_ASCII_SAFE)
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _WEB_TO_WS = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 _WS_TO_WEB = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
@@ -68,11 +71,19 @@ class ProxyOptions:
         path = raw_path_below_root(scope)
         if self.rewrite_path is not None:
             path = self.rewrite_path(path)
-        target = self.upstream.base_path + path
+        target = self.upstream.base_path + _ascii_safe(path)
         query: bytes = scope.get("query_string", b"")
         if query:
-            target += "?" + query.decode("latin-1")
+            target += "?" + _ascii_safe(query.decode("latin-1"))
         return target
+
+
+def _ascii_safe(text: str) -> str:
+    # Bytes a lenient server let through (non-ASCII, spaces, controls) are
+    # percent-encoded; escapes already there and everything else are kept.
+    if text.isascii() and _PRINTABLE.issuperset(text):
+        return text
+    return quote_from_bytes(text.encode("latin-1"), safe=_ASCII_SAFE)
 
 
 def raw_path_below_root(scope: Scope) -> str:

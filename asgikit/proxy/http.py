@@ -59,7 +59,7 @@ async def forward_http(
             port=upstream.port,
             raw_path=options.target(scope).encode("ascii"),
         )
-    except (httpx.InvalidURL, UnicodeEncodeError):
+    except httpx.InvalidURL:
         await _answer(send, 400, "Bad Request: the path cannot be forwarded")
         return
     body: bytes = first.get("body", b"")

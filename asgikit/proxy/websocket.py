@@ -125,11 +125,16 @@ class _Session:
 
     async def flush(self) -> None:
         async with self.lock:
-            for data in self.protocol.data_to_send():
-                if data:
-                    await self.stream.send(data)
-                else:
-                    await self.stream.send_eof()
+            try:
+                for data in self.protocol.data_to_send():
+                    if data:
+                        await self.stream.send(data)
+                    else:
+                        await self.stream.send_eof()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                # The upstream is gone; the reading pump sees the end of the
+                # stream and tells the client (1014).
+                pass
 
     async def read(self) -> bool:
         """Read from the upstream into the protocol; ``False`` at the end of the stream."""

@@ -130,6 +130,28 @@ def test_forwarded_element_quotes_what_is_not_a_token() -> None:
     assert forwarded_element(host='a"b\\c') == 'host="a\\"b\\\\c"'
 
 
+# -- the request target -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "raw_path", "root_path", "query", "target"),
+    [
+        ("/api/a/b", b"/api/a%2Fb", "/api", b"x=%20", "/base/a%2Fb?x=%20"),
+        ("/api", b"/api", "/api", b"", "/base/"),
+        ("/%61pi/x", b"/%2561pi/x", "/%61pi", b"", "/base/x"),
+        ("/api/caf\u00e9", b"/api/caf\xc3\xa9", "/api", b"q=\xff#", "/base/caf%C3%A9?q=%FF%23"),
+        ("/api/rewritten", b"/api/original", "/api", b"", "/base/rewritten"),
+        ("/old-style", b"/old-style", "/api", b"", "/base/old-style"),
+    ],
+)
+def test_upstream_target(
+    path: str, raw_path: bytes, root_path: str, query: bytes, target: str
+) -> None:
+    proxy: Any = reverse_proxy("http://backend/base/")
+    scope = make_scope(path=path, raw_path=raw_path, root_path=root_path, query_string=query)
+    assert proxy.options.target(scope) == target
+
+
 # -- the request headers sent upstream ---------------------------------------
 
 

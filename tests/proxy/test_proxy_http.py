@@ -36,14 +36,17 @@ from asgikit import (
     router,
     websocket_route,
 )
+from asgikit.exceptions import ClientDisconnect
+from asgikit.middleware.body_limit import body_limit
 from asgikit.proxy import reverse_proxy
 from asgikit.testing import AsyncTestClient, TestClient
 from tests.conftest import make_scope, run_app
-from tests.servers.live import free_port, serve
+from tests.servers.live import free_port, serve, serve_process
 
 CHUNK = b"x" * 65536
 GATES: dict[str, threading.Event] = {}
 FINALLY: dict[str, threading.Event] = {}
+OUTCOME: dict[str, str] = {}
 
 
 def gate(token: str) -> threading.Event:
@@ -93,6 +96,22 @@ async def gated_upload(request: Request) -> Response:
         parts.append(chunk)
     headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.scope["headers"]]
     return JSONResponse({"body": b"".join(parts).decode(), "headers": headers})
+
+
+async def upload_watch(request: Request) -> Response:
+    """Releases the gate on the first chunk; its ``finally`` runs however the upload ends."""
+    token = request.query_params["token"]
+    done = FINALLY.setdefault(token, threading.Event())
+    OUTCOME[token] = "complete"
+    try:
+        async for _ in request.stream():
+            gate(token).set()
+    except ClientDisconnect:
+        OUTCOME[token] = "disconnected"
+        return PlainTextResponse("gone")
+    finally:
+        done.set()
+    return PlainTextResponse("complete")
 
 
 async def forever(request: Request) -> Response:
@@ -153,6 +172,7 @@ UPSTREAM = router(
     route("/gated", gated),
     route("/gated-upload", gated_upload, methods=["POST"]),
     route("/forever", forever),
+    route("/upload-watch", upload_watch, methods=["POST"]),
     route("/big", big),
     route("/cookies", cookies),
     route("/slow", slow),
@@ -339,7 +359,7 @@ def test_content_encoding_passes_raw_and_set_cookie_stays_repeated(upstream: str
 
 
 def test_large_bodies_stream_both_ways_with_flat_memory(upstream: str) -> None:
-    size = 128 * 1024 * 1024
+    size = 200 * 1024 * 1024
     sent = hashlib.sha256()
 
     def upload() -> Iterator[bytes]:
@@ -360,7 +380,7 @@ def test_large_bodies_stream_both_ways_with_flat_memory(upstream: str) -> None:
             tracemalloc.stop()
     assert received == size
     assert (seen["size"], seen["sha256"]) == (size, sent.hexdigest())
-    # 256 MiB went through; a buffering proxy would have peaked above 128 MiB.
+    # 400 MiB went through; a buffering proxy would have peaked above 200 MiB.
     assert peak < 16 * 1024 * 1024
 
 
@@ -391,6 +411,24 @@ def test_client_disconnect_cancels_the_upstream_and_frees_the_connection(upstrea
         assert FINALLY[token].wait(5)
         # ...and the proxy's only upstream connection is free again.
         assert client.get(f"{front}/echo/after").status_code == 200
+
+
+def test_client_leaving_mid_upload_cancels_the_upstream_request(upstream: str) -> None:
+    token = uuid.uuid4().hex
+
+    class Abandoned(Exception):
+        pass
+
+    def body() -> Iterator[bytes]:
+        yield b"first chunk"
+        assert gate(token).wait(5)  # the upstream is reading the body
+        raise Abandoned  # httpx drops the connection mid-body
+
+    with serve(reverse_proxy(upstream)) as front, pytest.raises(Abandoned):
+        httpx.post(f"{front}/upload-watch", params={"token": token}, content=body())
+    assert FINALLY[token].wait(5)
+    # Cut off, not handed a shorter body that looks complete.
+    assert OUTCOME[token] == "disconnected"
 
 
 # httpx's response streams are async generators that trio reports when they
@@ -453,6 +491,17 @@ async def test_a_client_passed_in_is_used_and_left_open(upstream: str) -> None:
     assert hits == [f"{upstream}/teapot"]
 
 
+def test_lifespan_reaches_the_proxy_through_a_router_and_middleware(upstream: str) -> None:
+    proxy: Any = reverse_proxy(upstream)
+    app = router(mount("/api", body_limit(proxy, max_size=100)))
+    with TestClient(app) as client:
+        opened = proxy._client  # opened by the startup, before any request
+        assert opened is not None
+        assert client.get("/api/teapot").status_code == 418
+        assert proxy._client is opened
+    assert opened.is_closed
+
+
 def test_lifespan_closes_the_client_it_opened(upstream: str) -> None:
     proxy: Any = reverse_proxy(upstream)
     with TestClient(proxy) as client:
@@ -505,3 +554,20 @@ def test_example_gateway(upstream: str, monkeypatch: pytest.MonkeyPatch) -> None
     assert "PUT" in preflight.headers["access-control-allow-methods"]
     assert too_big.status_code == 413
     assert echoed == "through the gateway"
+
+
+def test_example_gateway_under_hypercorn_on_trio(upstream: str) -> None:
+    env = {"GATEWAY_API_UPSTREAM": upstream, "GATEWAY_WS_UPSTREAM": upstream}
+    args = ["--worker-class", "trio"]
+    with (
+        serve_process(
+            "examples.gateway:app", server="hypercorn", args=args, env=env, probe="/healthz"
+        ) as front,
+        httpx.Client() as client,
+    ):
+        proxied = client.post(f"{front}/api/echo/x?y=1", content=b"hello")
+        with client.stream("GET", f"{front}/api/big", params={"size": 4 * len(CHUNK)}) as big:
+            size = sum(len(chunk) for chunk in big.iter_raw())
+    assert proxied.json()["raw_path"] == "/echo/x"
+    assert proxied.json()["size"] == 5
+    assert size == 4 * len(CHUNK)

@@ -245,3 +245,12 @@ def test_upstream_lost_without_a_close_is_1014_bad_gateway() -> None:
             assert ws.receive_text() == "hi"
             assert ws.receive()["code"] == 1014
         thread.join(5)
+
+
+def test_an_upstream_message_over_the_size_limit_closes_with_1014(upstream: str) -> None:
+    proxy = reverse_proxy(upstream, websocket_max_size=1000)
+    with TestClient(proxy) as client, client.websocket_connect("/echo") as ws:
+        ws.send_text("small")
+        assert ws.receive_text() == "small"
+        ws.send_bytes(b"x" * 5000)
+        assert ws.receive()["code"] == 1014

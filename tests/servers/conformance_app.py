@@ -131,6 +131,48 @@ async def stream(request: Request) -> Response:
     return StreamingResponse(chunks(), media_type="text/plain")
 
 
+#: Per-token gates for ``/gate/{token}``: the stream's second chunk waits for
+#: ``POST /gate/{token}/open``, so a server that buffered the first one would
+#: time out instead of answering.
+GATES: dict[str, anyio.Event] = {}
+COUNTERS = {"endless_closed": 0}
+
+
+async def gated(request: Request) -> Response:
+    gate = GATES.setdefault(request.path_params["token"], anyio.Event())
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first;"
+        opened = False
+        with anyio.move_on_after(10):
+            await gate.wait()
+            opened = True
+        yield b"second" if opened else b"timed out"
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+async def open_gate(request: Request) -> Response:
+    GATES.setdefault(request.path_params["token"], anyio.Event()).set()
+    return PlainTextResponse("opened")
+
+
+async def endless(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"x" * 1024
+                await anyio.sleep(0.01)
+        finally:
+            COUNTERS["endless_closed"] += 1
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+async def counters(request: Request) -> Response:
+    return JSONResponse(COUNTERS)
+
+
 async def events(request: Request) -> Response:
     count = min(int(request.query_params.get("n", "3")), 1000)
 
@@ -247,6 +289,10 @@ def build() -> ASGIApp:
         route("/typed/str/{value}", typed),
         route("/echo", echo, methods=["POST"]),
         route("/stream", stream),
+        route("/gate/{token}", gated),
+        route("/gate/{token}/open", open_gate, methods=["POST"]),
+        route("/endless", endless),
+        route("/counters", counters),
         route("/upload", upload, methods=["POST"]),
         websocket_route("/ws", ws_echo),
         websocket_route("/ws/state/{room}", ws_state),

@@ -5,23 +5,29 @@ once per server in a subprocess on a free loopback port, and is spoken to
 with httpx, ``curl`` and the ``websockets`` client.  Run just this with
 ``pytest -m servers``.
 
-| id                | command (besides host/port)                   | asyncio/trio |
-|-------------------|-----------------------------------------------|--------------|
-| uvicorn-httptools | uvicorn --http httptools (ws: websockets-sansio) | asyncio (uvloop) |
-| uvicorn-h11       | uvicorn --http h11 --ws wsproto               | asyncio (uvloop) |
-| hypercorn-asyncio | hypercorn --worker-class asyncio              | asyncio      |
-| hypercorn-trio    | hypercorn --worker-class trio                 | trio         |
-| granian           | granian --interface asgi                      | asyncio (Rust I/O) |
-| daphne            | daphne                                        | asyncio (Twisted) |
+Servers (the id is the test parameter):
 
-Known gaps — each is the server's, each is an xfail(strict=True) below, so
-the day a server closes one the test says so:
+    id                 command besides host/port              event loop
+    uvicorn-httptools  uvicorn --http httptools               asyncio (uvloop);
+                       (WebSockets: websockets-sansio, the default)
+    uvicorn-h11        uvicorn --http h11 --ws wsproto        asyncio (uvloop)
+    hypercorn-asyncio  hypercorn --worker-class asyncio       asyncio
+    hypercorn-trio     hypercorn --worker-class trio          trio
+    granian            granian --interface asgi               asyncio, Rust I/O
+    daphne             daphne                                 asyncio on Twisted
 
-| server | what it lacks | effect on an asgikit app |
-|---|---|---|
-| daphne 4.2 | the lifespan protocol (it never sends ``lifespan.startup``) | lifespan handlers do not run; no lifespan state reaches ``request.state`` / ``websocket.state`` |
-| daphne 4.2 | the ``websocket.http.response`` extension | ``websocket.deny()`` and the router's 404 for an unknown WebSocket path become a close before accept, which daphne answers with a bare 403 |
-| daphne 4.2 | the ``reason`` of ``websocket.close`` | the client sees the close code but an empty reason |
+Known gaps.  Each is the server's, and each is an ``xfail(strict=True)``
+(see ``GAPS``), so the day a server closes one the matrix says so:
+
+    server      lacks                               so an asgikit app...
+    daphne 4.2  the lifespan protocol: it never     runs no lifespan handler; no
+                sends lifespan.startup              lifespan state reaches
+                                                    request.state / websocket.state
+    daphne 4.2  the websocket.http.response         refuses handshakes (deny(), the
+                extension                           router's 404) with a close
+                                                    before accept: a bare 403
+    daphne 4.2  the reason of websocket.close       closes with the code; the
+                                                    client sees an empty reason
 
 Extensions each server advertises (pinned by ``test_advertised_extensions``):
 only granian offers ``http.response.pathsend``, which ``FileResponse`` and
@@ -39,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -273,6 +280,26 @@ def test_streaming_response_arrives_whole(client: httpx.Client) -> None:
         assert "content-length" not in response.headers
         body = b"".join(response.iter_bytes())
     assert body == b"".join(f"chunk {i}\n".encode() for i in range(200))
+
+
+def test_streamed_chunks_are_not_buffered(client: httpx.Client) -> None:
+    token = uuid.uuid4().hex
+    with client.stream("GET", f"/gate/{token}") as response:
+        chunks = response.iter_raw()
+        # The second chunk waits for the gate: the first must come alone.
+        assert next(chunks) == b"first;"
+        assert client.post(f"/gate/{token}/open").text == "opened"
+        assert b"".join(chunks) == b"second"
+
+
+def test_a_client_leaving_mid_stream_closes_the_generator(client: httpx.Client) -> None:
+    before = client.get("/counters").json()["endless_closed"]
+    with httpx.stream("GET", str(client.base_url) + "/endless", timeout=TIMEOUT) as response:
+        next(response.iter_raw())
+    deadline = time.monotonic() + 5
+    while client.get("/counters").json()["endless_closed"] == before:
+        assert time.monotonic() < deadline, "the stream's generator was never closed"
+        time.sleep(0.02)
 
 
 def test_server_sent_events_parse(client: httpx.Client, features: dict[str, bool]) -> None:

@@ -1,0 +1,86 @@
+"""The apps ``bench_uvicorn.py`` and ``bench_memory.py`` serve: raw ASGI, asgikit, Starlette.
+
+Each answers ``GET /`` with a short text and ``GET /users/{id:int}`` (in a
+table of 20 routes) with a small JSON object, identically.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from asgikit import JSONResponse, PlainTextResponse, Request, route, router
+
+FILLER = [f"/section{i}/{{item:int}}" for i in range(18)]  # + / and /users: 20 routes
+HELLO_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")]
+
+
+async def raw_app(scope: Any, receive: Any, send: Any) -> None:
+    """Hand-written ASGI: the floor for pure Python."""
+    if scope["type"] != "http":
+        return  # lifespan: returning says "not supported"
+    path = scope["path"]
+    if path == "/":
+        await send({"type": "http.response.start", "status": 200, "headers": HELLO_HEADERS})
+        await send({"type": "http.response.body", "body": b"Hello, world!"})
+        return
+    if path.startswith("/users/") and path[7:].isdigit():
+        body = json.dumps(
+            {"id": int(path[7:]), "name": "user"}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("Hello, world!")
+
+
+async def _user(request: Request) -> JSONResponse:
+    return JSONResponse({"id": request.path_params["id"], "name": "user"})
+
+
+async def _other(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("other")
+
+
+asgikit_app = router(
+    route("/", _hello),
+    *[route(path, _other) for path in FILLER],
+    route("/users/{id:int}", _user),
+)
+
+
+def _starlette() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request as SRequest
+    from starlette.responses import JSONResponse as SJSON
+    from starlette.responses import PlainTextResponse as SText
+    from starlette.routing import Route
+
+    async def hello(request: SRequest) -> SText:
+        return SText("Hello, world!")
+
+    async def user(request: SRequest) -> SJSON:
+        return SJSON({"id": request.path_params["id"], "name": "user"})
+
+    async def other(request: SRequest) -> SText:
+        return SText("other")
+
+    return Starlette(
+        routes=[
+            Route("/", hello),
+            *[Route(path, other) for path in FILLER],
+            Route("/users/{id:int}", user),
+        ]
+    )
+
+
+starlette_app = _starlette()
