@@ -349,6 +349,9 @@ nasty_segments = st.sampled_from(
 )  # fmt: skip
 
 methods = st.one_of(
+    st.sampled_from(["GET", "GET", "POST", "POST", "HEAD"]),
+    st.sampled_from(["GET", "GET", "POST", "POST", "HEAD"]),
+    st.sampled_from(["GET", "GET", "POST", "POST", "HEAD"]),
     st.sampled_from(METHODS),
     st.sampled_from(METHODS).map(str.lower),
     st.text(st.sampled_from(TOKEN.decode()), min_size=1, max_size=12),
@@ -358,6 +361,8 @@ methods = st.one_of(
 def paths(known: list[str]) -> st.SearchStrategy[str]:
     suffix = st.lists(st.one_of(nasty_segments, any_text), max_size=4).map("".join)
     return st.one_of(
+        st.sampled_from(known),
+        st.sampled_from(known),
         st.sampled_from(known),
         st.tuples(st.sampled_from(known), suffix).map("".join),
         suffix.map(lambda s: "/" + s),
