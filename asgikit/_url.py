@@ -26,7 +26,7 @@ _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 _ORIGIN_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
-def _path_bytes(path: str) -> bytes:
+def path_bytes(path: str) -> bytes:
     """A decoded ASGI path as UTF-8, lone surrogates included (never an error)."""
     try:
         # A server that decoded undecodable bytes with "surrogateescape" gets them back.
@@ -125,7 +125,7 @@ class URL:
             path = "/" + path
         query = scope.get("query_string", b"")
         query = quote(query, safe=_QUERY_SAFE) if query else ""
-        path = quote(_path_bytes(path), safe=_PATH_SAFE)
+        path = quote(path_bytes(path), safe=_PATH_SAFE)
         return cls._from_parts(SplitResult(scheme, host, path, query, ""))
 
     @classmethod
@@ -256,4 +256,12 @@ def _is_under(path: str, root: str) -> bool:
     return not root or path == root or path.startswith(root + "/")
 
 
-__all__ = ["URL", "Address", "full_path", "normalize_origin", "route_path", "valid_host"]
+__all__ = [
+    "URL",
+    "Address",
+    "full_path",
+    "normalize_origin",
+    "path_bytes",
+    "route_path",
+    "valid_host",
+]

@@ -205,6 +205,7 @@ class HTMLResponse(Response):
 
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_encode_json_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
 class JSONResponse(Response):
@@ -214,7 +215,13 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         """``content`` as compact UTF-8 JSON."""
-        return _encode_json(content).encode("utf-8")
+        text = _encode_json(content)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (a client's JSON may carry "\ud800") has no UTF-8
+            # form; escaped as \ud800 it is valid JSON for the same value.
+            return _encode_json_ascii(content).encode("ascii")
 
 
 # Characters a Location keeps as they are; everything else is percent-encoded.

@@ -303,7 +303,8 @@ class StaticFiles:
         location = quote(full_path(scope), safe=_PATH_SAFE) + "/"
         query = scope.get("query_string", b"")
         if query:
-            location += "?" + quote(query.decode("latin-1"), safe=_QUERY_SAFE)
+            # Quote the bytes themselves: a raw \xe9 stays %E9, not %C3%A9.
+            location += "?" + quote(query, safe=_QUERY_SAFE)
         await RedirectResponse(location)(scope, receive, send)
 
     async def _error(

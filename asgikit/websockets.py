@@ -297,8 +297,15 @@ class WebSocket(HTTPConnection):
     async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
         """Send ``data`` as JSON in a text (default) or binary message."""
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (say, echoed from a client's "\ud800") has no UTF-8
+            # form, and the server could not send it; escaped it is the same JSON.
+            text = json.dumps(data, separators=(",", ":"))
+            encoded = text.encode("ascii")
         if mode == "binary":
-            await self.send_bytes(text.encode("utf-8"))
+            await self.send_bytes(encoded)
         else:
             await self.send_text(text)
 

@@ -68,3 +68,15 @@ app = router(
     route("/events", events),
     websocket_route("/ws", idle),
 )
+
+
+async def raw_ws_app(scope: Any, receive: Any, send: Any) -> None:
+    """A hand-written idle WebSocket app (and a plain HTTP answer): the server's own cost."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+    elif scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass

@@ -10,7 +10,9 @@ the peak.  The difference is what the scenario cost.
   spools files to disk), and the same bytes as a raw body (``request.stream()``);
 - download: ``FileResponse`` of a SIZE file;
 - N idle WebSockets, all open at once;
-- N SSE clients, all connected (each got its first event) at once.
+- N SSE clients, all connected (each got its first event) at once;
+- for scale, N idle WebSockets on a hand-written ASGI app: what the server
+  and its WebSocket library cost alone.
 
 Two sizes and two counts, so that "flat in body size" and "linear in
 connections" can be read off the table.  Scale down for a quick run::
@@ -51,8 +53,8 @@ def status_kib(pid: int, field: str) -> int:
 
 
 @contextmanager
-def server(env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """uvicorn serving ``_memory_app:app``; yields (base URL, server PID)."""
+def server(env: dict[str, str] | None = None, app: str = "app") -> Iterator[tuple[str, int]]:
+    """uvicorn serving ``_memory_app:<app>``; yields (base URL, server PID)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -60,7 +62,7 @@ def server(env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
         sys.executable,
         "-m",
         "uvicorn",
-        "_memory_app:app",
+        f"_memory_app:{app}",
         "--app-dir",
         str(HERE),
         "--port",
@@ -185,8 +187,8 @@ async def _hold_sse(url: str, pid: int, count: int) -> tuple[int, int]:
     return baseline, peak
 
 
-def measure_connections(kind: str, count: int) -> tuple[int, int]:
-    with server() as (url, pid):
+def measure_connections(kind: str, count: int, app: str = "app") -> tuple[int, int]:
+    with server(app=app) as (url, pid):
         hold = _hold_websockets if kind == "ws" else _hold_sse
         return asyncio.run(hold(url, pid, count))
 
@@ -228,6 +230,8 @@ def main() -> None:
         print(
             row(f"{count} idle WebSockets", *measure_connections("ws", count), count), flush=True
         )
+        raw = measure_connections("ws", count, "raw_ws_app")
+        print(row(f"{count} idle WebSockets, raw ASGI app", *raw, count), flush=True)
         print(row(f"{count} SSE clients", *measure_connections("sse", count), count), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(RESULTS, indent=2))

@@ -63,6 +63,90 @@ if os.environ.get("BENCH_PROXY_UPSTREAM"):
     proxy_app = _proxy_app()
 
 
+# -- the floor: a minimal hand-written asyncio + h11 proxy --------------------
+# Not a usable proxy (GET-sized bodies only, no header rules, no timeouts):
+# the least pure Python can do per request with h11 on both sides, on the
+# same event loop as uvicorn, to size what is left to win.
+
+
+async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: Any) -> list[Any]:
+    import h11
+
+    if pool:
+        reader, writer, conn = pool.pop()
+    else:
+        reader, writer = await asyncio.open_connection(*upstream)
+        conn = h11.Connection(h11.CLIENT)
+    headers = [(k, v) for k, v in request.headers if k != b"host"]
+    headers.append((b"host", b"%s:%d" % (upstream[0].encode(), upstream[1])))
+    writer.write(
+        conn.send(h11.Request(method=request.method, target=request.target, headers=headers))
+    )
+    writer.write(conn.send(h11.EndOfMessage()))
+    events: list[Any] = []
+    while not isinstance(events[-1:] and events[-1], h11.EndOfMessage):
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await reader.read(65536))
+        else:
+            events.append(event)
+    if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+        conn.start_next_cycle()
+        pool.append((reader, writer, conn))
+    else:
+        writer.close()
+    return events
+
+
+async def _floor_client(
+    reader: Any, writer: Any, pool: list[Any], upstream: tuple[str, int]
+) -> None:
+    import h11
+
+    conn = h11.Connection(h11.SERVER)
+    with contextlib.suppress(OSError, h11.ProtocolError):
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.EndOfMessage):
+                for answer in await _floor_exchange(pool, upstream, request):
+                    if isinstance(answer, h11.Response):
+                        headers = [(k, v) for k, v in answer.headers if k != b"connection"]
+                        answer = h11.Response(status_code=answer.status_code, headers=headers)
+                    writer.write(conn.send(answer))
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    break
+                conn.start_next_cycle()
+            else:
+                break
+    writer.close()
+
+
+def floor_proxy(port: int, upstream_port: int) -> None:
+    """Run the floor proxy on ``port`` until interrupted."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    pool: list[Any] = []
+    target = ("127.0.0.1", upstream_port)
+
+    async def serve() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: _floor_client(r, w, pool, target), "127.0.0.1", port
+        )
+        await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
 # -- process plumbing --------------------------------------------------------
 
 
@@ -366,4 +450,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--floor"]:
+        floor_proxy(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()

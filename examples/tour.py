@@ -152,7 +152,10 @@ def int_param(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # isascii(): "²".isdigit() is true but int("²") fails; the length check keeps
+    # int() off thousands of digits (a ValueError past Python's digit limit).
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(maximum))
+    if not digits or not 1 <= int(raw) <= maximum:
         raise HTTPException(400, f"{name} must be an integer from 1 to {maximum}")
     return int(raw)
 

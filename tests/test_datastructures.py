@@ -544,3 +544,13 @@ def test_state_is_attribute_access_over_a_dict() -> None:
     with pytest.raises(AttributeError):
         del state.missing
     assert repr(State()) == "State({})"
+
+
+@pytest.mark.parametrize("path", ["/\ud800", "/a\udcff/b", "/\udc80\ud800"])
+def test_url_from_a_path_with_lone_surrogates_is_percent_encoded_not_an_error(path: str) -> None:
+    scope = make_scope()
+    scope["path"] = path
+    url = URL.from_scope(scope)
+    assert url.path.isascii()
+    assert "%" in url.path
+    assert url.path.count("/") == path.count("/")

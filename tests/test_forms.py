@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from asgikit.background import BackgroundTask
+from asgikit.exceptions import HTTPException
 from asgikit.forms import FormData, UploadFile
 from asgikit.requests import Request
 from asgikit.responses import JSONResponse, PlainTextResponse
@@ -266,3 +267,18 @@ def test_other_requests_are_answered_while_an_upload_is_parsed() -> None:
         assert upload.result().json() == {"size": size_mib * MIB}
     assert answer.json() == {"parsing": True}
     assert not upload_finished_first
+
+
+@pytest.mark.parametrize("declared", [b"\xb2", b"1" * 5000])
+async def test_a_content_length_python_cannot_int_is_no_500_in_forms(declared: bytes) -> None:
+    headers = [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", declared),
+    ]
+    request = Request(make_scope("POST", headers=headers), body_receive(b"a=1"))
+    if declared == b"\xb2":
+        assert (await request.form()).get("a") == "1"
+    else:
+        with pytest.raises(HTTPException) as caught:
+            await request.form(max_body_size=1024)
+        assert caught.value.status_code == 413

@@ -334,3 +334,17 @@ async def test_replayed_receive_reports_a_known_disconnect() -> None:
 
 async def _no_send(message: Message) -> None:
     raise AssertionError(f"nothing should be sent: {message}")
+
+
+@pytest.mark.parametrize("declared", [b"\xb2", b"\xb9\xb3", b"1" * 5000, b"0" * 5000 + b"7"])
+async def test_a_content_length_python_cannot_int_is_no_500(declared: bytes) -> None:
+    # "²".isdigit() is true but int("²") fails; int() refuses 5000 digits.
+    request = Request(
+        make_scope("POST", headers=[(b"content-length", declared)]), body_receive(b"1234567")
+    )
+    if declared.startswith(b"1" * 20):
+        with pytest.raises(HTTPException) as caught:
+            await request.body(max_size=100)
+        assert caught.value.status_code == 413
+    else:
+        assert await request.body(max_size=100) == b"1234567"

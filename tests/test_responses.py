@@ -318,3 +318,11 @@ def test_http_exception_fields() -> None:
     assert str(exc) == "418: I'm a Teapot"
     assert repr(exc) == 'HTTPException(status_code=418, detail="I\'m a Teapot")'
     assert HTTPException(599).detail == ""
+
+
+async def test_json_response_escapes_a_lone_surrogate_instead_of_failing() -> None:
+    # json.loads('"\\ud800"') gives a lone surrogate, which has no UTF-8 form.
+    answer = await run_app(JSONResponse({"name": "\ud800", "city": "Zürich"}))
+    assert answer.status == 200
+    assert answer.body == b'{"name":"\\ud800","city":"Z\\u00fcrich"}'
+    assert json.loads(answer.body) == {"name": "\ud800", "city": "Zürich"}

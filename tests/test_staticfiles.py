@@ -501,3 +501,10 @@ def test_curl_conditional_and_range_requests(site: Path, curl: str) -> None:
     assert "accept-ranges: bytes" in head.lower()
     assert cached == b"304"
     assert ranged == b"ell"
+
+
+async def test_directory_redirect_keeps_raw_query_bytes(site: Path) -> None:
+    app = static_files(site, html=True)
+    answer = await run_app(app, make_scope(path="/sub", query_string=b"q=\xe9&x=%41"))
+    assert answer.status == 307
+    assert answer.header(b"location") == [b"/sub/?q=%E9&x=%41"]

@@ -130,8 +130,13 @@ async def test_users_list_pages_and_reports_the_total(client: AsyncTestClient) -
 
 
 @pytest.mark.parametrize(
-    "query", ["page=0", "page=x", "page=-1", "page=", "page=1.5", "page_size=0", "page_size=101"]
-)
+    "query",
+    [
+        "page=0", "page=x", "page=-1", "page=", "page=1.5", "page_size=0", "page_size=101",
+        # "²".isdigit() is true but int("²") fails; int() refuses 5000 digits.
+        "page=%C2%B2", "page_size=" + "1" * 5000,
+    ],
+)  # fmt: skip
 async def test_invalid_pagination_is_a_json_400(client: AsyncTestClient, query: str) -> None:
     response = await client.get("/api/users?" + query)
     assert response.status_code == 400
@@ -231,6 +236,7 @@ async def test_stream_file_is_text_sent_line_by_line(client: AsyncTestClient) ->
     default = await client.get("/api/stream/file")
     assert default.text.splitlines()[-1] == "line 10 of 10"
     assert (await client.get("/api/stream/file?lines=0")).status_code == 400
+    assert (await client.get("/api/stream/file?lines=%C2%B9")).status_code == 400
 
 
 # -- WebSockets --------------------------------------------------------------

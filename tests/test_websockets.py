@@ -277,3 +277,42 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
     websocket = WebSocket(scope, receive, send)
     await websocket.accept()
     await websocket.close(1000)
+
+
+async def test_receive_json_on_deeply_nested_json_is_a_value_error() -> None:
+    # json.loads raises RecursionError for "[[[[..."; the documented error is ValueError.
+    caught: list[BaseException] = []
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await websocket.receive_json()
+        except ValueError as exc:
+            caught.append(exc)
+        await websocket.close(1003)
+
+    async with (
+        TestClient(router(websocket_route("/ws", endpoint))) as client,
+        client.websocket_connect("/ws") as session,
+    ):
+        await session.send_text("[" * 100_000)
+        with pytest.raises(WebSocketDisconnect):
+            await session.receive_text()
+    assert len(caught) == 1
+
+
+async def test_send_json_escapes_a_lone_surrogate_instead_of_failing() -> None:
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        echoed = await websocket.receive_json()  # a client's "\ud800" escape
+        await websocket.send_json(echoed)
+        await websocket.send_json(echoed, mode="binary")
+        await websocket.close()
+
+    async with (
+        TestClient(router(websocket_route("/ws", endpoint))) as client,
+        client.websocket_connect("/ws") as session,
+    ):
+        await session.send_text('{"a": "\\ud800"}')
+        assert await session.receive_text() == '{"a":"\\ud800"}'
+        assert await session.receive_bytes() == b'{"a":"\\ud800"}'

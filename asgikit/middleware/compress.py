@@ -80,6 +80,7 @@ _SKIP_LENGTHS = frozenset(
 )
 _START_LENGTHS = frozenset((len(b"content-length"), len(b"etag")))
 _CACHE_SIZE = 256  # distinct Accept-Encoding values remembered per instance
+_CACHE_KEY_MAX = 256  # longer Accept-Encoding values are parsed each time, never kept
 
 
 @middleware
@@ -146,9 +147,12 @@ class _Compress:
         if cached != "":
             return cached
         choice = select_encoding(accept.decode("latin-1"), self.available)
-        if len(self.cache) >= _CACHE_SIZE:
-            self.cache.clear()
-        self.cache[accept] = choice
+        # Real values are short; remembering long ones would let a client park
+        # _CACHE_SIZE header-sized keys in memory.
+        if len(accept) <= _CACHE_KEY_MAX:
+            if len(self.cache) >= _CACHE_SIZE:
+                self.cache.clear()
+            self.cache[accept] = choice
         return choice
 
     def encoder(self, encoding: str) -> Encoder:

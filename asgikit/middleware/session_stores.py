@@ -49,7 +49,13 @@ class SessionStore(Protocol):
 
 def _dumps(data: Mapping[str, Any]) -> str:
     try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        try:
+            text.encode("utf-8")  # what a store such as Redis will do with it
+        except UnicodeEncodeError:
+            # A lone surrogate has no UTF-8 form; escaped it is the same JSON.
+            text = json.dumps(data, separators=(",", ":"))
+        return text
     except (TypeError, ValueError) as exc:
         raise TypeError(f"session values must be JSON-serializable: {exc}") from exc
 

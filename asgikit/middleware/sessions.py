@@ -195,7 +195,12 @@ def _cookie(scope: Scope, name: str) -> str | None:
 
 def _encode_session(session: Mapping[str, Any]) -> bytes:
     try:
-        return json.dumps(session, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        text = json.dumps(session, separators=(",", ":"), ensure_ascii=False)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate has no UTF-8 form; escaped it is the same JSON.
+            return json.dumps(session, separators=(",", ":")).encode("ascii")
     except (TypeError, ValueError) as exc:
         raise TypeError(f"session values must be JSON-serializable: {exc}") from exc
 

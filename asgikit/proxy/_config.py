@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, quote_from_bytes, unquote, urlsplit
 
+from asgikit._url import path_bytes
 from asgikit.datastructures import route_path
 from asgikit.types import Scope
 
@@ -100,7 +101,7 @@ def raw_path_below_root(scope: Scope) -> str:
         candidate = _strip_root(text, scope.get("root_path", ""))
         if candidate is not None and unquote(candidate) == path:
             return candidate
-    return quote(path, safe=_PATH_SAFE)
+    return quote(path_bytes(path), safe=_PATH_SAFE)
 
 
 def _strip_root(raw: str, root: str) -> str | None:

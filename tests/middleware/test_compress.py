@@ -213,3 +213,21 @@ def test_through_uvicorn_httpx_decodes_the_stream() -> None:
         response = httpx.get(base, headers={"accept-encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
     assert response.text == "".join(f"line {i}\n" * 20 for i in range(50))
+
+
+async def test_long_accept_encoding_values_are_not_kept_in_memory() -> None:
+    import tracemalloc
+
+    app = compress(PlainTextResponse("x" * 1000), minimum_size=10)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(200):
+            value = b"gzip, " + b"x-%d, " % n + b"y" * 60_000
+            answer = await run_app(app, make_scope(headers=[(b"accept-encoding", value)]))
+            assert answer.header(b"content-encoding") == [b"gzip"]
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 200 distinct 60 KB values: remembering them would keep 12 MB.
+    assert retained < 2_000_000, retained

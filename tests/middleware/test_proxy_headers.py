@@ -189,3 +189,9 @@ def test_through_uvicorn_with_httpx() -> None:
         )
     assert response.json()["client"] == ["203.0.113.5", 0]
     assert response.json()["scheme"] == "https"
+
+
+@pytest.mark.parametrize("node", ["192.0.2.1:\u00b2", "[2001:db8::1]:\u00b9\u00b2"])
+def test_a_port_of_non_ascii_digits_is_malformed_not_an_error(node: str) -> None:
+    # "²".isdigit() is true, but int("²") raises.
+    assert parse_node(node) is None

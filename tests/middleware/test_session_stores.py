@@ -204,3 +204,13 @@ def test_redis_sessions_from_lifespan_state_through_uvicorn(redis_url: str) -> N
     with redis.Redis.from_url(redis_url) as check:
         keys = check.keys("t3:*")
     assert len(keys) == 1  # the id before the second login was deleted
+
+
+@asyncio_only
+async def test_redis_store_keeps_a_value_with_a_lone_surrogate(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url, prefix="t3:")
+    try:
+        await store.save("s", {"name": "\ud800"}, 60)
+        assert await store.load("s") == {"name": "\ud800"}
+    finally:
+        await store.aclose()

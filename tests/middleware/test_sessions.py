@@ -495,3 +495,16 @@ def test_fastapi_add_middleware_gives_starlette_request_session() -> None:
     with TestClient(api) as client:
         assert client.get("/").json() == {"n": 1}
         assert client.get("/").json() == {"n": 2}
+
+
+def test_a_session_value_with_a_lone_surrogate_round_trips() -> None:
+    async def remember(request: Request) -> PlainTextResponse:
+        request.session["name"] = (await request.json())["name"]  # JSON may hold "\ud800"
+        return PlainTextResponse("ok")
+
+    app = sessions(
+        router(route("/", show), route("/remember", remember, methods=["POST"])), secret_key=SECRET
+    )
+    with TestClient(app) as client:
+        assert client.post("/remember", content=b'{"name": "\\ud800"}').status_code == 200
+        assert client.get("/").json() == {"name": "\ud800"}

@@ -571,3 +571,17 @@ def test_example_gateway_under_hypercorn_on_trio(upstream: str) -> None:
     assert proxied.json()["raw_path"] == "/echo/x"
     assert proxied.json()["size"] == 5
     assert size == 4 * len(CHUNK)
+
+
+@pytest.mark.parametrize("raw_path", [None, b"/a%ED%A0%80"])
+def test_a_path_with_a_lone_surrogate_is_percent_encoded_upstream(raw_path: bytes | None) -> None:
+    from asgikit.proxy._config import raw_path_below_root
+    from tests.conftest import make_scope
+
+    scope = make_scope()
+    scope["path"] = "/a\ud800"  # what a server decoding with "surrogatepass" would give
+    if raw_path is None:
+        del scope["raw_path"]
+    else:
+        scope["raw_path"] = raw_path
+    assert raw_path_below_root(scope) == "/a%ED%A0%80"
