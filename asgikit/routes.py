@@ -20,7 +20,7 @@ from typing import Any
 import anyio.to_thread
 
 from asgikit.convertors import CompiledPath, compile_path
-from asgikit.exceptions import HTTPException, WebSocketDisconnect
+from asgikit.exceptions import ClientDisconnect, HTTPException, WebSocketDisconnect
 from asgikit.requests import Request
 from asgikit.responses import http_exception_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
@@ -80,6 +80,10 @@ def request_handler_app(func: Callable[[Request], Any]) -> ASGIApp:
                     response = await anyio.to_thread.run_sync(func, request)
             except HTTPException as exc:
                 await answer_http_exception(scope, receive, send, exc)
+                return
+            except ClientDisconnect:
+                # The client left while sending its body: nobody is there to
+                # answer, and it is not the application's error to report.
                 return
             # The request's own receive replays a body that was read; else the server's.
             await response(scope, request.receive if request._buffer else receive, send)

@@ -56,18 +56,31 @@ def _raw_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
     return raw
 
 
+class WrongMessageType(RuntimeError):
+    """A text message came where a binary one was expected, or the reverse."""
+
+
 class _Messages(AsyncIterator[_T]):
     # A plain iterator, not an async generator: leaving the loop early (a
     # ``return`` inside ``async for``) leaves nothing to finalize.
-    __slots__ = ("_next",)
+    __slots__ = ("_next", "_websocket")
 
-    def __init__(self, next_message: Callable[[], Awaitable[_T]]) -> None:
+    def __init__(self, websocket: WebSocket, next_message: Callable[[], Awaitable[_T]]) -> None:
+        self._websocket = websocket
         self._next = next_message
 
     async def __anext__(self) -> _T:
         try:
             return await self._next()
         except WebSocketDisconnect:
+            raise StopAsyncIteration from None
+        except WrongMessageType:
+            # RFC 6455 §7.4.1: 1003, a type of data the endpoint cannot accept.
+            await self._websocket.close(1003, "unsupported message type")
+            raise StopAsyncIteration from None
+        except ValueError:
+            # RFC 6455 §7.4.1: 1007, data not consistent with the message's type.
+            await self._websocket.close(1007, "malformed JSON")
             raise StopAsyncIteration from None
 
 
@@ -246,7 +259,7 @@ class WebSocket(HTTPConnection):
         message = await self._receive_data()
         text = message.get("text")
         if text is None:
-            raise RuntimeError("expected a text message, got a binary one")
+            raise WrongMessageType("expected a text message, got a binary one")
         return str(text)
 
     async def receive_bytes(self) -> bytes:
@@ -254,7 +267,7 @@ class WebSocket(HTTPConnection):
         message = await self._receive_data()
         data = message.get("bytes")
         if data is None:
-            raise RuntimeError("expected a binary message, got a text one")
+            raise WrongMessageType("expected a binary message, got a text one")
         return bytes(data)
 
     async def receive_json(self, mode: Literal["text", "binary"] = "text") -> Any:
@@ -275,16 +288,19 @@ class WebSocket(HTTPConnection):
             raise ValueError("malformed JSON: nested too deeply") from None
 
     def iter_text(self) -> AsyncIterator[str]:
-        """Text messages until the client disconnects (then the loop just ends)."""
-        return _Messages(self.receive_text)
+        """Text messages until the client disconnects (then the loop just ends).
+
+        A binary message closes the connection with 1003 and ends the loop.
+        """
+        return _Messages(self, self.receive_text)
 
     def iter_bytes(self) -> AsyncIterator[bytes]:
-        """Binary messages until the client disconnects."""
-        return _Messages(self.receive_bytes)
+        """Binary messages until the client disconnects (a text one: close 1003)."""
+        return _Messages(self, self.receive_bytes)
 
     def iter_json(self) -> AsyncIterator[Any]:
-        """JSON messages until the client disconnects."""
-        return _Messages(self.receive_json)
+        """JSON messages until the client disconnects (malformed JSON: close 1007)."""
+        return _Messages(self, self.receive_json)
 
     async def send_text(self, data: str) -> None:
         """Send a text message."""
@@ -310,4 +326,4 @@ class WebSocket(HTTPConnection):
             await self.send_text(text)
 
 
-__all__ = ["HeadersArg", "WebSocket", "WebSocketState"]
+__all__ = ["HeadersArg", "WebSocket", "WebSocketState", "WrongMessageType"]

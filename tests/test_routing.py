@@ -447,3 +447,33 @@ def test_uuid_route_only_answers_its_method() -> None:
         response = client.get(f"/things/{uuid.uuid4()}")
     assert response.status_code == 405
     assert response.headers["allow"] == "DELETE"
+
+
+async def test_a_client_leaving_mid_body_ends_the_request_quietly() -> None:
+    reached: list[str] = []
+
+    async def upload(request: Request) -> PlainTextResponse:
+        try:
+            await request.body()
+        finally:
+            reached.append("handler")
+        return PlainTextResponse("never")
+
+    messages = [
+        {"type": "http.request", "body": b"part", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    app = router(route("/up", upload, methods=["POST"]))
+    scope = {"type": "http", "method": "POST", "path": "/up", "headers": [], "query_string": b""}
+    await app(scope, receive, send)
+    assert reached == ["handler"]
+    assert sent == []

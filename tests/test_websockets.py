@@ -9,7 +9,7 @@ import pytest
 
 from asgikit.exceptions import HTTPException, WebSocketDisconnect
 from asgikit.routing import mount, router, websocket_route
-from asgikit.testing import TestClient, WebSocketDenialResponse
+from asgikit.testing import AsyncTestClient, TestClient, WebSocketDenialResponse
 from asgikit.types import Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket, WebSocketState
 
@@ -316,3 +316,33 @@ async def test_send_json_escapes_a_lone_surrogate_instead_of_failing() -> None:
         await session.send_text('{"a": "\\ud800"}')
         assert await session.receive_text() == '{"a":"\\ud800"}'
         assert await session.receive_bytes() == b'{"a":"\\ud800"}'
+
+
+async def test_iterators_close_with_1003_on_the_wrong_message_type_and_1007_on_bad_json() -> None:
+    seen: list[str] = []
+
+    async def texts(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            seen.append(text)
+
+    async def objects(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for value in websocket.iter_json():
+            seen.append(repr(value))
+
+    app = router(websocket_route("/text", texts), websocket_route("/json", objects))
+    async with AsyncTestClient(app) as client:
+        async with client.websocket_connect("/text") as ws:
+            await ws.send_text("one")
+            await ws.send_bytes(b"two")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                await ws.receive_text()
+            assert closed.value.code == 1003
+        async with client.websocket_connect("/json") as ws:
+            await ws.send_text('{"a": 1}')
+            await ws.send_text("{nope")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                await ws.receive_text()
+            assert closed.value.code == 1007
+    assert seen == ["one", "{'a': 1}"]

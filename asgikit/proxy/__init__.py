@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from asgikit.proxy._config import ProxyOptions, Upstream
+from asgikit.proxy._transport import ProxyTransport
 from asgikit.proxy.http import forward_http
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
@@ -69,14 +70,13 @@ class ReverseProxy:
     def _new_client(self) -> httpx.AsyncClient:
         options = self.options
         return httpx.AsyncClient(
-            limits=self._limits,
+            transport=ProxyTransport(limits=self._limits, verify=self._verify),
             timeout=httpx.Timeout(
                 options.timeout, connect=options.connect_timeout, pool=self._pool_timeout
             ),
             follow_redirects=False,
             trust_env=False,  # an upstream is reached directly, never through $HTTP_PROXY
             cookies=_NoCookies(),
-            verify=self._verify,
         )
 
     def _lazy_client(self) -> httpx.AsyncClient:

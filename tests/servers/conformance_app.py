@@ -34,9 +34,10 @@ import anyio
 from asgikit.lifespan import lifespan
 from asgikit.requests import Request
 from asgikit.responses import JSONResponse, PlainTextResponse, Response
+from asgikit.routes import BaseRoute
 from asgikit.routing import mount, route, router, websocket_route
 from asgikit.streaming import StreamingResponse
-from asgikit.types import ASGIApp, Receive, Scope, Send
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket
 
 FEATURES: dict[str, bool] = {}
@@ -265,7 +266,7 @@ def _header_layer(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
 
-        async def tagged(message: dict[str, Any]) -> None:
+        async def tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message["headers"], (b"x-layer", b"1")]}
             await send(message)
@@ -277,7 +278,7 @@ def _header_layer(app: ASGIApp) -> ASGIApp:
 
 def build() -> ASGIApp:
     """The conformance app; optional pieces are left out when not importable."""
-    routes = [
+    routes: list[BaseRoute] = [
         route("/", index),
         route("/scope", describe_scope),
         route("/features", features),
