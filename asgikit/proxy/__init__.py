@@ -61,6 +61,7 @@ class ReverseProxy:
     ) -> None:
         self.options = options
         self._client = client
+        self._transport: ProxyTransport | None = None
         self._own_client = client is None
         self._limits = limits
         self._pool_timeout = pool_timeout
@@ -69,8 +70,9 @@ class ReverseProxy:
 
     def _new_client(self) -> httpx.AsyncClient:
         options = self.options
+        self._transport = ProxyTransport(limits=self._limits, verify=self._verify)
         return httpx.AsyncClient(
-            transport=ProxyTransport(limits=self._limits, verify=self._verify),
+            transport=self._transport,
             timeout=httpx.Timeout(
                 options.timeout, connect=options.connect_timeout, pool=self._pool_timeout
             ),
@@ -95,7 +97,7 @@ class ReverseProxy:
             if self._own_client and (client is None or self._client_loop is not None):
                 client = self._lazy_client()
             assert client is not None
-            await forward_http(scope, receive, send, client, self.options)
+            await forward_http(scope, receive, send, client, self.options, self._transport)
         elif kind == "websocket":
             from asgikit.proxy.websocket import forward_websocket
 
@@ -109,6 +111,7 @@ class ReverseProxy:
         """Close the client this app made (for use without a lifespan; a no-op otherwise)."""
         if self._own_client and self._client is not None:
             client, self._client = self._client, None
+            self._transport = None
             await client.aclose()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

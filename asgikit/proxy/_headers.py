@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from ipaddress import IPv6Address, ip_address
 
 from asgikit.datastructures import valid_host
@@ -78,14 +79,19 @@ def drop_hop_by_hop(
 
     ``extra`` names more fields to drop (for example the WebSocket handshake's).
     """
-    drop = HOP_BY_HOP | extra
-    if any(name.lower() == b"connection" for name, _ in headers):
-        drop = drop | connection_listed(headers)
+    drop = HOP_BY_HOP | extra if extra else HOP_BY_HOP
     out: RawHeaders = []
+    has_connection = False
     for name, value in headers:
         name = name.lower()
         if name not in drop:
             out.append((name, value))
+        elif name == b"connection":
+            has_connection = True
+    if has_connection:
+        listed = connection_listed(headers)
+        if listed:
+            out = [(name, value) for name, value in out if name not in listed]
     return out
 
 
@@ -104,20 +110,24 @@ def forwarded_node(host: str | None, port: int | str | None = None) -> str:
     path, a host name) becomes ``unknown``.  ``port`` may be a number or an
     obfuscated ``_identifier``.
     """
-    if host is None:
-        node = "unknown"
-    else:
-        try:
-            address = ip_address(host)
-        except ValueError:
-            node = host if host == "unknown" or _OBFUSCATED.fullmatch(host) else "unknown"
-        else:
-            node = f"[{address}]" if isinstance(address, IPv6Address) else str(address)
+    node = "unknown" if host is None else _host_node(host)
     if isinstance(port, int):
         port = str(port) if 0 <= port <= 65535 else None
     if port is not None and (port.isdigit() or _OBFUSCATED.fullmatch(port)):
         node += f":{port}"
     return node
+
+
+# Cached: a proxy sees the same few client addresses (its own front proxies,
+# a load balancer) again and again, and parsing one costs more than the rest
+# of the header work.
+@lru_cache(maxsize=1024)
+def _host_node(host: str) -> str:
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return host if host == "unknown" or _OBFUSCATED.fullmatch(host) else "unknown"
+    return f"[{address}]" if isinstance(address, IPv6Address) else str(address)
 
 
 def forwarded_element(

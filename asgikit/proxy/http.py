@@ -1,13 +1,16 @@
 """Forward one HTTP request to the upstream and stream the answer back.
 
-Both bodies stream: the request body is handed to httpx as an async
-generator fed by ``receive()``, and the response body is relayed chunk by
-chunk as httpx reads it, raw (``Content-Encoding`` untouched, nothing
-decompressed).  One listener task owns ``receive()`` for the whole exchange:
-it feeds the request body through a channel without a buffer, so an
-upload never runs ahead of the upstream, and on ``http.disconnect`` it
-cancels the exchange, which closes the upstream response and returns its
-connection slot to the pool.
+Both bodies stream: the request body is handed to httpx as an iterator
+that calls ``receive()`` as the upstream takes it (so an upload never runs
+ahead of the upstream), and the response body is relayed chunk by chunk as
+it is read, raw (``Content-Encoding`` untouched, nothing decompressed).
+
+Once the request body is all read, a watcher listens for ``http.disconnect``
+and cancels the exchange, which closes the upstream connection and frees its
+slot in the pool (while the body is still coming, its own ``receive()`` sees
+a disconnect).  On asyncio the watcher is a bare task cancelled on the way
+out: an anyio task group per request costs several times more, and the
+watcher has nothing to report back.  On trio it runs in a nursery.
 
 Failures are answers: an upstream that cannot be reached is a ``502``, one
 that is too slow a ``504``, a pool with no free connection in time a
@@ -17,27 +20,42 @@ server closes the connection and the client sees a truncated body (never a
 short body that looks whole).
 
 Not done here: trailers, ``Via`` (RFC 9110 §7.6.3; add it with a header
-layer if wanted), HTTP/2 to the upstream, retries.
+layer if wanted), HTTP/2 to the upstream, retries (the transport retries a
+request on a dead kept-alive connection when that is safe).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
-import anyio.abc
 import httpx
 
+from asgikit.exceptions import ClientDisconnect
 from asgikit.proxy._config import ProxyOptions
 from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
+from asgikit.proxy._transport import ProxyTransport
 from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.types import Message, Receive, Scope, Send
 
 
 async def forward_http(
-    scope: Scope, receive: Receive, send: Send, client: httpx.AsyncClient, options: ProxyOptions
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    client: httpx.AsyncClient,
+    options: ProxyOptions,
+    transport: ProxyTransport | None = None,
 ) -> None:
-    """Forward the request in ``scope`` with ``client`` and relay the response to ``send``."""
+    """Forward the request in ``scope`` and relay the response to ``send``.
+
+    With ``transport`` (the one inside ``client``, when the proxy made the
+    client) the request goes straight to it: the client has no hooks, auth,
+    cookies or redirects to apply, and ``client.send`` costs more per request
+    than the transport itself.  Otherwise it goes through ``client.send``.
+    """
     state = disconnect_state(scope)
     if state.disconnected:
         return
@@ -53,104 +71,166 @@ async def forward_http(
         add_forwarded=options.add_forwarded,
     )
     try:
-        url = httpx.URL(
-            scheme=upstream.scheme,
-            host=upstream.host,
-            port=upstream.port,
-            raw_path=options.target(scope).encode("ascii"),
-        )
+        url = _upstream_url(options, scope)
     except httpx.InvalidURL:
         await _answer(send, 400, "Bad Request: the path cannot be forwarded")
         return
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        loop = None
+    watch = _Watch(receive, state)
     body: bytes = first.get("body", b"")
-    chunks: anyio.abc.ObjectSendStream[bytes] | None = None
-    content: bytes | AsyncIterator[bytes]
+    content: bytes | _RequestBody = body
     if first.get("more_body", False):
-        chunks, source = anyio.create_memory_object_stream[bytes](0)
-        content = _stream_body(body, source)
-    else:
-        content = body
+        content = _RequestBody(body, receive, state, watch)
     # Built directly, not with ``client.build_request``, which would add the
     # client's default headers (an ``Accept-Encoding`` the client never sent
     # among them).  A body that came whole gets a Content-Length (none when
     # empty); a streamed one keeps the client's, or goes chunked without one.
     request = httpx.Request(scope["method"], url, headers=headers, content=content)
-    await _run_watched(state, receive, chunks, _exchange(client, request, send, state))
-
-
-async def _stream_body(
-    first: bytes, source: anyio.abc.ObjectReceiveStream[bytes]
-) -> AsyncIterator[bytes]:
-    async with source:
-        if first:
-            yield first
-        async for chunk in source:
-            yield chunk
-
-
-async def _run_watched(
-    state: DisconnectState,
-    receive: Receive,
-    chunks: anyio.abc.ObjectSendStream[bytes] | None,
-    exchange: Awaitable[None],
-) -> None:
-    # Like ``asgikit.streaming.run_until_disconnect``, but the listener also
-    # carries the rest of the request body, since both need ``receive()``.
+    if transport is not None:
+        request.extensions["timeout"] = client.timeout.as_dict()
+        send_request: Callable[[httpx.Request], Any] = transport.handle_async_request
+    else:
+        send_request = _via_client(client)
+    exchange = _exchange(send_request, request, send, state, watch, raw=transport is not None)
+    if loop is not None:
+        with watch.cancel:
+            create_task = loop.create_task
+            watch.spawn = lambda: create_task(watch.listen())
+            if not isinstance(content, _RequestBody):
+                watch.start()
+            try:
+                await exchange
+            finally:
+                watch.stop()
+        return
     error: Exception | None = None
-    async with anyio.create_task_group() as group:
-        group.start_soon(_listen, receive, state, chunks, group.cancel_scope)
-        try:
-            await exchange
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:
-            # Raised after the group, so callers see it and not a group around it.
-            error = exc
-        finally:
-            group.cancel_scope.cancel()
+    with watch.cancel:
+        async with anyio.create_task_group() as group:
+            watch.spawn = lambda: group.start_soon(watch.listen)
+            if not isinstance(content, _RequestBody):
+                watch.start()
+            try:
+                await exchange
+            except Exception as exc:
+                # Raised after the group, so callers see it and not a group around it.
+                error = exc
+            finally:
+                group.cancel_scope.cancel()
     if error is not None:
         raise error
 
 
-async def _listen(
-    receive: Receive,
-    state: DisconnectState,
-    chunks: anyio.abc.ObjectSendStream[bytes] | None,
-    stop: anyio.CancelScope,
-) -> None:
-    state.listening = True
-    try:
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "http.disconnect":
-                state.disconnected = True
-                stop.cancel()
-                return
-            if chunks is not None and kind == "http.request":
-                data: bytes = message.get("body", b"")
-                if data:
-                    try:
-                        await chunks.send(data)
-                    except anyio.BrokenResourceError:
-                        # The upstream answered without reading the whole
-                        # body; the rest is read and dropped.
-                        chunks = None
-                        continue
+def _upstream_url(options: ProxyOptions, scope: Scope) -> httpx.URL:
+    target = options.target(scope)
+    upstream = options.upstream
+    if target.startswith("/"):
+        # Parsing one string is the cheaper way to an httpx.URL; the result
+        # is the same as from the components (the target is ASCII already).
+        return httpx.URL(f"{upstream.scheme}://{upstream.host_header.decode('ascii')}{target}")
+    return httpx.URL(
+        scheme=upstream.scheme,
+        host=upstream.host,
+        port=upstream.port,
+        raw_path=target.encode("ascii"),
+    )
+
+
+def _via_client(client: httpx.AsyncClient) -> Callable[[httpx.Request], Any]:
+    async def send_request(request: httpx.Request) -> httpx.Response:
+        return await client.send(request, stream=True)
+
+    return send_request
+
+
+class _Watch:
+    """Listens for ``http.disconnect`` and cancels the exchange when it comes."""
+
+    __slots__ = ("cancel", "receive", "spawn", "started", "state", "task")
+
+    def __init__(self, receive: Receive, state: DisconnectState) -> None:
+        self.receive = receive
+        self.state = state
+        self.cancel = anyio.CancelScope()
+        self.spawn: Callable[[], Any] | None = None
+        self.started = False
+        self.task: Any = None
+
+    def start(self) -> None:
+        """Start listening (once the request body is read: ``receive()`` is free)."""
+        if not self.started and self.spawn is not None:
+            self.started = True
+            self.task = self.spawn()
+
+    def stop(self) -> None:
+        if isinstance(self.task, asyncio.Task):
+            self.task.cancel()
+
+    async def listen(self) -> None:
+        state = self.state
+        state.listening = True
+        try:
+            while True:
+                # Body messages left when the upstream answered without
+                # reading the whole body are read and dropped.
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    state.disconnected = True
+                    self.cancel.cancel()
+                    return
+        except Exception:  # a failing receive() is the server's to report
+            return
+        finally:
+            state.listening = False
+
+
+class _RequestBody:
+    """The request body, read from ``receive()`` as httpx asks for it."""
+
+    def __init__(
+        self, first: bytes, receive: Receive, state: DisconnectState, watch: _Watch
+    ) -> None:
+        self.first: bytes | None = first
+        self.receive = receive
+        self.state = state
+        self.watch = watch
+        self.done = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.first:
+            first, self.first = self.first, None
+            return first
+        while not self.done:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.state.disconnected = True
+                raise ClientDisconnect
+            if message["type"] == "http.request":
                 if not message.get("more_body", False):
-                    await chunks.aclose()
-                    chunks = None
-    finally:
-        state.listening = False
-        if chunks is not None:
-            await chunks.aclose()
+                    self.done = True
+                    self.watch.start()
+                chunk: bytes = message.get("body", b"")
+                if chunk:
+                    return chunk
+        raise StopAsyncIteration
 
 
 async def _exchange(
-    client: httpx.AsyncClient, request: httpx.Request, send: Send, state: DisconnectState
+    send_request: Callable[[httpx.Request], Any],
+    request: httpx.Request,
+    send: Send,
+    state: DisconnectState,
+    watch: _Watch,
+    *,
+    raw: bool,
 ) -> None:
     try:
-        response = await client.send(request, stream=True)
+        response: httpx.Response = await send_request(request)
     except httpx.PoolTimeout:
         await _answer(send, 503, "Service Unavailable: no upstream connection free")
         return
@@ -160,6 +240,10 @@ async def _exchange(
     except (httpx.TransportError, httpx.InvalidURL):
         await _answer(send, 502, "Bad Gateway: the upstream could not be reached")
         return
+    except ClientDisconnect:
+        return
+    # The upstream answered before reading the whole body, if it did not.
+    watch.start()
     try:
         await send(
             {
@@ -168,16 +252,25 @@ async def _exchange(
                 "headers": drop_hop_by_hop(response.headers.raw),
             }
         )
-        async for chunk in response.aiter_raw():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        stream: AsyncIterator[bytes] = (
+            aiter(response.stream)  # type: ignore[arg-type]
+            if raw
+            else response.aiter_raw()
+        )
+        async for chunk in stream:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except httpx.TransportError:
         return  # left incomplete on purpose: see the module docstring
     except OSError:
         state.disconnected = True  # ASGI 2.4: send raises OSError once the client is gone
     finally:
-        with anyio.CancelScope(shield=True):
-            await response.aclose()
+        if raw:
+            await response.aclose()  # the transport's close never waits
+        else:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
 
 
 async def _answer(send: Send, status: int, text: str) -> None:
