@@ -84,7 +84,7 @@ class FileResponse(Response):
         stat_result: os.stat_result | None = None,
         content_disposition_type: str = "attachment",
         *,
-        chunk_size: int = 64 * 1024,
+        chunk_size: int = 256 * 1024,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.status_code = status_code

@@ -66,14 +66,16 @@ async def empty_receive() -> Message:
 class HTTPConnection(Mapping[str, Any]):
     """What HTTP requests and WebSocket connections share: the scope, lazily."""
 
-    # Class-level defaults: building a connection sets only what it must.
-    _url: URL | None = None
-    _headers: Headers | None = None
-    _query: QueryParams | None = None
-    _cookies: dict[str, str] | None = None
+    # Slots: a connection is built for every request, and a slotted object
+    # is built in about half the time of one with a ``__dict__``.
+    __slots__ = ("_cookies", "_headers", "_query", "_url", "scope")
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
+        self._url: URL | None = None
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
 
     def __getitem__(self, key: str) -> Any:
         return self.scope[key]
@@ -195,15 +197,20 @@ def _longer_than(content_length: str, limit: int) -> bool:
 class Request(HTTPConnection):
     """An HTTP request.  ``Request(scope, receive)``; cheap to build, lazy to read."""
 
-    _body: bytes | None = None
-    _consumed = False  # the server's body has been read to its end
-    _streamed = False  # stream() handed chunks out without keeping them
-    _form: FormData | None = None
+    __slots__ = ("_body", "_buffer", "_consumed", "_form", "_receive", "_streamed")
 
     def __init__(self, scope: Scope, receive: Receive = empty_receive) -> None:
         self.scope = scope
+        self._url: URL | None = None
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
         self._receive = receive
         self._buffer: list[bytes] = []
+        self._body: bytes | None = None
+        self._consumed = False  # the server's body has been read to its end
+        self._streamed = False  # stream() handed chunks out without keeping them
+        self._form: FormData | None = None
 
     @property
     def method(self) -> str:

@@ -121,10 +121,12 @@ class Router:
                 # The hot path: a static route, one dictionary look-up each.
                 app = table.get(method) or table.get(None)
                 if app is not None:
-                    if _ROUTER_KEY in scope:
-                        child: Scope = {**scope, "path_params": scope.get("path_params") or {}}
-                    else:
-                        child = self._child(scope, {})
+                    child = dict(scope)  # the fastest copy of a dict
+                    if "path_params" not in child:
+                        child["path_params"] = {}
+                    if _ROUTER_KEY not in child:
+                        child[_ROUTER_KEY] = self
+                        child[_ROOT_KEY] = child.get("root_path", "")
                     await app(child, receive, send)
                     return
                 allowed = {m for m in table if m is not None}
@@ -188,15 +190,13 @@ class Router:
         await self.not_found(scope, receive, send)
 
     def _child(self, scope: Scope, params: dict[str, Any]) -> Scope:
+        child = dict(scope)
         outer = scope.get("path_params")
-        if _ROUTER_KEY in scope:
-            return {**scope, "path_params": {**outer, **params} if outer else params}
-        return {
-            **scope,
-            "path_params": {**outer, **params} if outer else params,
-            _ROUTER_KEY: self,
-            _ROOT_KEY: scope.get("root_path", ""),
-        }
+        child["path_params"] = {**outer, **params} if outer else params
+        if _ROUTER_KEY not in child:
+            child[_ROUTER_KEY] = self
+            child[_ROOT_KEY] = child.get("root_path", "")
+        return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
         compiled = entry.path

@@ -110,7 +110,7 @@ class StaticFiles:
         immutable: bool | Callable[[str], bool] = False,
         fallback: str | None = None,
         precompressed: bool = True,
-        chunk_size: int = 64 * 1024,
+        chunk_size: int = 256 * 1024,
     ) -> None:
         directory = os.fspath(directory)
         if check_dir and not os.path.isdir(directory):
@@ -331,7 +331,7 @@ def static_files(
     immutable: bool | Callable[[str], bool] = False,
     fallback: str | None = None,
     precompressed: bool = True,
-    chunk_size: int = 64 * 1024,
+    chunk_size: int = 256 * 1024,
 ) -> ASGIApp:
     """An ASGI app serving the files in ``directory`` (see the module docs).
 

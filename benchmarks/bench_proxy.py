@@ -3,7 +3,8 @@
 Every server is a subprocess on loopback: the upstream is a raw ASGI hello
 app under uvicorn (one worker); in front of it, in turn, are nothing (the
 ceiling), nginx (Debian's package, one worker process, keep-alive to the
-upstream) and asgikit's ``reverse_proxy`` under uvicorn (one worker).  The
+upstream), a minimal hand-written asyncio + h11 proxy (the floor for pure
+Python) and asgikit's ``reverse_proxy`` under uvicorn (one worker).  The
 load comes from ``wrk`` when it is installed, else from a small httpx loop;
 each run is time-bounded.  Then one more proxy run under cProfile says
 where the proxy's time goes, summed by package.
@@ -396,7 +397,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
         running(uvicorn("bench_proxy:upstream_app", up_port), up_port),
     ):
-        for name in ("direct", "nginx", "asgikit"):
+        for name in ("direct", "nginx", "floor", "asgikit"):
             results[name] = 0.0
         for _ in range(2):  # interleaved, best of two
             check(f"{upstream}/")
@@ -406,6 +407,11 @@ def main() -> None:
                     check(f"http://127.0.0.1:{nginx_port}/")
                     rate = load(f"http://127.0.0.1:{nginx_port}/", seconds, connections)
                     results["nginx"] = max(results["nginx"], rate)
+            floor = [sys.executable, __file__, "--floor", str(proxy_port), str(up_port)]
+            with running(floor, proxy_port):
+                check(f"http://127.0.0.1:{proxy_port}/")
+                rate = load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)
+                results["floor"] = max(results["floor"], rate)
             with running(uvicorn("bench_proxy:proxy_app", proxy_port), proxy_port, env):
                 check(f"http://127.0.0.1:{proxy_port}/")
                 rate = load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)
@@ -417,6 +423,7 @@ def main() -> None:
         labels = {
             "direct": "client → upstream (no proxy)",
             "nginx": "client → nginx → upstream",
+            "floor": "client → minimal asyncio + h11 proxy (floor) → upstream",
             "asgikit": "client → uvicorn + reverse_proxy → upstream",
         }
         for name, rate in results.items():

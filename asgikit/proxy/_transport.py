@@ -179,9 +179,18 @@ class ProxyTransport(httpx.AsyncBaseTransport):
             else:
                 await _write(stream, data, write_timeout, first=True)
                 written = True
-                async for chunk in body:
-                    if chunk:
-                        await _write(stream, conn.send(h11.Data(data=chunk)) or b"", write_timeout)
+                chunks = aiter(body)
+                try:
+                    async for chunk in chunks:
+                        if chunk:
+                            data = conn.send(h11.Data(data=chunk)) or b""
+                            await _write(stream, data, write_timeout)
+                finally:
+                    # httpx's body is an async generator: close it here, not
+                    # in the garbage collector, even when left half-way.
+                    aclose = getattr(chunks, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
                 await _write(stream, conn.send(h11.EndOfMessage()) or b"", write_timeout)
         except (httpx.WriteError, httpx.WriteTimeout) as exc:
             if connection.reused and not written:
@@ -218,7 +227,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                 received = True
                 conn.receive_data(data)
             elif type(event) is h11.Response:
-                body = _ResponseBody(self, connection, timeout)
+                body = ResponseBody(self, connection, timeout)
                 return httpx.Response(
                     event.status_code,
                     headers=list(event.headers),
@@ -380,7 +389,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                 await self._discard(idle.pop())
 
 
-class _ResponseBody(httpx.AsyncByteStream):
+class ResponseBody(httpx.AsyncByteStream):
     """The response body as it arrives; gives the connection back at its end."""
 
     def __init__(
@@ -389,6 +398,7 @@ class _ResponseBody(httpx.AsyncByteStream):
         self._transport = transport
         self._connection: _Connection | None = connection
         self._timeout = timeout
+        self._next: Any = None  # an h11 event read ahead by ``complete()``
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -400,7 +410,7 @@ class _ResponseBody(httpx.AsyncByteStream):
         conn = connection.h11
         try:
             while True:
-                event = conn.next_event()
+                event, self._next = self._next or conn.next_event(), None
                 if event is h11.NEED_DATA:
                     conn.receive_data(await _read(connection.stream, self._timeout))
                 elif type(event) is h11.Data:
@@ -421,6 +431,18 @@ class _ResponseBody(httpx.AsyncByteStream):
         except BaseException:
             await self.aclose()
             raise
+
+    def complete(self) -> bool:
+        """Whether the body is known to end here, without waiting for more of it."""
+        connection = self._connection
+        if connection is None:
+            return True
+        if self._next is None:
+            try:
+                self._next = connection.h11.next_event()
+            except h11.RemoteProtocolError:
+                return False  # raised again by the next read
+        return type(self._next) is h11.EndOfMessage
 
     async def aclose(self) -> None:
         """Close the connection unless the body was read to its end."""
@@ -468,4 +490,4 @@ async def _read(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
     raise httpx.ReadTimeout("the server did not answer in time")
 
 
-__all__ = ["ProxyTransport"]
+__all__ = ["ProxyTransport", "ResponseBody"]

@@ -36,7 +36,7 @@ import httpx
 from asgikit.exceptions import ClientDisconnect
 from asgikit.proxy._config import ProxyOptions
 from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
-from asgikit.proxy._transport import ProxyTransport
+from asgikit.proxy._transport import ProxyTransport, ResponseBody
 from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.types import Message, Receive, Scope, Send
 
@@ -94,7 +94,7 @@ async def forward_http(
         send_request: Callable[[httpx.Request], Any] = transport.handle_async_request
     else:
         send_request = _via_client(client)
-    exchange = _exchange(send_request, request, send, state, watch, raw=transport is not None)
+    exchange = _exchange(send_request, request, send, state, watch)
     if loop is not None:
         with watch.cancel:
             create_task = loop.create_task
@@ -226,8 +226,6 @@ async def _exchange(
     send: Send,
     state: DisconnectState,
     watch: _Watch,
-    *,
-    raw: bool,
 ) -> None:
     try:
         response: httpx.Response = await send_request(request)
@@ -244,6 +242,10 @@ async def _exchange(
         return
     # The upstream answered before reading the whole body, if it did not.
     watch.start()
+    # The transport's body knows when its end is already in: the last chunk
+    # then goes with ``more_body: False``, one ``send`` fewer.
+    stream = response.stream
+    body = stream if isinstance(stream, ResponseBody) else None
     try:
         await send(
             {
@@ -252,21 +254,19 @@ async def _exchange(
                 "headers": drop_hop_by_hop(response.headers.raw),
             }
         )
-        stream: AsyncIterator[bytes] = (
-            aiter(response.stream)  # type: ignore[arg-type]
-            if raw
-            else response.aiter_raw()
-        )
-        async for chunk in stream:
+        ended = False
+        async for chunk in response.aiter_raw() if body is None else body:
             if chunk:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                ended = body is not None and body.complete()
+                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     except httpx.TransportError:
         return  # left incomplete on purpose: see the module docstring
     except OSError:
         state.disconnected = True  # ASGI 2.4: send raises OSError once the client is gone
     finally:
-        if raw:
+        if body is not None:
             await response.aclose()  # the transport's close never waits
         else:
             with anyio.CancelScope(shield=True):

@@ -1,0 +1,355 @@
+"""The reverse proxy's httpx transport: keep-alive pool, framing, failures.
+
+Against a real uvicorn upstream for the ordinary cases, and a raw socket
+server that answers with scripted bytes for the edge cases (a connection
+closed between requests, ``Connection: close``, bodiless statuses, garbage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import anyio
+import anyio.to_thread
+import httpx
+import pytest
+
+from asgikit import JSONResponse, PlainTextResponse, Request, Response, route, router
+from asgikit.proxy import _transport, reverse_proxy
+from asgikit.proxy._transport import ProxyTransport
+from asgikit.testing import AsyncTestClient
+from tests.servers.live import free_port, serve
+
+# -- the uvicorn upstream ----------------------------------------------------
+
+
+async def echo(request: Request) -> Response:
+    body = await request.body()
+    return JSONResponse(
+        {"method": request.method, "size": len(body), "head": body[:20].decode("latin-1")}
+    )
+
+
+async def hello(request: Request) -> Response:
+    return PlainTextResponse("hello")
+
+
+async def slow(request: Request) -> Response:
+    await anyio.sleep(2)
+    return PlainTextResponse("late")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    app = router(
+        route("/echo", echo, methods=["GET", "POST"]), route("/hello", hello), route("/slow", slow)
+    )
+    with serve(app) as base:
+        yield base
+
+
+# -- a scripted raw upstream -------------------------------------------------
+
+Handler = Callable[[socket.socket, int], None]
+
+
+class RawServer:
+    """Accepts connections and runs ``handler(sock, index)`` on each, in threads."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.handler = handler
+        self.connections = 0
+        self.closed = threading.Event()  # set when a connection is closed here
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            index = self.connections
+            threading.Thread(target=self._run, args=(sock, index), daemon=True).start()
+
+    def _run(self, sock: socket.socket, index: int) -> None:
+        with sock:
+            try:
+                self.handler(sock, index)
+            except OSError:
+                pass
+        self.closed.set()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Handler], RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(handler: Handler) -> RawServer:
+        servers.append(RawServer(handler))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def read_request(sock: socket.socket) -> bytes:
+    """One request head and its body (Content-Length or chunked); ``b""`` at EOF."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lowered = head.lower()
+    if b"content-length:" in lowered:
+        length = int(lowered.split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += sock.recv(65536)
+    elif b"transfer-encoding: chunked" in lowered:
+        while not body.endswith(b"0\r\n\r\n"):
+            body += sock.recv(65536)
+    return head
+
+
+def ok(body: bytes = b"ok", extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def answer_each(*responses: bytes, then_close: bool = False) -> Handler:
+    """Answer requests on a connection with ``responses`` in turn."""
+
+    def handler(sock: socket.socket, index: int) -> None:
+        for response in responses:
+            if not read_request(sock):
+                return
+            sock.sendall(response)
+        if not then_close:
+            while read_request(sock):
+                sock.sendall(responses[-1])
+
+    return handler
+
+
+def client_for(url: str, **limits: float | None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=url,
+        transport=ProxyTransport(limits=httpx.Limits(**limits)),  # type: ignore[arg-type]
+    )
+
+
+# -- the ordinary path -------------------------------------------------------
+
+
+async def test_requests_and_bodies_go_through_one_kept_alive_connection(upstream: str) -> None:
+    async def upload() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 70000
+
+    transport = ProxyTransport()
+    async with httpx.AsyncClient(base_url=upstream, transport=transport) as client:
+        hello = await client.get("/hello")
+        whole = await client.post("/echo", content=b"abc")
+        streamed = await client.post("/echo", content=upload())
+        idle = transport._idle_count
+    assert hello.text == "hello"
+    assert whole.json() == {"method": "POST", "size": 3, "head": "abc"}
+    assert streamed.json()["size"] == 280000
+    assert idle == 1
+
+
+async def test_slow_upstream_read_times_out(upstream: str) -> None:
+    async with httpx.AsyncClient(base_url=upstream, transport=ProxyTransport()) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/slow", timeout=httpx.Timeout(5, read=0.05))
+
+
+async def test_refused_connection_is_a_connect_error() -> None:
+    async with client_for(f"http://127.0.0.1:{free_port()}") as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("/")
+
+
+async def test_busy_pool_waits_then_raises_pool_timeout(upstream: str) -> None:
+    async with client_for(upstream, max_connections=1) as client:
+        async with client.stream("GET", "/hello") as held:
+            with pytest.raises(httpx.PoolTimeout):
+                await client.get("/hello", timeout=httpx.Timeout(5, pool=0.05))
+            await held.aread()
+        # Released at the end of the held body: the next request gets it.
+        assert (await client.get("/hello")).text == "hello"
+
+
+async def test_a_waiting_request_gets_the_released_connection(upstream: str) -> None:
+    async with client_for(upstream, max_connections=1) as client:
+        results: list[str] = []
+
+        async def second() -> None:
+            results.append((await client.get("/hello")).text)
+
+        async with anyio.create_task_group() as group, client.stream("GET", "/hello") as held:
+            group.start_soon(second)
+            await anyio.wait_all_tasks_blocked()
+            assert results == []
+            await held.aread()
+    assert results == ["hello"]
+
+
+# -- scripted upstreams ------------------------------------------------------
+
+
+async def test_chunked_head_and_bodiless_statuses_keep_the_connection(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(
+        answer_each(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\none\r\n4\r\n,two\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n",
+            ok(b"last"),
+        )
+    )
+    async with client_for(server.url) as client:
+        chunked = await client.get("/")
+        head = await client.head("/")
+        empty = await client.get("/")
+        not_modified = await client.get("/")
+        last = await client.get("/")
+    assert chunked.content == b"one,two"
+    assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", "1000")
+    assert (empty.status_code, empty.content) == (204, b"")
+    assert (not_modified.status_code, not_modified.content) == (304, b"")
+    assert last.content == b"last"
+    assert server.connections == 1
+
+
+async def test_connection_close_answer_is_not_reused(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(answer_each(ok(b"bye", b"Connection: close\r\n"), then_close=True))
+    async with client_for(server.url) as client:
+        first = await client.get("/")
+        second = await client.get("/")
+    assert (first.content, second.content) == (b"bye", b"bye")
+    assert server.connections == 2
+
+
+async def test_connection_closed_between_requests_is_retried_once(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The server keeps the connection open after its answer, then drops it
+    # without a word: the next request finds it dead and goes on a new one.
+    server = raw_server(answer_each(ok(b"one"), then_close=True))
+    async with client_for(server.url) as client:
+        assert (await client.get("/")).content == b"one"
+        assert await anyio.to_thread.run_sync(server.closed.wait, 5)
+        # Idempotent, and its body can be sent again.
+        assert (await client.put("/", content=b"replayable")).content == b"one"
+    assert server.connections == 2
+
+
+async def test_streamed_post_is_not_retried_on_a_dead_connection(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(answer_each(ok(b"one"), then_close=True))
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield b"cannot be sent twice"
+
+    async with client_for(server.url) as client:
+        assert (await client.get("/")).content == b"one"
+        assert await anyio.to_thread.run_sync(server.closed.wait, 5)
+        async with contextlib.aclosing(upload()) as body:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.post("/", content=body)
+    assert server.connections == 1
+
+
+async def test_connection_idle_a_while_is_checked_before_reuse(
+    raw_server: Callable[[Handler], RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_transport, "_PROBE_AFTER", 0.0)
+
+    def handler(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        sock.sendall(ok(b"%d" % index))
+        if index > 1:
+            while read_request(sock):
+                sock.sendall(ok(b"%d" % index))
+
+    server = raw_server(handler)
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield b"not replayable"
+
+    async with client_for(server.url) as client:
+        assert (await client.get("/")).content == b"1"
+        assert await anyio.to_thread.run_sync(server.closed.wait, 5)
+        # A streamed POST is never retried: it works only because the dead
+        # connection was found out before anything was sent on it.
+        assert (await client.post("/", content=upload())).content == b"2"
+
+
+# httpx's own response iterators are async generators that trio reports when
+# a response is left half-way, as here (encode/httpx#3686).
+@pytest.mark.filterwarnings("ignore:Async generator 'httpx:ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_response_closed_before_its_end_closes_the_connection(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(answer_each(ok(b"x" * 100000)))
+    async with client_for(server.url) as client:
+        async with (
+            client.stream("GET", "/") as response,
+            contextlib.aclosing(response.aiter_raw()) as chunks,
+        ):
+            await anext(chunks)
+        assert len((await client.get("/")).content) == 100000
+    assert server.connections == 2
+    gc.collect()  # while the filters above still apply
+
+
+async def test_expired_connections_are_not_reused(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(answer_each(ok()))
+    async with client_for(server.url, keepalive_expiry=0.0) as client:
+        for _ in range(3):
+            assert (await client.get("/")).content == b"ok"
+    assert server.connections == 3
+
+
+async def test_garbage_is_a_remote_protocol_error_and_a_502(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(answer_each(b"this is not HTTP\r\n\r\n", then_close=True))
+    async with client_for(server.url) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get("/")
+    async with AsyncTestClient(reverse_proxy(server.url)) as proxied:
+        response = await proxied.get("/")
+    assert response.status_code == 502
+
+
+async def test_body_cut_short_is_a_remote_protocol_error(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(
+        answer_each(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", then_close=True)
+    )
+    async with client_for(server.url) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get("/")
