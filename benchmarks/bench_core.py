@@ -15,9 +15,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import compare, http_scope, machine, report  # noqa: E402
+from _harness import compare, http_scope, machine, report
 
-from asgikit import JSONResponse, PlainTextResponse, Request, route, router  # noqa: E402
+from asgikit import JSONResponse, PlainTextResponse, Request, route, router
 
 # --- raw ASGI: the pure-Python floor -------------------------------------------------
 
