@@ -407,7 +407,8 @@ def main() -> None:
                     check(f"http://127.0.0.1:{nginx_port}/")
                     rate = load(f"http://127.0.0.1:{nginx_port}/", seconds, connections)
                     results["nginx"] = max(results["nginx"], rate)
-            floor = [sys.executable, __file__, "--floor", str(proxy_port), str(up_port)]
+            floor = [sys.executable, os.path.join(HERE, "bench_proxy.py"), "--floor"]
+            floor += [str(proxy_port), str(up_port)]
             with running(floor, proxy_port):
                 check(f"http://127.0.0.1:{proxy_port}/")
                 rate = load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)

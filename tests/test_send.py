@@ -1,8 +1,8 @@
-"""``wrap_send``: only the message types asked for are intercepted; the rest pass untouched."""
+"""``wrap_send`` and ``edit_start``: only the types asked for are intercepted; the rest pass."""
 
 from __future__ import annotations
 
-from asgikit._send import SentWatch, message_headers, wrap_send
+from asgikit._send import SentWatch, edit_start, message_headers, wrap_send
 from asgikit.types import Message
 from tests.conftest import SendRecorder
 
@@ -92,3 +92,24 @@ async def test_sent_watch_notes_the_watched_type_and_passes_every_message() -> N
     await watch(start)
     assert watch.sent
     assert inner.messages == [early, start]
+
+
+async def test_edit_start_edits_only_the_start_and_passes_the_rest_as_they_are() -> None:
+    inner = SendRecorder()
+
+    def tag(message: Message) -> Message:
+        return {**message, "headers": [*message["headers"], (b"x-tag", b"1")]}
+
+    send = edit_start(inner, tag)
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"a", b"1")]}
+    rest: list[Message] = [
+        {"type": "http.response.body", "body": b"x", "more_body": True},
+        {"type": "http.response.pathsend", "path": "/srv/file.bin"},
+        {"type": "x.future.extension", "anything": {"nested": [1]}},
+    ]
+    await send(start)
+    for message in rest:
+        await send(message)
+    assert inner.messages[0] == {**start, "headers": [(b"a", b"1"), (b"x-tag", b"1")]}
+    assert start["headers"] == [(b"a", b"1")]
+    assert all(a is b for a, b in zip(inner.messages[1:], rest, strict=True))

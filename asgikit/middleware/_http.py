@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from asgikit.types import Receive, Scope, Send
+from asgikit.types import Message, Receive, Scope, Send
 
 RawHeaders = list[tuple[bytes, bytes]]
 
@@ -52,24 +52,47 @@ def add_vary(headers: RawHeaders, token: bytes) -> None:
 class HeaderEdit:
     """One fixed edit of a response's raw header list, prepared at construction time.
 
-    ``drop`` names (lower-case) are removed, and with ``vary`` that token is
-    added to ``Vary`` as :func:`add_vary` would.  Applying it is one pass over
-    the list, and only names as long as one it looks for are lower-cased.
+    ``drop`` names (lower-case) are removed, the ``add`` pairs are appended,
+    and with ``vary`` that token is added to ``Vary`` as :func:`add_vary`
+    would.  Applying it is one pass over the list, and only names as long as
+    one it looks for are lower-cased; when no name has such a length (the
+    usual case), the result is built in one step.
     """
 
-    __slots__ = ("drop", "lengths", "vary", "wanted")
+    __slots__ = ("add", "drop", "lengths", "tail", "vary", "vary_pair", "wanted")
 
-    def __init__(self, *, drop: frozenset[bytes] = frozenset(), vary: bytes | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        drop: frozenset[bytes] = frozenset(),
+        vary: bytes | None = None,
+        add: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
         self.drop = drop
         self.vary = vary
+        self.add = tuple(add)
         self.wanted = b"" if vary is None else vary.lower()
         self.lengths = frozenset({len(name) for name in drop} | ({4} if vary else set()))
+        # What goes after the headers when none of them needs looking at.
+        self.vary_pair: tuple[tuple[bytes, bytes], ...] = (
+            () if vary is None else ((b"vary", vary),)
+        )
+        self.tail = (*self.add, *self.vary_pair)
 
     def apply(
         self, headers: Iterable[tuple[bytes, bytes]], add: Iterable[tuple[bytes, bytes]] = ()
     ) -> RawHeaders:
-        """A new raw list: ``headers`` edited, then ``add`` appended."""
+        """A new raw list: ``headers`` edited, then this edit's ``add`` and ``add`` appended."""
+        if type(headers) is not list:
+            headers = list(headers)  # read twice below
         lengths = self.lengths
+        for name, _ in headers:
+            if len(name) in lengths:
+                break
+        else:
+            if add:
+                return [*headers, *self.add, *add, *self.vary_pair]
+            return [*headers, *self.tail]
         drop = self.drop
         vary = self.vary
         out: RawHeaders = []
@@ -86,6 +109,7 @@ class HeaderEdit:
                     elif vary_at < 0:
                         vary_at = len(out)
             out.append(pair)
+        out.extend(self.add)
         out.extend(add)
         if vary is not None and not vary_done:
             if vary_at < 0:
@@ -94,6 +118,19 @@ class HeaderEdit:
                 name, value = out[vary_at]
                 out[vary_at] = (name, value + b", " + vary if value.strip() else vary)
         return out
+
+    def message(self, message: Message) -> Message:
+        """A copy of a start message with its headers edited (for ``edit_start``)."""
+        headers = message.get("headers", ())
+        if type(headers) is list:
+            # apply's usual case, inlined: this runs once a response.
+            lengths = self.lengths
+            for name, _ in headers:
+                if len(name) in lengths:
+                    break
+            else:
+                return {**message, "headers": [*headers, *self.tail]}
+        return {**message, "headers": self.apply(headers)}
 
 
 def has_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bool:

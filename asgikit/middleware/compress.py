@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from asgikit._send import wrap_send
 from asgikit.composition import middleware
 from asgikit.middleware._encoding import (
     Encoder,
@@ -166,16 +165,16 @@ class _Compress:
             if len(name) not in _SKIP_LENGTHS:
                 continue
             name = name.lower()
-            if name == b"content-encoding" or name == b"content-range":
+            if name == b"content-length":  # first: responses usually send it first
+                if not value.isdigit() or int(value) < self.minimum_size:
+                    return True
+            elif name == b"content-encoding" or name == b"content-range":
                 return True
-            if name == b"content-type":
+            elif name == b"content-type":
                 media = value.partition(b";")[0].strip().lower().decode("latin-1")
                 if media in self.skip_exact:
                     return True
                 if media.partition("/")[0] + "/" in self.skip_types:
-                    return True
-            elif name == b"content-length":
-                if not value.isdigit() or int(value) < self.minimum_size:
                     return True
             elif name == b"cache-control" and b"no-transform" in value.lower():
                 return True
@@ -189,101 +188,115 @@ class _Compress:
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
                 accept = value if accept is None else accept + b"," + value
-        encoding = self.choose(accept) if accept else None
+        if not accept:
+            await self.app(scope, receive, send)
+            return
+        encoding = self.cache.get(accept, "")
+        if encoding == "":
+            encoding = self.choose(accept)
         if encoding is None or (self.excluded is not None and self.excluded(scope)):
             await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, self._wrap(send, encoding))
+        await self.app(scope, receive, _Response(self, send, encoding).send)
 
-    def _wrap(self, send: Send, encoding: str) -> Send:
-        pending: Message | None = None
-        encoder: Encoder | None = None
-        passing = False
-        coding = encoding.encode("ascii")
 
-        def compressed_start(start: Message, length: int | None) -> Message:
-            headers: RawHeaders = []
-            for pair in start.get("headers", ()):
-                if len(pair[0]) in _START_LENGTHS:
-                    name, value = pair
-                    lower = name.lower()
-                    if lower == b"content-length":
-                        continue
-                    if lower == b"etag" and not value.startswith(b"W/"):
-                        pair = (name, b"W/" + value)
-                headers.append(pair)
-            headers.append((b"content-encoding", coding))
-            if length is not None:
-                headers.append((b"content-length", str(length).encode("ascii")))
-            add_vary(headers, b"Accept-Encoding")
-            return {**start, "headers": headers}
+_FILE_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 
-        async def on_start(message: Message) -> None:
-            nonlocal pending, passing
+
+class _Response:
+    """One response's ``send``: holds the start until the body says whether to compress.
+
+    Once it decides not to (``passing``), every later message goes straight
+    through.  Messages of types it does not know always do.
+    """
+
+    __slots__ = ("encoder", "encoding", "owner", "passing", "pending", "server_send")
+
+    def __init__(self, owner: _Compress, send: Send, encoding: str) -> None:
+        self.owner = owner
+        self.server_send = send
+        self.encoding = encoding
+        self.pending: Message | None = None
+        self.encoder: Encoder | None = None
+        self.passing = False
+
+    async def send(self, message: Message) -> None:
+        if self.passing:
+            await self.server_send(message)
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
             status = message["status"]
             if (
                 status < 200
                 or status in (204, 206, 304)
-                or self.skip_response(message.get("headers", ()))
+                or self.owner.skip_response(message.get("headers", ()))
             ):
-                passing = True
-                await send(message)
+                self.passing = True
+                await self.server_send(message)
             else:
-                pending = message
-
-        async def on_body(message: Message) -> None:
-            nonlocal pending, encoder, passing
-            if passing:
-                await send(message)
-                return
-            body: bytes = message.get("body", b"")
-            more: bool = message.get("more_body", False)
-            if encoder is not None:
-                if more and not body:
-                    return  # a flush of nothing would still cost bytes
-                out = encoder.chunk(body) if more else encoder.last(body)
-                if out or not more:
-                    await send({**message, "body": out})
-                return
-            start, pending = pending, None
-            if start is None:  # body before start: not ours to fix
-                await send(message)
-                return
-            if not more:
-                if len(body) < self.minimum_size:
-                    passing = True
-                    await send(start)
-                    await send(message)
-                    return
-                out = self.whole(encoding, body)
-                await send(compressed_start(start, len(out)))
-                await send({**message, "body": out})
-                return
-            encoder = self.encoder(encoding)
-            await send(compressed_start(start, None))
-            out = encoder.chunk(body)
-            if out:
-                await send({**message, "body": out})
-
-        async def on_pathsend(message: Message) -> None:
+                self.pending = message
+        elif kind == "http.response.body":
+            await self.body(message)
+        elif kind in _FILE_SENDS:
             # The server sends the file as it is: nothing to compress, and
             # the start goes out exactly as the app wrote it.
-            nonlocal pending, passing
-            start, pending = pending, None
-            passing = True
+            start, self.pending = self.pending, None
+            self.passing = True
             if start is not None:
-                await send(start)
-            await send(message)
+                await self.server_send(start)
+            await self.server_send(message)
+        else:
+            await self.server_send(message)
 
-        return wrap_send(
-            send,
-            {
-                "http.response.start": on_start,
-                "http.response.body": on_body,
-                "http.response.pathsend": on_pathsend,
-                "http.response.zerocopysend": on_pathsend,
-            },
-        )
+    async def body(self, message: Message) -> None:
+        send = self.server_send
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        encoder = self.encoder
+        if encoder is not None:
+            if more and not body:
+                return  # a flush of nothing would still cost bytes
+            out = encoder.chunk(body) if more else encoder.last(body)
+            if out or not more:
+                await send({**message, "body": out})
+            return
+        start, self.pending = self.pending, None
+        if start is None:  # body before start: not ours to fix
+            await send(message)
+            return
+        if not more:
+            if len(body) < self.owner.minimum_size:
+                self.passing = True
+                await send(start)
+                await send(message)
+                return
+            out = self.owner.whole(self.encoding, body)
+            await send(self.compressed_start(start, len(out)))
+            await send({**message, "body": out})
+            return
+        encoder = self.encoder = self.owner.encoder(self.encoding)
+        await send(self.compressed_start(start, None))
+        out = encoder.chunk(body)
+        if out:
+            await send({**message, "body": out})
+
+    def compressed_start(self, start: Message, length: int | None) -> Message:
+        headers: RawHeaders = []
+        for pair in start.get("headers", ()):
+            if len(pair[0]) in _START_LENGTHS:
+                name, value = pair
+                lower = name.lower()
+                if lower == b"content-length":
+                    continue
+                if lower == b"etag" and not value.startswith(b"W/"):
+                    pair = (name, b"W/" + value)
+            headers.append(pair)
+        headers.append((b"content-encoding", self.encoding.encode("ascii")))
+        if length is not None:
+            headers.append((b"content-length", str(length).encode("ascii")))
+        add_vary(headers, b"Accept-Encoding")
+        return {**start, "headers": headers}
 
 
 __all__ = ["DEFAULT_SKIP_MEDIA_TYPES", "compress", "select_encoding"]

@@ -20,13 +20,15 @@ CORS does not cover: WebSocket scopes pass through untouched here).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from asgikit._send import wrap_send
+from asgikit._send import edit_start
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.middleware._http import HeaderEdit, RawHeaders, add_vary, text_response
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+
+_StartEdit = Callable[[Message], Message]
 
 #: Request headers a browser may send cross-origin without listing them
 #: (Fetch §2.2.2, "CORS-safelisted request-header"; ``Content-Type`` is
@@ -41,6 +43,8 @@ _CORS_HEADERS = frozenset(
         b"access-control-expose-headers",
     }
 )
+_CACHE_SIZE = 256  # unlisted origins' answers remembered per instance
+_CACHE_KEY_MAX = 256  # longer Origin values are matched each time, never kept
 # RFC 9110 §5.6.2 token characters: what a method or a header name is made of.
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -139,16 +143,21 @@ class _CORS:
         if expose_headers:
             simple.append((b"access-control-expose-headers", ", ".join(expose_headers).encode()))
         self.simple_headers = simple
-        # What a simple request from an allowed origin adds, made once per
-        # origin: fixed for a wildcard, one entry for each configured origin.
-        self.wildcard_answer = ((b"access-control-allow-origin", b"*"), *simple)
-        self.origin_answers = {
-            origin: ((b"access-control-allow-origin", origin), *simple) for origin in self.origins
-        }
-        vary = None if self.static_wildcard else b"Origin"
-        self.edit_allowed = HeaderEdit(drop=_CORS_HEADERS, vary=vary)
-        self.edit_refused = HeaderEdit(vary=vary)
-        self.edit_vary = HeaderEdit(vary=b"Origin")
+        # The start-message edit for a simple request, made once per answer:
+        # one for a wildcard, one for each configured origin, one for a
+        # refusal.  When allowed, the middleware owns the CORS headers: the
+        # app's go.  Every answer that depends on the origin varies on it;
+        # the wildcard's (used only without credentials) does not.
+        self.wildcard_edit = HeaderEdit(
+            drop=_CORS_HEADERS, add=((b"access-control-allow-origin", b"*"), *simple)
+        ).message
+        self.origin_edits = {origin: self._allowed_edit(origin) for origin in self.origins}
+        # Also the edit for a request without Origin: the answer would differ
+        # with one, unless it is a wildcard's.
+        self.refused_edit = HeaderEdit(vary=b"Origin").message
+        # Origins neither listed nor refused at a glance: echoed for "*" with
+        # credentials, or tried against the regex.
+        self.seen_edits: dict[bytes, _StartEdit] = {}
 
         preflight: RawHeaders = []
         if allow_credentials:
@@ -173,6 +182,30 @@ class _CORS:
     def allow_origin_value(self, origin: bytes) -> bytes:
         return b"*" if self.static_wildcard else origin
 
+    def _allowed_edit(self, origin: bytes) -> _StartEdit:
+        add = ((b"access-control-allow-origin", origin), *self.simple_headers)
+        return HeaderEdit(drop=_CORS_HEADERS, vary=b"Origin", add=add).message
+
+    def start_edit(self, origin: bytes) -> _StartEdit:
+        """The start-message edit for a simple request from ``origin``."""
+        if self.static_wildcard:
+            return self.wildcard_edit
+        edit = self.origin_edits.get(origin)
+        if edit is not None:
+            return edit
+        if not origin or not (self.any_origin or self.origin_regex is not None):
+            return self.refused_edit
+        edit = self.seen_edits.get(origin)
+        if edit is None:
+            edit = self._allowed_edit(origin) if self.origin_allowed(origin) else self.refused_edit
+            # Real origins are short; remembering long ones would let a client
+            # park _CACHE_SIZE header-sized keys in memory.
+            if len(origin) <= _CACHE_KEY_MAX:
+                if len(self.seen_edits) >= _CACHE_SIZE:
+                    self.seen_edits.clear()
+                self.seen_edits[origin] = edit
+        return edit
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (self.excluded is not None and self.excluded(scope)):
             await self.app(scope, receive, send)
@@ -189,42 +222,12 @@ class _CORS:
             if self.static_wildcard:
                 await self.app(scope, receive, send)
             else:
-                await self.app(scope, receive, self._vary_only(send))
+                await self.app(scope, receive, edit_start(send, self.refused_edit))
             return
         if scope["method"] == "OPTIONS" and request_method is not None:
             await self._preflight(scope, receive, send, origin, request_method)
             return
-        await self.app(scope, receive, self._simple(send, origin))
-
-    def _vary_only(self, send: Send) -> Send:
-        edit = self.edit_vary.apply
-
-        async def on_start(message: Message) -> None:
-            headers = edit(message.get("headers", ()))
-            await send({**message, "headers": headers})
-
-        return wrap_send(send, {"http.response.start": on_start})
-
-    def _answer(self, origin: bytes) -> tuple[tuple[bytes, bytes], ...] | None:
-        # The headers a simple request from ``origin`` gets, or None if refused.
-        if self.static_wildcard:
-            return self.wildcard_answer
-        answer = self.origin_answers.get(origin)
-        if answer is None and origin and self.origin_allowed(origin):
-            answer = ((b"access-control-allow-origin", origin), *self.simple_headers)
-        return answer
-
-    def _simple(self, send: Send, origin: bytes) -> Send:
-        answer = self._answer(origin)
-        # When allowed, the middleware owns the CORS headers: the app's go.
-        edit = self.edit_refused.apply if answer is None else self.edit_allowed.apply
-        add = answer or ()
-
-        async def on_start(message: Message) -> None:
-            headers = edit(message.get("headers", ()), add)
-            await send({**message, "headers": headers})
-
-        return wrap_send(send, {"http.response.start": on_start})
+        await self.app(scope, receive, edit_start(send, self.start_edit(origin)))
 
     async def _preflight(
         self, scope: Scope, receive: Receive, send: Send, origin: bytes, method: bytes

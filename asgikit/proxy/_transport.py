@@ -2,19 +2,14 @@
 
 httpx's default transport (httpcore) checks every idle connection of its pool
 with a socket probe on every request, so its cost grows with the pool.  This
-one keeps, per origin, a LIFO list of idle connections (a burst reuses the
-warm ones, the rest age out) and speaks HTTP/1.1 with h11 over anyio streams,
-so it runs on asyncio and trio alike.
+one speaks HTTP/1.1 with h11 over anyio streams (asyncio and trio alike), on
+the lean pool of :mod:`asgikit.proxy._pool`: LIFO idle lists per origin, no
+probe on the hot path.
 
-- A request takes the most recently used idle connection of its origin, or
-  opens one while fewer than ``max_connections`` exist, or waits for one to
-  be released (``pool`` timeout: ``httpx.PoolTimeout``).
-- No probe on the hot path.  Servers close idle connections after a few
-  seconds (gunicorn 2 s, uvicorn 5 s), so a connection idle for longer than
-  ``_PROBE_AFTER`` gets one non-blocking poll of its own socket before reuse.
-  One that still turns out closed is retried once on a new connection when
-  that is safe (RFC 9112 §9.3.1, RFC 9110 §9.2.2): nothing of the request was
-  written, or the method is idempotent and the body can be sent again.
+- A connection found dead on reuse (the server closed it while it was idle)
+  is retried once on a new one when that is safe (RFC 9112 §9.3.1, RFC 9110
+  §9.2.2): nothing of the request was written, or the method is idempotent
+  and the body can be sent again.
 - The request body streams from ``request.stream``; the response body streams
   as the caller reads it, and the connection goes back to the pool at the end
   of the message, or is closed when the response is closed before its end, or
@@ -28,10 +23,6 @@ protocol upgrades, trailers.  Response header names come back lower-cased.
 
 from __future__ import annotations
 
-import select
-import ssl
-import time
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,11 +31,10 @@ import anyio.abc
 import h11
 import httpx
 
-Origin = tuple[bytes, bytes, int]
+from asgikit.proxy._pool import Connection, Pool
 
 _READ_SIZE = 64 * 1024
 _FITS_EMPTY_BUFFER = 8 * 1024  # below any TCP send buffer (Linux's default is 16 KiB)
-_PROBE_AFTER = 1.0  # seconds idle before a connection is checked on reuse
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _CONNECTION_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -58,48 +48,6 @@ class _Stale(Exception):
         self.nothing_written = nothing_written
 
 
-class _Connection:
-    __slots__ = ("h11", "idle_since", "origin", "reused", "stream")
-
-    def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
-        self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT)
-        self.origin = origin
-        self.idle_since = 0.0
-        self.reused = False
-
-    def looks_closed(self) -> bool:
-        # An idle HTTP/1.1 connection has nothing to say: a readable socket
-        # means EOF, a reset or junk, and is not worth a request.  TLS is not
-        # checked (a session ticket may arrive at any time).
-        if self.origin[0] != b"http":
-            return False
-        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        if sock is None:
-            return False
-        try:
-            fileno = sock.fileno()
-            if fileno < 0:
-                return True
-            if hasattr(select, "poll"):
-                poller = select.poll()
-                poller.register(fileno, select.POLLIN)
-                return bool(poller.poll(0))
-            return bool(select.select([fileno], [], [], 0)[0])
-        except (OSError, ValueError):
-            return True
-
-
-class _Waiter:
-    __slots__ = ("connection", "event", "origin", "slot")
-
-    def __init__(self, origin: Origin) -> None:
-        self.origin = origin
-        self.event = anyio.Event()
-        self.connection: _Connection | None = None
-        self.slot = False  # handed the right to open a connection
-
-
 class ProxyTransport(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport``: HTTP/1.1 over a lean keep-alive pool.
 
@@ -109,17 +57,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, limits: httpx.Limits | None = None, verify: Any = True) -> None:
-        limits = limits or httpx.Limits()
-        self._max_connections = limits.max_connections
-        self._max_idle = limits.max_keepalive_connections
-        self._expiry = limits.keepalive_expiry
-        self._verify = verify
-        self._ssl_context: ssl.SSLContext | None = None
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._idle_count = 0
-        self._open = 0  # connections open or being opened, idle or not
-        self._waiters: deque[_Waiter] = deque()
-        self._closed = False
+        self._pool = Pool(limits or httpx.Limits(), verify)
 
     # -- one request ---------------------------------------------------------
 
@@ -140,22 +78,22 @@ class ProxyTransport(httpx.AsyncBaseTransport):
         replayable = isinstance(request.stream, httpx.ByteStream)
         retry = True
         while True:
-            connection = await self._acquire(origin, timeouts)
+            connection = await self._pool.acquire(origin, timeouts)
             try:
                 return await self._exchange(connection, request, head, timeouts)
             except _Stale as stale:
-                await self._discard(connection)
+                await self._pool.discard(connection)
                 safe = stale.nothing_written or (replayable and request.method in _IDEMPOTENT)
                 if not (retry and safe):
                     raise httpx.RemoteProtocolError(str(stale)) from None
                 retry = False
             except BaseException:
-                await self._discard(connection)
+                await self._pool.discard(connection)
                 raise
 
     async def _exchange(
         self,
-        connection: _Connection,
+        connection: Connection,
         request: httpx.Request,
         head: h11.Request,
         timeouts: dict[str, float | None],
@@ -202,7 +140,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
         return await self._read_head(connection, request, timeouts.get("read"))
 
     async def _read_head(
-        self, connection: _Connection, request: httpx.Request, timeout: float | None
+        self, connection: Connection, request: httpx.Request, timeout: float | None
     ) -> httpx.Response:
         conn = connection.h11
         received = False
@@ -227,7 +165,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                 received = True
                 conn.receive_data(data)
             elif type(event) is h11.Response:
-                body = ResponseBody(self, connection, timeout)
+                body = ResponseBody(self._pool, connection, timeout)
                 return httpx.Response(
                     event.status_code,
                     headers=list(event.headers),
@@ -243,162 +181,20 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                     f"unexpected {type(event).__name__} from the server"
                 )
 
-    # -- the pool ------------------------------------------------------------
-
-    async def _acquire(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
-        if self._closed:
-            raise RuntimeError("the transport is closed")
-        idle = self._idle.get(origin)
-        if idle:
-            now = time.monotonic()
-            while idle:
-                connection = idle.pop()
-                self._idle_count -= 1
-                age = now - connection.idle_since
-                if self._expiry is not None and age > self._expiry:
-                    # LIFO: everything older has expired as well.
-                    await self._discard(connection)
-                    while idle:
-                        self._idle_count -= 1
-                        await self._discard(idle.pop())
-                    break
-                if age > _PROBE_AFTER and connection.looks_closed():
-                    await self._discard(connection)
-                    continue
-                return connection
-        if self._max_connections is None or self._open < self._max_connections:
-            self._open += 1
-            return await self._connect(origin, timeouts.get("connect"))
-        if self._idle_count:
-            # All slots taken, some by idle connections to other origins.
-            await self._close_oldest_idle()
-            return await self._connect(origin, timeouts.get("connect"))
-        return await self._wait(origin, timeouts)
-
-    async def _wait(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
-        waiter = _Waiter(origin)
-        self._waiters.append(waiter)
-        try:
-            with anyio.fail_after(timeouts.get("pool")):
-                await waiter.event.wait()
-        except TimeoutError:
-            if not waiter.event.is_set():
-                self._waiters.remove(waiter)
-                raise httpx.PoolTimeout("no connection free in time") from None
-        except BaseException:
-            if waiter.event.is_set():
-                await self._pass_on(waiter)
-            else:
-                self._waiters.remove(waiter)
-            raise
-        if waiter.connection is not None:
-            return waiter.connection
-        return await self._connect(origin, timeouts.get("connect"))
-
-    async def _pass_on(self, waiter: _Waiter) -> None:
-        # A waiter served but cancelled before it could use what it got.
-        if waiter.connection is not None:
-            await self._release(waiter.connection)
-        else:
-            self._free_slot()
-
-    async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
-        scheme, host, port = origin
-        hostname = host.decode("ascii")
-        context = self._context() if scheme == b"https" else None
-        try:
-            with anyio.fail_after(timeout):
-                if context is None:
-                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(hostname, port)
-                else:
-                    stream = await anyio.connect_tcp(
-                        hostname,
-                        port,
-                        ssl_context=context,
-                        tls_hostname=hostname,
-                        tls_standard_compatible=False,
-                    )
-        except BaseException as exc:
-            self._free_slot()
-            if isinstance(exc, TimeoutError):
-                raise httpx.ConnectTimeout(f"connecting to {hostname}:{port} timed out") from exc
-            if isinstance(exc, _CONNECTION_ERRORS):
-                raise httpx.ConnectError(f"cannot connect to {hostname}:{port}: {exc}") from exc
-            raise
-        return _Connection(stream, origin)
-
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            verify = self._verify
-            context = (
-                verify
-                if isinstance(verify, ssl.SSLContext)
-                else httpx.create_ssl_context(verify=verify, trust_env=False)
-            )
-            context.set_alpn_protocols(["http/1.1"])
-            self._ssl_context = context
-        return self._ssl_context
-
-    async def _release(self, connection: _Connection) -> None:
-        """Give back a connection whose last exchange ended cleanly."""
-        connection.reused = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if waiter.origin == connection.origin:
-                waiter.connection = connection
-                waiter.event.set()
-                return
-            # Another origin waits: this connection makes room for its own.
-            waiter.slot = True
-            waiter.event.set()
-            await _close(connection)
-            return
-        if self._closed or (self._max_idle is not None and self._idle_count >= self._max_idle):
-            await self._discard(connection)
-            return
-        connection.idle_since = time.monotonic()
-        self._idle.setdefault(connection.origin, []).append(connection)
-        self._idle_count += 1
-
-    async def _discard(self, connection: _Connection) -> None:
-        """Close a connection (busy or just taken off the idle list) and free its slot."""
-        self._free_slot()
-        await _close(connection)
-
-    def _free_slot(self) -> None:
-        if self._waiters:
-            waiter = self._waiters.popleft()
-            waiter.slot = True
-            waiter.event.set()
-        else:
-            self._open -= 1
-
-    async def _close_oldest_idle(self) -> None:
-        oldest = min(
-            (idle for idle in self._idle.values() if idle), key=lambda idle: idle[0].idle_since
-        )
-        self._idle_count -= 1
-        await _close(oldest.pop(0))
-
     async def aclose(self) -> None:
         """Close every idle connection; busy ones are closed when released."""
-        self._closed = True
-        for idle in self._idle.values():
-            while idle:
-                self._idle_count -= 1
-                await self._discard(idle.pop())
+        await self._pool.aclose()
 
 
 class ResponseBody(httpx.AsyncByteStream):
     """The response body as it arrives; gives the connection back at its end."""
 
-    def __init__(
-        self, transport: ProxyTransport, connection: _Connection, timeout: float | None
-    ) -> None:
-        self._transport = transport
-        self._connection: _Connection | None = connection
+    def __init__(self, pool: Pool, connection: Connection, timeout: float | None) -> None:
+        self._pool = pool
+        self._connection: Connection | None = connection
         self._timeout = timeout
         self._next: Any = None  # an h11 event read ahead by ``complete()``
+        self._closed_by_peer = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -412,16 +208,21 @@ class ResponseBody(httpx.AsyncByteStream):
             while True:
                 event, self._next = self._next or conn.next_event(), None
                 if event is h11.NEED_DATA:
-                    conn.receive_data(await _read(connection.stream, self._timeout))
+                    data = await _read(connection.stream, self._timeout)
+                    # A body that ends with the connection (no length, not
+                    # chunked) leaves h11 "DONE", but the connection is gone.
+                    self._closed_by_peer = not data
+                    conn.receive_data(data)
                 elif type(event) is h11.Data:
                     return bytes(event.data)
                 elif type(event) is h11.EndOfMessage:
                     self._connection = None
-                    if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    reusable = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                    if reusable and not self._closed_by_peer:
                         conn.start_next_cycle()
-                        await self._transport._release(connection)
+                        await self._pool.release(connection)
                     else:
-                        await self._transport._discard(connection)
+                        await self._pool.discard(connection)
                     raise StopAsyncIteration
                 else:
                     raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
@@ -448,14 +249,7 @@ class ResponseBody(httpx.AsyncByteStream):
         """Close the connection unless the body was read to its end."""
         connection, self._connection = self._connection, None
         if connection is not None:
-            await self._transport._discard(connection)
-
-
-async def _close(connection: _Connection) -> None:
-    # Forcefully: this runs on cancellation paths too and must not wait.
-    # Both backends close the socket before their first checkpoint, and no
-    # TLS close_notify is owed (``tls_standard_compatible=False``).
-    await anyio.aclose_forcefully(connection.stream)
+            await self._pool.discard(connection)
 
 
 async def _write(

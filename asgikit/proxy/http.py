@@ -98,7 +98,7 @@ async def forward_http(
     if loop is not None:
         with watch.cancel:
             create_task = loop.create_task
-            watch.spawn = lambda: create_task(watch.listen())
+            watch.spawn = None
             if not isinstance(content, _RequestBody):
                 watch.start()
             try:

@@ -17,8 +17,8 @@ from asgikit.middleware.compress import compress, select_encoding
 from asgikit.responses import PlainTextResponse, Response
 from asgikit.streaming import StreamingResponse
 from asgikit.testing import TestClient
-from asgikit.types import Receive, Scope, Send
-from tests.conftest import make_scope, run_app
+from asgikit.types import Message, Receive, Scope, Send
+from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 from tests.servers.live import serve
 
 TEXT = "hello compressible world " * 100  # 2500 bytes
@@ -95,6 +95,37 @@ async def test_without_accept_encoding_the_response_is_untouched() -> None:
     assert b"content-encoding" not in dict(sent.headers)
     assert dict(sent.headers)[b"etag"] == b'"v1"'
     assert sent.body == TEXT.encode()
+
+
+@pytest.mark.parametrize("accept", [None, b"", b"identity", b"gzip;q=0, br;q=0, zstd;q=0"])
+async def test_without_a_usable_coding_the_app_gets_the_servers_own_send(
+    accept: bytes | None,
+) -> None:
+    seen: list[Send] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(send)
+        await big(scope, receive, send)
+
+    headers = [] if accept is None else [(b"accept-encoding", accept)]
+    server_send = SendRecorder()
+    await compress(app)(make_scope(headers=headers), body_receive(b""), server_send)
+    assert seen == [server_send]
+    assert server_send.body == TEXT.encode()
+
+
+async def test_a_small_body_goes_out_exactly_as_the_app_sent_it() -> None:
+    messages: list[Message] = [
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]},
+        {"type": "http.response.body", "body": b"tiny"},
+    ]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for message in messages:
+            await send(message)
+
+    sent = await run_app(compress(app), make_scope(headers=[(b"accept-encoding", b"gzip")]))
+    assert all(a is b for a, b in zip(sent.messages, messages, strict=True))
 
 
 @pytest.mark.parametrize(

@@ -163,6 +163,53 @@ def test_origin_regex_must_match_the_whole_origin() -> None:
     assert "access-control-allow-origin" not in bad.headers
 
 
+def test_regex_origins_each_get_their_own_answer_every_time() -> None:
+    c = client(allow_origin_regex=r"https://[a-z]+\.site\.example", expose_headers=["X-App"])
+    for _ in range(2):
+        for name in ("app", "admin"):
+            origin = f"https://{name}.site.example"
+            response = c.get("/", headers={"origin": origin})
+            assert response.headers["access-control-allow-origin"] == origin
+            assert response.headers["access-control-expose-headers"] == "X-App"
+            assert response.headers["vary"] == "Origin"
+        refused = c.get("/", headers={"origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in refused.headers
+        assert refused.headers["vary"] == "Origin"
+
+
+def test_wildcard_with_credentials_echoes_origins_the_regex_does_not_match() -> None:
+    c = client(allow_origins=["*"], allow_credentials=True, allow_origin_regex=r"https://only\.x")
+    response = c.get("/", headers={"origin": SITE})
+    assert response.headers["access-control-allow-origin"] == SITE
+    assert response.headers["access-control-allow-credentials"] == "true"
+
+
+async def test_two_different_origins_are_refused_but_still_vary() -> None:
+    app = cors(hello, allow_origins=[SITE, "https://other.example"])
+    headers = [(b"origin", SITE.encode()), (b"origin", b"https://other.example")]
+    sent = await run_app(app, make_scope(headers=headers))
+    assert sent.header(b"access-control-allow-origin") == []
+    assert sent.header(b"vary") == [b"Origin"]
+
+
+async def test_unlisted_origins_are_not_kept_in_memory_without_bound() -> None:
+    import tracemalloc
+
+    app = cors(hello, allow_origin_regex=r"https://[a-z0-9.-]+")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(3000):
+            origin = b"https://host-%d.example" % n + (b".x" * 200 if n % 2 else b"")
+            sent = await run_app(app, make_scope(headers=[(b"origin", origin)]))
+            assert sent.header(b"access-control-allow-origin") == [origin]
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # A few hundred short origins may be remembered; thousands may not.
+    assert retained < 600_000
+
+
 def test_configured_origin_is_normalised_case_and_trailing_slash() -> None:
     c = client(allow_origins=["HTTPS://Site.Example/"])
     assert c.get("/", headers={"origin": SITE}).headers["access-control-allow-origin"] == SITE

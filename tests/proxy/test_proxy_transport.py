@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -19,7 +22,7 @@ import httpx
 import pytest
 
 from asgikit import JSONResponse, PlainTextResponse, Request, Response, route, router
-from asgikit.proxy import _transport, reverse_proxy
+from asgikit.proxy import _pool, reverse_proxy
 from asgikit.proxy._transport import ProxyTransport
 from asgikit.testing import AsyncTestClient
 from tests.servers.live import free_port, serve
@@ -162,11 +165,51 @@ async def test_requests_and_bodies_go_through_one_kept_alive_connection(upstream
         hello = await client.get("/hello")
         whole = await client.post("/echo", content=b"abc")
         streamed = await client.post("/echo", content=upload())
-        idle = transport._idle_count
+        idle = transport._pool.idle_count
     assert hello.text == "hello"
     assert whole.json() == {"method": "POST", "size": 3, "head": "abc"}
     assert streamed.json()["size"] == 280000
     assert idle == 1
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """``hello`` under uvicorn over TLS, with a self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    files = ["-keyout", key, "-out", cert]
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            *subject,
+            *files,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with serve(router(route("/hello", hello)), ssl_certfile=cert, ssl_keyfile=key) as base:
+        yield base.replace("http://", "https://"), cert
+
+
+async def test_https_upstream_with_a_verified_certificate(tls_upstream: tuple[str, str]) -> None:
+    url, cert = tls_upstream
+    trusted = ssl.create_default_context(cafile=cert)
+    async with httpx.AsyncClient(base_url=url, transport=ProxyTransport(verify=trusted)) as client:
+        answers = [(await client.get("/hello")).text for _ in range(2)]
+    assert answers == ["hello", "hello"]
+    async with AsyncTestClient(reverse_proxy(url)) as proxied:
+        # Not signed by anyone the default trust store knows: refused.
+        assert (await proxied.get("/hello")).status_code == 502
 
 
 async def test_slow_upstream_read_times_out(upstream: str) -> None:
@@ -247,6 +290,17 @@ async def test_connection_close_answer_is_not_reused(
     assert server.connections == 2
 
 
+async def test_body_delimited_by_the_connection_closing(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(answer_each(b"HTTP/1.1 200 OK\r\n\r\nuntil the end", then_close=True))
+    async with client_for(server.url) as client:
+        first = await client.get("/")
+        second = await client.get("/")
+    assert (first.content, second.content) == (b"until the end", b"until the end")
+    assert server.connections == 2
+
+
 async def test_connection_closed_between_requests_is_retried_once(
     raw_server: Callable[[Handler], RawServer],
 ) -> None:
@@ -281,7 +335,7 @@ async def test_streamed_post_is_not_retried_on_a_dead_connection(
 async def test_connection_idle_a_while_is_checked_before_reuse(
     raw_server: Callable[[Handler], RawServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_transport, "_PROBE_AFTER", 0.0)
+    monkeypatch.setattr(_pool, "_PROBE_AFTER", 0.0)
 
     def handler(sock: socket.socket, index: int) -> None:
         read_request(sock)
