@@ -1,15 +1,26 @@
 """The apps ``bench_uvicorn.py`` and ``bench_memory.py`` serve: raw ASGI, asgikit, Starlette.
 
 Each answers ``GET /`` with a short text and ``GET /users/{id:int}`` (in a
-table of 20 routes) with a small JSON object, identically.
+table of 20 routes) with a small JSON object, identically, and serves the
+files ``/files/1k.bin`` and ``/files/1m.bin`` (made on import in a temporary
+folder): the raw app reads them whole, the frameworks use ``FileResponse``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from asgikit import JSONResponse, PlainTextResponse, Request, route, router
+from asgikit import FileResponse, JSONResponse, PlainTextResponse, Request, route, router
+
+FILES = Path(tempfile.gettempdir()) / "asgikit-bench-files"
+FILES.mkdir(exist_ok=True)
+for _name, _size in (("1k.bin", 1024), ("1m.bin", 1024 * 1024)):
+    if not (FILES / _name).is_file() or (FILES / _name).stat().st_size != _size:
+        (FILES / _name).write_bytes(os.urandom(_size))
 
 FILLER = [f"/section{i}/{{item:int}}" for i in range(18)]  # + / and /users: 20 routes
 HELLO_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")]
@@ -35,6 +46,15 @@ async def raw_app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
+    if path in ("/files/1k.bin", "/files/1m.bin"):
+        data = (FILES / path[7:]).read_bytes()
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(len(data)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+        return
     await send({"type": "http.response.start", "status": 404, "headers": []})
     await send({"type": "http.response.body", "body": b""})
 
@@ -51,16 +71,22 @@ async def _other(request: Request) -> PlainTextResponse:
     return PlainTextResponse("other")
 
 
+async def _file(request: Request) -> FileResponse:
+    return FileResponse(FILES / request.path_params["name"])
+
+
 asgikit_app = router(
     route("/", _hello),
     *[route(path, _other) for path in FILLER],
     route("/users/{id:int}", _user),
+    route("/files/{name}", _file),
 )
 
 
 def _starlette() -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request as SRequest
+    from starlette.responses import FileResponse as SFile
     from starlette.responses import JSONResponse as SJSON
     from starlette.responses import PlainTextResponse as SText
     from starlette.routing import Route
@@ -74,11 +100,15 @@ def _starlette() -> Any:
     async def other(request: SRequest) -> SText:
         return SText("other")
 
+    async def file(request: SRequest) -> SFile:
+        return SFile(FILES / request.path_params["name"])
+
     return Starlette(
         routes=[
             Route("/", hello),
             *[Route(path, other) for path in FILLER],
             Route("/users/{id:int}", user),
+            Route("/files/{name}", file),
         ]
     )
 

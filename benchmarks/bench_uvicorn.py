@@ -31,7 +31,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 APPS = {"raw": "raw_app", "asgikit": "asgikit_app", "starlette": "starlette_app"}
-SCENARIOS = [("hello text", "/"), ("JSON, int path parameter, 20 routes", "/users/123")]
+SCENARIOS = [
+    ("hello text", "/"),
+    ("JSON, int path parameter, 20 routes", "/users/123"),
+    ("1 KiB file", "/files/1k.bin"),
+    ("1 MiB file", "/files/1m.bin"),
+]
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 

@@ -139,8 +139,11 @@ def summary(figures: dict[str, Any]) -> str:
         ]
         for title, apps in served.items():
             share = 100 * apps["asgikit"]["rps"] / apps["raw"]["rps"]
+            # The 90 % target is for hello and JSON; files are for the record
+            # (issue 3: at least as fast as Starlette).
+            targeted = not title.endswith("file")
             lines.append(
-                f"| {title} | {share:.1f} % | {_mark(share >= 90)} "
+                f"| {title} | {share:.1f} % | {_mark(share >= 90) if targeted else '-'} "
                 f"| {apps['asgikit']['rps'] / apps['starlette']['rps']:.2f} "
                 f"| {apps['raw']['p99_ms']:.2f} | {apps['asgikit']['p99_ms']:.2f} |"
             )
