@@ -325,20 +325,20 @@ def in_process(upstream: str, n: int = 1000, rounds: int = 5) -> dict[str, float
 
     async def run() -> dict[str, float]:
         proxy: Any = reverse_proxy(upstream)
-        calls = 0
-
-        async def receive() -> dict[str, Any]:
-            nonlocal calls
-            calls += 1
-            if calls % 2:
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()  # a client that stays until cancelled
-            raise AssertionError
+        request = {"type": "http.request", "body": b"", "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
             pass
 
         async def via_proxy() -> None:
+            messages = [request]
+
+            async def receive() -> dict[str, Any]:
+                if messages:
+                    return messages.pop()
+                await asyncio.Event().wait()  # a client that stays until cancelled
+                raise AssertionError
+
             await proxy(dict(scope), receive, send)
 
         results: dict[str, list[float]] = {"httpx": [], "proxy": []}

@@ -3,9 +3,12 @@
 Mount it anywhere (``mount("/api", reverse_proxy("http://backend:8000"))``):
 the path below ``root_path`` is what the upstream sees, after the upstream
 URL's own path.  HTTP goes through one shared ``httpx.AsyncClient`` with a
-keep-alive pool (see :mod:`asgikit.proxy.http`); WebSockets through the
-``websockets`` protocol engine (see :mod:`asgikit.proxy.websocket`).  Both
-come with the ``proxy`` extra: ``pip install asgikit[proxy]``.
+keep-alive pool (see :mod:`asgikit.proxy.http`); the client made here runs
+on asgikit's own lean HTTP/1.1 transport (:mod:`asgikit.proxy._transport`)
+rather than httpcore, whose pool costs grow with its size.  WebSockets go
+through the ``websockets`` protocol engine (see
+:mod:`asgikit.proxy.websocket`).  Both come with the ``proxy`` extra:
+``pip install asgikit[proxy]``.
 
 The client is opened on ``lifespan.startup`` and closed on shutdown (the
 app answers lifespan itself, so a router forwards it here); without a

@@ -27,7 +27,7 @@ request on a dead kept-alive connection when that is safe).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -39,6 +39,8 @@ from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
 from asgikit.proxy._transport import ProxyTransport, ResponseBody
 from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.types import Message, Receive, Scope, Send
+
+_GRACE = 0.05  # seconds an exchange runs before its disconnect listener starts (asyncio)
 
 
 async def forward_http(
@@ -79,7 +81,7 @@ async def forward_http(
         loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:  # trio
         loop = None
-    watch = _Watch(receive, state)
+    watch = _Watch(receive, state, loop)
     body: bytes = first.get("body", b"")
     content: bytes | _RequestBody = body
     if first.get("more_body", False):
@@ -97,8 +99,6 @@ async def forward_http(
     exchange = _exchange(send_request, request, send, state, watch)
     if loop is not None:
         with watch.cancel:
-            create_task = loop.create_task
-            watch.spawn = None
             if not isinstance(content, _RequestBody):
                 watch.start()
             try:
@@ -109,7 +109,7 @@ async def forward_http(
     error: Exception | None = None
     with watch.cancel:
         async with anyio.create_task_group() as group:
-            watch.spawn = lambda: group.start_soon(watch.listen)
+            watch.spawn = group.start_soon
             if not isinstance(content, _RequestBody):
                 watch.start()
             try:
@@ -146,26 +146,48 @@ def _via_client(client: httpx.AsyncClient) -> Callable[[httpx.Request], Any]:
 
 
 class _Watch:
-    """Listens for ``http.disconnect`` and cancels the exchange when it comes."""
+    """Listens for ``http.disconnect`` and cancels the exchange when it comes.
 
-    __slots__ = ("cancel", "receive", "spawn", "started", "state", "task")
+    On asyncio the listener starts only once the exchange has run for
+    ``_GRACE`` seconds: most exchanges are over by then and never pay for a
+    task, and a client that leaves early is noticed that much later.
+    """
 
-    def __init__(self, receive: Receive, state: DisconnectState) -> None:
+    __slots__ = ("cancel", "handle", "loop", "receive", "spawn", "started", "state", "task")
+
+    def __init__(
+        self, receive: Receive, state: DisconnectState, loop: asyncio.AbstractEventLoop | None
+    ) -> None:
         self.receive = receive
         self.state = state
+        self.loop = loop
         self.cancel = anyio.CancelScope()
-        self.spawn: Callable[[], Any] | None = None
+        self.spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
         self.started = False
-        self.task: Any = None
+        self.handle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start listening (once the request body is read: ``receive()`` is free)."""
-        if not self.started and self.spawn is not None:
-            self.started = True
-            self.task = self.spawn()
+        if self.started:
+            return
+        self.started = True
+        if self.loop is not None:
+            self.handle = self.loop.call_later(_GRACE, self._start_task)
+        elif self.spawn is not None:
+            self.spawn(self.listen)
+
+    def _start_task(self) -> None:
+        assert self.loop is not None
+        self.handle = None
+        self.task = self.loop.create_task(self.listen())
 
     def stop(self) -> None:
-        if isinstance(self.task, asyncio.Task):
+        """Stop listening (asyncio; on trio the nursery does it)."""
+        if self.handle is not None:
+            self.handle.cancel()
+        if self.task is not None:
+            # Not awaited: it only waits in receive() and reports nothing.
             self.task.cancel()
 
     async def listen(self) -> None:

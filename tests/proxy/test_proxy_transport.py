@@ -249,6 +249,23 @@ async def test_a_waiting_request_gets_the_released_connection(upstream: str) -> 
     assert results == ["hello"]
 
 
+async def test_many_concurrent_requests_share_a_small_pool(upstream: str) -> None:
+    transport = ProxyTransport(limits=httpx.Limits(max_connections=4))
+    answers: list[str] = []
+    async with httpx.AsyncClient(base_url=upstream, transport=transport) as client:
+
+        async def one() -> None:
+            answers.append((await client.get("/hello", timeout=30)).text)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(100):
+                group.start_soon(one)
+        pool = transport._pool
+        counts = (pool._open, pool.idle_count)
+    assert answers == ["hello"] * 100
+    assert counts == (4, 4)
+
+
 # -- scripted upstreams ------------------------------------------------------
 
 
@@ -299,6 +316,30 @@ async def test_body_delimited_by_the_connection_closing(
         second = await client.get("/")
     assert (first.content, second.content) == (b"until the end", b"until the end")
     assert server.connections == 2
+
+
+async def test_a_request_to_another_origin_waits_for_a_slot(
+    upstream: str, raw_server: Callable[[Handler], RawServer]
+) -> None:
+    other = raw_server(answer_each(ok(b"other")))
+    transport = ProxyTransport(limits=httpx.Limits(max_connections=1))
+    results: list[bytes] = []
+    async with httpx.AsyncClient(transport=transport) as client:
+
+        async def second() -> None:
+            results.append((await client.get(other.url)).content)
+
+        async with (
+            anyio.create_task_group() as group,
+            client.stream("GET", f"{upstream}/hello") as held,
+        ):
+            group.start_soon(second)
+            await anyio.wait_all_tasks_blocked()
+            assert results == []
+            await held.aread()
+        # The first origin's connection made room for the other's.
+        assert (await client.get(f"{upstream}/hello")).text == "hello"
+    assert results == [b"other"]
 
 
 async def test_connection_closed_between_requests_is_retried_once(
