@@ -68,7 +68,15 @@ class ProxyOptions:
     websocket_max_size: int | None
 
     def target(self, scope: Scope) -> str:
-        """The upstream request target for ``scope``: base path, path, ``?query``."""
+        """The upstream request target for ``scope``: base path, path, ``?query``.
+
+        A path with a ``.`` or ``..`` segment (encoded or not) raises
+        ``UnsafeTarget``: forwarded, it would be resolved against the
+        upstream's base path (RFC 3986 §5.2.4) and could leave it.
+        """
+        decoded = route_path(scope)
+        if "." in decoded and _DOT_SEGMENTS.intersection(decoded.split("/")):
+            raise UnsafeTarget(f"dot segment in {decoded!r}")
         path = raw_path_below_root(scope)
         if self.rewrite_path is not None:
             path = self.rewrite_path(path)
@@ -77,6 +85,13 @@ class ProxyOptions:
         if query:
             target += "?" + _ascii_safe(query.decode("latin-1"))
         return target
+
+
+class UnsafeTarget(ValueError):
+    """The request path has a dot segment that could climb out of the upstream's base path."""
+
+
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
 def _ascii_safe(text: str) -> str:
@@ -121,4 +136,4 @@ def _strip_root(raw: str, root: str) -> str | None:
         index = raw.find("/", index + 1)
 
 
-__all__ = ["ProxyOptions", "Upstream", "raw_path_below_root"]
+__all__ = ["ProxyOptions", "UnsafeTarget", "Upstream", "raw_path_below_root"]

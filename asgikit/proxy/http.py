@@ -34,7 +34,7 @@ import anyio
 import httpx
 
 from asgikit.exceptions import ClientDisconnect
-from asgikit.proxy._config import ProxyOptions
+from asgikit.proxy._config import ProxyOptions, UnsafeTarget
 from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
 from asgikit.proxy._transport import ProxyTransport, ResponseBody
 from asgikit.requests import DisconnectState, disconnect_state
@@ -74,7 +74,7 @@ async def forward_http(
     )
     try:
         url = _upstream_url(options, scope)
-    except httpx.InvalidURL:
+    except (httpx.InvalidURL, UnsafeTarget):
         await _answer(send, 400, "Bad Request: the path cannot be forwarded")
         return
     try:

@@ -33,7 +33,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI
 
-from asgikit.proxy._config import ProxyOptions
+from asgikit.proxy._config import ProxyOptions, UnsafeTarget
 from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
 from asgikit.routes import deny_websocket
 from asgikit.types import Message, Receive, Scope, Send
@@ -65,7 +65,11 @@ async def forward_websocket(
     if message["type"] != "websocket.connect":
         return
     upstream = options.upstream
-    target = options.target(scope)
+    try:
+        target = options.target(scope)
+    except UnsafeTarget:
+        await deny_websocket(scope, receive, send, 400, "Bad Request")
+        return
     path, _, query = target.partition("?")
     secure = upstream.scheme == "https"
     uri = WebSocketURI(secure, upstream.host, upstream.port, path, query)

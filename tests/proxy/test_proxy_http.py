@@ -585,3 +585,41 @@ def test_a_path_with_a_lone_surrogate_is_percent_encoded_upstream(raw_path: byte
     else:
         scope["raw_path"] = raw_path
     assert raw_path_below_root(scope) == "/a%ED%A0%80"
+
+
+async def test_dot_segments_never_climb_out_of_the_upstream_base_path() -> None:
+    # URL libraries (httpx too) resolve "/v1/../admin" to "/admin": a gateway
+    # must refuse such a path instead of forwarding it.  Driven by hand, since
+    # an HTTP client would itself resolve the dots before sending.
+    from asgikit.proxy import reverse_proxy
+    from asgikit.routing import mount, router
+
+    app = router(mount("/api", reverse_proxy("http://127.0.0.1:9/v1")))
+    for path, raw in (
+        ("/api/../admin", b"/api/../admin"),
+        ("/api/../admin", b"/api/%2e%2e/admin"),
+        ("/api/./x", b"/api/./x"),
+        ("/api/a/../../b", b"/api/a/%2E%2E/%2E%2E/b"),
+    ):
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object], sent: list[Any] = sent) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "raw_path": raw,
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"gateway")],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+            "scheme": "http",
+        }
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 400, raw
