@@ -20,6 +20,7 @@ from asgikit import EventSourceResponse, HTMLResponse, Request, WebSocket
 from asgikit.broadcast import Broadcast, SlowSubscriber
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.sse import last_event_id
+from asgikit.websockets import WebSocketState
 
 PAGES = Path(__file__).resolve().parent / "templates"
 
@@ -43,6 +44,8 @@ async def chat_socket(websocket: WebSocket) -> None:
         async def forward() -> None:
             try:
                 async for event in subscription:
+                    if websocket.application_state is not WebSocketState.CONNECTED:
+                        break  # closed meanwhile (say, for a malformed message)
                     await websocket.send_text(str(event.message))
             except SlowSubscriber:
                 await websocket.close(1013, "too slow, reconnect")
