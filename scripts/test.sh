@@ -2,11 +2,11 @@
 # Set everything up and run the whole test suite: ruff, mypy --strict, pytest.
 # Works in a fresh clone with only python3; as root with apt-get it also
 # installs the Debian programs some tests drive (curl, redis-server, nginx,
-# chromium, wrk).
+# chromium, openssl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES="curl redis-server nginx-light chromium"
+DEBIAN_PACKAGES="curl openssl redis-server nginx-light chromium"
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     missing=""
     for pkg in $DEBIAN_PACKAGES; do
