@@ -337,7 +337,14 @@ class Request(HTTPConnection):
         return FormContext(self, **limits)
 
     async def is_disconnected(self) -> bool:
-        """Whether the client has gone, without waiting and without stealing body data."""
+        """Whether the client has gone, without waiting and without stealing body data.
+
+        It looks at what ``receive()`` has ready right now.  A server whose
+        ``receive`` always yields to the event loop first (on trio, every
+        await does) never has a message ready that way, so there this tells
+        only what a streaming response's listener already saw; a streaming
+        response stops by itself when the client leaves, without asking.
+        """
         state = disconnect_state(self.scope)
         if state.disconnected or state.listening:
             return state.disconnected
