@@ -135,9 +135,12 @@ def _default_on_error(conn: HTTPConnection, exc: AuthenticationError) -> ASGIApp
 
 @middleware
 def authentication(
-    app: ASGIApp, *, backend: AuthenticationBackend, on_error: OnError | None = None
+    app: ASGIApp, backend: AuthenticationBackend, *, on_error: OnError | None = None
 ) -> ASGIApp:
     """Set ``scope["auth"]`` and ``scope["user"]`` from ``backend`` for ``app``.
+
+    ``authentication(app, backend)`` as the issue spells it, or
+    ``authentication(backend=backend)`` for a layer in ``stack()``.
 
     ``on_error(conn, exc)`` builds the answer (a response, or an awaitable of
     one) when the backend raises ``AuthenticationError``; by default a 400

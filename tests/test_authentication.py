@@ -334,3 +334,16 @@ def test_basic_auth_through_a_real_uvicorn_server() -> None:
         refused = httpx.get(base_url + "/admin", auth=("bob", "pw"))
         malformed = httpx.get(base_url + "/me", headers={"Authorization": "Basic %%%"})
     assert (allowed.status_code, refused.status_code, malformed.status_code) == (200, 403, 400)
+
+
+def test_backend_may_be_given_by_position_after_the_app() -> None:
+    class Everyone:
+        async def authenticate(self, conn: Any) -> Any:
+            return AuthCredentials(["read"]), SimpleUser("ada")
+
+    async def whoami(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.user.display_name)
+
+    app = authentication(router(route("/", whoami)), Everyone())
+    with TestClient(app) as client:
+        assert client.get("/").text == "ada"
