@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any, ClassVar, Literal
 
-import anyio.to_thread
-
 from asgikit.exceptions import HTTPException, WebSocketDisconnect
-from asgikit.requests import Request
-from asgikit.routes import answer_http_exception, deny_websocket, method_not_allowed
+from asgikit.routes import deny_websocket, method_not_allowed, run_request_handler
 from asgikit.types import Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket, WebSocketState
 
@@ -85,18 +82,7 @@ class HTTPEndpoint:
             await method_not_allowed(scope, receive, send, self._allow)
             return
         name, is_async = found
-        handler: Callable[[Request], Any] = getattr(self, name)
-        request = Request(scope, receive)
-        try:
-            if is_async:
-                response = await handler(request)
-            else:
-                response = await anyio.to_thread.run_sync(handler, request)
-        except HTTPException as exc:
-            await answer_http_exception(scope, receive, send, exc)
-            return
-        # request.receive replays any body the handler read.
-        await response(scope, request.receive, send)
+        await run_request_handler(getattr(self, name), is_async, scope, receive, send)
 
 
 class WebSocketEndpoint:

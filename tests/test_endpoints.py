@@ -262,3 +262,20 @@ def test_endpoints_through_a_real_uvicorn_server() -> None:
     assert got.json() == {"id": 5, "method": "GET"}
     assert (refused.status_code, refused.headers["allow"]) == (405, "DELETE, GET, HEAD, POST, PUT")
     assert reply == "echo over the wire"
+
+
+def test_uploads_read_in_an_endpoint_are_closed_after_the_response() -> None:
+    # Endpoints answer through the same runner as routes, clean-up included.
+    kept: list[Any] = []
+
+    class Upload(HTTPEndpoint):
+        async def post(self, request: Request) -> PlainTextResponse:
+            form = await request.form()
+            upload = form["file"]
+            kept.append(upload)
+            return PlainTextResponse(str(upload.size))
+
+    with TestClient(router(route("/up", Upload))) as client:
+        answer = client.post("/up", files={"file": ("a.txt", b"abc")})
+    assert answer.text == "3"
+    assert kept[0].file.closed
