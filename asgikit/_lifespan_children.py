@@ -145,6 +145,46 @@ class LifespanChildren:
             raise LifespanError("; ".join(failures))
 
 
+async def run_lifespans(
+    apps: Sequence[tuple[str, ASGIApp]], scope: Scope, receive: Any, send: Any
+) -> tuple[bool, str | None]:
+    """After ``lifespan.startup``: start ``apps``, answer, wait for shutdown, stop them.
+
+    Returns whether start-up succeeded (on failure ``lifespan.startup.failed``
+    was sent) and the shutdown failure, if any.  The shutdown answer is the
+    caller's, which may have more to stop first.
+    """
+    children = LifespanChildren(apps, scope)
+    started = False
+    failure: str | None = None
+    try:
+        async with anyio.create_task_group() as group:
+            try:
+                await children.startup(group)
+            except LifespanError as exc:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            else:
+                started = True
+                await send({"type": "lifespan.startup.complete"})
+                await receive()
+                try:
+                    await children.shutdown()
+                except LifespanError as exc:
+                    failure = str(exc)
+            group.cancel_scope.cancel()
+    finally:
+        children.close()
+    return started, failure
+
+
+async def answer_shutdown(send: Any, failure: str | None) -> None:
+    """Send ``lifespan.shutdown.complete``, or ``.failed`` with ``failure``."""
+    if failure is not None:
+        await send({"type": "lifespan.shutdown.failed", "message": failure})
+    else:
+        await send({"type": "lifespan.shutdown.complete"})
+
+
 async def serve_lifespan(
     apps: Sequence[tuple[str, ASGIApp]],
     scope: Scope,
@@ -155,26 +195,15 @@ async def serve_lifespan(
     message = await receive()
     if message["type"] != "lifespan.startup":
         return
-    children = LifespanChildren(apps, scope)
-    try:
-        async with anyio.create_task_group() as group:
-            try:
-                await children.startup(group)
-            except LifespanError as exc:
-                await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                group.cancel_scope.cancel()
-                return
-            await send({"type": "lifespan.startup.complete"})
-            message = await receive()
-            try:
-                await children.shutdown()
-            except LifespanError as exc:
-                await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-            group.cancel_scope.cancel()
-    finally:
-        children.close()
+    started, failure = await run_lifespans(apps, scope, receive, send)
+    if started:
+        await answer_shutdown(send, failure)
 
 
-__all__ = ["LifespanChildren", "LifespanError", "serve_lifespan"]
+__all__ = [
+    "LifespanChildren",
+    "LifespanError",
+    "answer_shutdown",
+    "run_lifespans",
+    "serve_lifespan",
+]

@@ -16,9 +16,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import anyio
-
-from asgikit._lifespan_children import LifespanChildren, LifespanError
+from asgikit._lifespan_children import answer_shutdown, run_lifespans
 from asgikit.composition import middleware
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
@@ -66,34 +64,18 @@ def lifespan(app: ASGIApp, handler: Handler) -> ASGIApp:
                 await send({"type": "lifespan.startup.failed", "message": reason})
                 return
             scope["state"].update(state)
+        started = False
         shutdown_error: str | None = None
-        inner = LifespanChildren([("app", app)], scope)
         try:
-            async with anyio.create_task_group() as group:
-                try:
-                    await inner.startup(group)
-                except LifespanError as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    group.cancel_scope.cancel()
-                    return
-                await send({"type": "lifespan.startup.complete"})
-                await receive()
-                try:
-                    await inner.shutdown()
-                except LifespanError as exc:
-                    shutdown_error = str(exc)
-                group.cancel_scope.cancel()
+            started, shutdown_error = await run_lifespans([("app", app)], scope, receive, send)
         finally:
-            inner.close()
             try:
                 await context.__aexit__(None, None, None)
             except Exception as exc:
                 _logger.exception("lifespan shutdown failed")
                 shutdown_error = _describe(exc)
-        if shutdown_error is not None:
-            await send({"type": "lifespan.shutdown.failed", "message": shutdown_error})
-        else:
-            await send({"type": "lifespan.shutdown.complete"})
+        if started:
+            await answer_shutdown(send, shutdown_error)
 
     return lifespan_app
 
