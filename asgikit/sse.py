@@ -38,8 +38,7 @@ import anyio.lowlevel
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import Headers
 from asgikit.requests import HTTPConnection
-from asgikit.responses import Response
-from asgikit.streaming import close_iterator, iterate_in_threadpool, run_until_disconnect
+from asgikit.streaming import StreamingResponse
 from asgikit.types import Scope, Send
 
 _PING = b": ping\n\n"
@@ -180,7 +179,7 @@ class _Writer:
                 self.idle = None
 
 
-class EventSourceResponse(Response):
+class EventSourceResponse(StreamingResponse):
     """A ``text/event-stream`` response from a sync or async iterable of events.
 
     Items are ``str`` (the data), dicts with ``data``, ``event``, ``id``,
@@ -204,15 +203,9 @@ class EventSourceResponse(Response):
         shutdown_event: _Waitable | None = None,
         background: BackgroundTask | None = None,
     ) -> None:
-        self.status_code = status_code
-        self.background = background
         self.ping = ping or None
         self.send_timeout = send_timeout
         self.shutdown_event = shutdown_event
-        if isinstance(content, AsyncIterable):
-            self.body_iterator: AsyncIterable[Any] = content
-        else:
-            self.body_iterator = iterate_in_threadpool(content)
         given = {key.lower() for key in headers or ()}
         extra = dict(headers or {})
         if "cache-control" not in given:
@@ -220,32 +213,11 @@ class EventSourceResponse(Response):
         if "x-accel-buffering" not in given:
             # nginx buffers proxied responses unless told not to.
             extra["X-Accel-Buffering"] = "no"
-        self._raw_headers = self._init_headers(extra)
+        super().__init__(content, status_code, extra, background=background)
 
-    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
-        iterator = self.body_iterator.__aiter__()
-        try:
-            if scope.get("method") == "HEAD":
-                await send(self._start_message())
-                await send({"type": "http.response.body", "body": b""})
-                complete = True
-            else:
-                complete = await run_until_disconnect(
-                    scope, receive, lambda: self._stream(send, iterator)
-                )
-        finally:
-            await close_iterator(iterator)
-        if complete and self.background is not None:
-            await self.background()
-
-    def _start_message(self) -> dict[str, Any]:
-        return {
-            "type": "http.response.start",
-            "status": self.status_code,
-            "headers": list(self._raw_headers),
-        }
-
-    async def _stream(self, send: Send, iterator: AsyncIterator[Any]) -> None:
+    async def _send_body(self, send: Send, iterator: AsyncIterator[Any]) -> None:
+        # StreamingResponse.__call__ runs this under its disconnect watch and
+        # closes the iterator; HEAD never gets here.
         await send(self._start_message())
         writer = _Writer(send, self.send_timeout)
         async with anyio.create_task_group() as group:

@@ -20,7 +20,7 @@ import anyio.to_thread
 from asgikit.background import BackgroundTask
 from asgikit.requests import disconnect_state
 from asgikit.responses import Response
-from asgikit.types import Receive, Scope, Send
+from asgikit.types import Message, Receive, Scope, Send
 
 Content = Iterable[Any] | AsyncIterable[Any]
 
@@ -128,13 +128,7 @@ class StreamingResponse(Response):
         iterator = self.body_iterator.__aiter__()
         try:
             if scope.get("method") == "HEAD":
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": self.status_code,
-                        "headers": list(self._raw_headers),
-                    }
-                )
+                await send(self._start_message())
                 await send({"type": "http.response.body", "body": b""})
                 complete = True
             else:
@@ -146,14 +140,16 @@ class StreamingResponse(Response):
         if complete and self.background is not None:
             await self.background()
 
+    def _start_message(self) -> Message:
+        # A copy of the headers: a response object may be sent more than once.
+        return {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": list(self._raw_headers),
+        }
+
     async def _send_body(self, send: Send, iterator: AsyncIterator[Any]) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status_code,
-                "headers": list(self._raw_headers),
-            }
-        )
+        await send(self._start_message())
         charset = self.charset
         sent = 0
         async for chunk in iterator:
