@@ -133,8 +133,14 @@ class Response:
         secure: bool = False,
         httponly: bool = False,
         samesite: str | None = "lax",
+        partitioned: bool = False,
     ) -> None:
-        """Tell the client to drop cookie ``key`` (same ``path`` and ``domain`` as it was set)."""
+        """Tell the client to drop cookie ``key``.
+
+        Give the attributes it was set with: browsers tell cookies apart by name,
+        ``path`` and ``domain`` (RFC 6265 §5.3), and a ``partitioned`` (CHIPS)
+        cookie lives in its own jar, so only a ``Partitioned`` deletion reaches it.
+        """
         self.set_cookie(
             key,
             "",
@@ -145,6 +151,7 @@ class Response:
             secure=secure,
             httponly=httponly,
             samesite=samesite,
+            partitioned=partitioned,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -262,6 +263,36 @@ def test_delete_cookie_expires_it_now() -> None:
     [cookie] = _set_cookies(response)
     assert cookie.startswith("sid=; Expires=")
     assert "GMT; Max-Age=0; Domain=example.com; Path=/app; SameSite=Lax" in cookie
+
+
+def _identifying(cookie: str) -> set[str]:
+    """The attributes that tell one cookie from another (RFC 6265 §5.3, CHIPS)."""
+    kept = ("Domain=", "Path=", "Secure", "SameSite=", "Partitioned")
+    return {a for a in cookie.split("; ")[1:] if a.startswith(kept)}
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        pytest.param({"partitioned": True, "secure": True, "samesite": "none"}, id="chips"),
+        pytest.param({"path": "/app", "domain": "example.com", "secure": True}, id="path-domain"),
+        pytest.param({"samesite": "strict", "httponly": True}, id="strict-httponly"),
+    ],
+)
+def test_delete_cookie_mirrors_every_attribute_that_identifies_the_cookie(
+    attributes: dict[str, Any],
+) -> None:
+    response = Response()
+    response.set_cookie("sid", "abc", **attributes)
+    response.delete_cookie("sid", **attributes)
+    set_it, delete_it = _set_cookies(response)
+    assert _identifying(delete_it) == _identifying(set_it)
+    assert "Max-Age=0" in delete_it
+
+
+def test_delete_cookie_of_a_partitioned_cookie_needs_secure() -> None:
+    with pytest.raises(ValueError, match="partitioned"):
+        Response().delete_cookie("sid", partitioned=True)
 
 
 # -- Background tasks --------------------------------------------------------
