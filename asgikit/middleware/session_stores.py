@@ -23,11 +23,16 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 #: How long a stored session lives when the middleware gives no ``max_age``.
 DEFAULT_TTL = 14 * 24 * 60 * 60
+
+#: Session keys that say who is logged in: a change to any of them moves the
+#: session to a new id (``sessions``), and a session holding one is evicted
+#: from a full :class:`MemoryStore` only after every anonymous one.
+IDENTITY_KEYS = ("user", "user_id", "username", "_auth_user_id")
 
 
 @runtime_checkable
@@ -69,11 +74,17 @@ def _loads(raw: str | bytes) -> dict[str, Any] | None:
 
 
 class MemoryStore:
-    """Sessions in this process's memory, at most ``max_entries``, oldest dropped first.
+    """Sessions in this process's memory: at most ``max_entries``, anonymous ones evicted first.
 
-    Fine for development, tests and single-process servers.  ``ttl`` is the
-    lifetime when the middleware gives none; ``clock`` (monotonic seconds) is
-    there for tests.
+    Fine for development, tests and single-process servers.  The bound is the
+    number of sessions (memory is about ``max_entries`` times a session's JSON).
+    When it is reached, the least recently used session (saved or loaded) goes,
+    taken first among anonymous sessions, those holding none of
+    ``identity_keys``; a logged-in session goes only when logged-in sessions
+    alone fill the store.  So a flood of clients that write a session without
+    logging in (each request without a cookie makes one) pushes out other
+    anonymous sessions, never a logged-in user's.  ``ttl`` is the lifetime when
+    the middleware gives none; ``clock`` (monotonic seconds) is there for tests.
     """
 
     def __init__(
@@ -81,47 +92,70 @@ class MemoryStore:
         *,
         max_entries: int = 10_000,
         ttl: int = DEFAULT_TTL,
+        identity_keys: Iterable[str] = IDENTITY_KEYS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
+        if isinstance(identity_keys, str):
+            raise TypeError("identity_keys is a list of session keys, not one string")
         self.max_entries = max_entries
         self.ttl = ttl
+        self.identity_keys = tuple(identity_keys)
         self._clock = clock
-        # id -> (expires at, JSON); JSON so that callers never share mutable data.
-        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        # id -> (expires at, JSON), least recently used first; JSON so that
+        # callers never share mutable data.  Anonymous and logged-in sessions
+        # are kept apart so that eviction can prefer the first.
+        self._anonymous: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._identified: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
         """The data under ``session_id``, or ``None``."""
-        entry = self._entries.get(session_id)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            del self._entries[session_id]
-            return None
-        return _loads(entry[1])
+        for entries in (self._identified, self._anonymous):
+            entry = entries.get(session_id)
+            if entry is None:
+                continue
+            if entry[0] <= self._clock():
+                del entries[session_id]
+                return None
+            entries.move_to_end(session_id)
+            return _loads(entry[1])
+        return None
 
     async def save(self, session_id: str, data: Mapping[str, Any], ttl: int | None) -> None:
-        """Keep ``data``; past ``max_entries`` the least recently saved session goes."""
+        """Keep ``data``; past ``max_entries`` the least recently used session goes.
+
+        Anonymous sessions go before logged-in ones (see the class).
+        """
         now = self._clock()
-        self._entries[session_id] = (now + (self.ttl if ttl is None else ttl), _dumps(data))
-        self._entries.move_to_end(session_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        # Drop expired sessions from the old end while we are here, so memory
+        entry = (now + (self.ttl if ttl is None else ttl), _dumps(data))
+        identified = any(data.get(key) is not None for key in self.identity_keys)
+        entries, other = (
+            (self._identified, self._anonymous)
+            if identified
+            else (self._anonymous, self._identified)
+        )
+        other.pop(session_id, None)
+        entries[session_id] = entry
+        entries.move_to_end(session_id)
+        while len(self) > self.max_entries:
+            (self._anonymous or self._identified).popitem(last=False)
+        # Drop expired sessions from the old ends while we are here, so memory
         # does not hold dead sessions until the bound is reached.
-        for _ in range(2):
-            oldest = next(iter(self._entries.items()), None)
-            if oldest is None or oldest[1][0] > now:
-                break
-            del self._entries[oldest[0]]
+        for kept in (self._anonymous, self._identified):
+            for _ in range(2):
+                oldest = next(iter(kept.items()), None)
+                if oldest is None or oldest[1][0] > now:
+                    break
+                del kept[oldest[0]]
 
     async def delete(self, session_id: str) -> None:
         """Forget ``session_id``."""
-        self._entries.pop(session_id, None)
+        self._anonymous.pop(session_id, None)
+        self._identified.pop(session_id, None)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._anonymous) + len(self._identified)
 
 
 class RedisClient(Protocol):
@@ -190,4 +224,11 @@ class RedisStore:
             await close()
 
 
-__all__ = ["DEFAULT_TTL", "MemoryStore", "RedisClient", "RedisStore", "SessionStore"]
+__all__ = [
+    "DEFAULT_TTL",
+    "IDENTITY_KEYS",
+    "MemoryStore",
+    "RedisClient",
+    "RedisStore",
+    "SessionStore",
+]

@@ -76,6 +76,49 @@ async def test_memory_store_is_bounded_dropping_the_least_recently_saved() -> No
     assert await store.load("a") == {"again": True}
 
 
+async def test_memory_store_evicts_the_least_recently_used_a_load_counts_as_use() -> None:
+    store = MemoryStore(max_entries=2)
+    await store.save("a", {}, None)
+    await store.save("b", {}, None)
+    assert await store.load("a") == {}
+    await store.save("c", {}, None)
+    assert await store.load("b") is None
+    assert await store.load("a") == {}
+
+
+async def test_flood_of_anonymous_sessions_evicts_only_anonymous_ones() -> None:
+    store = MemoryStore(max_entries=10)
+    await store.save("alice", {"user_id": 1}, None)
+    await store.save("bob", {"username": "bob"}, None)
+    for n in range(1000):
+        await store.save(f"anon-{n}", {"cart": n}, None)
+    assert len(store) == 10
+    assert await store.load("alice") == {"user_id": 1}
+    assert await store.load("bob") == {"username": "bob"}
+    assert await store.load("anon-999") == {"cart": 999}
+    assert await store.load("anon-991") is None
+
+
+async def test_logged_in_sessions_go_least_recently_used_once_they_fill_the_store() -> None:
+    store = MemoryStore(max_entries=2, identity_keys=["account"])
+    await store.save("a", {"account": 1}, None)
+    await store.save("b", {"account": 2}, None)
+    await store.load("a")
+    await store.save("c", {"account": 3}, None)
+    assert await store.load("b") is None
+    assert await store.load("a") is not None
+
+
+async def test_a_session_that_logs_out_becomes_anonymous_for_eviction() -> None:
+    store = MemoryStore(max_entries=2)
+    await store.save("a", {"user": "alice"}, None)
+    await store.save("b", {"user": "bob"}, None)
+    await store.save("a", {"cart": 1}, None)  # logged out
+    await store.save("c", {"user": "carol"}, None)
+    assert await store.load("a") is None
+    assert await store.load("b") is not None
+
+
 async def test_memory_store_drops_expired_sessions_when_saving() -> None:
     clock = FakeClock()
     store = MemoryStore(clock=clock)

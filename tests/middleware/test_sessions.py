@@ -302,7 +302,7 @@ async def test_other_response_messages_pass_through_untouched() -> None:
     await sessions(inner, secret_key=SECRET)(make_scope(), None, recorder)  # type: ignore[arg-type]
     start, pathsend = recorder.messages
     assert start["x"] == 1
-    assert [k for k, _ in start["headers"]] == [b"set-cookie"]
+    assert [k for k, _ in start["headers"]] == [b"vary", b"set-cookie"]
     assert pathsend == {"type": "http.response.pathsend", "path": "/tmp/x"}
 
 
@@ -508,3 +508,230 @@ def test_a_session_value_with_a_lone_surrogate_round_trips() -> None:
     with TestClient(app) as client:
         assert client.post("/remember", content=b'{"name": "\\ud800"}').status_code == 200
         assert client.get("/").json() == {"name": "\ud800"}
+
+
+# -- Vary: Cookie ------------------------------------------------------------
+
+
+async def untouched(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("no session")
+
+
+async def with_vary(request: Request) -> PlainTextResponse:
+    request.session["seen"] = True
+    return PlainTextResponse("x", headers={"vary": request.query_params.get("vary", "")})
+
+
+vary_routes = router(
+    route("/", show),
+    route("/set", set_value),
+    route("/clear", clear),
+    route("/untouched", untouched),
+    route("/with-vary", with_vary),
+)
+
+
+@pytest.mark.parametrize("store", [None, MemoryStore()], ids=["cookie", "store"])
+def test_answers_that_read_or_write_the_session_vary_on_cookie(store: MemoryStore | None) -> None:
+    with TestClient(sessions(vary_routes, secret_key=SECRET, store=store)) as client:
+        assert client.get("/").headers["vary"] == "Cookie"  # read, empty
+        assert client.get("/set", params={"a": "1"}).headers["vary"] == "Cookie"
+        assert client.get("/").headers["vary"] == "Cookie"  # read, not empty
+        assert client.get("/clear").headers["vary"] == "Cookie"
+        assert "vary" not in client.get("/untouched").headers
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        pytest.param("Accept-Encoding", ["Accept-Encoding, Cookie"], id="merged"),
+        pytest.param("accept-encoding, COOKIE", ["accept-encoding, COOKIE"], id="listed"),
+        pytest.param("*", ["*"], id="star"),
+    ],
+)
+def test_vary_cookie_merges_with_an_existing_vary(existing: str, expected: list[str]) -> None:
+    with TestClient(sessions(vary_routes, secret_key=SECRET)) as client:
+        response = client.get("/with-vary", params={"vary": existing})
+    assert response.headers.get_list("vary") == expected
+
+
+def test_starlette_request_session_access_varies_on_cookie() -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import PlainTextResponse as StarlettePlainText
+    from starlette.routing import Route
+
+    async def peek(request: StarletteRequest) -> StarlettePlainText:
+        request.session  # noqa: B018 - touching it is a read, as in Starlette
+        return StarlettePlainText("x")
+
+    app = Starlette(
+        routes=[Route("/", peek)], middleware=[Middleware(sessions, secret_key=SECRET)]
+    )
+    with TestClient(app) as client:
+        assert client.get("/").headers["vary"] == "Cookie"
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(lambda s: s.get("a"), id="get"),
+        pytest.param(lambda s: s["a"], id="getitem"),
+        pytest.param(lambda s: "a" in s, id="contains"),
+        pytest.param(lambda s: list(s), id="iter"),
+        pytest.param(lambda s: len(s), id="len"),
+        pytest.param(lambda s: bool(s), id="bool"),
+        pytest.param(lambda s: dict(s), id="dict"),
+        pytest.param(lambda s: {**s}, id="unpack"),
+        pytest.param(lambda s: s | {}, id="or"),
+        pytest.param(lambda s: json.dumps(s), id="json"),
+        pytest.param(lambda s: s.items(), id="items"),
+        pytest.param(lambda s: s.values(), id="values"),
+        pytest.param(lambda s: s.copy(), id="copy"),
+        pytest.param(lambda s: s == {}, id="eq"),
+    ],
+)
+def test_every_way_of_reading_the_session_counts_as_access(read: Any) -> None:
+    session = Session({"a": 1})
+    assert not session.accessed
+    read(session)
+    assert session.accessed
+    assert not session.modified
+
+
+# -- Litestar's set_session / clear_session ----------------------------------
+
+
+def litestar_app(store: MemoryStore | None) -> Any:
+    from litestar import Litestar, get
+    from litestar import Request as LitestarRequest
+    from litestar.middleware import DefineMiddleware
+
+    names = {"LitestarRequest": LitestarRequest}
+
+    @get("/", sync_to_thread=False, signature_namespace=names)
+    def whoami(request: LitestarRequest[Any, Any, Any]) -> dict[str, Any]:
+        return dict(request.session)
+
+    @get("/login", sync_to_thread=False, signature_namespace=names)
+    def log_in(request: LitestarRequest[Any, Any, Any]) -> str:
+        request.set_session({"user_id": 7})
+        return "in"
+
+    @get("/logout", sync_to_thread=False, signature_namespace=names)
+    def log_out(request: LitestarRequest[Any, Any, Any]) -> str:
+        request.clear_session()
+        return "out"
+
+    @get("/none", sync_to_thread=False, signature_namespace=names)
+    def set_none(request: LitestarRequest[Any, Any, Any]) -> str:
+        request.set_session(None)  # type: ignore[arg-type]
+        return "out"
+
+    middleware = DefineMiddleware(sessions, secret_key=SECRET, store=store)
+    return Litestar([whoami, log_in, log_out, set_none], middleware=[middleware])
+
+
+@pytest.mark.parametrize("store", [None, MemoryStore()], ids=["cookie", "store"])
+@pytest.mark.parametrize("logout", ["/logout", "/none"])
+def test_litestar_set_session_and_clear_session_are_honoured(
+    store: MemoryStore | None, logout: str
+) -> None:
+    with TestClient(litestar_app(store)) as client:
+        assert client.get("/login").status_code == 200
+        assert client.get("/").json() == {"user_id": 7}
+        response = client.get(logout)
+        [cookie] = set_cookies(response)
+        assert "Max-Age=0" in cookie
+        assert client.get("/").json() == {}
+    if store is not None:
+        assert len(store) == 0
+
+
+# -- session fixation: a login moves the session to a new id -----------------
+
+
+async def login_forgetting_to_regenerate(request: Request) -> PlainTextResponse:
+    request.session["user_id"] = request.query_params["as"]
+    return PlainTextResponse("in")
+
+
+async def logout_keeping_the_cart(request: Request) -> PlainTextResponse:
+    request.session.pop("user_id", None)
+    return PlainTextResponse("out")
+
+
+fixation_routes = router(
+    route("/", show),
+    route("/set", set_value),
+    route("/login", login_forgetting_to_regenerate),
+    route("/logout", logout_keeping_the_cart),
+)
+
+
+def test_planted_session_id_gets_no_access_after_the_victim_logs_in() -> None:
+    store = MemoryStore()
+    app = sessions(fixation_routes, secret_key=SECRET, store=store)
+    with TestClient(app) as attacker:
+        planted = cookie_value(attacker.get("/set", params={"cart": "1"}))
+    with TestClient(app, cookies={"session": planted}) as victim:
+        victims = cookie_value(victim.get("/login", params={"as": "alice"}))
+    assert victims != planted
+    with TestClient(app, cookies={"session": victims}) as victim:
+        assert victim.get("/").json() == {"cart": "1", "user_id": "alice"}
+    with TestClient(app, cookies={"session": planted}) as attacker:
+        assert attacker.get("/").json() == {}
+    assert len(store) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        pytest.param("/login", {"as": "mallory"}, id="another-user-logs-in"),
+        pytest.param("/logout", {}, id="logout-keeping-other-data"),
+    ],
+)
+def test_every_change_of_identity_moves_the_session_to_a_new_id(
+    path: str, params: dict[str, str]
+) -> None:
+    store = MemoryStore()
+    app = sessions(fixation_routes, secret_key=SECRET, store=store)
+    with TestClient(app) as client:
+        client.get("/set", params={"cart": "1"})
+        before = cookie_value(client.get("/login", params={"as": "alice"}))
+        after = cookie_value(client.get(path, params=params))
+    assert after != before
+    with TestClient(app, cookies={"session": before}) as old:
+        assert old.get("/").json() == {}
+
+
+def test_writes_that_keep_the_identity_keep_the_id() -> None:
+    store = MemoryStore()
+    app = sessions(fixation_routes, secret_key=SECRET, store=store)
+    with TestClient(app) as client:
+        first = cookie_value(client.get("/login", params={"as": "alice"}))
+        assert cookie_value(client.get("/set", params={"cart": "2"})) == first
+        assert cookie_value(client.get("/login", params={"as": "alice"})) == first
+
+
+def test_identity_keys_name_what_a_login_changes() -> None:
+    store = MemoryStore()
+    app = sessions(fixation_routes, secret_key=SECRET, store=store, identity_keys=["account"])
+    with TestClient(app) as client:
+        first = cookie_value(client.get("/set", params={"cart": "1"}))
+        assert cookie_value(client.get("/login", params={"as": "alice"})) == first
+        assert cookie_value(client.get("/set", params={"account": "7"})) != first
+
+
+def test_flood_of_anonymous_writers_does_not_evict_a_logged_in_session() -> None:
+    store = MemoryStore(max_entries=20)
+    app = sessions(fixation_routes, secret_key=SECRET, store=store)
+    with TestClient(app) as user:
+        user.get("/login", params={"as": "alice"})
+        with TestClient(app) as flood:
+            for n in range(200):
+                flood.cookies.clear()
+                flood.get("/set", params={"n": str(n)})
+        assert user.get("/").json() == {"user_id": "alice"}
+    assert len(store) == 20
