@@ -9,14 +9,21 @@ request must pass two checks, or gets a 403 that says which one failed:
    a request that says it is cross-site or same-site without an allowed
    ``Origin`` fails.  A request with neither header (not from a browser that
    sends them) is left to the second check.
-2. A signed double-submit token.  The token lives in a cookie (set on the
-   first response that lacks it) and must come back, unchanged, in the
-   ``X-CSRF-Token`` header or the ``csrf_token`` form field; its HMAC-SHA256
-   signature must verify, so that a cookie planted by a sibling subdomain
-   with a made-up value does not pass.
+2. A signed double-submit token.  The secret lives in a cookie (set on the
+   first response that lacks it) and must come back in the ``X-CSRF-Token``
+   header or the ``csrf_token`` form field; its HMAC-SHA256 signature must
+   verify, so that a cookie planted by a sibling subdomain with a made-up
+   value does not pass.
 
-The app gets the token at ``scope["csrf_token"]`` (or :func:`csrf_token`) to put
-in forms and pages.  The form field is read by peeking at most
+The app gets a token at ``scope["csrf_token"]`` (or :func:`csrf_token`) to put
+in forms and pages: the secret masked with a fresh random pad on every request
+(``base64url(pad + (pad XOR secret))``, as Django does), so that no two
+answers carry the same bytes and ``compress`` plus a reflected parameter cannot
+recover it byte by byte (BREACH).  A masked token is unmasked and compared with
+the cookie.  The bare cookie value is accepted too, in the header or the
+field: it is what a page's script copies from the cookie, and it never appears
+in a response body unless the app itself prints the cookie, so accepting it
+gives BREACH nothing to measure.  The form field is read by peeking at most
 ``max_body_peek`` bytes of the body, which the app still receives whole; a
 token further in (after a large file part) must be sent in the header.
 
@@ -52,7 +59,11 @@ _MAX_TOKEN = 128
 
 
 def csrf_token(connection: Mapping[str, Any]) -> str:
-    """The CSRF token for this request (a scope or a ``Request``), to put in a form."""
+    """The CSRF token for this request (a scope or a ``Request``), to put in a form.
+
+    It is masked afresh on every request, so it changes from page to page;
+    every one of them stays valid as long as the cookie does.
+    """
     token = connection.get("csrf_token")
     if not isinstance(token, str):
         raise RuntimeError("no CSRF token here: wrap the app in csrf()")
@@ -93,6 +104,39 @@ class _TokenSigner:
         return any(
             hmac.compare_digest(self._signature(key, nonce), signature) for key in self._keys
         )
+
+
+def _mask(secret: str) -> str:
+    """``secret`` XORed with a fresh random pad: ``base64url(pad + masked)``, unpadded."""
+    raw = secret.encode("ascii")
+    pad = secrets.token_bytes(len(raw))
+    masked = bytes(a ^ b for a, b in zip(pad, raw, strict=True))
+    return base64.urlsafe_b64encode(pad + masked).rstrip(b"=").decode("ascii")
+
+
+def _unmask(token: str) -> bytes | None:
+    """The secret a masked token carries, or ``None`` when ``token`` is not one."""
+    # Two secrets' worth of bytes in base64: anything longer is not a token.
+    if len(token) > _MAX_TOKEN * 3 or not token.isascii():
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:
+        return None
+    half, odd = divmod(len(raw), 2)
+    if odd or not half:
+        return None
+    return bytes(a ^ b for a, b in zip(raw[:half], raw[half:], strict=True))
+
+
+def _matches(sent: str, cookie: str) -> bool:
+    """Whether the submitted token (masked, or the bare cookie value) stands for ``cookie``."""
+    expected = cookie.encode("ascii")
+    # A signed secret always holds a dot; base64url never does.
+    if "." in sent:
+        return hmac.compare_digest(sent.encode("utf-8"), expected)
+    secret = _unmask(sent)
+    return secret is not None and hmac.compare_digest(secret, expected)
 
 
 def _urlencoded_field(body: bytes, complete: bool, field: str) -> str | None:
@@ -217,7 +261,7 @@ def csrf(
             if form_field is not None:
                 where += f" or the {form_field} form field"
             return f"CSRF check failed: the token is missing; send it in {where}.", peeked
-        if not hmac.compare_digest(sent.encode("utf-8"), cookie.encode("utf-8")):
+        if not _matches(sent, cookie):
             return "CSRF check failed: the token does not match the cookie.", peeked
         return None, peeked
 
@@ -236,7 +280,7 @@ def csrf(
         if cookie is not None and not signer.valid(cookie):
             cookie = None
         token = cookie if cookie is not None else signer.new_token()
-        scope = {**scope, "csrf_token": token}
+        scope = {**scope, "csrf_token": _mask(token)}
         if cookie is None:
             set_cookie = f"{cookie_name}={token}{cookie_suffix}".encode("latin-1")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -41,10 +42,17 @@ def make_client(**options: Any) -> TestClient:
     return TestClient(csrf(routes, secret_key=SECRET, **options))
 
 
+def unmask(token: str) -> str:
+    """The cookie value a masked token stands for: ``pad + (pad XOR secret)``, base64url."""
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    pad, masked = raw[: len(raw) // 2], raw[len(raw) // 2 :]
+    return bytes(a ^ b for a, b in zip(pad, masked, strict=True)).decode("ascii")
+
+
 def fetch_token(client: TestClient) -> str:
     response = client.get("/")
     token = response.text
-    assert client.cookies["csrftoken"] == token
+    assert unmask(token) == client.cookies["csrftoken"]
     return token
 
 
@@ -52,7 +60,7 @@ def test_a_safe_request_gets_the_token_cookie_and_the_app_gets_the_token() -> No
     with make_client() as client:
         response = client.get("/")
         cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"csrftoken={response.text};")
+    assert cookie.startswith(f"csrftoken={unmask(response.text)};")
     assert "HttpOnly" not in cookie  # scripts must read it to send the header
     assert "SameSite=Lax" in cookie
     assert "Path=/" in cookie
@@ -62,8 +70,56 @@ def test_a_valid_cookie_is_kept_and_not_set_again() -> None:
     with make_client() as client:
         token = fetch_token(client)
         response = client.get("/")
-    assert response.text == token
+    assert unmask(response.text) == unmask(token)
     assert "set-cookie" not in response.headers
+
+
+def test_token_is_masked_afresh_on_every_response_against_breach() -> None:
+    with make_client() as client:
+        tokens = [fetch_token(client) for _ in range(20)]
+        secret = client.cookies["csrftoken"]
+        assert len(set(tokens)) == 20
+        assert not any(secret in token for token in tokens)
+        for token in tokens[:3]:
+            assert client.post("/submit", data={"csrf_token": token}).status_code == 200
+            response = client.post("/submit", headers={"x-csrf-token": token})
+            assert response.status_code == 200
+
+
+def test_the_unmasked_cookie_value_is_accepted_in_the_header() -> None:
+    # What a page's script does: copy the (not HttpOnly) cookie into the header.
+    with make_client() as client:
+        fetch_token(client)
+        secret = client.cookies["csrftoken"]
+        assert client.post("/submit", headers={"x-csrf-token": secret}).status_code == 200
+
+
+def test_a_masked_token_of_another_cookie_is_refused() -> None:
+    with make_client() as other:
+        foreign = fetch_token(other)
+    with make_client() as client:
+        fetch_token(client)
+        response = client.post("/submit", headers={"x-csrf-token": foreign})
+    assert response.status_code == 403
+    assert "does not match" in response.text
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param("A" * 3, id="odd-length"),
+        pytest.param("A" * 10_000, id="too-long"),
+        pytest.param("*not base64*", id="not-base64"),
+        pytest.param("", id="empty"),
+        pytest.param("é" * 50, id="non-ascii"),
+    ],
+)
+def test_malformed_masked_tokens_are_refused_with_403(sent: str) -> None:
+    with make_client() as client:
+        fetch_token(client)
+        response = client.post("/submit", headers={"x-csrf-token": sent.encode("utf-8")})
+    assert response.status_code == 403
+    assert "does not match" in response.text
 
 
 def test_matching_header_token_passes() -> None:
@@ -195,8 +251,9 @@ def test_excluded_paths_are_exempt() -> None:
 def test_key_rotation_accepts_tokens_signed_with_an_old_key() -> None:
     with TestClient(csrf(routes, secret_key="old")) as old_client:
         token = fetch_token(old_client)
+        cookie = old_client.cookies["csrftoken"]
     app = csrf(routes, secret_key=["new", "old"])
-    with TestClient(app, cookies={"csrftoken": token}) as client:
+    with TestClient(app, cookies={"csrftoken": cookie}) as client:
         response = client.post("/submit", headers={"x-csrf-token": token})
     assert response.status_code == 200
 
