@@ -347,3 +347,85 @@ def test_backend_may_be_given_by_position_after_the_app() -> None:
     app = authentication(router(route("/", whoami)), Everyone())
     with TestClient(app) as client:
         assert client.get("/").text == "ada"
+
+
+# Parity with Starlette's tests/test_authentication.py
+
+
+def test_users_have_an_identity_an_anonymous_one_empty() -> None:
+    assert SimpleUser("ann").identity == "ann"
+    assert (UnauthenticatedUser().identity, UnauthenticatedUser().display_name) == ("", "")
+    assert UnauthenticatedUser().is_authenticated is False
+
+
+def injecting(**extra: Any) -> Any:
+    """An outer decorator that calls the handler with the request by keyword."""
+
+    def wrap(handler: Any) -> Any:
+        async def app(request: Request) -> Response:
+            result = handler(request=request, **extra)
+            return result if isinstance(result, Response) else await result
+
+        return app
+
+    return wrap
+
+
+def injecting_socket(**extra: Any) -> Any:
+    """The same for a WebSocket handler."""
+
+    def wrap(handler: Any) -> Any:
+        async def app(websocket: WebSocket) -> None:
+            await handler(websocket=websocket, **extra)
+
+        return app
+
+    return wrap
+
+
+@injecting(extra="payload")
+@requires("authenticated")
+async def injected_async(request: Request, extra: str) -> Response:
+    return PlainTextResponse(f"{request.user.display_name} {extra}")
+
+
+@injecting(extra="payload")
+@requires("authenticated")
+def injected_sync(request: Request, extra: str) -> Response:
+    return PlainTextResponse(f"{request.user.display_name} {extra}")
+
+
+@injecting_socket(extra="payload")
+@requires("authenticated")
+async def injected_socket(websocket: WebSocket, extra: str) -> None:
+    await websocket.accept()
+    await websocket.send_text(f"{websocket.user.display_name} {extra}")
+    await websocket.close()
+
+
+injected_app = authentication(
+    router(
+        route("/async", injected_async),
+        route("/sync", injected_sync),
+        websocket_route("/ws", injected_socket),
+    ),
+    backend=BasicAuthBackend(verify_password),
+)
+
+
+@pytest.mark.parametrize("path", ["/async", "/sync"])
+async def test_requires_finds_a_request_passed_by_keyword(path: str) -> None:
+    async with TestClient(injected_app) as client:
+        refused = await client.get(path)
+        allowed = await client.get(path, headers=basic("bob", "pw"))
+    assert refused.status_code == 403
+    assert (allowed.status_code, allowed.text) == (200, "bob payload")
+
+
+async def test_requires_finds_a_websocket_passed_by_keyword() -> None:
+    async with TestClient(injected_app) as client:
+        async with client.websocket_connect("/ws", headers=basic("bob", "pw")) as ws:
+            assert await ws.receive_text() == "bob payload"
+        with pytest.raises(WebSocketDisconnect) as info:
+            await connect(client, "/ws", {})
+    assert info.value.code == 1008
