@@ -38,6 +38,13 @@ browsers keep (RFC 6265 §6.1: 4096 bytes) raises :class:`SessionCookieTooLarge`
 when the response starts, so it surfaces as a 500 instead of a silently
 dropped cookie.  WebSocket connections get the session to read; changes made
 there are not saved (a handshake response cannot be relied on to set cookies).
+
+Deliberate differences from Starlette's ``SessionMiddleware``: the cookie is
+signed by :class:`Signer`, not itsdangerous, so the two cannot read each
+other's cookies; clearing sends ``Max-Age=0`` as well as a past ``Expires``;
+``pop`` and ``setdefault`` count as reads even when nothing changes (the
+answer may depend on the key's absence); a cookie too large for browsers is
+an error, not a silently dropped cookie.
 """
 
 from __future__ import annotations

@@ -735,3 +735,105 @@ def test_flood_of_anonymous_writers_does_not_evict_a_logged_in_session() -> None
                 flood.get("/set", params={"n": str(n)})
         assert user.get("/").json() == {"user_id": "alice"}
     assert len(store) == 20
+
+
+# -- parity with Starlette's tests/middleware/test_session.py ----------------
+
+
+async def merge_in(request: Request) -> JSONResponse:
+    session = request.session
+    session |= dict(request.query_params)
+    return JSONResponse(dict(session))
+
+
+async def pop_last(request: Request) -> JSONResponse:
+    request.session.popitem()
+    return JSONResponse(dict(request.session))
+
+
+parity_routes = router(
+    route("/", show),
+    route("/set", set_value),
+    route("/clear", clear),
+    route("/merge", merge_in),
+    route("/popitem", pop_last),
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "expected"),
+    [
+        pytest.param("/merge", {"c": "3"}, {"a": "1", "b": "2", "c": "3"}, id="in-place-or"),
+        pytest.param("/popitem", {}, {"a": "1"}, id="popitem"),
+    ],
+)
+def test_in_place_changes_are_saved(
+    path: str, params: dict[str, str], expected: dict[str, str]
+) -> None:
+    with TestClient(sessions(parity_routes, secret_key=SECRET)) as client:
+        client.get("/set", params={"a": "1", "b": "2"})
+        assert client.get(path, params=params).json() == expected
+        assert client.get("/").json() == expected
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_partitioned_marks_the_set_and_the_clearing_cookie(partitioned: bool) -> None:
+    app = sessions(
+        parity_routes,
+        secret_key=SECRET,
+        https_only=True,
+        same_site="none",
+        partitioned=partitioned,
+    )
+    with TestClient(app, base_url="https://testserver") as client:
+        [set_it] = set_cookies(client.get("/set", params={"a": "1"}))
+        [clear_it] = set_cookies(client.get("/clear"))
+    assert ("Partitioned" in set_it.split("; ")) is partitioned
+    assert ("Partitioned" in clear_it.split("; ")) is partitioned
+
+
+def test_partitioned_without_https_only_is_refused() -> None:
+    with pytest.raises(ValueError, match="partitioned"):
+        sessions(parity_routes, secret_key=SECRET, partitioned=True)
+
+
+def test_negative_max_age_expires_the_session_at_once() -> None:
+    app = sessions(parity_routes, secret_key=SECRET, max_age=-1)
+    with TestClient(app) as client:
+        value = cookie_value(client.get("/set", params={"a": "1"}))
+    with TestClient(app, cookies={"session": value}) as client:
+        assert client.get("/").json() == {}
+
+
+def test_zero_max_age_is_sent_as_is() -> None:
+    with TestClient(sessions(parity_routes, secret_key=SECRET, max_age=0)) as client:
+        [cookie] = set_cookies(client.get("/set", params={"a": "1"}))
+    assert "Max-Age=0" in cookie.split("; ")
+
+
+def test_https_only_session_is_not_sent_back_over_plain_http() -> None:
+    app = sessions(parity_routes, secret_key=SECRET, https_only=True)
+    with TestClient(app, base_url="http://testserver") as client:
+        client.get("/set", params={"a": "1"})
+        assert client.get("/").json() == {}
+    with TestClient(app, base_url="https://testserver") as client:
+        client.get("/set", params={"a": "1"})
+        assert client.get("/").json() == {"a": "1"}
+
+
+def test_session_under_a_mount_uses_the_cookie_path() -> None:
+    from asgikit.routing import mount
+
+    inner = sessions(parity_routes, secret_key=SECRET, path="/second")
+    with TestClient(router(mount("/second", inner))) as client:
+        [cookie] = set_cookies(client.get("/second/set", params={"a": "1"}))
+        assert client.get("/second/").json() == {"a": "1"}
+    assert "Path=/second" in cookie.split("; ")
+
+
+def test_popping_a_missing_key_is_a_read_not_a_change() -> None:
+    # Starlette counts it as neither; it is a read (the answer may depend on
+    # the key's absence), so it varies on the cookie.
+    session = Session({"a": 1})
+    session.pop("missing", None)
+    assert (session.accessed, session.modified) == (True, False)
