@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import array
 import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from asgikit.background import BackgroundTask
 from asgikit.exceptions import HTTPException
+from asgikit.files import FileResponse
 from asgikit.responses import (
     HTMLResponse,
     JSONResponse,
@@ -17,7 +21,9 @@ from asgikit.responses import (
     Response,
     http_exception_response,
 )
-from asgikit.types import Message
+from asgikit.streaming import StreamingResponse
+from asgikit.testing import TestClient
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 
 
@@ -357,3 +363,217 @@ async def test_json_response_escapes_a_lone_surrogate_instead_of_failing() -> No
     assert answer.status == 200
     assert answer.body == b'{"name":"\\ud800","city":"Z\\u00fcrich"}'
     assert json.loads(answer.body) == {"name": "\ud800", "city": "Zürich"}
+
+
+# -- Parity with Starlette's tests/test_responses.py -------------------------
+# Through the test client, as a user sees them.  Range and precondition
+# details live in tests/test_files.py and tests/test_ranges.py, disconnects
+# and generator closing in tests/test_streaming.py.
+
+
+def _serve(response_for: Callable[[Scope], ASGIApp]) -> TestClient:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await response_for(scope)(scope, receive, send)
+
+    return TestClient(app)
+
+
+def test_text_bytes_and_json_null_bodies() -> None:
+    with _serve(lambda scope: Response("hello, world", media_type="text/plain")) as client:
+        assert client.get("/").text == "hello, world"
+    with _serve(lambda scope: Response(b"xxxxx", media_type="image/png")) as client:
+        assert client.get("/").content == b"xxxxx"
+    with _serve(lambda scope: JSONResponse(None)) as client:
+        response = client.get("/")
+    assert response.content == b"null"
+    assert response.json() is None
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(memoryview(b"xyz"), b"xyz", id="memoryview"),
+        pytest.param(
+            memoryview(array.array("H", [1, 2])), bytes(array.array("H", [1, 2])), id="typed"
+        ),
+        pytest.param(memoryview(b"abcdef")[::2], b"ace", id="non-contiguous"),
+    ],
+)
+def test_memoryview_content_is_sent_as_its_bytes(content: memoryview, expected: bytes) -> None:
+    with _serve(lambda scope: Response(content)) as client:
+        response = client.get("/")
+    assert response.content == expected
+    assert response.headers["content-length"] == str(len(expected))
+
+
+def test_a_redirect_is_followed_and_quotes_a_non_ascii_target() -> None:
+    def answer(scope: Scope) -> ASGIApp:
+        if scope["path"] == "/I ♥ asgikit/":
+            return PlainTextResponse("hello, world")
+        return RedirectResponse("/I ♥ asgikit/")
+
+    with _serve(answer) as client:
+        response = client.get("/redirect")
+        unfollowed = client.get("/redirect", follow_redirects=False)
+    assert response.text == "hello, world"
+    assert str(response.url) == "http://testserver/I%20%E2%99%A5%20asgikit/"
+    assert unfollowed.headers["content-length"] == "0"
+
+
+def test_streaming_async_generator_then_its_background_task() -> None:
+    filled: list[str] = []
+
+    async def numbers(low: int, high: int) -> AsyncIterator[str]:
+        for i in range(low, high + 1):
+            yield str(i) if i == high else f"{i}, "
+
+    async def cleanup() -> None:
+        filled.extend([chunk async for chunk in numbers(6, 9)])
+
+    def answer(scope: Scope) -> ASGIApp:
+        return StreamingResponse(
+            numbers(1, 5), media_type="text/plain", background=BackgroundTask(cleanup)
+        )
+
+    with _serve(answer) as client:
+        response = client.get("/")
+    assert response.text == "1, 2, 3, 4, 5"
+    assert "".join(filled) == "6, 7, 8, 9"
+    assert "content-length" not in response.headers
+
+
+class _CountingIterator:
+    """An async iterator written by hand, not a generator."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __aiter__(self) -> _CountingIterator:
+        return self
+
+    async def __anext__(self) -> str:
+        if self.count == 5:
+            raise StopAsyncIteration
+        self.count += 1
+        return str(self.count)
+
+
+class _Iterable:
+    """An async iterable whose ``__aiter__`` is an async generator."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for i in range(5):
+            yield str(i + 1).encode()
+
+
+def _sync_numbers() -> Iterator[str]:
+    yield from ("1", "2", "3", "4", "5")
+
+
+@pytest.mark.parametrize(
+    "make", [_CountingIterator, _Iterable, _sync_numbers], ids=["iterator", "iterable", "sync"]
+)
+def test_streaming_takes_any_async_or_sync_iterable(make: Callable[[], Any]) -> None:
+    with _serve(lambda scope: StreamingResponse(make(), media_type="text/plain")) as client:
+        assert client.get("/").text == "12345"
+
+
+def test_streaming_with_a_given_content_length_keeps_it() -> None:
+    def answer(scope: Scope) -> ASGIApp:
+        return StreamingResponse(iter([b"ab", b"cd"]), headers={"content-length": "4"})
+
+    with _serve(answer) as client:
+        response = client.get("/")
+    assert (response.headers["content-length"], response.content) == ("4", b"abcd")
+
+
+def test_streaming_a_memoryview_chunk() -> None:
+    def answer(scope: Scope) -> ASGIApp:
+        return StreamingResponse(iter([memoryview(b"xyz")]))
+
+    with _serve(answer) as client:
+        assert client.get("/").content == b"xyz"
+
+
+def test_reason_phrase_comes_from_the_status() -> None:
+    with _serve(lambda scope: Response(status_code=204)) as client:
+        assert client.get("/").reason_phrase == "No Content"
+
+
+def test_file_response_media_type_size_and_disposition(tmp_path: Path) -> None:
+    path = tmp_path / "xyz"
+    path.write_bytes(b"<file content>")
+
+    def answer(scope: Scope) -> ASGIApp:
+        if scope["path"] == "/inline":
+            return FileResponse(
+                path, filename="图.txt", content_disposition_type="inline", media_type="image/jpeg"
+            )
+        return FileResponse(path)
+
+    with _serve(answer) as client:
+        default = client.get("/")
+        inline = client.get("/inline")
+    assert default.content == b"<file content>"
+    # Deliberate: Starlette says text/plain for an unknown type; asgikit says
+    # application/octet-stream (RFC 9110 §8.3), so no browser renders it as text.
+    assert default.headers["content-type"] == "application/octet-stream"
+    assert default.headers["content-length"] == "14"
+    assert inline.headers["content-type"] == "image/jpeg"
+    # Starlette sends filename* only; asgikit adds an ASCII fallback for old clients.
+    assert inline.headers["content-disposition"] == (
+        "inline; filename=\"_.txt\"; filename*=UTF-8''%E5%9B%BE.txt"
+    )
+
+
+def test_file_response_with_a_range_and_a_weak_if_range(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"0123456789")
+    with _serve(lambda scope: FileResponse(path)) as client:
+        ranged = client.get("/", headers={"range": "bytes=2-4"})
+        etag = ranged.headers["etag"]
+        weak = client.get("/", headers={"range": "bytes=2-4", "if-range": f"W/{etag}"})
+        posted = client.post("/", headers={"range": "bytes=2-4"})
+    assert (ranged.status_code, ranged.content) == (206, b"234")
+    assert ranged.headers["content-range"] == "bytes 2-4/10"
+    assert (weak.status_code, weak.content) == (200, b"0123456789")
+    assert (posted.status_code, posted.content) == (200, b"0123456789")
+
+
+@pytest.mark.parametrize("kind", ["directory", "missing"])
+def test_file_response_for_a_directory_or_a_missing_file_is_an_error(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path if kind == "directory" else tmp_path / "missing"
+    client = _serve(lambda scope: FileResponse(path))
+    with client, pytest.raises(RuntimeError):
+        client.get("/")
+
+
+@pytest.mark.parametrize("header", ["bytes: 0-9", "items=0-1", "bytes=", "bytes=9-0", "bytes=5-4"])
+def test_file_response_ignores_an_invalid_range_where_starlette_answers_400(
+    tmp_path: Path, header: str
+) -> None:
+    # RFC 9110 §14.2: a server may ignore Range; asgikit serves the whole file
+    # rather than refusing a request a plain GET would satisfy.
+    path = tmp_path / "data"
+    path.write_bytes(b"0123456789" * 30)
+    with _serve(lambda scope: FileResponse(path)) as client:
+        response = client.get("/", headers={"range": header})
+    assert (response.status_code, len(response.content)) == (200, 300)
+
+
+@pytest.mark.parametrize(("parts", "status"), [(100, 206), (101, 200)])
+def test_file_response_serves_at_most_100_disjoint_ranges(
+    tmp_path: Path, parts: int, status: int
+) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(b"0123456789" * 30)
+    ranges = ",".join(f"{i}-{i}" for i in range(0, 2 * parts, 2))
+    with _serve(lambda scope: FileResponse(path)) as client:
+        response = client.get("/", headers={"range": f"bytes={ranges}"})
+    assert response.status_code == status
+    assert ("content-range" in response.headers) is False
+    if status == 206:
+        assert response.headers["content-type"].startswith("multipart/byteranges; boundary=")
