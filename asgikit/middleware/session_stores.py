@@ -65,6 +65,9 @@ def _dumps(data: Mapping[str, Any]) -> str:
         raise TypeError(f"session values must be JSON-serializable: {exc}") from exc
 
 
+_Entries = OrderedDict[str, tuple[float, str]]
+
+
 def _loads(raw: str | bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(raw)
@@ -74,17 +77,23 @@ def _loads(raw: str | bytes) -> dict[str, Any] | None:
 
 
 class MemoryStore:
-    """Sessions in this process's memory: at most ``max_entries``, anonymous ones evicted first.
+    """Sessions in this process's memory: at most ``max_entries``, evicted fairly.
 
     Fine for development, tests and single-process servers.  The bound is the
     number of sessions (memory is about ``max_entries`` times a session's JSON).
     When it is reached, the least recently used session (saved or loaded) goes,
-    taken first among anonymous sessions, those holding none of
-    ``identity_keys``; a logged-in session goes only when logged-in sessions
-    alone fill the store.  So a flood of clients that write a session without
-    logging in (each request without a cookie makes one) pushes out other
-    anonymous sessions, never a logged-in user's.  ``ttl`` is the lifetime when
-    the middleware gives none; ``clock`` (monotonic seconds) is there for tests.
+    taken from the first non-empty of three groups:
+
+    1. new anonymous sessions, never loaded since they were made: what a
+       client that never sends its cookie back leaves behind;
+    2. anonymous sessions whose client came back (a cart, an OAuth state);
+    3. logged-in sessions, those holding one of ``identity_keys``.
+
+    So a flood of clients that write a session without logging in (each
+    request without a cookie makes one) pushes out only its own kind, never a
+    logged-in user's session nor a returning visitor's, as long as those alone
+    fit.  ``ttl`` is the lifetime when the middleware gives none; ``clock``
+    (monotonic seconds) is there for tests.
     """
 
     def __init__(
@@ -104,58 +113,71 @@ class MemoryStore:
         self.identity_keys = tuple(identity_keys)
         self._clock = clock
         # id -> (expires at, JSON), least recently used first; JSON so that
-        # callers never share mutable data.  Anonymous and logged-in sessions
-        # are kept apart so that eviction can prefer the first.
-        self._anonymous: OrderedDict[str, tuple[float, str]] = OrderedDict()
-        self._identified: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        # callers never share mutable data.  One dict per eviction group, in
+        # eviction order.
+        self._new: _Entries = OrderedDict()
+        self._returning: _Entries = OrderedDict()
+        self._identified: _Entries = OrderedDict()
+        self._groups = (self._new, self._returning, self._identified)
+
+    def _find(self, session_id: str) -> _Entries | None:
+        for entries in self._groups:
+            if session_id in entries:
+                return entries
+        return None
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
         """The data under ``session_id``, or ``None``."""
-        for entries in (self._identified, self._anonymous):
-            entry = entries.get(session_id)
-            if entry is None:
-                continue
-            if entry[0] <= self._clock():
-                del entries[session_id]
-                return None
+        entries = self._find(session_id)
+        if entries is None:
+            return None
+        entry = entries[session_id]
+        if entry[0] <= self._clock():
+            del entries[session_id]
+            return None
+        if entries is self._new:
+            # Its client came back with the cookie: a visitor, not a one-off.
+            del entries[session_id]
+            self._returning[session_id] = entry
+        else:
             entries.move_to_end(session_id)
-            return _loads(entry[1])
-        return None
+        return _loads(entry[1])
 
     async def save(self, session_id: str, data: Mapping[str, Any], ttl: int | None) -> None:
         """Keep ``data``; past ``max_entries`` the least recently used session goes.
 
-        Anonymous sessions go before logged-in ones (see the class).
+        New anonymous sessions go first, logged-in ones last (see the class).
         """
         now = self._clock()
         entry = (now + (self.ttl if ttl is None else ttl), _dumps(data))
-        identified = any(data.get(key) is not None for key in self.identity_keys)
-        entries, other = (
-            (self._identified, self._anonymous)
-            if identified
-            else (self._anonymous, self._identified)
-        )
-        other.pop(session_id, None)
-        entries[session_id] = entry
-        entries.move_to_end(session_id)
+        was = self._find(session_id)
+        if was is not None:
+            del was[session_id]
+        if any(data.get(key) is not None for key in self.identity_keys):
+            group = self._identified
+        elif was is None or was is self._new:
+            group = self._new
+        else:
+            group = self._returning
+        group[session_id] = entry
         while len(self) > self.max_entries:
-            (self._anonymous or self._identified).popitem(last=False)
+            next(entries for entries in self._groups if entries).popitem(last=False)
         # Drop expired sessions from the old ends while we are here, so memory
         # does not hold dead sessions until the bound is reached.
-        for kept in (self._anonymous, self._identified):
+        for entries in self._groups:
             for _ in range(2):
-                oldest = next(iter(kept.items()), None)
+                oldest = next(iter(entries.items()), None)
                 if oldest is None or oldest[1][0] > now:
                     break
-                del kept[oldest[0]]
+                del entries[oldest[0]]
 
     async def delete(self, session_id: str) -> None:
         """Forget ``session_id``."""
-        self._anonymous.pop(session_id, None)
-        self._identified.pop(session_id, None)
+        for entries in self._groups:
+            entries.pop(session_id, None)
 
     def __len__(self) -> int:
-        return len(self._anonymous) + len(self._identified)
+        return len(self._new) + len(self._returning) + len(self._identified)
 
 
 class RedisClient(Protocol):

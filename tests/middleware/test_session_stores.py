@@ -99,6 +99,18 @@ async def test_flood_of_anonymous_sessions_evicts_only_anonymous_ones() -> None:
     assert await store.load("anon-991") is None
 
 
+async def test_flood_of_new_sessions_spares_anonymous_visitors_who_came_back() -> None:
+    # A flood of clients that never send their cookie back makes sessions that
+    # are never loaded; a visitor who returned (an OAuth state, a cart) stays.
+    store = MemoryStore(max_entries=10)
+    await store.save("visitor", {"oauth_state": "x"}, None)
+    assert await store.load("visitor") is not None
+    for n in range(1000):
+        await store.save(f"flood-{n}", {"n": n}, None)
+    assert await store.load("visitor") == {"oauth_state": "x"}
+    assert len(store) == 10
+
+
 async def test_logged_in_sessions_go_least_recently_used_once_they_fill_the_store() -> None:
     store = MemoryStore(max_entries=2, identity_keys=["account"])
     await store.save("a", {"account": 1}, None)
