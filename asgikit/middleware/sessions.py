@@ -514,6 +514,7 @@ def sessions(
             final = current if isinstance(current, Session) else _replacement(current)
             if final is not session:
                 final.mark_modified()
+                final.regenerate = final.regenerate or session.regenerate
             if sessions_store is None:
                 header = save(final, token)
             else:

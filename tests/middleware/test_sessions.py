@@ -837,3 +837,32 @@ def test_popping_a_missing_key_is_a_read_not_a_change() -> None:
     session = Session({"a": 1})
     session.pop("missing", None)
     assert (session.accessed, session.modified) == (True, False)
+
+
+def test_litestar_set_session_on_a_planted_id_moves_the_login_to_a_new_id() -> None:
+    store = MemoryStore()
+    app = litestar_app(store)
+    with TestClient(sessions(fixation_routes, secret_key=SECRET, store=store)) as attacker:
+        planted = cookie_value(attacker.get("/set", params={"cart": "1"}))
+    with TestClient(app, cookies={"session": planted}) as victim:
+        victims = cookie_value(victim.get("/login"))
+    assert victims != planted
+    with TestClient(app, cookies={"session": planted}) as attacker:
+        assert attacker.get("/").json() == {}
+
+
+async def test_a_regeneration_asked_before_the_session_was_replaced_still_happens() -> None:
+    store = MemoryStore()
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        regenerate_session_id(scope)
+        scope["session"] = {"cart": "2"}
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    await store.save("known-id", {"cart": "1"}, None)
+    app = sessions(inner, secret_key=SECRET, store=store, identity_keys=())
+    headers = [(b"cookie", f"session={signed(b'known-id')}".encode())]
+    recorder = await run_app(app, make_scope(headers=headers))
+    assert await store.load("known-id") is None
+    assert len(store) == 1
+    assert any(k == b"set-cookie" for k, _ in recorder.headers)
