@@ -78,3 +78,44 @@ def test_through_uvicorn_with_httpx() -> None:
         response = httpx.get(base + "/x?y=1", follow_redirects=False)
     assert response.status_code == 307
     assert response.headers["location"] == base.replace("http://", "https://") + "/x?y=1"
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        [b"example.com", b"evil.example"],
+        [b"example.com", b"example.com"],
+        [b"example.com:65536"],
+        [b"example.com:99999"],
+        [b"example.com:evil"],
+        [b"evil.example/x"],
+    ],
+)
+async def test_duplicate_or_invalid_host_is_answered_400_not_redirected(
+    hosts: list[bytes],
+) -> None:
+    scope = make_scope(headers=[(b"host", h) for h in hosts])
+    sent = await run_app(https_redirect(hello), scope)
+    assert sent.status == 400
+    assert sent.header(b"location") == []
+
+
+async def test_no_host_and_no_server_address_is_answered_400_not_sent_to_localhost() -> None:
+    scope = make_scope(headers=[])
+    del scope["server"]
+    sent = await run_app(https_redirect(hello), scope)
+    assert sent.status == 400
+
+
+async def test_no_host_redirects_to_the_server_address() -> None:
+    # An HTTP/1.0 client may send no Host: the server's own address is all there is.
+    scope = make_scope(headers=[], server=("192.0.2.8", 8080))
+    sent = await run_app(https_redirect(hello), scope)
+    assert sent.status == 307
+    assert sent.header(b"location") == [b"https://192.0.2.8:8080/"]
+
+
+async def test_highest_port_is_kept() -> None:
+    scope = make_scope(headers=[(b"host", b"example.com:65535")])
+    sent = await run_app(https_redirect(hello), scope)
+    assert sent.header(b"location") == [b"https://example.com:65535/"]

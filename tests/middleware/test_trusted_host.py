@@ -112,3 +112,28 @@ def test_through_uvicorn_with_httpx() -> None:
     with serve(trusted_host(hello, allowed_hosts=["127.0.0.1"]), lifespan="off") as base:
         assert httpx.get(base).status_code == 200
         assert httpx.get(base, headers={"host": "evil.com"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        [b"example.com", b"evil.com"],
+        [b"evil.com", b"example.com"],
+        [b"example.com", b"example.com"],
+    ],
+)
+async def test_duplicate_host_headers_are_answered_400(hosts: list[bytes]) -> None:
+    # RFC 9112 §3.2: a gateway and its upstream must never pick different ones.
+    app = trusted_host(hello, allowed_hosts=["example.com"])
+    headers = [(b"host", hosts[0]), (b"Host", hosts[1])]
+    assert (await run_app(app, make_scope(headers=headers))).status == 400
+    star = trusted_host(hello, allowed_hosts=["*"])
+    assert (await run_app(star, make_scope(headers=headers))).status == 400
+
+
+@pytest.mark.parametrize(
+    "host", [b"example.com:65536", b"example.com:99999", b"example.com:1\xc2\xb2"]
+)
+async def test_port_out_of_range_is_answered_400(host: bytes) -> None:
+    app = trusted_host(hello, allowed_hosts=["example.com"])
+    assert (await run_app(app, make_scope(headers=[(b"host", host)]))).status == 400
