@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from asgikit._lifespan_children import serve_lifespan
+from asgikit._url import host_header
+from asgikit.convertors import compile_host
 from asgikit.datastructures import full_path, route_path
 from asgikit.responses import RedirectResponse
 from asgikit.routes import (
@@ -100,6 +102,11 @@ class Router:
                 for method in entry.methods:
                     table.setdefault(method, entry.app)
             self._static_methods[path] = table
+        # Host entries are matched here, by name without case and port by
+        # number (see ``HostPattern``), so every router agrees on one rule.
+        self._hosts = {
+            entry: compile_host(entry.pattern) for entry in self.routes if isinstance(entry, Host)
+        }
         self._lifespan_apps: list[tuple[str, ASGIApp]] = []
         for entry in self.routes:
             app = entry.lifespan_app()
@@ -173,7 +180,9 @@ class Router:
                 await candidate.app(await_app, receive, send)
                 return
             if isinstance(candidate, Host):
-                params = candidate.match_host(scope)
+                params = self._hosts[candidate].match(
+                    host_header(scope)[0], scope.get("scheme") or "http"
+                )
                 if params is None:
                     continue
                 await candidate.app(self._child(scope, params), receive, send)
@@ -300,7 +309,14 @@ def mount(prefix: str, app: ASGIApp, *, name: str | None = None) -> Mount:
 
 
 def host(pattern: str, app: ASGIApp, *, name: str | None = None) -> Host:
-    """Send requests whose ``Host`` matches ``pattern`` (``"{sub}.example.com"``) to ``app``."""
+    """Send requests whose ``Host`` matches ``pattern`` (``"{sub}.example.com"``) to ``app``.
+
+    Names compare without case; a pattern with a port (``"api.example.org:8443"``)
+    matches only that port, compared as a number, and one without a port any
+    valid port.  A Host that is malformed (``api.example.org:evil``, a port
+    past 65535) never matches.  An invalid pattern raises ``ValueError``.
+    """
+    compile_host(pattern)  # refuse a bad pattern here, where it is written
     return Host(pattern, app, name=name)
 
 
