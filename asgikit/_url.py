@@ -317,11 +317,39 @@ def route_path(scope: Scope) -> str:
     """The part of the path below ``root_path``: what a router matches against."""
     path: str = scope.get("path", "/")
     root: str = scope.get("root_path", "")
-    if root and _is_under(path, root):
-        path = path[len(root.rstrip("/")) :]
-        if not path.startswith("/"):
-            path = "/" + path
+    if root:
+        rest = _below_root(path, root)
+        if rest is not None:
+            return rest
     return path
+
+
+def without_trailing_slash_root(scope: Scope) -> Scope:
+    """A copy of ``scope`` whose ``root_path`` does not end in ``/``, ``path`` to match.
+
+    ``uvicorn --root-path /x/`` gives ``root_path="/x/"`` and ``path="/x//users"``
+    (root and request path joined): that is ``/x`` and ``/x/users``.
+    """
+    root: str = scope["root_path"]
+    child = dict(scope)
+    child["root_path"] = stripped = root.rstrip("/")
+    path: str = scope.get("path", "/")
+    rest = _below_root(path, root)
+    if rest is not None:
+        child["path"] = stripped + rest
+    return child
+
+
+def _below_root(path: str, root: str) -> str | None:
+    # The path below root ("/" at least), or None when the server gave a path
+    # relative to root.  A root ending in "/" has that slash joined to the
+    # path's own: "/x//users" below "/x/" is "/users".
+    if root.endswith("/") and path.startswith(root):
+        rest = path[len(root) :]
+        return rest if rest.startswith("/") else "/" + rest
+    if _is_under(path, root):
+        return path[len(root.rstrip("/")) :] or "/"
+    return None
 
 
 def _is_under(path: str, root: str) -> bool:
@@ -339,4 +367,5 @@ __all__ = [
     "path_bytes",
     "route_path",
     "valid_host",
+    "without_trailing_slash_root",
 ]

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from asgikit._lifespan_children import serve_lifespan
-from asgikit._url import host_header
+from asgikit._url import host_header, without_trailing_slash_root
 from asgikit.convertors import compile_host
 from asgikit.datastructures import full_path, route_path
 from asgikit.responses import RedirectResponse
@@ -119,8 +119,12 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        root = scope.get("root_path")
+        if root and root[-1] == "/" and kind != "lifespan":
+            # "--root-path /x/": every child sees "/x", and paths below it.
+            scope = without_trailing_slash_root(scope)
         if kind == "http":
-            path = route_path(scope) if scope.get("root_path") else scope["path"]
+            path = route_path(scope) if root else scope["path"]
             method = scope["method"]
             allowed: set[str] | None = None
             table = self._static_methods.get(path)
@@ -141,7 +145,7 @@ class Router:
             await serve_lifespan(self._lifespan_apps, scope, receive, send)
             return
         elif kind == "websocket":
-            path = route_path(scope) if scope.get("root_path") else scope["path"]
+            path = route_path(scope) if root else scope["path"]
             ws_static = self._ws_static.get(path)
             if ws_static is not None:
                 await ws_static[0].app(self._child(scope, {}), receive, send)
