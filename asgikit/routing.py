@@ -260,7 +260,10 @@ class Router:
         return None
 
     def url_path_for(self, name: str, /, **path_params: Any) -> str:
-        """The path, below this router, of the route called ``name``."""
+        """The path, below this router and percent-encoded, of the route called ``name``."""
+        return encode_path(self._decoded_path_for(name, path_params))
+
+    def _decoded_path_for(self, name: str, path_params: dict[str, Any]) -> str:
         path = self._url_path_for(name, path_params)
         if path is None:
             given = ", ".join(sorted(path_params)) or "no parameters"
@@ -273,6 +276,21 @@ class Router:
 
 async def _default_not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await not_found(scope, receive, send)
+
+
+def encode_path(decoded: str) -> str:
+    """A decoded absolute path (as ASGI's ``path`` is) percent-encoded for a URL.
+
+    The result always stays on this host: a path that would start with
+    ``//`` (RFC 3986 §4.2: a network-path reference, another host) has its
+    second slash encoded, and a backslash is always encoded (browsers read
+    ``/\\`` as ``//``, WHATWG URL §4.4).  Routing decodes ``%2F`` back to
+    ``/``, so the path leads to the same route and value.
+    """
+    path = quote(decoded.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+    if path.startswith("//"):
+        path = "/%2F" + path[2:]
+    return path
 
 
 def router(
@@ -336,9 +354,8 @@ def url_path_for(
     top: Router | None = scope.get(_ROUTER_KEY)
     if top is None:
         raise RuntimeError("url_path_for needs a scope that went through an asgikit router")
-    decoded = scope.get(_ROOT_KEY, "").rstrip("/") + top.url_path_for(name, **path_params)
-    # Router paths are decoded (as ASGI's ``path`` is); a URL needs them encoded.
-    path = quote(decoded.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+    decoded = scope.get(_ROOT_KEY, "").rstrip("/") + top._decoded_path_for(name, path_params)
+    path = encode_path(decoded)
     if query:
         path += "?" + urlencode(list(query.items()), doseq=True)
     return path
@@ -347,6 +364,7 @@ def url_path_for(
 __all__ = [
     "NoMatchFound",
     "Router",
+    "encode_path",
     "host",
     "mount",
     "route",
