@@ -53,7 +53,7 @@ def valid_host(host: str) -> bool:
         if end == -1:
             return False
         rest = host[end + 1 :]
-        if rest and (rest[0] != ":" or not _valid_port(rest[1:])):
+        if rest and (rest[0] != ":" or not _valid_port(rest[1:] or "x")):
             return False
         try:
             # RFC 3986 §3.2.2: only an IPv6 address goes inside brackets.
@@ -61,14 +61,17 @@ def valid_host(host: str) -> bool:
         except ValueError:
             return False
         return True
-    name, _, port = host.partition(":")
-    return bool(name) and "[" not in name and "]" not in name and _valid_port(port)
+    name, colon, port = host.partition(":")
+    if colon and not _valid_port(port or "x"):
+        return False
+    return bool(name) and "[" not in name and "]" not in name
 
 
 def _valid_port(port: str) -> bool:
-    # RFC 3986 §3.2.3: port = *DIGIT (leading zeros and empty allowed); a TCP
-    # port is at most 65535.  The caller bounds the length, so int() is cheap.
-    return not port or (port.isdigit() and int(port) <= 65535)
+    # RFC 3986 §3.2.3: port = *DIGIT, leading zeros allowed; a TCP port is at
+    # most 65535.  An empty port ("host:") is refused: no client sends one.
+    # The caller bounds the length, so int() is cheap.
+    return port.isdigit() and int(port) <= 65535
 
 
 def host_header(scope: Scope) -> tuple[str, bool]:
