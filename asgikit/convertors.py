@@ -97,9 +97,12 @@ class FloatConvertor(Convertor[float]):
 
 
 class UUIDConvertor(Convertor[uuid.UUID]):
-    """A UUID in its 8-4-4-4-12 hex form."""
+    """A UUID: 32 hex digits, with or without the hyphens of its 8-4-4-4-12 form.
 
-    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    It is built back in the hyphenated form.
+    """
+
+    regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
     def convert(self, value: str) -> uuid.UUID:
         return uuid.UUID(value)
@@ -123,6 +126,9 @@ def register_convertor(name: str, convertor: Convertor[Any]) -> None:
         raise ValueError(f"convertor name must be an identifier: {name!r}")
     CONVERTORS[name] = convertor
 
+
+# Starlette's name for the same function.
+register_url_convertor = register_convertor
 
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
 
@@ -281,4 +287,5 @@ __all__ = [
     "compile_host",
     "compile_path",
     "register_convertor",
+    "register_url_convertor",
 ]
