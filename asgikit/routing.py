@@ -11,7 +11,16 @@ Mounted apps see ``root_path`` grown by the mount's prefix and ``path`` kept
 as the full path, as the current ASGI HTTP spec has it; a server that gives
 ``path`` relative to ``root_path`` is accepted too, and normalised at the mount.
 A router answers ``lifespan`` for every app inside it, in order (see
-``_lifespan_children``).
+``_lifespan_children``).  A ``root_path`` ending in ``/`` (``--root-path /x/``)
+is read as ``/x``.
+
+Where it differs from Starlette's router, on purpose: a static path is tried
+before the patterns; a mount matches its bare prefix (``/users`` reaches the
+app) instead of redirecting to ``/users/``; ``host()`` patterns with a port
+match that port only, and a malformed Host matches nothing; reverse paths
+are percent-encoded paths (never absolute URLs, never starting with ``//``)
+and a parameter left unfilled is ``NoMatchFound``; routers are compiled once
+(no ``add_route``) and take middleware by wrapping, not ``middleware=``.
 """
 
 from __future__ import annotations

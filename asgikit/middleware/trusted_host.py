@@ -13,6 +13,10 @@ only the latter is allowed.
 
 It does not look at ``X-Forwarded-Host``: put ``proxy_headers`` outside it
 to have that believed from trusted proxies.
+
+Unlike Starlette's ``TrustedHostMiddleware``: ``allowed_hosts`` has no
+default (``["*"]`` checks nothing), a port past 65535 makes the Host
+malformed, and IPvFuture literals (``[v1.foo]``) are refused.
 """
 
 from __future__ import annotations
