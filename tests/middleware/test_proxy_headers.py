@@ -403,3 +403,20 @@ async def test_duplicate_host_headers_are_refused(family: str) -> None:
     )
     app = proxy_headers(record, trusted_hosts=["10.0.0.1"], headers=family)  # type: ignore[arg-type]
     assert (await run_app(app, scope)).status == 400
+
+
+def test_client_written_forwarded_header_is_ignored_under_uvicorn() -> None:
+    app = proxy_headers(record, trusted_hosts=["127.0.0.1"])
+    with serve(app, lifespan="off", proxy_headers=False) as base:
+        response = httpx.get(
+            base,
+            headers={
+                "forwarded": "for=10.66.66.66;proto=https;host=admin.internal",
+                "x-forwarded-host": "admin.internal",
+                "x-forwarded-for": "203.0.113.5",
+            },
+        )
+    body = response.json()
+    assert body["client"] == ["203.0.113.5", 0]
+    assert body["scheme"] == "http"
+    assert body["host"] != "admin.internal"
