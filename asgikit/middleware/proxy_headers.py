@@ -255,35 +255,45 @@ class _Read(NamedTuple):
 def _read(
     headers: Sequence[tuple[bytes, bytes]], use_forwarded: bool, forwarded_host: bool
 ) -> _Read:
-    read = _Read([], False, 0, [], [], [], [], [])
-    kept = read.kept
+    kept: list[tuple[bytes, bytes]] = []
+    forwarded: list[bytes] = []
+    x_for: list[bytes] = []
+    x_proto: list[bytes] = []
+    x_host: list[bytes] = []
+    x_port: list[bytes] = []
     dropped = False
     hosts = 0
     for pair in headers:
-        # ASGI says lower case; a server that does not comply is not a way round.
-        name = pair[0].lower()
+        raw = pair[0]
+        size = len(raw)
+        # Only names as long as "host", "forwarded" or "x-forwarded-*" are looked
+        # at.  ASGI says lower case; a server that does not comply is no way round.
+        if size != 4 and size != 9 and (size < 13 or raw[:2].lower() != b"x-"):
+            kept.append(pair)
+            continue
+        name = raw.lower()
         if name == b"host":
             hosts += 1
         elif name == b"forwarded":
             if not use_forwarded:
                 dropped = True
                 continue
-            read.forwarded.append(pair[1])
+            forwarded.append(pair[1])
         elif name.startswith(_X_PREFIX):
             if use_forwarded:
                 dropped = True
                 continue
             if name == b"x-forwarded-for":
-                read.x_for.append(pair[1])
+                x_for.append(pair[1])
             elif name == b"x-forwarded-proto":
-                read.x_proto.append(pair[1])
+                x_proto.append(pair[1])
             elif name in (b"x-forwarded-host", b"x-forwarded-port"):
                 if not forwarded_host:
                     dropped = True
                     continue
-                (read.x_host if name == b"x-forwarded-host" else read.x_port).append(pair[1])
+                (x_host if name == b"x-forwarded-host" else x_port).append(pair[1])
         kept.append(pair)
-    return read._replace(dropped=dropped, hosts=hosts)
+    return _Read(kept, dropped, hosts, forwarded, x_for, x_proto, x_host, x_port)
 
 
 @middleware

@@ -271,6 +271,8 @@ async def test_client_written_x_forwarded_headers_alone_change_nothing_with_forw
         (b"x-forwarded-for", b"127.0.0.1"),
         (b"x-forwarded-proto", b"https"),
         (b"x-forwarded-host", b"admin.internal"),
+        (b"x-forwarded-by", b"10.0.0.1"),
+        (b"X-Forwarded-Ssl", b"on"),
     ]
     result = await view(spoofed, headers="forwarded")
     assert result == {"client": ["10.0.0.1", 4000], "scheme": "http", "host": "internal:8000"}
