@@ -9,6 +9,7 @@ favour of the server's address.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from ipaddress import IPv6Address
 from typing import Any, NamedTuple
 from urllib.parse import SplitResult, quote, urlencode, urlsplit
@@ -24,6 +25,7 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # and '#' which would start a fragment, are percent-encoded.
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 _ORIGIN_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_NETLOC_PIECES = ("username", "password", "hostname", "port")
 
 
 def path_bytes(path: str) -> bytes:
@@ -51,7 +53,7 @@ def valid_host(host: str) -> bool:
         if end == -1:
             return False
         rest = host[end + 1 :]
-        if not (rest == "" or (rest[0] == ":" and rest[1:].isdigit() and len(rest) <= 6)):
+        if rest and (rest[0] != ":" or not _valid_port(rest[1:] or "x")):
             return False
         try:
             # RFC 3986 §3.2.2: only an IPv6 address goes inside brackets.
@@ -59,13 +61,33 @@ def valid_host(host: str) -> bool:
         except ValueError:
             return False
         return True
-    name, _, port = host.partition(":")
-    return (
-        bool(name)
-        and "[" not in name
-        and "]" not in name
-        and (not port or (port.isdigit() and len(port) <= 5))
-    )
+    name, colon, port = host.partition(":")
+    if colon and not _valid_port(port or "x"):
+        return False
+    return bool(name) and "[" not in name and "]" not in name
+
+
+def _valid_port(port: str) -> bool:
+    # RFC 3986 §3.2.3: port = *DIGIT, leading zeros allowed; a TCP port is at
+    # most 65535.  An empty port ("host:") is refused: no client sends one.
+    # The caller bounds the length, so int() is cheap.
+    return port.isdigit() and int(port) <= 65535
+
+
+def host_header(scope: Scope) -> tuple[str, bool]:
+    """The request's first ``Host`` header (``""`` when absent), and whether it came twice.
+
+    Every reader of Host goes through here, so all agree on the first one;
+    a layer that answers for Host refuses a request with two (RFC 9112 §3.2:
+    "more than one Host header field" is answered 400).
+    """
+    found: str | None = None
+    for key, value in scope.get("headers", ()):
+        if len(key) == 4 and key.lower() == b"host":
+            if found is not None:
+                return found, True
+            found = value.decode("latin-1")
+    return found or "", False
 
 
 def normalize_origin(origin: str) -> str:
@@ -101,11 +123,7 @@ class URL:
     def from_scope(cls, scope: Scope) -> URL:
         """The URL the client asked for, with the full path (``root_path`` included)."""
         scheme: str = scope.get("scheme") or ("ws" if scope.get("type") == "websocket" else "http")
-        host = ""
-        for key, value in scope.get("headers", ()):
-            if key == b"host":
-                host = value.decode("latin-1")
-                break
+        host = host_header(scope)[0]
         if not valid_host(host):
             server = scope.get("server")
             if server and server[1] is not None:
@@ -173,6 +191,16 @@ class URL:
         return self.parts.hostname
 
     @property
+    def username(self) -> str | None:
+        """The user name of the userinfo (``user:pass@``), or ``None``."""
+        return self.parts.username
+
+    @property
+    def password(self) -> str | None:
+        """The password of the userinfo, or ``None``; ``repr`` masks it."""
+        return self.parts.password
+
+    @property
     def port(self) -> int | None:
         """The explicit port, or ``None`` (also for a port out of range)."""
         try:
@@ -185,9 +213,55 @@ class URL:
         """Whether the scheme is ``https`` or ``wss``."""
         return self.scheme in ("https", "wss")
 
-    def replace(self, **parts: str) -> URL:
-        """A copy with some of its parts (``scheme``, ``netloc``, ``path``...) changed."""
+    def replace(self, **parts: Any) -> URL:
+        """A copy with some parts changed: ``scheme``, ``netloc``, ``path``, ``query``,
+        ``fragment``, or the pieces of the netloc ``username``, ``password``,
+        ``hostname`` and ``port`` (``None`` removes one).
+        """
+        pieces = {k: parts.pop(k) for k in _NETLOC_PIECES if k in parts}
+        if pieces:
+            if "netloc" in parts:
+                raise TypeError("replace() takes netloc or its pieces, not both")
+            parts["netloc"] = self._netloc_with(**pieces)
         return URL._from_parts(self.parts._replace(**parts))
+
+    def _netloc_with(self, **pieces: Any) -> str:
+        current = self.parts
+        # The host as written, IPv6 brackets kept (``.hostname`` drops them).
+        host = current.netloc.rpartition("@")[2]
+        host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
+        try:
+            port: Any = current.port
+        except ValueError:
+            port = None
+        username = pieces.get("username", current.username)
+        password = pieces.get("password", current.password)
+        if "hostname" in pieces:
+            host = pieces["hostname"]
+            if ":" in host and not host.startswith("[") and host.count(":") > 1:
+                host = f"[{host}]"  # a bare IPv6 address
+        port = pieces.get("port", port)
+        netloc = host
+        if port is not None:
+            netloc += f":{port}"
+        if username is not None or password is not None:
+            userinfo = username or ""
+            if password is not None:
+                userinfo += f":{password}"
+            netloc = f"{userinfo}@{netloc}"
+        return netloc
+
+    def replace_query_params(self, **params: Any) -> URL:
+        """A copy whose query is exactly ``params``."""
+        return self.replace(query=urlencode([(k, str(v)) for k, v in params.items()]))
+
+    def remove_query_params(self, keys: str | Sequence[str]) -> URL:
+        """A copy without the query parameters named ``keys``."""
+        from asgikit.datastructures import QueryParams
+
+        drop = {keys} if isinstance(keys, str) else set(keys)
+        query = [(k, v) for k, v in QueryParams(self.query).multi_items() if k not in drop]
+        return self.replace(query=urlencode(query))
 
     def include_query_params(self, **params: Any) -> URL:
         """A copy with ``params`` set in the query, replacing values of the same names."""
@@ -215,7 +289,10 @@ class URL:
         return self._url
 
     def __repr__(self) -> str:
-        return f"URL({str(self)!r})"
+        text = str(self)
+        if self.password is not None:
+            text = str(self.replace(password="********"))
+        return f"{type(self).__name__}({text!r})"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (str, URL)):
@@ -243,11 +320,39 @@ def route_path(scope: Scope) -> str:
     """The part of the path below ``root_path``: what a router matches against."""
     path: str = scope.get("path", "/")
     root: str = scope.get("root_path", "")
-    if root and _is_under(path, root):
-        path = path[len(root.rstrip("/")) :]
-        if not path.startswith("/"):
-            path = "/" + path
+    if root:
+        rest = _below_root(path, root)
+        if rest is not None:
+            return rest
     return path
+
+
+def without_trailing_slash_root(scope: Scope) -> Scope:
+    """A copy of ``scope`` whose ``root_path`` does not end in ``/``, ``path`` to match.
+
+    ``uvicorn --root-path /x/`` gives ``root_path="/x/"`` and ``path="/x//users"``
+    (root and request path joined): that is ``/x`` and ``/x/users``.
+    """
+    root: str = scope["root_path"]
+    child = dict(scope)
+    child["root_path"] = stripped = root.rstrip("/")
+    path: str = scope.get("path", "/")
+    rest = _below_root(path, root)
+    if rest is not None:
+        child["path"] = stripped + rest
+    return child
+
+
+def _below_root(path: str, root: str) -> str | None:
+    # The path below root ("/" at least), or None when the server gave a path
+    # relative to root.  A root ending in "/" has that slash joined to the
+    # path's own: "/x//users" below "/x/" is "/users".
+    if root.endswith("/") and path.startswith(root):
+        rest = path[len(root) :]
+        return rest if rest.startswith("/") else "/" + rest
+    if _is_under(path, root):
+        return path[len(root.rstrip("/")) :] or "/"
+    return None
 
 
 def _is_under(path: str, root: str) -> bool:
@@ -260,8 +365,10 @@ __all__ = [
     "URL",
     "Address",
     "full_path",
+    "host_header",
     "normalize_origin",
     "path_bytes",
     "route_path",
     "valid_host",
+    "without_trailing_slash_root",
 ]

@@ -14,12 +14,18 @@ The ``.env`` format is the common subset: ``KEY=VALUE`` lines, an optional
 ``export`` in front, ``#`` comments, single quotes (literal) and double quotes
 (with ``\\n``, ``\\t``, ``\\"`` and ``\\\\`` escapes).  No variable expansion, no
 multi-line values: those are where the many dialects disagree.
+
+Unlike Starlette's ``Config``: an unterminated quote in ``.env`` is an error
+naming the file and line (not a literal quote character), the bool cast also
+takes ``yes``/``no`` and ``on``/``off``, and a default that is not a string is
+returned as it is, never cast.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
@@ -113,11 +119,19 @@ class Secret:
 
 
 class CommaSeparatedStrings(Sequence[str]):
-    """``"a, b,c"`` as the list ``["a", "b", "c"]`` (blanks around items dropped)."""
+    """``"a, b,c"`` as the list ``["a", "b", "c"]`` (blanks around items dropped).
+
+    Items may be quoted, as a shell quotes (``"'a,b', c"`` is ``["a,b", "c"]``);
+    an unbalanced quote raises ``ValueError``.  ``str()`` joins the items with
+    ``", "`` (Starlette quotes each one).
+    """
 
     def __init__(self, value: str | Iterable[str]) -> None:
         if isinstance(value, str):
-            self._items = [item.strip() for item in value.split(",") if item.strip()]
+            splitter = shlex.shlex(value, posix=True)
+            splitter.whitespace = ","
+            splitter.whitespace_split = True
+            self._items = [item.strip() for item in splitter if item.strip()]
         else:
             self._items = list(value)
 
@@ -196,10 +210,10 @@ def _unquote(raw: str, where: str) -> str:
     return (raw[: comment.start()] if comment else raw).strip()
 
 
-def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+def read_env_file(path: str | os.PathLike[str], encoding: str = "utf-8") -> dict[str, str]:
     """The variables a ``.env`` file sets; a malformed line raises ``ConfigError``."""
     values: dict[str, str] = {}
-    with open(path, encoding="utf-8") as file:
+    with open(path, encoding=encoding) as file:
         for number, line in enumerate(file, start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
@@ -219,7 +233,8 @@ class Config:
     """Typed settings from the environment, then from an optional ``.env`` file.
 
     ``environ`` is the mapping read first (by default the guarded
-    :data:`environ`); ``env_prefix`` is put in front of every name.  A missing
+    :data:`environ`); ``env_prefix`` is put in front of every name;
+    ``encoding`` is the ``.env`` file's (UTF-8 by default).  A missing
     ``env_file`` gives a warning and is otherwise ignored, so the same code runs
     where the environment is set by other means.
     """
@@ -229,13 +244,14 @@ class Config:
         env_file: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] = environ,
         env_prefix: str = "",
+        encoding: str = "utf-8",
     ) -> None:
         self.environ = environ
         self.env_prefix = env_prefix
         self.file_values: dict[str, str] = {}
         if env_file is not None:
             if Path(env_file).is_file():
-                self.file_values = read_env_file(env_file)
+                self.file_values = read_env_file(env_file, encoding)
             else:
                 warnings.warn(f"config file {os.fspath(env_file)!r} not found", stacklevel=2)
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
+from asgikit._url import valid_host
+
 _T = TypeVar("_T")
 
 
@@ -95,9 +97,12 @@ class FloatConvertor(Convertor[float]):
 
 
 class UUIDConvertor(Convertor[uuid.UUID]):
-    """A UUID in its 8-4-4-4-12 hex form."""
+    """A UUID: 32 hex digits, with or without the hyphens of its 8-4-4-4-12 form.
 
-    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    It is built back in the hyphenated form.
+    """
+
+    regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
     def convert(self, value: str) -> uuid.UUID:
         return uuid.UUID(value)
@@ -121,6 +126,9 @@ def register_convertor(name: str, convertor: Convertor[Any]) -> None:
         raise ValueError(f"convertor name must be an identifier: {name!r}")
     CONVERTORS[name] = convertor
 
+
+# Starlette's name for the same function.
+register_url_convertor = register_convertor
 
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
 
@@ -205,15 +213,79 @@ def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
     return CompiledPath(template, re.compile(regex), format_, convertors)
 
 
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+@dataclass(frozen=True)
+class HostPattern:
+    """A compiled ``host()`` pattern: ``"{sub}.example.org"``, ``"api.example.org:8443"``.
+
+    Names compare without case (RFC 9110 §4.2.3; literals are lower-cased
+    when compiled, the request's host when matched).  A pattern with a port
+    matches only that port, as a number (``:03600`` is ``3600``; no port is
+    the scheme's default); one without a port matches any valid port.  A
+    Host that is not a valid ``host[:port]`` (RFC 9110 §7.2: a port that is
+    not a number up to 65535, say) never matches.
+    """
+
+    template: str
+    name: CompiledPath
+    port: int | None
+
+    def match(self, host: str, scheme: str = "http") -> dict[str, Any] | None:
+        """The host parameters if ``host`` (a Host header value) matches, else ``None``."""
+        if not valid_host(host):
+            return None
+        name, port = _split_host(host)
+        if self.port is not None:
+            number = int(port) if port else _DEFAULT_PORTS.get(scheme)
+            if number != self.port:
+                return None
+        # A fully qualified name may end in a dot (RFC 1034 §3.1): the same host.
+        return self.name.match(name.lower().removesuffix("."))
+
+
+def _split_host(host: str) -> tuple[str, str]:
+    if host.startswith("["):
+        end = host.find("]") + 1
+        return host[:end], host[end + 1 :]
+    name, _, port = host.partition(":")
+    return name, port
+
+
+def compile_host(template: str) -> HostPattern:
+    """Compile a ``host()`` pattern; ``ValueError`` for one no valid Host could match."""
+    name, port = _split_host(template)
+    if "/" in template or (port and not (port.isascii() and port.isdigit())):
+        raise ValueError(f"invalid host pattern (name[:port], port a number): {template!r}")
+    if (port and int(port) > 65535) or template.endswith(":"):
+        raise ValueError(f"invalid host pattern (port up to 65535): {template!r}")
+    # Lower-case the literal parts only: parameter names keep their case.
+    pieces: list[str] = []
+    end = 0
+    for found in _PARAM.finditer(name):
+        pieces.append(name[end : found.start()].lower())
+        pieces.append(found.group(0))
+        end = found.end()
+    pieces.append(name[end:].lower())
+    compiled = compile_path("".join(pieces).removesuffix("."))
+    if compiled.regex is None and not valid_host(compiled.template):
+        raise ValueError(f"invalid host pattern: {template!r}")
+    return HostPattern(template, compiled, int(port) if port else None)
+
+
 __all__ = [
     "CONVERTORS",
     "CompiledPath",
     "Convertor",
     "FloatConvertor",
+    "HostPattern",
     "IntegerConvertor",
     "PathConvertor",
     "StringConvertor",
     "UUIDConvertor",
+    "compile_host",
     "compile_path",
     "register_convertor",
+    "register_url_convertor",
 ]

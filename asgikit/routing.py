@@ -11,7 +11,16 @@ Mounted apps see ``root_path`` grown by the mount's prefix and ``path`` kept
 as the full path, as the current ASGI HTTP spec has it; a server that gives
 ``path`` relative to ``root_path`` is accepted too, and normalised at the mount.
 A router answers ``lifespan`` for every app inside it, in order (see
-``_lifespan_children``).
+``_lifespan_children``).  A ``root_path`` ending in ``/`` (``--root-path /x/``)
+is read as ``/x``.
+
+Where it differs from Starlette's router, on purpose: a static path is tried
+before the patterns; a mount matches its bare prefix (``/users`` reaches the
+app) instead of redirecting to ``/users/``; ``host()`` patterns with a port
+match that port only, and a malformed Host matches nothing; reverse paths
+are percent-encoded paths (never absolute URLs, never starting with ``//``)
+and a parameter left unfilled is ``NoMatchFound``; routers are compiled once
+(no ``add_route``) and take middleware by wrapping, not ``middleware=``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from asgikit._lifespan_children import serve_lifespan
+from asgikit._url import host_header, without_trailing_slash_root
+from asgikit.convertors import compile_host
 from asgikit.datastructures import full_path, route_path
 from asgikit.responses import RedirectResponse
 from asgikit.routes import (
@@ -100,6 +111,11 @@ class Router:
                 for method in entry.methods:
                     table.setdefault(method, entry.app)
             self._static_methods[path] = table
+        # Host entries are matched here, by name without case and port by
+        # number (see ``HostPattern``), so every router agrees on one rule.
+        self._hosts = {
+            entry: compile_host(entry.pattern) for entry in self.routes if isinstance(entry, Host)
+        }
         self._lifespan_apps: list[tuple[str, ASGIApp]] = []
         for entry in self.routes:
             app = entry.lifespan_app()
@@ -112,8 +128,12 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        root = scope.get("root_path")
+        if root and root[-1] == "/" and kind != "lifespan":
+            # "--root-path /x/": every child sees "/x", and paths below it.
+            scope = without_trailing_slash_root(scope)
         if kind == "http":
-            path = route_path(scope) if scope.get("root_path") else scope["path"]
+            path = route_path(scope) if root else scope["path"]
             method = scope["method"]
             allowed: set[str] | None = None
             table = self._static_methods.get(path)
@@ -134,7 +154,7 @@ class Router:
             await serve_lifespan(self._lifespan_apps, scope, receive, send)
             return
         elif kind == "websocket":
-            path = route_path(scope) if scope.get("root_path") else scope["path"]
+            path = route_path(scope) if root else scope["path"]
             ws_static = self._ws_static.get(path)
             if ws_static is not None:
                 await ws_static[0].app(self._child(scope, {}), receive, send)
@@ -173,7 +193,9 @@ class Router:
                 await candidate.app(await_app, receive, send)
                 return
             if isinstance(candidate, Host):
-                params = candidate.match_host(scope)
+                params = self._hosts[candidate].match(
+                    host_header(scope)[0], scope.get("scheme") or "http"
+                )
                 if params is None:
                     continue
                 await candidate.app(self._child(scope, params), receive, send)
@@ -247,7 +269,10 @@ class Router:
         return None
 
     def url_path_for(self, name: str, /, **path_params: Any) -> str:
-        """The path, below this router, of the route called ``name``."""
+        """The path, below this router and percent-encoded, of the route called ``name``."""
+        return encode_path(self._decoded_path_for(name, path_params))
+
+    def _decoded_path_for(self, name: str, path_params: dict[str, Any]) -> str:
         path = self._url_path_for(name, path_params)
         if path is None:
             given = ", ".join(sorted(path_params)) or "no parameters"
@@ -260,6 +285,21 @@ class Router:
 
 async def _default_not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await not_found(scope, receive, send)
+
+
+def encode_path(decoded: str) -> str:
+    """A decoded absolute path (as ASGI's ``path`` is) percent-encoded for a URL.
+
+    The result always stays on this host: a path that would start with
+    ``//`` (RFC 3986 §4.2: a network-path reference, another host) has its
+    second slash encoded, and a backslash is always encoded (browsers read
+    ``/\\`` as ``//``, WHATWG URL §4.4).  Routing decodes ``%2F`` back to
+    ``/``, so the path leads to the same route and value.
+    """
+    path = quote(decoded.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+    if path.startswith("//"):
+        path = "/%2F" + path[2:]
+    return path
 
 
 def router(
@@ -300,7 +340,14 @@ def mount(prefix: str, app: ASGIApp, *, name: str | None = None) -> Mount:
 
 
 def host(pattern: str, app: ASGIApp, *, name: str | None = None) -> Host:
-    """Send requests whose ``Host`` matches ``pattern`` (``"{sub}.example.com"``) to ``app``."""
+    """Send requests whose ``Host`` matches ``pattern`` (``"{sub}.example.com"``) to ``app``.
+
+    Names compare without case; a pattern with a port (``"api.example.org:8443"``)
+    matches only that port, compared as a number, and one without a port any
+    valid port.  A Host that is malformed (``api.example.org:evil``, a port
+    past 65535) never matches.  An invalid pattern raises ``ValueError``.
+    """
+    compile_host(pattern)  # refuse a bad pattern here, where it is written
     return Host(pattern, app, name=name)
 
 
@@ -316,9 +363,8 @@ def url_path_for(
     top: Router | None = scope.get(_ROUTER_KEY)
     if top is None:
         raise RuntimeError("url_path_for needs a scope that went through an asgikit router")
-    decoded = scope.get(_ROOT_KEY, "").rstrip("/") + top.url_path_for(name, **path_params)
-    # Router paths are decoded (as ASGI's ``path`` is); a URL needs them encoded.
-    path = quote(decoded.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
+    decoded = scope.get(_ROOT_KEY, "").rstrip("/") + top._decoded_path_for(name, path_params)
+    path = encode_path(decoded)
     if query:
         path += "?" + urlencode(list(query.items()), doseq=True)
     return path
@@ -327,6 +373,7 @@ def url_path_for(
 __all__ = [
     "NoMatchFound",
     "Router",
+    "encode_path",
     "host",
     "mount",
     "route",

@@ -209,3 +209,133 @@ def test_the_default_environ_wraps_os_environ() -> None:
         assert Config()(name, cast=int) == 1
     finally:
         del os.environ[name]
+
+
+# -- Parity with Starlette's tests/test_config.py ------------------------------
+# Deliberate differences: an unterminated quote in .env is an error naming the
+# file and line (Starlette keeps it as a literal character); the bool cast also
+# takes yes/no and on/off; a default that is not a string is returned as it
+# is, never cast.  Starlette's test_csv (test_datastructures.py) is here too.
+
+
+def test_a_settings_module_as_starlette_documents_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asgikit.datastructures import URL
+
+    path = write_env(
+        tmp_path,
+        "# Do not commit to source control\n"
+        "DATABASE_URL=postgres://user:pass@localhost/dbname\n"
+        "REQUEST_HOSTNAME=example.com\nSECRET_KEY=12345\nBOOL_AS_INT=0\n\n\n",
+    )
+    config = Config(path, environ={"DEBUG": "true"})
+    assert config("DEBUG", cast=bool) is True
+    database_url = config("DATABASE_URL", cast=URL)
+    assert (database_url.path, database_url.username, database_url.password) == (
+        "/dbname",
+        "user",
+        "pass",
+    )
+    assert "pass" not in repr(database_url)
+    assert config("REQUEST_TIMEOUT", cast=int, default=10) == 10
+    assert config("REQUEST_HOSTNAME") == "example.com"
+    assert config("MAIL_HOSTNAME", default=None) is None
+    secret = config("SECRET_KEY", cast=Secret)
+    assert (repr(secret), str(secret), bool(secret)) == ("Secret('**********')", "12345", True)
+    assert not config("EMPTY_SECRET", cast=Secret, default="")
+    assert config("UNSET_SECRET", cast=Secret, default=None) is None
+    assert config("BOOL_AS_INT", cast=bool) is False
+    assert config("BOOL_AS_INT", cast=int) == 0
+    with pytest.raises(KeyError):
+        config.get("MISSING")
+    with pytest.raises(ValueError):
+        config.get("DEBUG", cast=int)
+    with pytest.raises(ValueError):
+        config.get("REQUEST_HOSTNAME", cast=bool)
+    with pytest.raises(ValueError):
+        config("INT_DEFAULT_STR", cast=int, default="true")
+    assert Config(Path(path))("REQUEST_HOSTNAME") == "example.com"
+
+
+def test_the_process_environment_through_the_default_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ASGIKIT_EXAMPLE_TEST", "123")
+    monkeypatch.setenv("ASGIKIT_BOOL_AS_INT", "1")
+    config = Config()
+    assert config.get("ASGIKIT_EXAMPLE_TEST", cast=int) == 123
+    assert config.get("ASGIKIT_BOOL_AS_INT", cast=bool) is True
+    monkeypatch.setenv("ASGIKIT_BOOL_AS_INT", "2")
+    with pytest.raises(ValueError):
+        config.get("ASGIKIT_BOOL_AS_INT", cast=bool)
+
+
+def test_environ_mutable_until_read_and_a_full_mapping() -> None:
+    guarded = Environ({})
+    guarded["TESTING"] = "True"
+    guarded["GONE"] = "123"
+    del guarded["GONE"]
+    assert guarded["TESTING"] == "True"
+    assert "GONE" not in guarded
+    with pytest.raises(EnvironError):
+        guarded["TESTING"] = "False"
+    with pytest.raises(EnvironError):
+        del guarded["GONE"]
+    whole = Environ()
+    assert list(whole) == list(os.environ)
+    assert len(whole) == len(os.environ)
+
+
+def test_env_prefix_hides_unprefixed_names() -> None:
+    config = Config(environ={"APP_DEBUG": "value", "ENVIRONMENT": "dev"}, env_prefix="APP_")
+    assert config.get("DEBUG") == "value"
+    with pytest.raises(KeyError):
+        config.get("ENVIRONMENT")
+
+
+def test_env_file_encoding(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text("MESSAGE=Hello 世界\n", encoding="utf-8")
+    assert Config(path, encoding="utf-8").get("MESSAGE") == "Hello 世界"
+    path.write_text("MESSAGE=caf\u00e9\n", encoding="latin-1")
+    assert Config(path, encoding="latin-1").get("MESSAGE") == "caf\u00e9"
+
+
+def test_env_file_quotes(tmp_path: Path) -> None:
+    path = write_env(
+        tmp_path, 'SINGLE=\'say "hi"\'\nDOUBLE="it\'s"\nTRAILING="secret\'"\nUNQUOTED=abc\n'
+    )
+    config = Config(path)
+    assert config.get("SINGLE") == 'say "hi"'
+    assert config.get("DOUBLE") == "it's"
+    assert config.get("TRAILING") == "secret'"
+    assert config.get("UNQUOTED") == "abc"
+    with pytest.raises(ConfigError, match=r"\.env:1: unterminated"):
+        Config(write_env(tmp_path, 'QUOTE="\n'))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"localhost", "127.0.0.1", 0.0.0.0',
+        "'localhost', '127.0.0.1', 0.0.0.0",
+        "localhost, 127.0.0.1, 0.0.0.0",
+    ],
+)
+def test_comma_separated_strings_parse_quoted_items(value: str) -> None:
+    csv = CommaSeparatedStrings(value)
+    assert list(csv) == ["localhost", "127.0.0.1", "0.0.0.0"]
+    assert repr(csv) == "CommaSeparatedStrings(['localhost', '127.0.0.1', '0.0.0.0'])"
+    assert str(csv) == "localhost, 127.0.0.1, 0.0.0.0"  # Starlette quotes each item
+    assert csv[0] == "localhost"
+    assert len(csv) == 3
+    assert list(CommaSeparatedStrings(["localhost", "127.0.0.1", "0.0.0.0"])) == list(csv)
+
+
+def test_comma_separated_strings_keep_a_quoted_comma_and_refuse_an_open_quote() -> None:
+    assert list(CommaSeparatedStrings("'a,b', c")) == ["a,b", "c"]
+    with pytest.raises(ValueError):
+        CommaSeparatedStrings("'a, b")
+    with pytest.raises(ConfigError, match="HOSTS"):
+        Config(environ={"HOSTS": "'a, b"})("HOSTS", cast=CommaSeparatedStrings)

@@ -224,3 +224,75 @@ def test_str_round_trips_through_its_decoded_form(value: str) -> None:
 def test_a_value_that_looks_like_a_parameter_is_not_substituted_again() -> None:
     compiled = compile_path("/{a}/{b}")
     assert compiled.build({"a": "{b}", "b": "x"}) == ("/{b}/x", {})
+
+
+# -- Parity with Starlette's tests/test_convertors.py --------------------------
+# Deliberate difference: none in behaviour; ``register_convertor`` is also
+# importable under Starlette's name, ``register_url_convertor``.
+
+
+def test_a_registered_datetime_convertor_routes_and_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import datetime
+
+    from asgikit.convertors import CONVERTORS, register_url_convertor
+    from asgikit.requests import Request
+    from asgikit.responses import JSONResponse, Response
+    from asgikit.routing import route, router
+    from asgikit.testing import TestClient
+
+    class DateTimeConvertor(Convertor[datetime]):
+        regex = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+
+        def convert(self, value: str) -> datetime:
+            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")
+
+        def to_string(self, value: datetime) -> str:
+            return value.strftime("%Y-%m-%dT%H:%M:%S")
+
+    monkeypatch.setitem(CONVERTORS, "datetime", CONVERTORS["str"])  # restored afterwards
+    register_url_convertor("datetime", DateTimeConvertor())
+
+    async def show(request: Request) -> Response:
+        value = request.path_params["param"]
+        assert isinstance(value, datetime)
+        return JSONResponse({"datetime": value.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    app = router(route("/datetime/{param:datetime}", show, name="dt"))
+    response = TestClient(app).get("/datetime/2020-01-01T00:00:00")
+    assert response.json() == {"datetime": "2020-01-01T00:00:00"}
+    built = app.url_path_for("dt", param=datetime(1996, 1, 22, 23, 0, 0))
+    assert built == "/datetime/1996-01-22T23:00:00"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/f/1.0", 200),
+        ("/f/1-0", 404),
+        ("/u/00000000-aaaa-ffff-9999-000000000000", 200),
+        ("/u/00000000aaaaffff9999000000000000", 200),
+        ("/u/00000000-AAAA-FFFF-9999-000000000000", 200),
+        ("/u/00000000AAAAFFFF9999000000000000", 200),
+        ("/u/not-a-uuid", 404),
+    ],
+)
+def test_default_float_and_uuid_convertors(path: str, status: int) -> None:
+    import uuid as uuid_module
+
+    from asgikit.requests import Request
+    from asgikit.responses import PlainTextResponse, Response
+    from asgikit.routing import route, router
+    from asgikit.testing import TestClient
+
+    async def show(request: Request) -> Response:
+        value = request.path_params["v"]
+        assert isinstance(value, (float, uuid_module.UUID))
+        return PlainTextResponse(str(value))
+
+    app = router(route("/f/{v:float}", show), route("/u/{v:uuid}", show))
+    response = TestClient(app).get(path)
+    assert response.status_code == status
+    if path.startswith("/u/") and status == 200:
+        assert response.text == "00000000-aaaa-ffff-9999-000000000000"

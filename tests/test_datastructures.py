@@ -198,7 +198,7 @@ def test_url_equality_with_urls_and_strings() -> None:
         ("example.com:8000", True),
         ("[::1]:8000", True),
         ("127.0.0.1", True),
-        ("example.com:", True),
+        ("example.com:", False),  # an empty port: no client sends one
         ("", False),
         ("a b", False),
         ("x/y", False),

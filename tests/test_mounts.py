@@ -337,3 +337,60 @@ def test_unnamed_mount_passes_names_through_unprefixed() -> None:
     assert outer.url_path_for("user", id=5) == "/v1/users/5"
     with pytest.raises(NoMatchFound):
         outer.url_path_for("v1:user", id=5)
+
+
+# -- A root_path that ends in "/" (uvicorn --root-path /x/) -------------------
+
+
+def trailing_root_app() -> ASGIApp:
+    async def link(request: Request) -> Response:
+        return PlainTextResponse(str(request.url_for("leaf", id=3)))
+
+    return router(
+        route("/", where, name="top"),
+        route("/users", where, name="users"),
+        route("/link", link),
+        mount("/api", router(route("/leaf/{id:int}", where, name="leaf"))),
+    )
+
+
+@pytest.mark.parametrize("root_path", ["/x/", "/x//"])
+def test_root_path_with_a_trailing_slash_serves_every_route(root_path: str) -> None:
+    # The test client joins root_path and path as uvicorn does: "/x/" + "/users".
+    with TestClient(trailing_root_app(), root_path=root_path, follow_redirects=False) as client:
+        top = client.get("/")
+        users = client.get("/users")
+        leaf = client.get("/api/leaf/7")
+        link = client.get("/link")
+        missing = client.get("/nothing")
+    assert top.status_code == 200
+    assert top.json()["root_path"] == "/x"
+    assert top.json()["route_path"] == "/"
+    assert users.status_code == 200
+    assert users.json()["path"] == "/x/users"
+    assert leaf.status_code == 200
+    assert leaf.json()["root_path"] == "/x/api"
+    assert leaf.json()["path"] == "/x/api/leaf/7"
+    assert link.text == "http://testserver/x/api/leaf/3"
+    assert missing.status_code == 404
+
+
+async def test_root_path_with_a_trailing_slash_and_a_relative_path() -> None:
+    # An older server gives path relative to root_path.
+    sent = await run_app(trailing_root_app(), make_scope(path="/users", root_path="/x/"))
+    assert sent.status == 200
+    assert json.loads(sent.body)["root_path"] == "/x"
+    assert json.loads(sent.body)["url"] == "http://testserver/x/users"
+
+
+async def test_slash_redirect_under_a_trailing_slash_root_path_stays_below_it() -> None:
+    app = router(route("/users/", where))
+    sent = await run_app(app, make_scope(path="/x//users", root_path="/x/"))
+    assert sent.status == 307
+    assert sent.header(b"location") == [b"/x/users/"]
+
+
+async def test_root_path_of_a_single_slash_is_no_root() -> None:
+    sent = await run_app(trailing_root_app(), make_scope(path="//users", root_path="/"))
+    assert sent.status == 200
+    assert json.loads(sent.body)["root_path"] == ""

@@ -11,12 +11,18 @@ The scheme is read from the scope: behind a TLS-terminating proxy, put
 ``proxy_headers`` outside this middleware so the scope says ``https``.
 Pair it with ``security_headers(hsts_max_age=...)`` so browsers stop asking
 over http at all.
+
+The redirect goes to the request's ``Host``, and to the server's own address
+only when the client sent none (an HTTP/1.0 client).  A ``Host`` that is
+malformed (a port past 65535 included), sent twice (RFC 9112 §3.2), or
+missing with no server address to fall back on is answered ``400``: a
+redirect to a guessed host (``localhost``) would send the client elsewhere.
 """
 
 from __future__ import annotations
 
+from asgikit._url import URL, host_header, valid_host
 from asgikit.composition import middleware
-from asgikit.datastructures import URL
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.middleware._http import text_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
@@ -40,6 +46,10 @@ def https_redirect(app: ASGIApp, *, status_code: int = 307, exclude: Exclude = N
         secure = _SECURE.get(scheme)
         if secure is None or (excluded is not None and excluded(scope)):
             await app(scope, receive, send)
+            return
+        host, twice = host_header(scope)
+        if twice or (host and not valid_host(host)) or not (host or scope.get("server")):
+            await text_response(scope, receive, send, 400, "Invalid host header")
             return
         url = URL.from_scope(scope)
         netloc = url.netloc

@@ -5,21 +5,26 @@ compared with ``allowed_hosts``: exact names, ``*.example.com`` for any
 subdomain of ``example.com`` (not ``example.com`` itself, and never
 ``example.com.evil.com``), or ``"*"`` for any.  Names compare without case,
 without the port and without a trailing dot (RFC 1034 §3.1).  Anything
-else — a missing, empty or malformed Host included — gets ``400``; a
+else — a missing, empty or malformed Host (a port past 65535 included),
+and two Host headers (RFC 9112 §3.2), even with ``"*"`` — gets ``400``; a
 WebSocket handshake is refused the same way.  With ``www_redirect`` a
 request for ``example.com`` is redirected (307) to ``www.example.com`` when
 only the latter is allowed.
 
 It does not look at ``X-Forwarded-Host``: put ``proxy_headers`` outside it
 to have that believed from trusted proxies.
+
+Unlike Starlette's ``TrustedHostMiddleware``: ``allowed_hosts`` has no
+default (``["*"]`` checks nothing), a port past 65535 makes the Host
+malformed, and IPvFuture literals (``[v1.foo]``) are refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from asgikit._url import URL, host_header, valid_host
 from asgikit.composition import middleware
-from asgikit.datastructures import URL, valid_host
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.middleware._http import text_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
@@ -71,17 +76,19 @@ def trusted_host(
         return any_host or name in exact or name.endswith(suffix_tuple)
 
     async def trusted_host_app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or any_host:
+        if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
         if excluded is not None and excluded(scope):
             await app(scope, receive, send)
             return
-        host = ""
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value.decode("latin-1")
-                break
+        host, twice = host_header(scope)
+        if twice:
+            await text_response(scope, receive, send, 400, "Invalid host header")
+            return
+        if any_host:
+            await app(scope, receive, send)
+            return
         name = host_name(host)
         if name is not None and allowed(name):
             await app(scope, receive, send)

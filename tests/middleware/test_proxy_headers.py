@@ -27,10 +27,11 @@ async def record(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def view(
-    headers: list[tuple[bytes, bytes]], peer: str = "10.0.0.1", **options: Any
+    sent_headers: list[tuple[bytes, bytes]], peer: str = "10.0.0.1", **options: Any
 ) -> dict[str, Any]:
     options.setdefault("trusted_hosts", ["10.0.0.0/8", "192.168.1.1"])
-    scope = make_scope(headers=[(b"host", b"internal:8000"), *headers], client=(peer, 4000))
+    headers = [(b"host", b"internal:8000"), *sent_headers]
+    scope = make_scope(headers=headers, client=(peer, 4000))
     original = dict(scope)
     sent = await run_app(proxy_headers(record, **options), scope)
     assert scope == original  # the server's scope is never changed
@@ -53,7 +54,8 @@ async def test_x_forwarded_set_client_scheme_and_host() -> None:
             (b"x-forwarded-for", b"203.0.113.9"),
             (b"x-forwarded-proto", b"https"),
             (b"x-forwarded-host", b"example.com"),
-        ]
+        ],
+        forwarded_host=True,
     )
     assert result == {"client": ["203.0.113.9", 0], "scheme": "https", "host": "example.com"}
 
@@ -71,18 +73,22 @@ async def test_all_hops_trusted_gives_the_left_most() -> None:
 
 
 async def test_x_forwarded_port_goes_into_host() -> None:
-    result = await view([(b"x-forwarded-host", b"example.com"), (b"x-forwarded-port", b"8443")])
+    result = await view(
+        [(b"x-forwarded-host", b"example.com"), (b"x-forwarded-port", b"8443")],
+        forwarded_host=True,
+    )
     assert result["host"] == "example.com:8443"
-    alone = await view([(b"x-forwarded-port", b"9000")])
+    alone = await view([(b"x-forwarded-port", b"9000")], forwarded_host=True)
     assert alone["host"] == "internal:9000"
 
 
-async def test_forwarded_is_preferred_and_quoted_ipv6_parsed() -> None:
+async def test_forwarded_family_parses_quoted_ipv6() -> None:
     result = await view(
         [
             (b"forwarded", b'for="[2001:db8::1]:4711";proto=https;host=example.com'),
             (b"x-forwarded-for", b"1.1.1.1"),
-        ]
+        ],
+        headers="forwarded",
     )
     assert result == {"client": ["2001:db8::1", 4711], "scheme": "https", "host": "example.com"}
 
@@ -91,25 +97,26 @@ async def test_forwarded_walks_elements_from_the_right() -> None:
     header = (
         b"for=6.6.6.6;proto=http, for=198.51.100.7;proto=https;host=shop.example, for=10.2.2.2"
     )
-    result = await view([(b"forwarded", header)])
+    result = await view([(b"forwarded", header)], headers="forwarded")
     assert result == {"client": ["198.51.100.7", 0], "scheme": "https", "host": "shop.example"}
 
 
 @pytest.mark.parametrize("value", [b"for=unknown", b"for=_hidden", b'for="unbalanced', b"for=a=b"])
 async def test_unknown_or_malformed_client_hop_gives_no_client(value: bytes) -> None:
-    result = await view([(b"forwarded", value)])
+    result = await view([(b"forwarded", value)], headers="forwarded")
     assert result["client"] is None
 
 
 async def test_forwarded_without_for_keeps_the_client() -> None:
-    result = await view([(b"forwarded", b"proto=https")])
+    result = await view([(b"forwarded", b"proto=https")], headers="forwarded")
     assert result["client"] == ["10.0.0.1", 4000]
     assert result["scheme"] == "https"
 
 
 async def test_bad_proto_and_host_values_are_ignored() -> None:
     result = await view(
-        [(b"x-forwarded-proto", b"gopher"), (b"x-forwarded-host", b"evil.com/path")]
+        [(b"x-forwarded-proto", b"gopher"), (b"x-forwarded-host", b"evil.com/path")],
+        forwarded_host=True,
     )
     assert result["scheme"] == "http"
     assert result["host"] == "internal:8000"
@@ -141,10 +148,12 @@ async def test_star_unix_and_ipv4_mapped_peers() -> None:
 
 
 def test_invalid_trusted_hosts_are_refused_when_built() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not-an-ip"):
         proxy_headers(record, trusted_hosts=["not-an-ip"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="CIDR"):
         proxy_headers(record, trusted_hosts="10.0.0.0/33")
+    with pytest.raises(ValueError, match="forwarded_host"):
+        proxy_headers(record, headers="forwarded", forwarded_host=True)
 
 
 def test_parse_node_and_forwarded() -> None:
@@ -169,8 +178,10 @@ async def test_any_forwarding_headers_never_give_a_500(forwarded: bytes, xff: by
         scope = make_scope(
             headers=[(name, forwarded), (b"x-forwarded-proto", xff)], client=("127.0.0.1", 1)
         )
-        sent = await run_app(proxy_headers(record), scope)
-        assert sent.status == 200
+        for family in ("x-forwarded", "forwarded"):
+            app = proxy_headers(record, headers=family)  # type: ignore[arg-type]
+            sent = await run_app(app, scope)
+            assert sent.status == 200
 
 
 @settings(max_examples=300)
@@ -195,3 +206,219 @@ def test_through_uvicorn_with_httpx() -> None:
 def test_a_port_of_non_ascii_digits_is_malformed_not_an_error(node: str) -> None:
     # "²".isdigit() is true, but int("²") raises.
     assert parse_node(node) is None
+
+
+# --- One header family, named by the operator (issue 12 #1) -------------------
+
+
+async def seen_headers(
+    sent_headers: list[tuple[bytes, bytes]], peer: str = "10.0.0.1", **options: Any
+) -> list[tuple[bytes, bytes]]:
+    options.setdefault("trusted_hosts", ["10.0.0.0/8"])
+    seen.clear()
+    headers = [(b"host", b"internal:8000"), *sent_headers]
+    scope = make_scope(headers=headers, client=(peer, 4000))
+    await run_app(proxy_headers(record, **options), scope)
+    return [(k, v) for k, v in seen[-1]["headers"] if k != b"host"]
+
+
+async def test_client_written_forwarded_header_is_ignored_with_x_forwarded_family() -> None:
+    # nginx as the README sets it up: X-Forwarded-* appended/set, the client's
+    # own Forwarded header passed through untouched.
+    result = await view(
+        [
+            (b"forwarded", b"for=127.0.0.1;proto=https;host=admin.internal"),
+            (b"x-forwarded-for", b"198.51.100.7"),
+            (b"x-forwarded-proto", b"http"),
+            (b"x-forwarded-host", b"shop.example"),
+        ],
+        forwarded_host=True,
+    )
+    assert result == {"client": ["198.51.100.7", 0], "scheme": "http", "host": "shop.example"}
+
+
+async def test_client_written_forwarded_header_alone_changes_nothing_by_default() -> None:
+    result = await view([(b"forwarded", b"for=127.0.0.1;proto=https;host=admin.internal")])
+    assert result == {"client": ["10.0.0.1", 4000], "scheme": "http", "host": "internal:8000"}
+
+
+async def test_client_written_forwarded_header_is_removed_before_the_app() -> None:
+    spoofed = [(b"forwarded", b"for=127.0.0.1"), (b"Forwarded", b"for=127.0.0.2")]
+    kept = [(b"x-forwarded-for", b"198.51.100.7")]
+    assert await seen_headers([*spoofed, *kept]) == kept
+    # From an untrusted peer too: the app never reads a family nobody vouches for.
+    assert await seen_headers([*spoofed, *kept], peer="8.8.8.8") == kept
+
+
+async def test_client_written_x_forwarded_headers_are_ignored_with_forwarded_family() -> None:
+    result = await view(
+        [
+            (b"x-forwarded-for", b"127.0.0.1"),
+            (b"x-forwarded-proto", b"https"),
+            (b"x-forwarded-host", b"admin.internal"),
+            (b"x-forwarded-port", b"443"),
+            (b"forwarded", b"for=198.51.100.7;proto=http;host=shop.example"),
+        ],
+        headers="forwarded",
+    )
+    assert result == {"client": ["198.51.100.7", 0], "scheme": "http", "host": "shop.example"}
+
+
+async def test_client_written_x_forwarded_headers_alone_change_nothing_with_forwarded_family() -> (
+    None
+):
+    spoofed = [
+        (b"x-forwarded-for", b"127.0.0.1"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-forwarded-host", b"admin.internal"),
+        (b"x-forwarded-by", b"10.0.0.1"),
+        (b"X-Forwarded-Ssl", b"on"),
+    ]
+    result = await view(spoofed, headers="forwarded")
+    assert result == {"client": ["10.0.0.1", 4000], "scheme": "http", "host": "internal:8000"}
+    kept = [(b"forwarded", b"for=198.51.100.7")]
+    assert await seen_headers([*spoofed, *kept], headers="forwarded") == kept
+    assert await seen_headers([*spoofed, *kept], peer="8.8.8.8", headers="forwarded") == kept
+
+
+@pytest.mark.parametrize("family", ["x-forwarded", "forwarded"])
+async def test_spoofed_left_hops_lose_to_the_right_most_untrusted_hop_through_trusted_proxies(
+    family: str,
+) -> None:
+    # client 198.51.100.7 -> edge 10.0.0.3 -> nginx 10.0.0.2 -> app (peer 10.0.0.1);
+    # the client wrote two hops of its own on the left.
+    if family == "forwarded":
+        headers = [
+            (
+                b"forwarded",
+                b"for=127.0.0.1;proto=https;host=admin.internal, for=10.9.9.9;proto=https",
+            ),
+            (b"forwarded", b"for=198.51.100.7;proto=http;host=shop.example"),
+            (b"forwarded", b"for=10.0.0.3;proto=http, for=10.0.0.2;proto=http"),
+        ]
+    else:
+        headers = [
+            (b"x-forwarded-for", b"127.0.0.1, 10.9.9.9"),
+            (b"x-forwarded-for", b"198.51.100.7, 10.0.0.3, 10.0.0.2"),
+            (b"x-forwarded-proto", b"https, https, http, http, http"),
+            (b"x-forwarded-host", b"admin.internal, x, shop.example, y, z"),
+        ]
+    options: dict[str, Any] = {"headers": family}
+    if family == "x-forwarded":
+        options["forwarded_host"] = True
+    result = await view(headers, **options)
+    assert result == {"client": ["198.51.100.7", 0], "scheme": "http", "host": "shop.example"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"for=_hidden, for=10.0.0.2",
+        b"for=unknown, for=10.0.0.2",
+        b'for="[::1]:x", for=10.0.0.2',
+        b"for=127.0.0.1;for=127.0.0.2, for=10.0.0.2",
+        b'for=127.0.0.1;proto="https, for=10.0.0.2',
+        b"for=127.0.0.1 , ; , for=10.0.0.2",
+    ],
+)
+async def test_obfuscated_or_invalid_forwarded_hop_gives_no_client_not_a_left_hop(
+    value: bytes,
+) -> None:
+    result = await view([(b"forwarded", value)], headers="forwarded")
+    assert result["client"] is None
+    assert result["scheme"] == "http"
+    assert result["host"] == "internal:8000"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"unknown, 10.0.0.2", b"127.0.0.1 x, 10.0.0.2", b"_hidden, 10.0.0.2", b", 10.0.0.2"],
+)
+async def test_obfuscated_or_invalid_x_forwarded_hop_gives_no_client_not_a_left_hop(
+    value: bytes,
+) -> None:
+    result = await view([(b"x-forwarded-for", b"127.0.0.1, " + value)])
+    assert result["client"] is None
+
+
+@pytest.mark.parametrize("family", ["X-Forwarded", "both", "", "x_forwarded", "rfc7239"])
+def test_unknown_header_family_is_refused_when_built(family: str) -> None:
+    with pytest.raises(ValueError, match="'x-forwarded' or 'forwarded'"):
+        proxy_headers(record, headers=family)  # type: ignore[arg-type]
+
+
+def spoofing_stack(inner: Any, family: str = "x-forwarded") -> Any:
+    from asgikit.middleware.https_redirect import https_redirect
+    from asgikit.middleware.trusted_host import trusted_host
+
+    return proxy_headers(
+        trusted_host(https_redirect(inner), allowed_hosts=["shop.example"]),
+        trusted_hosts=["10.0.0.1"],
+        headers=family,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "spoofed", "honest"),
+    [
+        (
+            "x-forwarded",
+            (b"forwarded", b"proto=https;host=shop.example"),
+            [(b"x-forwarded-proto", b"http"), (b"x-forwarded-host", b"evil.example")],
+        ),
+        (
+            "forwarded",
+            (b"x-forwarded-proto", b"https"),
+            [(b"forwarded", b"for=198.51.100.7;proto=http;host=shop.example")],
+        ),
+    ],
+)
+async def test_https_redirect_and_trusted_host_are_not_bypassed_through_the_other_family(
+    family: str, spoofed: tuple[bytes, bytes], honest: list[tuple[bytes, bytes]]
+) -> None:
+    scope = make_scope(
+        headers=[(b"host", b"internal:8000"), spoofed, *honest], client=("10.0.0.1", 4000)
+    )
+    sent = await run_app(spoofing_stack(record, family), scope)
+    if family == "x-forwarded":
+        assert sent.status == 400  # the host the balancer vouches for is not allowed
+    else:
+        assert sent.status == 307
+        assert sent.header(b"location") == [b"https://shop.example/"]
+
+
+async def test_client_written_x_forwarded_host_is_ignored_unless_the_balancer_sets_it() -> None:
+    # nginx as the README sets it up sets Host, X-Forwarded-For and -Proto, and
+    # passes a client's X-Forwarded-Host and -Port through.
+    spoofed = [(b"x-forwarded-host", b"admin.internal"), (b"x-forwarded-port", b"8443")]
+    honest = [(b"x-forwarded-for", b"198.51.100.7"), (b"x-forwarded-proto", b"https")]
+    result = await view([*spoofed, *honest])
+    assert result == {"client": ["198.51.100.7", 0], "scheme": "https", "host": "internal:8000"}
+    assert await seen_headers([*spoofed, *honest]) == honest
+
+
+@pytest.mark.parametrize("family", ["x-forwarded", "forwarded"])
+async def test_duplicate_host_headers_are_refused(family: str) -> None:
+    scope = make_scope(
+        headers=[(b"host", b"shop.example"), (b"Host", b"admin.internal")],
+        client=("10.0.0.1", 4000),
+    )
+    app = proxy_headers(record, trusted_hosts=["10.0.0.1"], headers=family)  # type: ignore[arg-type]
+    assert (await run_app(app, scope)).status == 400
+
+
+def test_client_written_forwarded_header_is_ignored_under_uvicorn() -> None:
+    app = proxy_headers(record, trusted_hosts=["127.0.0.1"])
+    with serve(app, lifespan="off", proxy_headers=False) as base:
+        response = httpx.get(
+            base,
+            headers={
+                "forwarded": "for=10.66.66.66;proto=https;host=admin.internal",
+                "x-forwarded-host": "admin.internal",
+                "x-forwarded-for": "203.0.113.5",
+            },
+        )
+    body = response.json()
+    assert body["client"] == ["203.0.113.5", 0]
+    assert body["scheme"] == "http"
+    assert body["host"] != "admin.internal"

@@ -112,3 +112,98 @@ def test_through_uvicorn_with_httpx() -> None:
     with serve(trusted_host(hello, allowed_hosts=["127.0.0.1"]), lifespan="off") as base:
         assert httpx.get(base).status_code == 200
         assert httpx.get(base, headers={"host": "evil.com"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        [b"example.com", b"evil.com"],
+        [b"evil.com", b"example.com"],
+        [b"example.com", b"example.com"],
+    ],
+)
+async def test_duplicate_host_headers_are_answered_400(hosts: list[bytes]) -> None:
+    # RFC 9112 §3.2: a gateway and its upstream must never pick different ones.
+    app = trusted_host(hello, allowed_hosts=["example.com"])
+    headers = [(b"host", hosts[0]), (b"Host", hosts[1])]
+    assert (await run_app(app, make_scope(headers=headers))).status == 400
+    star = trusted_host(hello, allowed_hosts=["*"])
+    assert (await run_app(star, make_scope(headers=headers))).status == 400
+
+
+@pytest.mark.parametrize(
+    "host", [b"example.com:65536", b"example.com:99999", b"example.com:1\xc2\xb2"]
+)
+async def test_port_out_of_range_is_answered_400(host: bytes) -> None:
+    app = trusted_host(hello, allowed_hosts=["example.com"])
+    assert (await run_app(app, make_scope(headers=[(b"host", host)]))).status == 400
+
+
+# -- Parity with Starlette's tests/middleware/test_trusted_host.py ------------
+# Deliberate differences: allowed_hosts has no default (Starlette: ["*"]);
+# a port past 65535 is a malformed Host (400; Starlette ignores the port);
+# IPvFuture literals ("[v1.foo]") are refused as patterns and as hosts; two
+# Host headers are answered 400.
+
+
+def test_subdomain_pattern_and_exact_name_through_the_test_client() -> None:
+    app = trusted_host(hello, allowed_hosts=["testserver", "*.testserver"])
+    assert TestClient(app).get("/").status_code == 200
+    assert TestClient(app, base_url="http://subdomain.testserver").get("/").status_code == 200
+    assert TestClient(app, base_url="http://invalidhost").get("/").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        (b"[::1]", 200),
+        (b"[::1]:8000", 200),
+        (b"[:::]", 400),
+        (b"[::ffff:999.999.999.999]", 400),
+        (b"[2001:db8::1]", 400),
+        (b"[::1", 400),
+        (b"[::1]evil.example.com", 400),
+        (b"[::1]@attacker", 400),
+        (b"[::1].", 400),
+        (b"[::1]:evil", 400),
+        (b"[::1]:", 400),
+        (b"[v1.foo]", 400),
+        (b"api_service", 200),
+        (b"api_service:000080", 200),
+        (b"api_service:65535", 200),
+        (b"api_service:65536", 400),
+        (b"api_service:100000", 400),
+        (b"api_service:", 400),
+        (b"api_service:8000", 200),
+        (b"api_service/evil", 400),
+        (b"api_service?evil", 400),
+        (b"api_service#evil", 400),
+        (b"api_service@attacker", 400),
+        (b"api service", 400),
+    ],
+)
+async def test_ip_literals_ports_and_delimiters(host: bytes, status: int) -> None:
+    app = trusted_host(hello, allowed_hosts=["[::1]", "api_service", "*.example.com"])
+    assert (await run_app(app, make_scope(headers=[(b"host", host)]))).status == status
+
+
+def test_allowed_hosts_is_required_and_ipvfuture_patterns_are_refused() -> None:
+    with pytest.raises(TypeError):
+        trusted_host(hello)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="pattern"):
+        trusted_host(hello, allowed_hosts=["[v1.foo]"])
+
+
+def test_www_redirect_is_followed_to_the_allowed_name() -> None:
+    client = TestClient(
+        trusted_host(hello, allowed_hosts=["www.example.com"]), base_url="https://example.com"
+    )
+    response = client.get("/")
+    assert response.status_code == 200
+    assert str(response.url) == "https://www.example.com/"
+
+
+async def test_patterns_and_hosts_compare_without_case() -> None:
+    app = trusted_host(hello, allowed_hosts=["Example.com", "*.Example.ORG"])
+    for host in (b"example.COM", b"a.EXAMPLE.org"):
+        assert (await run_app(app, make_scope(headers=[(b"host", host)]))).status == 200
