@@ -15,9 +15,17 @@ Accept-Encoding`` is added.
 Left alone: bodies under ``minimum_size``, responses that already have a
 ``Content-Encoding``, ``Cache-Control: no-transform``, partial content,
 ``text/event-stream``, already-compressed media types (images, audio, video,
-archives, web fonts), HEAD requests, and ``http.response.pathsend``
-responses (the server sends the file as it is).  WebSocket and lifespan
-scopes pass straight through.  A body is never buffered beyond one message.
+archives, web fonts), gRPC (``application/grpc``, ``+proto``, ``-web``…:
+its frames carry their own compression, whatever ``skip_media_types``
+says), HEAD requests, and ``http.response.pathsend`` responses (the server
+sends the file as it is).  WebSocket and lifespan scopes pass straight
+through.  A body is never buffered beyond one message.
+
+``Vary: Accept-Encoding`` goes on every answer that another
+``Accept-Encoding`` would have changed (RFC 9110 §12.5.5): the compressed
+ones, and those left uncompressed only because this client accepts no
+offered coding (no header, ``identity``, ``q=0``).  Answers compress would
+leave alone for any client (the list above, and excluded paths) get none.
 """
 
 from __future__ import annotations
@@ -78,6 +86,8 @@ _SKIP_LENGTHS = frozenset(
     )
 )
 _START_LENGTHS = frozenset((len(b"content-length"), len(b"etag")))
+# gRPC and gRPC-Web, with any suffix (+proto, -text…): never an HTTP coding.
+_GRPC = ("application/grpc",)
 _CACHE_SIZE = 256  # distinct Accept-Encoding values remembered per instance
 _CACHE_KEY_MAX = 256  # longer Accept-Encoding values are parsed each time, never kept
 
@@ -172,7 +182,7 @@ class _Compress:
                 return True
             elif name == b"content-type":
                 media = value.partition(b";")[0].strip().lower().decode("latin-1")
-                if media in self.skip_exact:
+                if media in self.skip_exact or media.startswith(_GRPC):
                     return True
                 if media.partition("/")[0] + "/" in self.skip_types:
                     return True
@@ -188,15 +198,15 @@ class _Compress:
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
                 accept = value if accept is None else accept + b"," + value
-        if not accept:
+        encoding: str | None = None
+        if accept:
+            encoding = self.cache.get(accept, "")
+            if encoding == "":
+                encoding = self.choose(accept)
+        if self.excluded is not None and self.excluded(scope):
             await self.app(scope, receive, send)
             return
-        encoding = self.cache.get(accept, "")
-        if encoding == "":
-            encoding = self.choose(accept)
-        if encoding is None or (self.excluded is not None and self.excluded(scope)):
-            await self.app(scope, receive, send)
-            return
+        # Even with no coding to use, the answer may need Vary: Accept-Encoding.
         await self.app(scope, receive, _Response(self, send, encoding).send)
 
 
@@ -207,12 +217,14 @@ class _Response:
     """One response's ``send``: holds the start until the body says whether to compress.
 
     Once it decides not to (``passing``), every later message goes straight
-    through.  Messages of types it does not know always do.
+    through.  Messages of types it does not know always do.  With no
+    ``encoding`` (the client accepts none), an answer that would have been
+    compressed goes out as it is, with ``Vary: Accept-Encoding`` added.
     """
 
     __slots__ = ("encoder", "encoding", "owner", "passing", "pending", "server_send")
 
-    def __init__(self, owner: _Compress, send: Send, encoding: str) -> None:
+    def __init__(self, owner: _Compress, send: Send, encoding: str | None) -> None:
         self.owner = owner
         self.server_send = send
         self.encoding = encoding
@@ -271,15 +283,29 @@ class _Response:
                 await send(start)
                 await send(message)
                 return
+            if self.encoding is None:
+                await self.send_varied(start, message)
+                return
             out = self.owner.whole(self.encoding, body)
             await send(self.compressed_start(start, len(out)))
             await send({**message, "body": out})
+            return
+        if self.encoding is None:
+            await self.send_varied(start, message)
             return
         encoder = self.encoder = self.owner.encoder(self.encoding)
         await send(self.compressed_start(start, None))
         out = encoder.chunk(body)
         if out:
             await send({**message, "body": out})
+
+    async def send_varied(self, start: Message, message: Message) -> None:
+        """Send an answer uncompressed, saying it depends on ``Accept-Encoding``."""
+        self.passing = True
+        headers: RawHeaders = list(start.get("headers", ()))
+        add_vary(headers, b"Accept-Encoding")
+        await self.server_send({**start, "headers": headers})
+        await self.server_send(message)
 
     def compressed_start(self, start: Message, length: int | None) -> Message:
         headers: RawHeaders = []
@@ -292,6 +318,7 @@ class _Response:
                 if lower == b"etag" and not value.startswith(b"W/"):
                     pair = (name, b"W/" + value)
             headers.append(pair)
+        assert self.encoding is not None
         headers.append((b"content-encoding", self.encoding.encode("ascii")))
         if length is not None:
             headers.append((b"content-length", str(length).encode("ascii")))
