@@ -24,6 +24,7 @@ link inside the root is a file of the root.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 
@@ -35,6 +36,11 @@ _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 # O_NONBLOCK: opening a FIFO must not wait for a writer.
 _FILE_FLAGS = _BASE | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
 _DIR_FLAGS = _BASE | _NOFOLLOW | _DIRECTORY
+
+# A symlink met with O_NOFOLLOW (EMLINK on FreeBSD), or a file where a directory should be.
+_DETOUR = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
+# What says "nothing to serve under that name, now", besides _DETOUR.
+_ABSENT = _DETOUR | {errno.ENOENT, errno.EISDIR, errno.ENAMETOOLONG, errno.ENXIO}
 
 #: Whether the descriptor walk is available here (POSIX); otherwise the fallback.
 WALK = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd
@@ -77,15 +83,25 @@ def open_inside(root: str, names: Sequence[str]) -> tuple[int, str]:
         return _open_and_compare(root, names)
     try:
         return open_beneath(root, names), os.path.join(root, *names)
-    except (FileNotFoundError, PermissionError):
-        raise  # nothing of that name, or not ours to read: no symlink to resolve
-    except OSError:
-        pass  # a symlink (or a file where a directory should be) on the way
+    except OSError as exc:
+        if exc.errno not in _DETOUR:
+            raise  # nothing of that name, not ours to read, or a real failure
     real = os.path.realpath(os.path.join(root, *names))
     inside = _names_below(root, real)
     if inside is None:
         raise FileNotFoundError(f"leads out of the served directory: {'/'.join(names)}")
     return open_beneath(root, inside), real
+
+
+def is_absent(exc: OSError) -> bool:
+    """Whether ``exc`` means "no file to serve there" (a 404), not a failure to report.
+
+    Missing names, symlinks refused on the way, directories, over-long
+    names, and files that changed while read (``FileNotFoundError``
+    subclasses) are absent; ``EIO``, ``EMFILE`` and the like are not, so
+    they surface as errors instead of being cached as 404s.
+    """
+    return isinstance(exc, FileNotFoundError) or exc.errno in _ABSENT
 
 
 def _names_below(root: str, real: str) -> list[str] | None:
@@ -115,4 +131,4 @@ def _open_and_compare(root: str, names: Sequence[str]) -> tuple[int, str]:
     return fd, real
 
 
-__all__ = ["WALK", "open_beneath", "open_inside"]
+__all__ = ["WALK", "is_absent", "open_beneath", "open_inside"]

@@ -56,6 +56,10 @@ def _last_modified(seconds: int) -> bytes:
     return http_date(seconds).encode("latin-1")
 
 
+# How often a small file that changed while it was read is read again.
+_REREADS = 3
+
+
 class FileChanged(FileNotFoundError):
     """The file changed size while it was being read: what was read is not one version of it."""
 
@@ -100,18 +104,24 @@ def prefetch(
     """The open ``file`` as ``open_and_prefetch`` returns it.
 
     A small file whose length changes while it is read (rewritten in place
-    by a deploy) raises ``FileChanged`` rather than answer with a body that
-    does not match its ``Content-Length``.
+    by a deploy) is read again, a few times; then ``FileChanged`` is raised
+    rather than answer with a body that does not match its ``Content-Length``.
     """
     if info.st_size > prefetch_limit:
         return file, info, None
     with file:
         content = file.read(prefetch_limit + 1)
-        if len(content) != info.st_size:
+        for _ in range(_REREADS):
+            if len(content) == info.st_size:
+                return None, info, content
             info = os.fstat(file.fileno())
-            if len(content) != info.st_size:
-                raise FileChanged(f"the file changed while it was read: {file.name!r}")
-        return None, info, content
+            if info.st_size > prefetch_limit:
+                break
+            file.seek(0)
+            content = file.read(prefetch_limit + 1)
+        if len(content) == info.st_size:
+            return None, info, content
+        raise FileChanged(f"the file changed while it was read: {file.name!r}")
 
 
 def _read(file: BinaryIO, start: int, size: int) -> bytes:

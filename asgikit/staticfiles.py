@@ -43,7 +43,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
-from asgikit._safeopen import open_inside
+from asgikit._safeopen import is_absent, open_inside
 from asgikit._safepath import request_segments
 from asgikit._sendfile import FileRequest, adopt_regular, send_file
 from asgikit._sendfile import prefetch as prefetch_file
@@ -141,6 +141,8 @@ class StaticFiles:
     ) -> None:
         directory = os.fspath(directory)
         if check_dir and not os.path.isdir(directory):
+            if os.path.exists(directory):
+                raise RuntimeError(f"'{directory}' is not a directory")
             raise RuntimeError(f"Directory '{directory}' does not exist")
         # Without follow_symlink, containment is checked on resolved paths, so
         # the root must be resolved too (it may itself be a symlink).
@@ -265,15 +267,24 @@ class StaticFiles:
             return os.open(path, _FOLLOW_FLAGS), path
         return open_inside(self.directory, segments)
 
+    def _try_open(self, segments: list[str]) -> tuple[int, str] | None:
+        """``_open_fd``, or ``None`` when there is nothing to serve by that name now."""
+        try:
+            return self._open_fd(segments)
+        except OSError as exc:
+            if is_absent(exc):
+                return None
+            raise  # PermissionError (403) or a real failure (500), never a silent 404
+        except ValueError:  # a name the OS cannot take
+            return None
+
     def _lookup(
         self, segments: list[str], trailing: bool, encodings: tuple[str, ...], prefetch: int
     ) -> _Found | None:
-        try:
-            fd, target = self._open_fd(segments)
-        except PermissionError:
-            raise
-        except (OSError, ValueError):
+        opened = self._try_open(segments)
+        if opened is None:
             return None
+        fd, target = opened
         try:
             is_dir = stat_module.S_ISDIR(os.fstat(fd).st_mode)
         except BaseException:
@@ -284,7 +295,9 @@ class StaticFiles:
             if not self.html:
                 return None
             if not trailing:
-                return _Found(307)
+                # Redirect only to an index that is there (else a plain 404, as Starlette).
+                index = os.path.join(target, "index.html")
+                return _Found(307) if os.path.isfile(index) else None
             return self._open([*segments, "index.html"], encodings, prefetch, 200)
         # A file asked for with a trailing slash is served, as Starlette does:
         # Litestar hands every mounted app its path with one added.
@@ -310,18 +323,17 @@ class StaticFiles:
                 self._open_sibling(found, segments, encodings, prefetch)
             if found.info is None:
                 if opened is None:
-                    try:
-                        opened = self._open_fd(segments)
-                    except PermissionError:
-                        raise
-                    except (OSError, ValueError):
+                    opened = self._try_open(segments)
+                    if opened is None:
                         return None
                 (fd, found.path), opened = opened, None
                 try:
                     file, info = adopt_regular(fd, found.path)
                     found.file, found.info, found.content = prefetch_file(file, info, prefetch)
-                except OSError:
-                    return None
+                except OSError as exc:
+                    if is_absent(exc):
+                        return None
+                    raise
         finally:
             if opened is not None:
                 os.close(opened[0])
@@ -334,11 +346,19 @@ class StaticFiles:
         for coding in encodings:  # best first
             sibling = [*segments[:-1], segments[-1] + _SUFFIXES[coding]]
             try:
-                fd, path = self._open_fd(sibling)
+                opened = self._try_open(sibling)
+            except PermissionError:
+                continue  # the plain file may still be readable
+            if opened is None:
+                continue
+            fd, path = opened
+            try:
                 file, info = adopt_regular(fd, path)
                 found.file, found.info, found.content = prefetch_file(file, info, prefetch)
-            except (OSError, ValueError):
-                continue
+            except OSError as exc:
+                if is_absent(exc):
+                    continue
+                raise
             found.path, found.encoding, found.vary = path, coding, True
             return
         # Whether or not this client gets one, the answer depends on

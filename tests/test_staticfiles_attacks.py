@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import asgikit._safeopen
+import asgikit.staticfiles
 from asgikit.staticfiles import static_files
 from tests.conftest import make_scope, run_app
 
@@ -191,6 +192,23 @@ async def test_file_rewritten_in_place_during_a_deploy_is_never_a_500(
         assert sent.status in (200, 404)
         if sent.status == 200:
             assert sent.header(b"content-length") == [str(len(sent.body)).encode()]
+
+
+async def test_a_small_file_that_changed_size_while_read_is_read_again_not_sent_short(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_adopt = asgikit.staticfiles.adopt_regular
+
+    def stale_stat(fd: int, path: str) -> Any:
+        file, info = real_adopt(fd, path)
+        fields = list(info)
+        fields[6] += 1000  # st_size: as it was before a deploy rewrote the file
+        return file, os.stat_result(fields)
+
+    monkeypatch.setattr(asgikit.staticfiles, "adopt_regular", stale_stat)
+    sent = await get(static_files(tree), "/sub/page.txt")
+    assert (sent.status, sent.body) == (200, INSIDE)
+    assert sent.header(b"content-length") == [str(len(INSIDE)).encode()]
 
 
 # -- dotfiles -------------------------------------------------------------------
