@@ -15,7 +15,13 @@ hands one origin's answer to another.
 layer is built: echoing every origin (``null`` included, which sandboxed
 iframes and ``data:`` pages send) with credentials would let any site read a
 logged-in user's answers.  List the origins, or give ``allow_origin_regex``.
-(Starlette accepts the pair and echoes the origin: a deliberate difference.)
+
+Deliberate differences from Starlette's ``CORSMiddleware``: the pair above is
+refused (Starlette echoes every origin); ``allow_methods=["*"]`` echoes any
+method token (Starlette refuses one outside its list); a wildcard's answers
+carry no ``Vary: Origin`` (they are the same for every origin) and a
+preflight varies only on the request headers it echoes; allowed header
+names are listed lower-case (they are case-insensitive).
 
 It deliberately does not protect anything: CORS only tells browsers which
 cross-origin responses a page may *read*.  Requests still reach the app; use
@@ -276,7 +282,7 @@ class _CORS:
         if any(not h or not _TOKEN.issuperset(h) for h in header_texts):
             failures.append("headers")
         if private_network and not self.private_network:
-            failures.append("private network")
+            failures.append("private-network")
         if failures:
             reason = ", ".join(dict.fromkeys(failures))
             await text_response(scope, receive, send, 400, f"Disallowed CORS {reason}", vary)
