@@ -26,11 +26,21 @@ through.  A body is never buffered beyond one message.
 ones, and those left uncompressed only because this client accepts no
 offered coding (no header, ``identity``, ``q=0``).  Answers compress would
 leave alone for any client (the list above, and excluded paths) get none.
+
+Bodies of ``thread_minimum_size`` bytes or more are compressed in a worker
+thread.  A response that announces trailers gets no ``Content-Length``.
+Deliberate differences from Starlette's ``GZipMiddleware``: br and zstd
+besides gzip, chosen by q-values; the skip list is ``skip_media_types``
+(``exclude`` names paths, as in every asgikit piece); gRPC is never
+compressed, even with a cleared list; an empty streamed chunk is not sent
+(its flush would only cost bytes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+
+from anyio.to_thread import run_sync
 
 from asgikit.composition import middleware
 from asgikit.middleware._encoding import (
@@ -103,6 +113,7 @@ def compress(
     encodings: Sequence[str] | None = None,
     skip_media_types: Collection[str] = DEFAULT_SKIP_MEDIA_TYPES,
     exclude: Exclude = None,
+    thread_minimum_size: int = 128 * 1024,
 ) -> ASGIApp:
     """Compress responses with the best coding the client accepts.
 
@@ -112,7 +123,9 @@ def compress(
     ``br`` (each only if its package is importable) and ``gzip``.  Naming an
     encoding whose package is missing raises ``ImportError`` here.
     ``skip_media_types`` lists media types left alone (``type/*`` for a
-    whole type).
+    whole type; parameters and case are ignored).  A body (or streamed
+    chunk) of ``thread_minimum_size`` bytes or more is compressed in a
+    worker thread, so that it does not stall the event loop.
     """
     return _Compress(
         app,
@@ -123,7 +136,12 @@ def compress(
         encodings=encodings,
         skip_media_types=skip_media_types,
         exclude=exclude,
+        thread_minimum_size=thread_minimum_size,
     )
+
+
+def _media_type(value: str) -> str:
+    return value.partition(";")[0].strip().lower()
 
 
 class _Compress:
@@ -138,17 +156,22 @@ class _Compress:
         encodings: Sequence[str] | None,
         skip_media_types: Collection[str],
         exclude: Exclude,
+        thread_minimum_size: int,
     ) -> None:
         if minimum_size < 0:
             raise ValueError("minimum_size must not be negative")
+        if thread_minimum_size < 0:
+            raise ValueError("thread_minimum_size must not be negative")
+        self.thread_minimum_size = thread_minimum_size
         self.app = app
         self.excluded = compile_exclude(exclude)
         self.minimum_size = minimum_size
         self.modules = load_encodings(encodings)
         self.available = tuple(self.modules)
         self.levels = {"gzip": compresslevel, "br": brotli_quality, "zstd": zstd_level}
-        self.skip_exact = frozenset(t.lower() for t in skip_media_types if not t.endswith("/*"))
-        self.skip_types = frozenset(t[:-1].lower() for t in skip_media_types if t.endswith("/*"))
+        skipped = [_media_type(t) for t in skip_media_types]
+        self.skip_exact = frozenset(t for t in skipped if not t.endswith("/*"))
+        self.skip_types = frozenset(t[:-1] for t in skipped if t.endswith("/*"))
         self.cache: dict[bytes, str | None] = {}
 
     def choose(self, accept: bytes) -> str | None:
@@ -269,7 +292,11 @@ class _Response:
         if encoder is not None:
             if more and not body:
                 return  # a flush of nothing would still cost bytes
-            out = encoder.chunk(body) if more else encoder.last(body)
+            step = encoder.chunk if more else encoder.last
+            if len(body) >= self.owner.thread_minimum_size:
+                out = await run_sync(step, body)
+            else:
+                out = step(body)
             if out or not more:
                 await send({**message, "body": out})
             return
@@ -286,8 +313,13 @@ class _Response:
             if self.encoding is None:
                 await self.send_varied(start, message)
                 return
-            out = self.owner.whole(self.encoding, body)
-            await send(self.compressed_start(start, len(out)))
+            if len(body) >= self.owner.thread_minimum_size:
+                out = await run_sync(self.owner.whole, self.encoding, body)
+            else:
+                out = self.owner.whole(self.encoding, body)
+            # With trailers the body goes chunked: no Content-Length to add.
+            length = None if start.get("trailers") else len(out)
+            await send(self.compressed_start(start, length))
             await send({**message, "body": out})
             return
         if self.encoding is None:
@@ -295,7 +327,10 @@ class _Response:
             return
         encoder = self.encoder = self.owner.encoder(self.encoding)
         await send(self.compressed_start(start, None))
-        out = encoder.chunk(body)
+        if len(body) >= self.owner.thread_minimum_size:
+            out = await run_sync(encoder.chunk, body)
+        else:
+            out = encoder.chunk(body)
         if out:
             await send({**message, "body": out})
 
