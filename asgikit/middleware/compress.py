@@ -51,7 +51,7 @@ from asgikit.middleware._encoding import (
     select_encoding,
 )
 from asgikit.middleware._exclude import Exclude, compile_exclude
-from asgikit.middleware._http import RawHeaders, add_vary
+from asgikit.middleware._http import RawHeaders
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Media types that are compressed already; ``type/*`` covers a whole type.
@@ -140,6 +140,32 @@ def compress(
     )
 
 
+_VARY_COVERED = frozenset({b"accept-encoding", b"*"})
+
+
+def _vary_on_accept_encoding(headers: RawHeaders) -> None:
+    """Add ``Accept-Encoding`` to ``Vary`` in ``headers``, in place, unless listed already.
+
+    The same rule as ``add_vary``, written for this one token: a length test
+    skips most names without lower-casing them (this runs on every answer).
+    """
+    first = -1
+    for i, (name, value) in enumerate(headers):
+        if len(name) == 4 and name.lower() == b"vary":
+            if any(t.strip() in _VARY_COVERED for t in value.lower().split(b",")):
+                return
+            if first < 0:
+                first = i
+    if first < 0:
+        headers.append((b"vary", b"Accept-Encoding"))
+    else:
+        name, value = headers[first]
+        headers[first] = (
+            name,
+            value + b", Accept-Encoding" if value.strip() else b"Accept-Encoding",
+        )
+
+
 def _media_type(value: str) -> str:
     return value.partition(";")[0].strip().lower()
 
@@ -193,7 +219,9 @@ class _Compress:
     def whole(self, encoding: str, body: bytes) -> bytes:
         return compress_whole(encoding, self.modules[encoding], self.levels[encoding], body)
 
-    def skip_response(self, headers: RawHeaders) -> bool:
+    def skip_response(self, headers: RawHeaders) -> bool | None:
+        """``True`` to leave the answer alone; ``None`` if it is big enough by its length."""
+        sized = False
         for name, value in headers:
             if len(name) not in _SKIP_LENGTHS:
                 continue
@@ -201,6 +229,7 @@ class _Compress:
             if name == b"content-length":  # first: responses usually send it first
                 if not value.isdigit() or int(value) < self.minimum_size:
                     return True
+                sized = True
             elif name == b"content-encoding" or name == b"content-range":
                 return True
             elif name == b"content-type":
@@ -211,7 +240,7 @@ class _Compress:
                     return True
             elif name == b"cache-control" and b"no-transform" in value.lower():
                 return True
-        return False
+        return None if sized else False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "HEAD":
@@ -262,13 +291,14 @@ class _Response:
         kind = message["type"]
         if kind == "http.response.start":
             status = message["status"]
-            if (
-                status < 200
-                or status in (204, 206, 304)
-                or self.owner.skip_response(message.get("headers", ()))
-            ):
+            skip = status < 200 or status in (204, 206, 304)
+            verdict = skip or self.owner.skip_response(message.get("headers", ()))
+            if verdict:
                 self.passing = True
                 await self.server_send(message)
+            elif verdict is None and self.encoding is None:
+                # Long enough to have been compressed: say so now, no need to wait.
+                await self.send_varied(message, None)
             else:
                 self.pending = message
         elif kind == "http.response.body":
@@ -334,13 +364,14 @@ class _Response:
         if out:
             await send({**message, "body": out})
 
-    async def send_varied(self, start: Message, message: Message) -> None:
+    async def send_varied(self, start: Message, message: Message | None) -> None:
         """Send an answer uncompressed, saying it depends on ``Accept-Encoding``."""
         self.passing = True
         headers: RawHeaders = list(start.get("headers", ()))
-        add_vary(headers, b"Accept-Encoding")
+        _vary_on_accept_encoding(headers)
         await self.server_send({**start, "headers": headers})
-        await self.server_send(message)
+        if message is not None:
+            await self.server_send(message)
 
     def compressed_start(self, start: Message, length: int | None) -> Message:
         headers: RawHeaders = []
@@ -357,7 +388,7 @@ class _Response:
         headers.append((b"content-encoding", self.encoding.encode("ascii")))
         if length is not None:
             headers.append((b"content-length", str(length).encode("ascii")))
-        add_vary(headers, b"Accept-Encoding")
+        _vary_on_accept_encoding(headers)
         return {**start, "headers": headers}
 
 
