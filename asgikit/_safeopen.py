@@ -42,6 +42,9 @@ _DETOUR = frozenset({errno.ELOOP, errno.EMLINK, errno.ENOTDIR})
 # What says "nothing to serve under that name, now", besides _DETOUR.
 _ABSENT = _DETOUR | {errno.ENOENT, errno.EISDIR, errno.ENAMETOOLONG, errno.ENXIO}
 
+#: The descriptor ``open_inside`` gives for a directory it did not open (the fallback's).
+NOT_OPENED = -1
+
 #: Whether the descriptor walk is available here (POSIX); otherwise the fallback.
 WALK = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd
 
@@ -74,7 +77,9 @@ def open_inside(root: str, names: Sequence[str]) -> tuple[int, str]:
     """Open ``root/names...`` if it is (or, through symlinks, resolves to) a file inside ``root``.
 
     ``root`` must be a resolved absolute path (``os.path.realpath``).
-    Returns the descriptor and the symlink-free path it was opened by.
+    Returns the descriptor and the symlink-free path it was opened by; for
+    a directory, the descriptor may be ``NOT_OPENED`` (where the platform
+    cannot open one).
     Raises ``FileNotFoundError`` when the name leads out of ``root``, and
     ``OSError`` for anything missing or changed meanwhile; a
     ``PermissionError`` is passed on as it is.
@@ -115,6 +120,8 @@ def _open_and_compare(root: str, names: Sequence[str]) -> tuple[int, str]:
     real = os.path.realpath(os.path.join(root, *names))
     if _names_below(root, real) is None:
         raise FileNotFoundError(f"leads out of the served directory: {'/'.join(names)}")
+    if os.path.isdir(real):
+        return NOT_OPENED, real  # Windows cannot open a directory; nothing is read from it
     fd = os.open(real, _FILE_FLAGS)
     try:
         opened = os.fstat(fd)
@@ -131,4 +138,4 @@ def _open_and_compare(root: str, names: Sequence[str]) -> tuple[int, str]:
     return fd, real
 
 
-__all__ = ["WALK", "is_absent", "open_beneath", "open_inside"]
+__all__ = ["NOT_OPENED", "WALK", "is_absent", "open_beneath", "open_inside"]

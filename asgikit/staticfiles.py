@@ -43,7 +43,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
-from asgikit._safeopen import is_absent, open_inside
+from asgikit._safeopen import NOT_OPENED, is_absent, open_inside
 from asgikit._safepath import request_segments
 from asgikit._sendfile import FileRequest, adopt_regular, send_file
 from asgikit._sendfile import prefetch as prefetch_file
@@ -264,7 +264,12 @@ class StaticFiles:
         """A descriptor of what ``segments`` name, and the path it was opened by."""
         if self.follow_symlink:
             path = os.path.join(self.directory, *segments)
-            return os.open(path, _FOLLOW_FLAGS), path
+            try:
+                return os.open(path, _FOLLOW_FLAGS), path
+            except PermissionError:
+                if os.path.isdir(path):  # Windows cannot open a directory
+                    return NOT_OPENED, path
+                raise
         return open_inside(self.directory, segments)
 
     def _try_open(self, segments: list[str]) -> tuple[int, str] | None:
@@ -285,13 +290,17 @@ class StaticFiles:
         if opened is None:
             return None
         fd, target = opened
-        try:
-            is_dir = stat_module.S_ISDIR(os.fstat(fd).st_mode)
-        except BaseException:
-            os.close(fd)
-            raise
+        if fd == NOT_OPENED:
+            is_dir = True
+        else:
+            try:
+                is_dir = stat_module.S_ISDIR(os.fstat(fd).st_mode)
+            except BaseException:
+                os.close(fd)
+                raise
         if is_dir:
-            os.close(fd)
+            if fd != NOT_OPENED:
+                os.close(fd)
             if not self.html:
                 return None
             if not trailing:
@@ -327,6 +336,8 @@ class StaticFiles:
                     if opened is None:
                         return None
                 (fd, found.path), opened = opened, None
+                if fd == NOT_OPENED:
+                    return None  # a directory, not a file
                 try:
                     file, info = adopt_regular(fd, found.path)
                     found.file, found.info, found.content = prefetch_file(file, info, prefetch)
@@ -335,7 +346,7 @@ class StaticFiles:
                         return None
                     raise
         finally:
-            if opened is not None:
+            if opened is not None and opened[0] != NOT_OPENED:
                 os.close(opened[0])
         return found
 
@@ -352,6 +363,8 @@ class StaticFiles:
             if opened is None:
                 continue
             fd, path = opened
+            if fd == NOT_OPENED:
+                continue
             try:
                 file, info = adopt_regular(fd, path)
                 found.file, found.info, found.content = prefetch_file(file, info, prefetch)

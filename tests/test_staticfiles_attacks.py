@@ -124,6 +124,19 @@ async def test_the_fallback_open_checks_the_file_it_opened(
     assert SECRET not in sent.body
 
 
+async def test_the_fallback_serves_directory_indexes_without_opening_directories(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(asgikit._safeopen, "WALK", False)
+    (tree / "sub" / "index.html").write_bytes(b"<p>sub</p>")
+    app = static_files(tree, html=True)
+    index = await get(app, "/sub/")
+    assert (index.status, index.body) == (200, b"<p>sub</p>")
+    assert (await get(app, "/sub")).status == 307
+    assert (await get(app, "/real/")).status == 404
+    assert (await get(static_files(tree), "/sub/")).status == 404
+
+
 @pytest.fixture
 def churn(tree: Path) -> Iterator[Callable[[Callable[[], None]], None]]:
     """Run a change to the tree in a loop in a thread until the test's requests are done."""
