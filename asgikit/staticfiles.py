@@ -16,19 +16,28 @@ following symlinks, so a symlink (or a directory swapped for one during the
 request) cannot lead out; symlinks whose target stays inside are served.
 A tree that changes under a request (a deploy, an attacker) answers 404,
 never another file and never a 500; a small file rewritten while it is read
-too.  Unreadable files answer 403; everything else that cannot be served
-answers 404.  A file asked for with a trailing slash (``/site.css/``) is
-served, as Starlette does: Litestar adds that slash to every path it hands
-a mounted app.
+is read again.  Unreadable files answer 403; a name that is not there (or
+not a file) answers 404; any other OS error (``EIO``, ``EMFILE``) is raised,
+not disguised as a 404 a cache would keep.  With the server's
+``http.response.pathsend``, the server opens the checked path again itself:
+the walk above cannot cover that second open.  A file asked for with a
+trailing slash (``/site.css/``) is served, as Starlette does: Litestar adds
+that slash to every path it hands a mounted app.
 
 Options: ``html=True`` serves ``index.html`` for a directory (redirecting
-``/dir`` to ``/dir/``) and ``404.html`` with status 404 when present;
+``/dir`` to ``/dir/`` when there is one) and ``404.html`` with status 404 when present;
 ``fallback="index.html"`` answers unknown paths with that file (for
 single-page apps); ``precompressed`` serves ``name.br`` / ``name.gz`` next to
 ``name`` to clients that accept them (q-values honoured, ``q=0`` means
 never), with ``Vary: Accept-Encoding``; ``max_age`` and ``immutable`` give a
 ``Cache-Control``.  It does not list directories, and does not compress on
 the fly (put ``compress`` in front for that).
+
+Deliberate differences from Starlette's ``StaticFiles``: dotfiles are hidden
+(Starlette serves them); an unreadable file is 403 (Starlette: 401, which
+asks for credentials that would not help); no ``packages=`` (pass the
+directory, e.g. from ``importlib.resources.files``); a directory missing at
+request time (``check_dir=False``) is a 404, not a ``RuntimeError``.
 """
 
 from __future__ import annotations
