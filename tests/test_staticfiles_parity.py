@@ -220,3 +220,17 @@ def test_packages_are_not_an_option(tmp_path: Path) -> None:
     # importlib.resources.files("mypkg") / "statics" (one way to name it).
     with pytest.raises(TypeError):
         static_files(tmp_path, packages=["tests"])  # type: ignore[call-arg]
+
+
+async def test_head_through_function_middleware_keeps_the_length(files: Path) -> None:
+    from asgikit.middleware.http_middleware import http_middleware
+    from asgikit.routing import mount, router
+
+    async def does_nothing(request: Any, call_next: Any) -> Any:
+        return await call_next(request)
+
+    (files / "hundred.txt").write_bytes(b"x" * 100)
+    app = http_middleware(does_nothing, router(mount("/static", static_files(files))))
+    async with client(app) as http:
+        response = await http.head("/static/hundred.txt")
+    assert (response.status_code, response.headers["content-length"]) == (200, "100")
