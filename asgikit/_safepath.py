@@ -13,8 +13,10 @@ that what a request names is exactly what is served.  Refused are:
   valid Unicode (lone surrogates from a server's lossy decoding);
 - with Windows semantics (``ntpath``): ``:`` (drive letters and NTFS
   alternate streams), ``<>"|?*``, names that end in a dot or a space (Windows
-  drops those, so ``...`` and ``.. `` would mean ``..``), and device names
-  such as ``CON`` or ``nul.txt``.
+  drops those, so ``...`` and ``.. `` would mean ``..``), device names
+  such as ``CON`` or ``nul.txt``, and 8.3 short names (``GIT~1``): NTFS
+  answers them for long names, so ``/GIT~1/config`` would reach a hidden
+  ``.git`` directory without naming it.
 
 ``safe_join`` joins the segments under the directory and checks the result
 is still inside it; ``is_within`` is that check alone, and ``static_files``
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import ntpath
 import os
+import re
 from types import ModuleType
 
 #: The longest file name (one segment) accepted; common file systems stop at 255.
@@ -40,6 +43,11 @@ _WINDOWS_DEVICES = frozenset(
     {"con", "prn", "aux", "nul", "conin$", "conout$"}
     | {f"{kind}{n}" for kind in ("com", "lpt") for n in (*"123456789", "¹", "²", "³")}
 )
+
+
+# An 8.3 short name as NTFS makes them: up to six characters, "~", a number,
+# and an extension of up to three.
+_SHORT_NAME = re.compile(r"[^.~]{1,6}~[0-9]+(\.[^.]{0,3})?")
 
 
 def _windows(pathmod: ModuleType) -> bool:
@@ -76,6 +84,8 @@ def request_segments(path: str, *, pathmod: ModuleType = os.path) -> list[str] |
 
 def _windows_name_ok(segment: str) -> bool:
     if segment[-1] in ". ":
+        return False
+    if "~" in segment and _SHORT_NAME.fullmatch(segment):
         return False
     stem = segment.split(".", 1)[0].rstrip(" ").lower()
     return stem not in _WINDOWS_DEVICES

@@ -56,6 +56,14 @@ def _last_modified(seconds: int) -> bytes:
     return http_date(seconds).encode("latin-1")
 
 
+# How often a small file that changed while it was read is read again.
+_REREADS = 3
+
+
+class FileChanged(FileNotFoundError):
+    """The file changed size while it was being read: what was read is not one version of it."""
+
+
 def open_regular(path: str) -> tuple[BinaryIO, os.stat_result]:
     """Open ``path`` for reading if it is a regular file (blocking; run it in a thread).
 
@@ -63,6 +71,11 @@ def open_regular(path: str) -> tuple[BinaryIO, os.stat_result]:
     or ``FileNotFoundError`` is raised for anything that is not a regular file.
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    return adopt_regular(fd, path)
+
+
+def adopt_regular(fd: int, path: str) -> tuple[BinaryIO, os.stat_result]:
+    """``open_regular`` for a descriptor already open; closes it when it is not a regular file."""
     try:
         info = os.fstat(fd)
         if stat_module.S_ISDIR(info.st_mode):
@@ -82,11 +95,33 @@ def open_and_prefetch(
 
     Returns ``(file, stat, None)``, or ``(None, stat, content)`` for a small file.
     """
-    file, info = open_regular(path)
+    return prefetch(*open_regular(path), prefetch_limit)
+
+
+def prefetch(
+    file: BinaryIO, info: os.stat_result, prefetch_limit: int
+) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+    """The open ``file`` as ``open_and_prefetch`` returns it.
+
+    A small file whose length changes while it is read (rewritten in place
+    by a deploy) is read again, a few times; then ``FileChanged`` is raised
+    rather than answer with a body that does not match its ``Content-Length``.
+    """
     if info.st_size > prefetch_limit:
         return file, info, None
     with file:
-        return None, info, file.read(prefetch_limit + 1)
+        content = file.read(prefetch_limit + 1)
+        for _ in range(_REREADS):
+            if len(content) == info.st_size:
+                return None, info, content
+            info = os.fstat(file.fileno())
+            if info.st_size > prefetch_limit:
+                break
+            file.seek(0)
+            content = file.read(prefetch_limit + 1)
+        if len(content) == info.st_size:
+            return None, info, content
+        raise FileChanged(f"the file changed while it was read: {file.name!r}")
 
 
 def _read(file: BinaryIO, start: int, size: int) -> bytes:
@@ -291,4 +326,14 @@ async def _send_empty(send: Send, status: int, headers: RawHeaders) -> bool:
     return True
 
 
-__all__ = ["FileRequest", "Piece", "RawHeaders", "open_and_prefetch", "open_regular", "send_file"]
+__all__ = [
+    "FileChanged",
+    "FileRequest",
+    "Piece",
+    "RawHeaders",
+    "adopt_regular",
+    "open_and_prefetch",
+    "open_regular",
+    "prefetch",
+    "send_file",
+]

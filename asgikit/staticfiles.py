@@ -7,19 +7,37 @@ preconditions (304/412) and byte ranges (206/416).
 
 Which file a path names is decided first by a pure function
 (``asgikit._safepath``): ``..``, empty segments, backslashes, NUL, drive
-letters and the like never reach the file system and answer 404.  Then,
-unless ``follow_symlink=True``, the resolved path must still lie inside the
-resolved directory, so a symlink cannot lead out of it.  Unreadable files
-answer 403; everything else that cannot be served answers 404.
+letters and the like never reach the file system and answer 404.  Names
+that start with ``.`` (``.env``, ``.git/config``, in any segment) are
+hidden, 404, except ``.well-known`` (RFC 8615); ``allow_dotfiles=True``
+serves them.  Then the file is opened by ``asgikit._safeopen``: unless
+``follow_symlink=True``, one name at a time from the directory without
+following symlinks, so a symlink (or a directory swapped for one during the
+request) cannot lead out; symlinks whose target stays inside are served.
+A tree that changes under a request (a deploy, an attacker) answers 404,
+never another file and never a 500; a small file rewritten while it is read
+is read again.  Unreadable files answer 403; a name that is not there (or
+not a file) answers 404; any other OS error (``EIO``, ``EMFILE``) is raised,
+not disguised as a 404 a cache would keep.  With the server's
+``http.response.pathsend``, the server opens the checked path again itself:
+the walk above cannot cover that second open.  A file asked for with a
+trailing slash (``/site.css/``) is served, as Starlette does: Litestar adds
+that slash to every path it hands a mounted app.
 
 Options: ``html=True`` serves ``index.html`` for a directory (redirecting
-``/dir`` to ``/dir/``) and ``404.html`` with status 404 when present;
+``/dir`` to ``/dir/`` when there is one) and ``404.html`` with status 404 when present;
 ``fallback="index.html"`` answers unknown paths with that file (for
 single-page apps); ``precompressed`` serves ``name.br`` / ``name.gz`` next to
 ``name`` to clients that accept them (q-values honoured, ``q=0`` means
 never), with ``Vary: Accept-Encoding``; ``max_age`` and ``immutable`` give a
 ``Cache-Control``.  It does not list directories, and does not compress on
 the fly (put ``compress`` in front for that).
+
+Deliberate differences from Starlette's ``StaticFiles``: dotfiles are hidden
+(Starlette serves them); an unreadable file is 403 (Starlette: 401, which
+asks for credentials that would not help); no ``packages=`` (pass the
+directory, e.g. from ``importlib.resources.files``); a directory missing at
+request time (``check_dir=False``) is a 404, not a ``RuntimeError``.
 """
 
 from __future__ import annotations
@@ -34,8 +52,10 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
-from asgikit._safepath import is_within, request_segments
-from asgikit._sendfile import FileRequest, open_and_prefetch, send_file
+from asgikit._safeopen import NOT_OPENED, is_absent, open_inside
+from asgikit._safepath import request_segments
+from asgikit._sendfile import FileRequest, adopt_regular, send_file
+from asgikit._sendfile import prefetch as prefetch_file
 from asgikit.datastructures import full_path, parse_accept_encoding, route_path
 from asgikit.exceptions import HTTPException
 from asgikit.files import guess_media_type
@@ -44,6 +64,16 @@ from asgikit.types import ASGIApp, Receive, Scope, Send
 
 # Precompressed siblings, best first when the client likes them equally.
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
+_SUFFIXES = dict(_ENCODINGS)
+# With follow_symlink: any symlink is followed; O_NONBLOCK keeps a FIFO from blocking.
+_FOLLOW_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+# RFC 8615: the one dot-directory meant to be public.
+_PUBLIC_DOTDIR = ".well-known"
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 _RAISE_KEY = "asgikit.raise_http_exceptions"
@@ -65,6 +95,11 @@ def accepted_encodings(value: str) -> tuple[str, ...]:
         if weights.get(coding, star) > 0
     ]
     return tuple(coding for _, _, coding in sorted(ranked))
+
+
+def _hidden(segments: list[str]) -> bool:
+    """Whether a name on the path is hidden: starts with ``.`` and is not ``.well-known``."""
+    return any(s[0] == "." and s != _PUBLIC_DOTDIR for s in segments)
 
 
 class _Found:
@@ -111,9 +146,12 @@ class StaticFiles:
         fallback: str | None = None,
         precompressed: bool = True,
         chunk_size: int = 256 * 1024,
+        allow_dotfiles: bool = False,
     ) -> None:
         directory = os.fspath(directory)
         if check_dir and not os.path.isdir(directory):
+            if os.path.exists(directory):
+                raise RuntimeError(f"'{directory}' is not a directory")
             raise RuntimeError(f"Directory '{directory}' does not exist")
         # Without follow_symlink, containment is checked on resolved paths, so
         # the root must be resolved too (it may itself be a symlink).
@@ -121,6 +159,7 @@ class StaticFiles:
             os.path.realpath(directory) if not follow_symlink else (os.path.abspath(directory))
         )
         self.html = html
+        self.allow_dotfiles = allow_dotfiles
         self.follow_symlink = follow_symlink
         self.precompressed = precompressed
         self.chunk_size = chunk_size
@@ -208,7 +247,7 @@ class StaticFiles:
         self, path: str, trailing: bool, encodings: tuple[str, ...], prefetch: int
     ) -> _Found:
         segments = request_segments(path)
-        if segments is not None:
+        if segments is not None and (self.allow_dotfiles or not _hidden(segments)):
             try:
                 found = self._lookup(segments, trailing, encodings, prefetch)
             except PermissionError:
@@ -230,72 +269,128 @@ class StaticFiles:
                     return found
         return _Found(404)
 
-    def _resolve(self, segments: list[str]) -> str | None:
-        candidate = os.path.join(self.directory, *segments)
+    def _open_fd(self, segments: list[str]) -> tuple[int, str]:
+        """A descriptor of what ``segments`` name, and the path it was opened by."""
         if self.follow_symlink:
-            return candidate
-        real = os.path.realpath(candidate)
-        return real if is_within(self.directory, real) else None
+            path = os.path.join(self.directory, *segments)
+            try:
+                return os.open(path, _FOLLOW_FLAGS), path
+            except PermissionError:
+                if os.path.isdir(path):  # Windows cannot open a directory
+                    return NOT_OPENED, path
+                raise
+        return open_inside(self.directory, segments)
+
+    def _try_open(self, segments: list[str]) -> tuple[int, str] | None:
+        """``_open_fd``, or ``None`` when there is nothing to serve by that name now."""
+        try:
+            return self._open_fd(segments)
+        except OSError as exc:
+            if is_absent(exc):
+                return None
+            raise  # PermissionError (403) or a real failure (500), never a silent 404
+        except ValueError:  # a name the OS cannot take
+            return None
 
     def _lookup(
         self, segments: list[str], trailing: bool, encodings: tuple[str, ...], prefetch: int
     ) -> _Found | None:
-        target = self._resolve(segments)
-        if target is None:
+        opened = self._try_open(segments)
+        if opened is None:
             return None
-        try:
-            info = os.stat(target)
-        except PermissionError:
-            raise
-        except (OSError, ValueError):
-            return None
-        if stat_module.S_ISDIR(info.st_mode):
+        fd, target = opened
+        if fd == NOT_OPENED:
+            is_dir = True
+        else:
+            try:
+                is_dir = stat_module.S_ISDIR(os.fstat(fd).st_mode)
+            except BaseException:
+                os.close(fd)
+                raise
+        if is_dir:
+            if fd != NOT_OPENED:
+                os.close(fd)
             if not self.html:
                 return None
             if not trailing:
-                return _Found(307)
+                # Redirect only to an index that is there (else a plain 404, as Starlette).
+                index = os.path.join(target, "index.html")
+                return _Found(307) if os.path.isfile(index) else None
             return self._open([*segments, "index.html"], encodings, prefetch, 200)
-        if trailing:
-            return None
-        return self._open(segments, encodings, prefetch, 200)
+        # A file asked for with a trailing slash is served, as Starlette does:
+        # Litestar hands every mounted app its path with one added.
+        return self._open(segments, encodings, prefetch, 200, (fd, target))
 
     def _open(
-        self, segments: list[str], encodings: tuple[str, ...], prefetch: int, status: int
+        self,
+        segments: list[str],
+        encodings: tuple[str, ...],
+        prefetch: int,
+        status: int,
+        opened: tuple[int, str] | None = None,
     ) -> _Found | None:
-        """Open the file (or its best precompressed sibling); ``None`` if there is none."""
-        target = self._resolve(segments)
-        if target is None:
-            return None
+        """Open the file (or its best precompressed sibling); ``None`` if there is none.
+
+        ``opened`` is the file's descriptor and path when the caller has
+        them; it is closed here whatever happens.
+        """
         found = _Found(status)
         found.name = segments[-1]
-        if self.precompressed:
-            siblings = {}
-            for coding, suffix in _ENCODINGS:
-                sibling = self._resolve([*segments[:-1], segments[-1] + suffix])
-                if sibling is not None and os.path.isfile(sibling):
-                    siblings[coding] = sibling
-            # Whether or not this client gets one, the answer depends on
-            # Accept-Encoding as soon as a sibling exists.
-            found.vary = bool(siblings)
-            for coding in encodings:  # best first
-                sibling = siblings.get(coding)
-                if sibling is None:
-                    continue
+        try:
+            if self.precompressed:
+                self._open_sibling(found, segments, encodings, prefetch)
+            if found.info is None:
+                if opened is None:
+                    opened = self._try_open(segments)
+                    if opened is None:
+                        return None
+                (fd, found.path), opened = opened, None
+                if fd == NOT_OPENED:
+                    return None  # a directory, not a file
                 try:
-                    found.file, found.info, found.content = open_and_prefetch(sibling, prefetch)
-                except OSError:
-                    continue
-                found.path, found.encoding = sibling, coding
-                break
-        if found.info is None:
-            try:
-                found.file, found.info, found.content = open_and_prefetch(target, prefetch)
-            except PermissionError:
-                raise
-            except (OSError, ValueError):
-                return None
-            found.path = target
+                    file, info = adopt_regular(fd, found.path)
+                    found.file, found.info, found.content = prefetch_file(file, info, prefetch)
+                except OSError as exc:
+                    if is_absent(exc):
+                        return None
+                    raise
+        finally:
+            if opened is not None and opened[0] != NOT_OPENED:
+                os.close(opened[0])
         return found
+
+    def _open_sibling(
+        self, found: _Found, segments: list[str], encodings: tuple[str, ...], prefetch: int
+    ) -> None:
+        """Open the best ``name.br`` / ``name.gz`` this client accepts into ``found``, if any."""
+        for coding in encodings:  # best first
+            sibling = [*segments[:-1], segments[-1] + _SUFFIXES[coding]]
+            try:
+                opened = self._try_open(sibling)
+            except PermissionError:
+                continue  # the plain file may still be readable
+            if opened is None:
+                continue
+            fd, path = opened
+            if fd == NOT_OPENED:
+                continue
+            try:
+                file, info = adopt_regular(fd, path)
+                found.file, found.info, found.content = prefetch_file(file, info, prefetch)
+            except OSError as exc:
+                if is_absent(exc):
+                    continue
+                raise
+            found.path, found.encoding, found.vary = path, coding, True
+            return
+        # Whether or not this client gets one, the answer depends on
+        # Accept-Encoding as soon as a sibling exists.
+        base = os.path.join(self.directory, *segments)
+        found.vary = any(
+            os.path.isfile(base + suffix)
+            for coding, suffix in _ENCODINGS
+            if coding not in encodings
+        )
 
     # -- answers that are not files ----------------------------------------
 
@@ -332,13 +427,16 @@ def static_files(
     fallback: str | None = None,
     precompressed: bool = True,
     chunk_size: int = 256 * 1024,
+    allow_dotfiles: bool = False,
 ) -> ASGIApp:
     """An ASGI app serving the files in ``directory`` (see the module docs).
 
     ``immutable`` adds ``immutable`` to ``Cache-Control`` (with ``max_age``),
     for every file or for the request paths a predicate accepts (hashed
     asset names, say).  ``check_dir=False`` allows a directory that does
-    not exist yet.
+    not exist yet.  ``allow_dotfiles=True`` serves names starting with
+    ``.``, hidden by default.  ``follow_symlink=True`` follows symlinks that
+    lead out of the directory too.
     """
     return StaticFiles(
         directory,
@@ -350,6 +448,7 @@ def static_files(
         fallback=fallback,
         precompressed=precompressed,
         chunk_size=chunk_size,
+        allow_dotfiles=allow_dotfiles,
     )
 
 

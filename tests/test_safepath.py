@@ -64,6 +64,9 @@ WINDOWS_ONLY = [
     '/a"b',
     "/a?b",
     "/a*b",
+    "/GIT~1/config",  # an 8.3 short name for .git
+    "/env~12",
+    "/HTPASS~1.TXT",
 ]
 
 
@@ -81,7 +84,7 @@ def test_windows_specific_names_are_refused_with_ntpath(path: str) -> None:
     assert request_segments(path, pathmod=ntpath) is None
 
 
-@pytest.mark.parametrize("path", ["/C:/Windows/win.ini", "/a:b", "/con.txt", "/..."])
+@pytest.mark.parametrize("path", ["/C:/Windows/win.ini", "/a:b", "/con.txt", "/...", "/GIT~1"])
 def test_the_same_names_are_plain_file_names_on_posix(path: str) -> None:
     joined = safe_join(POSIX_ROOT, path, pathmod=posixpath)
     assert joined is not None

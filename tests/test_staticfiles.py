@@ -106,7 +106,7 @@ async def test_only_get_and_head_are_allowed(site: Path) -> None:
 
 async def test_missing_files_directories_and_specials_are_404(site: Path) -> None:
     async with client(app_for(site)) as http:
-        for path in ("/missing.txt", "/sub", "/sub/", "/", "/hello.txt/", "/fifo", "/empty-dir/"):
+        for path in ("/missing.txt", "/sub", "/sub/", "/", "/fifo", "/fifo/", "/empty-dir/"):
             response = await http.get(path)
             assert response.status_code == 404, path
             assert b"not here" not in response.content
@@ -124,10 +124,10 @@ async def test_a_permission_error_on_open_is_403(
 ) -> None:
     import asgikit.staticfiles
 
-    def refuse(path: str, limit: int) -> Any:
-        raise PermissionError(path)
+    def refuse(root: str, names: Any) -> Any:
+        raise PermissionError(root)
 
-    monkeypatch.setattr(asgikit.staticfiles, "open_and_prefetch", refuse)
+    monkeypatch.setattr(asgikit.staticfiles, "open_inside", refuse)
     sent = await run_app(app_for(site), make_scope(path="/hello.txt"))
     assert sent.status == 403
 
@@ -508,3 +508,41 @@ async def test_directory_redirect_keeps_raw_query_bytes(site: Path) -> None:
     answer = await run_app(app, make_scope(path="/sub", query_string=b"q=\xe9&x=%41"))
     assert answer.status == 307
     assert answer.header(b"location") == [b"/sub/?q=%E9&x=%41"]
+
+
+# -- trailing slashes, and mounted inside Litestar ------------------------------------
+
+
+async def test_a_file_asked_for_with_a_trailing_slash_is_served(site: Path) -> None:
+    # Starlette's StaticFiles does the same, and Litestar adds the slash itself.
+    for app in (app_for(site), app_for(site, html=True)):
+        sent = await run_app(app, make_scope(path="/hello.txt/"))
+        assert (sent.status, sent.body) == (200, b"hello")
+    assert (await run_app(app_for(site), make_scope(path="/hello.txt//"))).status == 404
+    assert (await run_app(app_for(site), make_scope(path="/fifo/"))).status == 404
+
+
+def test_static_files_mounted_in_litestar_serves_files_and_indexes(site: Path) -> None:
+    from litestar import Litestar
+    from litestar.handlers import asgi
+    from litestar.testing import TestClient as LitestarClient
+
+    files = app_for(site, html=True)
+
+    @asgi("/static", is_mount=True, copy_scope=True)
+    async def mounted(scope: Any, receive: Any, send: Any) -> None:
+        await files(scope, receive, send)
+
+    with LitestarClient(Litestar([mounted])) as http:
+        css = http.get("/static/style.css", headers={"accept-encoding": "identity"})
+        sub = http.get("/static/sub/")
+        head = http.head("/static/hello.txt")
+        missing = http.get("/static/missing.txt")
+        outside = http.get("/static/link-out.txt")
+    assert (css.status_code, css.content) == (200, CSS)
+    assert css.headers["content-type"] == "text/css; charset=utf-8"
+    assert sub.text == "<h1>sub</h1>"
+    assert (head.status_code, head.headers["content-length"]) == (200, "5")
+    assert (missing.status_code, missing.content) == (404, b"<h1>not here</h1>")
+    assert outside.status_code == 404
+    assert SECRET not in outside.content

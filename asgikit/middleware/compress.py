@@ -15,14 +15,32 @@ Accept-Encoding`` is added.
 Left alone: bodies under ``minimum_size``, responses that already have a
 ``Content-Encoding``, ``Cache-Control: no-transform``, partial content,
 ``text/event-stream``, already-compressed media types (images, audio, video,
-archives, web fonts), HEAD requests, and ``http.response.pathsend``
-responses (the server sends the file as it is).  WebSocket and lifespan
-scopes pass straight through.  A body is never buffered beyond one message.
+archives, web fonts), gRPC (``application/grpc``, ``+proto``, ``-web``…:
+its frames carry their own compression, whatever ``skip_media_types``
+says), HEAD requests, and ``http.response.pathsend`` responses (the server
+sends the file as it is).  WebSocket and lifespan scopes pass straight
+through.  A body is never buffered beyond one message.
+
+``Vary: Accept-Encoding`` goes on every answer that another
+``Accept-Encoding`` would have changed (RFC 9110 §12.5.5): the compressed
+ones, and those left uncompressed only because this client accepts no
+offered coding (no header, ``identity``, ``q=0``).  Answers compress would
+leave alone for any client (the list above, and excluded paths) get none.
+
+Bodies of ``thread_minimum_size`` bytes or more are compressed in a worker
+thread.  A response that announces trailers gets no ``Content-Length``.
+Deliberate differences from Starlette's ``GZipMiddleware``: br and zstd
+besides gzip, chosen by q-values; the skip list is ``skip_media_types``
+(``exclude`` names paths, as in every asgikit piece); gRPC is never
+compressed, even with a cleared list; an empty streamed chunk is not sent
+(its flush would only cost bytes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+
+from anyio.to_thread import run_sync
 
 from asgikit.composition import middleware
 from asgikit.middleware._encoding import (
@@ -33,7 +51,7 @@ from asgikit.middleware._encoding import (
     select_encoding,
 )
 from asgikit.middleware._exclude import Exclude, compile_exclude
-from asgikit.middleware._http import RawHeaders, add_vary
+from asgikit.middleware._http import RawHeaders
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Media types that are compressed already; ``type/*`` covers a whole type.
@@ -78,6 +96,8 @@ _SKIP_LENGTHS = frozenset(
     )
 )
 _START_LENGTHS = frozenset((len(b"content-length"), len(b"etag")))
+# gRPC and gRPC-Web, with any suffix (+proto, -text…): never an HTTP coding.
+_GRPC = ("application/grpc",)
 _CACHE_SIZE = 256  # distinct Accept-Encoding values remembered per instance
 _CACHE_KEY_MAX = 256  # longer Accept-Encoding values are parsed each time, never kept
 
@@ -93,6 +113,7 @@ def compress(
     encodings: Sequence[str] | None = None,
     skip_media_types: Collection[str] = DEFAULT_SKIP_MEDIA_TYPES,
     exclude: Exclude = None,
+    thread_minimum_size: int = 128 * 1024,
 ) -> ASGIApp:
     """Compress responses with the best coding the client accepts.
 
@@ -102,7 +123,9 @@ def compress(
     ``br`` (each only if its package is importable) and ``gzip``.  Naming an
     encoding whose package is missing raises ``ImportError`` here.
     ``skip_media_types`` lists media types left alone (``type/*`` for a
-    whole type).
+    whole type; parameters and case are ignored).  A body (or streamed
+    chunk) of ``thread_minimum_size`` bytes or more is compressed in a
+    worker thread, so that it does not stall the event loop.
     """
     return _Compress(
         app,
@@ -113,7 +136,38 @@ def compress(
         encodings=encodings,
         skip_media_types=skip_media_types,
         exclude=exclude,
+        thread_minimum_size=thread_minimum_size,
     )
+
+
+_VARY_COVERED = frozenset({b"accept-encoding", b"*"})
+
+
+def _vary_on_accept_encoding(headers: RawHeaders) -> None:
+    """Add ``Accept-Encoding`` to ``Vary`` in ``headers``, in place, unless listed already.
+
+    The same rule as ``add_vary``, written for this one token: a length test
+    skips most names without lower-casing them (this runs on every answer).
+    """
+    first = -1
+    for i, (name, value) in enumerate(headers):
+        if len(name) == 4 and name.lower() == b"vary":
+            if any(t.strip() in _VARY_COVERED for t in value.lower().split(b",")):
+                return
+            if first < 0:
+                first = i
+    if first < 0:
+        headers.append((b"vary", b"Accept-Encoding"))
+    else:
+        name, value = headers[first]
+        headers[first] = (
+            name,
+            value + b", Accept-Encoding" if value.strip() else b"Accept-Encoding",
+        )
+
+
+def _media_type(value: str) -> str:
+    return value.partition(";")[0].strip().lower()
 
 
 class _Compress:
@@ -128,17 +182,22 @@ class _Compress:
         encodings: Sequence[str] | None,
         skip_media_types: Collection[str],
         exclude: Exclude,
+        thread_minimum_size: int,
     ) -> None:
         if minimum_size < 0:
             raise ValueError("minimum_size must not be negative")
+        if thread_minimum_size < 0:
+            raise ValueError("thread_minimum_size must not be negative")
+        self.thread_minimum_size = thread_minimum_size
         self.app = app
         self.excluded = compile_exclude(exclude)
         self.minimum_size = minimum_size
         self.modules = load_encodings(encodings)
         self.available = tuple(self.modules)
         self.levels = {"gzip": compresslevel, "br": brotli_quality, "zstd": zstd_level}
-        self.skip_exact = frozenset(t.lower() for t in skip_media_types if not t.endswith("/*"))
-        self.skip_types = frozenset(t[:-1].lower() for t in skip_media_types if t.endswith("/*"))
+        skipped = [_media_type(t) for t in skip_media_types]
+        self.skip_exact = frozenset(t for t in skipped if not t.endswith("/*"))
+        self.skip_types = frozenset(t[:-1] for t in skipped if t.endswith("/*"))
         self.cache: dict[bytes, str | None] = {}
 
     def choose(self, accept: bytes) -> str | None:
@@ -160,7 +219,9 @@ class _Compress:
     def whole(self, encoding: str, body: bytes) -> bytes:
         return compress_whole(encoding, self.modules[encoding], self.levels[encoding], body)
 
-    def skip_response(self, headers: RawHeaders) -> bool:
+    def skip_response(self, headers: RawHeaders) -> bool | None:
+        """``True`` to leave the answer alone; ``None`` if it is big enough by its length."""
+        sized = False
         for name, value in headers:
             if len(name) not in _SKIP_LENGTHS:
                 continue
@@ -168,17 +229,18 @@ class _Compress:
             if name == b"content-length":  # first: responses usually send it first
                 if not value.isdigit() or int(value) < self.minimum_size:
                     return True
+                sized = True
             elif name == b"content-encoding" or name == b"content-range":
                 return True
             elif name == b"content-type":
                 media = value.partition(b";")[0].strip().lower().decode("latin-1")
-                if media in self.skip_exact:
+                if media in self.skip_exact or media.startswith(_GRPC):
                     return True
                 if media.partition("/")[0] + "/" in self.skip_types:
                     return True
             elif name == b"cache-control" and b"no-transform" in value.lower():
                 return True
-        return False
+        return None if sized else False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "HEAD":
@@ -188,15 +250,15 @@ class _Compress:
         for name, value in scope["headers"]:
             if name == b"accept-encoding":
                 accept = value if accept is None else accept + b"," + value
-        if not accept:
+        encoding: str | None = None
+        if accept:
+            encoding = self.cache.get(accept, "")
+            if encoding == "":
+                encoding = self.choose(accept)
+        if self.excluded is not None and self.excluded(scope):
             await self.app(scope, receive, send)
             return
-        encoding = self.cache.get(accept, "")
-        if encoding == "":
-            encoding = self.choose(accept)
-        if encoding is None or (self.excluded is not None and self.excluded(scope)):
-            await self.app(scope, receive, send)
-            return
+        # Even with no coding to use, the answer may need Vary: Accept-Encoding.
         await self.app(scope, receive, _Response(self, send, encoding).send)
 
 
@@ -207,12 +269,14 @@ class _Response:
     """One response's ``send``: holds the start until the body says whether to compress.
 
     Once it decides not to (``passing``), every later message goes straight
-    through.  Messages of types it does not know always do.
+    through.  Messages of types it does not know always do.  With no
+    ``encoding`` (the client accepts none), an answer that would have been
+    compressed goes out as it is, with ``Vary: Accept-Encoding`` added.
     """
 
     __slots__ = ("encoder", "encoding", "owner", "passing", "pending", "server_send")
 
-    def __init__(self, owner: _Compress, send: Send, encoding: str) -> None:
+    def __init__(self, owner: _Compress, send: Send, encoding: str | None) -> None:
         self.owner = owner
         self.server_send = send
         self.encoding = encoding
@@ -227,13 +291,14 @@ class _Response:
         kind = message["type"]
         if kind == "http.response.start":
             status = message["status"]
-            if (
-                status < 200
-                or status in (204, 206, 304)
-                or self.owner.skip_response(message.get("headers", ()))
-            ):
+            skip = status < 200 or status in (204, 206, 304)
+            verdict = skip or self.owner.skip_response(message.get("headers", ()))
+            if verdict:
                 self.passing = True
                 await self.server_send(message)
+            elif verdict is None and self.encoding is None:
+                # Long enough to have been compressed: say so now, no need to wait.
+                await self.send_varied(message, None)
             else:
                 self.pending = message
         elif kind == "http.response.body":
@@ -257,7 +322,11 @@ class _Response:
         if encoder is not None:
             if more and not body:
                 return  # a flush of nothing would still cost bytes
-            out = encoder.chunk(body) if more else encoder.last(body)
+            step = encoder.chunk if more else encoder.last
+            if len(body) >= self.owner.thread_minimum_size:
+                out = await run_sync(step, body)
+            else:
+                out = step(body)
             if out or not more:
                 await send({**message, "body": out})
             return
@@ -271,15 +340,38 @@ class _Response:
                 await send(start)
                 await send(message)
                 return
-            out = self.owner.whole(self.encoding, body)
-            await send(self.compressed_start(start, len(out)))
+            if self.encoding is None:
+                await self.send_varied(start, message)
+                return
+            if len(body) >= self.owner.thread_minimum_size:
+                out = await run_sync(self.owner.whole, self.encoding, body)
+            else:
+                out = self.owner.whole(self.encoding, body)
+            # With trailers the body goes chunked: no Content-Length to add.
+            length = None if start.get("trailers") else len(out)
+            await send(self.compressed_start(start, length))
             await send({**message, "body": out})
+            return
+        if self.encoding is None:
+            await self.send_varied(start, message)
             return
         encoder = self.encoder = self.owner.encoder(self.encoding)
         await send(self.compressed_start(start, None))
-        out = encoder.chunk(body)
+        if len(body) >= self.owner.thread_minimum_size:
+            out = await run_sync(encoder.chunk, body)
+        else:
+            out = encoder.chunk(body)
         if out:
             await send({**message, "body": out})
+
+    async def send_varied(self, start: Message, message: Message | None) -> None:
+        """Send an answer uncompressed, saying it depends on ``Accept-Encoding``."""
+        self.passing = True
+        headers: RawHeaders = list(start.get("headers", ()))
+        _vary_on_accept_encoding(headers)
+        await self.server_send({**start, "headers": headers})
+        if message is not None:
+            await self.server_send(message)
 
     def compressed_start(self, start: Message, length: int | None) -> Message:
         headers: RawHeaders = []
@@ -292,10 +384,11 @@ class _Response:
                 if lower == b"etag" and not value.startswith(b"W/"):
                     pair = (name, b"W/" + value)
             headers.append(pair)
+        assert self.encoding is not None
         headers.append((b"content-encoding", self.encoding.encode("ascii")))
         if length is not None:
             headers.append((b"content-length", str(length).encode("ascii")))
-        add_vary(headers, b"Accept-Encoding")
+        _vary_on_accept_encoding(headers)
         return {**start, "headers": headers}
 
 

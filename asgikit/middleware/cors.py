@@ -11,6 +11,18 @@ answer that depends on the ``Origin`` header carries ``Vary: Origin`` —
 including answers to requests without one, so that a shared cache never
 hands one origin's answer to another.
 
+``allow_origins=["*"]`` with ``allow_credentials=True`` is refused when the
+layer is built: echoing every origin (``null`` included, which sandboxed
+iframes and ``data:`` pages send) with credentials would let any site read a
+logged-in user's answers.  List the origins, or give ``allow_origin_regex``.
+
+Deliberate differences from Starlette's ``CORSMiddleware``: the pair above is
+refused (Starlette echoes every origin); ``allow_methods=["*"]`` echoes any
+method token (Starlette refuses one outside its list); a wildcard's answers
+carry no ``Vary: Origin`` (they are the same for every origin) and a
+preflight varies only on the request headers it echoes; allowed header
+names are listed lower-case (they are case-insensitive).
+
 It deliberately does not protect anything: CORS only tells browsers which
 cross-origin responses a page may *read*.  Requests still reach the app; use
 ``csrf`` against cross-site writes, ``websocket_origin`` for WebSockets (which
@@ -69,9 +81,12 @@ def cors(
     ``["*"]`` for any; ``allow_origin_regex`` must match a whole origin.
     ``allow_methods`` and ``allow_headers`` accept ``["*"]`` (then the
     requested method and headers are echoed, which also works with
-    credentials).  ``allow_private_network`` answers Private Network Access
-    preflights (``Access-Control-Request-Private-Network: true``), which are
-    refused otherwise.  Paths in ``exclude`` (or scopes it accepts) pass
+    credentials; any method that is a valid token, ``QUERY`` or WebDAV's
+    included).  ``allow_origins=["*"]`` with ``allow_credentials=True`` is
+    a ``ValueError``: list the origins or use ``allow_origin_regex``.
+    ``allow_private_network`` answers Private Network Access preflights
+    (``Access-Control-Request-Private-Network: true``), which are refused
+    otherwise.  Paths in ``exclude`` (or scopes it accepts) pass
     through untouched.
     """
     return _CORS(
@@ -118,6 +133,13 @@ class _CORS:
         _check_list("expose_headers", expose_headers)
         if max_age < 0:
             raise ValueError("max_age must not be negative")
+        if allow_credentials and "*" in allow_origins:
+            raise ValueError(
+                'cors: allow_origins=["*"] with allow_credentials=True would let every '
+                "site (and the 'null' origin) read credentialed answers; list the origins "
+                '(allow_origins=["https://app.example"]) or match them with '
+                "allow_origin_regex"
+            )
         self.app = app
         self.excluded = compile_exclude(exclude)
         self.any_origin = "*" in allow_origins
@@ -129,9 +151,10 @@ class _CORS:
         self.origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
         self.credentials = allow_credentials
         self.private_network = allow_private_network
-        # A wildcard answer is the same for every origin: only then is no
-        # Vary: Origin needed (Fetch §3.2.5, "CORS protocol and HTTP caches").
-        self.static_wildcard = self.any_origin and not allow_credentials
+        # A wildcard answer (never with credentials, refused above) is the
+        # same for every origin: only then is no Vary: Origin needed (Fetch
+        # §3.2.5, "CORS protocol and HTTP caches").
+        self.static_wildcard = self.any_origin
         self.any_method = "*" in allow_methods
         self.methods = frozenset(_ALL_METHODS if self.any_method else allow_methods)
         self.any_header = "*" in allow_headers
@@ -147,7 +170,7 @@ class _CORS:
         # one for a wildcard, one for each configured origin, one for a
         # refusal.  When allowed, the middleware owns the CORS headers: the
         # app's go.  Every answer that depends on the origin varies on it;
-        # the wildcard's (used only without credentials) does not.
+        # the wildcard's does not.
         self.wildcard_edit = HeaderEdit(
             drop=_CORS_HEADERS, add=((b"access-control-allow-origin", b"*"), *simple)
         ).message
@@ -155,8 +178,7 @@ class _CORS:
         # Also the edit for a request without Origin: the answer would differ
         # with one, unless it is a wildcard's.
         self.refused_edit = HeaderEdit(vary=b"Origin").message
-        # Origins neither listed nor refused at a glance: echoed for "*" with
-        # credentials, or tried against the regex.
+        # Origins neither listed nor refused at a glance: tried against the regex.
         self.seen_edits: dict[bytes, _StartEdit] = {}
 
         preflight: RawHeaders = []
@@ -193,7 +215,7 @@ class _CORS:
         edit = self.origin_edits.get(origin)
         if edit is not None:
             return edit
-        if not origin or not (self.any_origin or self.origin_regex is not None):
+        if not origin or self.origin_regex is None:
             return self.refused_edit
         edit = self.seen_edits.get(origin)
         if edit is None:
@@ -249,7 +271,10 @@ class _CORS:
         method_text = method.decode("latin-1")
         # Methods are case-sensitive (Fetch §2.2.1); browsers upper-case the
         # standard ones before asking.
-        if method_text not in self.methods:
+        if not (
+            method_text in self.methods
+            or (self.any_method and method_text and _TOKEN.issuperset(method_text))
+        ):
             failures.append("method")
         header_texts = [h.decode("latin-1") for h in requested_headers]
         if not self.any_header and any(h not in self.headers for h in header_texts):
@@ -257,7 +282,7 @@ class _CORS:
         if any(not h or not _TOKEN.issuperset(h) for h in header_texts):
             failures.append("headers")
         if private_network and not self.private_network:
-            failures.append("private network")
+            failures.append("private-network")
         if failures:
             reason = ", ".join(dict.fromkeys(failures))
             await text_response(scope, receive, send, 400, f"Disallowed CORS {reason}", vary)

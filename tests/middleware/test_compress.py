@@ -18,7 +18,7 @@ from asgikit.responses import PlainTextResponse, Response
 from asgikit.streaming import StreamingResponse
 from asgikit.testing import TestClient
 from asgikit.types import Message, Receive, Scope, Send
-from tests.conftest import SendRecorder, body_receive, make_scope, run_app
+from tests.conftest import make_scope, run_app
 from tests.servers.live import serve
 
 TEXT = "hello compressible world " * 100  # 2500 bytes
@@ -97,21 +97,93 @@ async def test_without_accept_encoding_the_response_is_untouched() -> None:
     assert sent.body == TEXT.encode()
 
 
-@pytest.mark.parametrize("accept", [None, b"", b"identity", b"gzip;q=0, br;q=0, zstd;q=0"])
-async def test_without_a_usable_coding_the_app_gets_the_servers_own_send(
+UNUSABLE = [None, b"", b"identity", b"gzip;q=0, br;q=0, zstd;q=0"]
+
+
+@pytest.mark.parametrize("accept", UNUSABLE)
+async def test_an_answer_left_uncompressed_for_this_client_still_varies_on_accept_encoding(
     accept: bytes | None,
 ) -> None:
-    seen: list[Send] = []
+    # RFC 9110 §12.5.5: another Accept-Encoding would have got another
+    # answer, so a shared cache must not hand this one to a gzip client.
+    headers = [] if accept is None else [(b"accept-encoding", accept)]
+    sent = await run_app(compress(big), make_scope(headers=headers))
+    assert sent.header(b"content-encoding") == []
+    assert sent.header(b"vary") == [b"Cookie, Accept-Encoding"]
+    assert sent.header(b"etag") == [b'"v1"']
+    assert sent.header(b"content-length") == [str(len(TEXT)).encode()]
+    assert sent.body == TEXT.encode()
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(send)
-        await big(scope, receive, send)
+
+@pytest.mark.parametrize("accept", UNUSABLE)
+async def test_an_uncompressed_stream_varies_on_accept_encoding_and_is_untouched(
+    accept: bytes | None,
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"a" * 10
+        yield b"b" * 10
 
     headers = [] if accept is None else [(b"accept-encoding", accept)]
-    server_send = SendRecorder()
-    await compress(app)(make_scope(headers=headers), body_receive(b""), server_send)
-    assert seen == [server_send]
-    assert server_send.body == TEXT.encode()
+    sent = await run_app(compress(StreamingResponse(chunks())), make_scope(headers=headers))
+    assert sent.header(b"vary") == [b"Accept-Encoding"]
+    assert sent.body == b"a" * 10 + b"b" * 10
+
+
+@pytest.mark.parametrize("accept", [None, "gzip"])
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({}, b"tiny", 200),
+        ({"content-encoding": "br"}, b"x" * 1000, 200),
+        ({"content-type": "image/png"}, b"x" * 1000, 200),
+        ({"content-type": "application/grpc"}, b"x" * 1000, 200),
+        ({"cache-control": "no-transform"}, b"x" * 1000, 200),
+        ({"content-range": "bytes 0-999/5000"}, b"x" * 1000, 206),
+        ({}, b"", 204),
+    ],
+)
+def test_an_answer_that_is_never_compressed_gets_no_vary(
+    accept: str | None, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    app = compress(Response(body, status, headers=headers, media_type=headers.get("content-type")))
+    sent = {"accept-encoding": accept} if accept is not None else {}
+    with TestClient(app).stream("GET", "/", headers=sent) as response:
+        data = b"".join(response.iter_raw())
+    assert "vary" not in response.headers
+    assert response.headers.get("content-encoding") == headers.get("content-encoding")
+    assert data == body
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [
+        "application/grpc",
+        "application/grpc+proto",
+        "application/grpc+json",
+        "application/grpc-web",
+        "application/grpc-web+proto",
+        "application/grpc-web-text",
+        "Application/GRPC; charset=utf-8",
+    ],
+)
+@pytest.mark.parametrize("skip_media_types", [None, ()])
+def test_grpc_answers_pass_untouched_even_with_a_custom_skip_list(
+    media_type: str, skip_media_types: tuple[str, ...] | None
+) -> None:
+    # gRPC frames carry their own compression flag; an HTTP Content-Encoding
+    # breaks every gRPC client.
+    options = {} if skip_media_types is None else {"skip_media_types": skip_media_types}
+    app = compress(Response(b"\0" * 2000, media_type=media_type), **options)  # type: ignore[arg-type]
+    with TestClient(app).stream("GET", "/", headers={"accept-encoding": "gzip"}) as response:
+        data = b"".join(response.iter_raw())
+    assert "content-encoding" not in response.headers
+    assert "vary" not in response.headers
+    assert data == b"\0" * 2000
+
+
+def test_an_excluded_path_gets_no_vary() -> None:
+    response = get(compress(big, exclude=["/raw"]), None, "/raw/file")
+    assert response.headers["vary"] == "Cookie"
 
 
 async def test_a_small_body_goes_out_exactly_as_the_app_sent_it() -> None:
