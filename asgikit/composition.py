@@ -58,7 +58,31 @@ def middleware(build: Callable[Concatenate[ASGIApp, _P], ASGIApp]) -> Middleware
     The result is a plain function with the builder's name, docstring and
     signature (``app`` shown as optional), so ``help()``, ``inspect.signature``
     and IDEs show the real options.  Options are checked when the layer is
-    made, not when it is applied.
+    made, not when it is applied.  Example::
+
+        from asgikit import PlainTextResponse, stack
+        from asgikit.composition import middleware
+        from asgikit.testing import TestClient
+        from asgikit.types import ASGIApp, Receive, Scope, Send
+
+
+        @middleware
+        def only_get(app: ASGIApp, *, status_code: int = 405) -> ASGIApp:
+            refuse = PlainTextResponse("GET only", status_code=status_code)
+
+            async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+                if scope["type"] == "http" and scope["method"] != "GET":
+                    await refuse(scope, receive, send)
+                else:
+                    await app(scope, receive, send)
+
+            return guarded
+
+
+        app = stack(only_get(status_code=403), PlainTextResponse("hello"))
+        client = TestClient(app)
+        assert client.get("/").text == "hello"
+        assert client.post("/").status_code == 403
     """
     name = getattr(build, "__name__", "middleware")
 
@@ -103,7 +127,16 @@ def _optional_app_signature(build: Callable[..., ASGIApp]) -> inspect.Signature 
 def stack(*layers: Layer | ASGIApp, app: ASGIApp | None = None) -> ASGIApp:
     """Compose layers around the app given last: outermost first.
 
-    ``stack(a(), b(), app)`` is ``a(b(app))``; so is ``stack(a(), b(), app=app)``.
+    ``stack(a(), b(), app)`` is ``a(b(app))``; so is ``stack(a(), b(), app=app)``::
+
+        from asgikit import PlainTextResponse, compress, cors, stack
+        from asgikit.testing import TestClient
+
+        app = stack(cors(allow_origins=["*"]), compress(), PlainTextResponse("hi " * 300))
+        headers = {"Origin": "https://a.example", "Accept-Encoding": "gzip"}
+        answer = TestClient(app).get("/", headers=headers)
+        assert answer.headers["access-control-allow-origin"] == "*"
+        assert answer.headers["content-encoding"] == "gzip"
     """
     outer = list(layers)
     if app is None:
