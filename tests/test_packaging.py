@@ -6,6 +6,7 @@ in a temporary folder, so the test needs no network and no build isolation.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tarfile
@@ -85,3 +86,30 @@ def test_twine_check_strict_passes(dist: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("PASSED") == 2
+
+
+#: Install hints still naming ``asgikit[...]`` (another project on PyPI), in
+#: files other sessions own.  Each must still be wrong: fix the hint to
+#: ``asgikit-toolkit[...]`` (or ``pip install brotli``), then drop it here.
+PENDING_HINTS = {
+    "asgikit/middleware/_encoding.py",
+    "asgikit/middleware/session_stores.py",
+    "asgikit/proxy/__init__.py",
+    "examples/gateway.py",
+}
+_HINT = re.compile(r"pip install ['\"]?([A-Za-z0-9_.-]+)(\[[^\]'\"]*\])?")
+
+
+def test_every_install_hint_names_an_installable_thing() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    section = pyproject.split("[project.optional-dependencies]")[1].split("\n[")[0]
+    extras = re.findall(r"^(\w+) = \[", section, re.MULTILINE)
+    assert "proxy" in extras
+    wrong: set[str] = set()
+    for path in sorted([*ROOT.glob("asgikit/**/*.py"), *ROOT.glob("examples/**/*.py")]):
+        for package, extra in _HINT.findall(path.read_text()):
+            if package == "asgikit" or (extra and package != NAME):
+                wrong.add(str(path.relative_to(ROOT)))
+            elif package == NAME:
+                assert extra.strip("[]") in extras, (path, extra)
+    assert wrong == PENDING_HINTS
