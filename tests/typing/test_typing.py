@@ -119,3 +119,18 @@ def test_users_files_also_run(path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.13"])
+def test_the_package_type_checks_on_the_oldest_and_newest_supported_python(version: str) -> None:
+    # Only one CPython runs the suite here; mypy's stubs know what each
+    # version's standard library has (3.10: no tomllib, no ExceptionGroup;
+    # 3.13: no cgi), which the README's "3.10 or later" depends on.
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-version", version, "--no-error-summary"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
