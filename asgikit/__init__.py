@@ -182,7 +182,15 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'asgikit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    loaded = importlib.import_module(module)
+    value = getattr(loaded, name)
+    if module == f"{__name__}.{name}":
+        # ``import asgikit.authentication as auth`` binds what the package
+        # holds under that name: the function.  It carries its module's
+        # public names, so ``auth.BaseUser`` works as type checkers say.
+        for public in getattr(loaded, "__all__", ()):
+            if public != name:
+                setattr(value, public, getattr(loaded, public))
     globals()[name] = value
     return value
 

@@ -13,7 +13,13 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: An ASGI 3 app, written with any framework's types.  Its parameters are
+#: ``Any`` on purpose: Litestar types a scope as a ``TypedDict`` and messages
+#: as ``TypedDict`` unions, which are not ``MutableMapping`` s, so with
+#: ``Scope``-typed parameters a Litestar app could not be wrapped and an
+#: asgikit piece could not go into ``DefineMiddleware``.  Write your own apps
+#: with ``Scope``, ``Receive`` and ``Send``; pass them anywhere as ``ASGIApp``.
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 Layer = Callable[[ASGIApp], ASGIApp]
 
 __all__ = ["ASGIApp", "Layer", "Message", "Receive", "Scope", "Send"]

@@ -45,6 +45,7 @@ from asgikit import (
     stack,
     static_files,
     timing,
+    websocket_origin,
     websocket_route,
 )
 from examples.showcase_live import chat_page, chat_socket, clock_events, clock_page, make_broadcast
@@ -52,11 +53,18 @@ from examples.showcase_live import chat_page, chat_socket, clock_events, clock_p
 HERE = Path(__file__).resolve().parent
 BIG_FILE_SIZE = 8 * 1024 * 1024
 
-HOME = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>asgikit showcase</title>
-<link rel="stylesheet" href="/static/style.css"></head>
+HEAD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/style.css">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml"></head>
 <body>
-<h1>asgikit showcase</h1>
+"""
+HOME_LINK = '<nav><a href="/">← asgikit showcase</a></nav>\n'
+
+HOME = (
+    HEAD.format(title="asgikit showcase")
+    + """<h1>asgikit showcase</h1>
 <p>You have visited this page {visits} time(s) (a signed-cookie session).</p>
 <ul>
   <li><a href="{users}">the users API</a>: JSON, typed path parameters, reverse URLs</li>
@@ -64,16 +72,23 @@ HOME = """<!doctype html>
   <li><a href="/chat/lobby">a chat room</a> over WebSockets</li>
   <li><a href="/clock/">a live clock</a> over server-sent events</li>
   <li><a href="/static/">static files</a>, <a href="/big.bin">a large file</a>
-      (try <code>curl -C -</code>) and <a href="/download">a download</a></li>
+      (try <code>curl -C - -O</code>) and <a href="/download">a download</a>
+      (<code>curl -OJ</code> keeps its name)</li>
   <li><a href="/stream">a streamed response</a> and <a href="/health">health</a></li>
 </ul>
 </body></html>
 """
+)
 
 UPLOAD_FORM = """<form method="post" enctype="multipart/form-data">
   <input name="title" placeholder="Title"> <input type="file" name="files" multiple>
   <button>Upload</button>
 </form>"""
+UPLOAD_PAGE = (
+    HEAD.format(title="Upload files") + HOME_LINK + "<h1>Upload files</h1>{body}</body></html>"
+)
+#: ASCII on purpose: ``curl -OJ`` reads only ``filename=``, never RFC 6266's ``filename*``.
+DOWNLOAD_NAME = "asgikit-showcase-notes.txt"
 
 
 @asynccontextmanager
@@ -149,7 +164,7 @@ async def create_user(request: Request) -> JSONResponse:
 async def upload_page(request: Request) -> HTMLResponse:
     """GET: the form.  POST: what was uploaded, then the form again."""
     if request.method != "POST":
-        return HTMLResponse(f"<!doctype html><title>Upload</title>{UPLOAD_FORM}")
+        return HTMLResponse(UPLOAD_PAGE.format(body=UPLOAD_FORM))
     async with request.form(max_files=10, max_file_size=50 * 1024 * 1024) as form:
         title = html.escape(str(form.get("title", "")))
         items = "".join(
@@ -157,7 +172,8 @@ async def upload_page(request: Request) -> HTMLResponse:
             for f in form.getlist("files")
             if isinstance(f, UploadFile) and f.filename
         )
-    return HTMLResponse(f"<!doctype html><h1>{title}</h1><ul>{items}</ul>{UPLOAD_FORM}")
+    body = f"<h2>{title}</h2><ul>{items}</ul>{UPLOAD_FORM}"
+    return HTMLResponse(UPLOAD_PAGE.format(body=body))
 
 
 async def upload_api(request: Request) -> JSONResponse:
@@ -184,7 +200,12 @@ async def big_file(request: Request) -> FileResponse:
 
 
 async def download(request: Request) -> FileResponse:
-    return FileResponse(HERE / "static" / "notes.txt", filename="résumé des notes.txt")
+    return FileResponse(HERE / "static" / "notes.txt", filename=DOWNLOAD_NAME)
+
+
+async def favicon(request: Request) -> FileResponse:
+    """Browsers ask for /favicon.ico whatever the page links; the same SVG."""
+    return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
 
 async def stream(request: Request) -> StreamingResponse:
@@ -209,6 +230,7 @@ api = router(
 
 routes = router(
     route("/", home),
+    route("/favicon.ico", favicon),
     route("/health", health),
     route("/session", session_counter),
     route("/stream", stream),
@@ -223,6 +245,9 @@ routes = router(
     mount("/api", api, name="api"),
     mount("/static", static_files(directory=HERE / "static", html=True), name="static"),
 )
+# A page on another origin must not open the chat with the visitor's cookies
+# (CORS does not cover WebSockets): only this site's own pages may.
+routes = websocket_origin(routes)
 
 session_options: dict[str, Any] = {
     "secret_key": os.environ.get("SESSION_SECRET", "change-me: showcase only"),

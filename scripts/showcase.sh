@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Set everything up and serve examples/showcase.py on http://127.0.0.1:8000.
+# Installs only when pyproject.toml changed since the last install (a stamp in
+# .venv keyed on its hash).  Ctrl+C stops it within seconds, clock or chat open.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[server,templates]'
+stamp=.venv/.showcase-installed
+wanted="$(.venv/bin/python -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())') [server,templates]"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[server,templates]'
+    echo "$wanted" >"$stamp"
+fi
+# Open SSE streams and WebSockets would otherwise hold uvicorn's shutdown open.
+export UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN="${UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN:-2}"
 exec .venv/bin/python -m uvicorn examples.showcase:app --host 127.0.0.1 --port 8000 "$@"

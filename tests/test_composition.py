@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import pydoc
+
 import pytest
 
+from asgikit import authentication, compress, cors, lifespan, sessions
 from asgikit.composition import Middleware, middleware, stack
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 from tests.conftest import make_scope, run_app
@@ -75,8 +79,34 @@ def test_middleware_keeps_the_builders_name_and_doc() -> None:
     assert tag.__name__ == "tag"
     assert tag.__doc__ is not None
     assert "trail" in tag.__doc__
-    assert isinstance(tag, Middleware)
     assert "tag" in repr(tag)
+
+
+def test_signature_shows_the_options_and_the_app_as_optional() -> None:
+    signature = inspect.signature(tag)
+    assert list(signature.parameters) == ["app", "name", "suffix"]
+    assert signature.parameters["app"].default is None
+    assert signature.parameters["name"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert signature.parameters["suffix"].default == ""
+
+
+def test_a_required_positional_option_keeps_the_builders_signature() -> None:
+    assert str(inspect.signature(lifespan)).startswith("(app: 'ASGIApp', handler: 'Handler'")
+
+
+@pytest.mark.parametrize("piece", [cors, compress, sessions, lifespan, authentication])
+def test_help_shows_a_middlewares_parameters_and_docstring(piece: Middleware[...]) -> None:
+    text = pydoc.render_doc(piece, renderer=pydoc.plaintext)
+    assert "<middleware" not in text
+    assert str(inspect.signature(piece)) in text
+    doc = piece.__doc__
+    assert doc is not None
+    assert doc.splitlines()[0] in text
+
+
+def test_help_of_cors_names_its_options() -> None:
+    text = pydoc.render_doc(cors, renderer=pydoc.plaintext)
+    assert "cors(app: 'ASGIApp | None' = None, *, allow_origins: 'Sequence[str]' = ()" in text
 
 
 def test_options_are_keyword_only() -> None:

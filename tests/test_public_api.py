@@ -65,4 +65,16 @@ def test_names_shared_with_submodules_stay_the_functions() -> None:
         "print(callable(lifespan), type(lifespan).__name__, type(authentication).__name__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "Middleware", "Middleware"]
+    assert out.stdout.split() == ["True", "function", "function"]
+
+
+def test_a_submodule_imported_by_its_shared_name_has_its_public_names() -> None:
+    # Type checkers see ``asgikit.authentication`` here as the module.
+    code = (
+        "import asgikit.authentication as auth, asgikit.lifespan as ls\n"
+        "from asgikit import authentication\n"
+        "print(auth.BaseUser.__name__, auth.requires.__name__, ls.Handler is not None,"
+        " authentication is auth)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["BaseUser", "requires", "True", "True"]

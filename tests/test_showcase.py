@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from websockets.sync.client import connect
 
-from asgikit.testing import TestClient
-from examples.showcase import BIG_FILE_SIZE, app
-from tests.servers.live import serve
+from asgikit.testing import TestClient, WebSocketDenialResponse
+from examples.showcase import BIG_FILE_SIZE, HERE, app
+from tests.servers.chromium import Browser, chromium
+from tests.servers.live import free_port, serve
+
+STATIC = HERE / "static"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +77,9 @@ def test_files_ranges_and_download(client: TestClient) -> None:
     assert part.content == bytes(range(256))
     assert part.headers["content-range"] == f"bytes 256-511/{BIG_FILE_SIZE}"
     download = client.get("/download")
-    assert "filename*=UTF-8''r%C3%A9sum%C3%A9" in download.headers["content-disposition"]
+    assert download.headers["content-disposition"] == (
+        'attachment; filename="asgikit-showcase-notes.txt"'
+    )
     assert client.get("/static/").headers["content-type"].startswith("text/html")
     assert client.get("/static/nope").status_code == 404
 
@@ -98,3 +114,291 @@ def test_showcase_under_uvicorn() -> None:
             assert json.loads(two.recv(5)) == {"type": "joined"}
             one.send(json.dumps({"name": "one", "text": "hi"}))
             assert json.loads(two.recv(5)) == {"name": "one", "text": "hi"}
+
+
+# -- the polish a first-time visitor sees ---------------------------------------
+
+PAGES = ["/", "/upload", "/chat/lobby", "/clock/", "/static/", "/static/nope"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_has_the_favicon_the_stylesheet_and_a_way_home(
+    client: TestClient, path: str
+) -> None:
+    page = client.get(path)
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page.text
+    if path != "/":
+        assert '<a href="/">' in page.text
+    if path not in ("/chat/lobby", "/clock/"):  # those two carry their own styles
+        assert 'rel="stylesheet"' in page.text
+        assert "style.css" in page.text
+
+
+def test_the_favicon_is_served_where_browsers_look(client: TestClient) -> None:
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        icon = client.get(path)
+        assert icon.status_code == 200
+        assert icon.headers["content-type"].startswith("image/svg+xml")
+        assert icon.content.startswith(b"<svg")
+
+
+def test_the_upload_page_is_styled_like_the_rest(client: TestClient) -> None:
+    for page in (client.get("/upload"), client.post("/upload", data={"title": "t"})):
+        assert page.text.startswith("<!doctype html>")
+        assert '<link rel="stylesheet" href="/static/style.css">' in page.text
+        assert "<h1>Upload files</h1>" in page.text
+        assert 'enctype="multipart/form-data"' in page.text
+
+
+def test_the_chat_refuses_a_handshake_from_another_origin(client: TestClient) -> None:
+    with (
+        pytest.raises(WebSocketDenialResponse) as refused,
+        client.websocket_connect("/chat/x/ws", headers={"Origin": "https://evil.example"}),
+    ):
+        pass
+    assert refused.value.status_code == 403
+    with client.websocket_connect("/chat/x/ws", headers={"Origin": "http://testserver"}) as ws:
+        assert ws.receive_json() == {"type": "joined"}
+
+
+def test_the_tour_shows_its_websockets_as_ws_urls() -> None:
+    from examples.tour import app as tour
+
+    with TestClient(tour) as tour_client:
+        index = tour_client.get("/").text
+    assert "<code>ws://testserver/ws/chat</code>" in index
+    assert "<code>ws://testserver/ws/json</code>" in index
+    assert "http://testserver/ws/" not in index
+
+
+def test_the_curl_hints_work_as_written(tmp_path: Path) -> None:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    notes = (STATIC / "notes.txt").read_text()
+    index = (STATIC / "index.html").read_text()
+    hints = re.findall(r"curl (-r [0-9-]+|-OJ|-C - -O) (http://127\.0\.0\.1:8000\S+?)[<\s]", index)
+    hints += re.findall(r"curl (-r [0-9-]+) (http://127\.0\.0\.1:8000\S+)", notes)
+    assert len(hints) == 4
+    with serve(app) as base:
+        for options, url in hints:
+            live = url.replace("http://127.0.0.1:8000", base)
+            done = subprocess.run(
+                [curl, "-sS", "-f", *options.split(), live],
+                cwd=tmp_path,
+                capture_output=True,
+                timeout=30,
+            )
+            assert done.returncode == 0, (options, url, done.stderr)
+            if options.startswith("-r"):
+                first, last = (int(n) for n in options.split()[1].split("-"))
+                assert done.stdout == notes.encode()[first : last + 1]
+    assert (tmp_path / "asgikit-showcase-notes.txt").read_bytes() == notes.encode()
+    assert (tmp_path / "big.bin").stat().st_size == BIG_FILE_SIZE
+
+
+# -- in a real browser -------------------------------------------------------------
+
+
+class RecordingBrowser(Browser):
+    """A ``Browser`` that keeps the events (console, log, exceptions) it reads past."""
+
+    def __init__(self, browser: Browser) -> None:
+        super().__init__(browser.connection)
+        self.events: list[dict[str, Any]] = []
+
+    def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
+        message_id = next(self.ids)
+        message: dict[str, Any] = {"id": message_id, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session
+        self.connection.send(json.dumps(message))
+        deadline = time.monotonic() + 10
+        while True:
+            left = max(0.01, deadline - time.monotonic())
+            reply = json.loads(self.connection.recv(timeout=left))
+            if reply.get("id") != message_id:
+                self.events.append(reply)
+                continue
+            if "error" in reply:
+                raise RuntimeError(f"{method}: {reply['error']}")
+            result: dict[str, Any] = reply["result"]
+            return result
+
+    def errors(self, session: str) -> list[str]:
+        """What the page's console, log and uncaught exceptions reported as errors."""
+        found = []
+        for event in self.events:
+            if event.get("sessionId") != session:
+                continue
+            params = event.get("params", {})
+            if event.get("method") == "Runtime.exceptionThrown":
+                found.append(str(params["exceptionDetails"]))
+            elif event.get("method") == "Runtime.consoleAPICalled" and params["type"] == "error":
+                found.append(str(params["args"]))
+            elif event.get("method") == "Log.entryAdded" and params["entry"]["level"] == "error":
+                found.append(f"{params['entry']['text']} ({params['entry'].get('url')})")
+        return found
+
+    def load(self, url: str) -> str:
+        """Open a blank page, start recording, then go to ``url``; returns the session."""
+        session = self.open("about:blank")
+        for domain in ("Runtime", "Log", "Page"):
+            self.call(f"{domain}.enable", session)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session,
+            width=WIDTH,
+            height=HEIGHT,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        self.call("Page.navigate", session, url=url)
+        self.wait_for(session, f"location.href === {json.dumps(url)}")
+        self.wait_for(session, "document.readyState === 'complete'")
+        return session
+
+
+WIDTH, HEIGHT = 1000, 700
+#: What each page shows once it has done its work (a socket open, a tick in).
+READY = {
+    "/chat/lobby": "document.getElementById('status').textContent === 'connected'",
+    "/clock/": "Number(document.getElementById('count').textContent) >= 1",
+}
+
+
+def test_every_page_renders_in_chromium_without_console_errors(tmp_path: Path) -> None:
+    shots = Path(os.environ.get("SHOWCASE_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with serve(app) as base, chromium() as plain:
+        browser = RecordingBrowser(plain)
+        for path in PAGES:
+            url = base + path
+            session = browser.load(url)
+            browser.wait_for(session, READY.get(path, "document.body.innerText.length > 0"))
+            assert browser.evaluate(session, "!!document.querySelector('link[rel=icon]')")
+            if path != "/":
+                assert browser.evaluate(session, "!!document.querySelector('a[href=\"/\"]')")
+            font = browser.evaluate(session, "getComputedStyle(document.body).fontFamily")
+            assert "system-ui" in font, path  # a stylesheet applied
+            picture = base64.b64decode(browser.call("Page.captureScreenshot", session)["data"])
+            name = path.strip("/").replace("/", "_") or "home"
+            (shots / f"{name}.png").write_bytes(picture)
+            assert picture.startswith(b"\x89PNG\r\n\x1a\n")
+            assert struct.unpack(">II", picture[16:24]) == (WIDTH, HEIGHT)
+            errors = browser.errors(session)
+            if path == "/static/nope":  # the 404 itself is the page's point
+                errors = [e for e in errors if "404" not in e or url not in e]
+            assert errors == [], (path, errors)
+
+
+def test_a_page_on_another_origin_cannot_open_the_chat_in_chromium() -> None:
+    with serve(app) as base, chromium() as plain:
+        browser = RecordingBrowser(plain)
+        # Same server, other origin: localhost is not 127.0.0.1 to a browser.
+        other = base.replace("127.0.0.1", "localhost") + "/static/"
+        session = browser.load(other)
+        target = json.dumps(base.replace("http", "ws") + "/chat/x/ws")
+        browser.evaluate(
+            session,
+            f"window.outcome = 'pending'; const s = new WebSocket({target});"
+            "s.onopen = () => { window.outcome = 'opened'; };"
+            "s.onclose = () => { if (window.outcome === 'pending') window.outcome = 'refused'; };",
+        )
+        assert browser.wait_for(session, "window.outcome !== 'pending' && window.outcome") == (
+            "refused"
+        )
+
+
+# -- scripts/showcase.sh -------------------------------------------------------------
+
+ROOT = HERE.parent
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the script in a tree whose ``.venv/bin/python`` logs pip and runs the rest.
+
+    The real interpreter serves the app; ``pip`` is only recorded, so the
+    test installs nothing and never touches a real venv.
+    """
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "showcase.sh", tmp_path / "scripts")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    for name in ("asgikit", "examples"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1 $2" = "-m pip" ]; then echo "$*" >>"{tmp_path}/pip.log"; exit 0; fi\n'
+        f'PYTHONPATH="{tmp_path}" exec "{sys.executable}" "$@"\n'
+    )
+    python.chmod(0o755)
+    return tmp_path
+
+
+def start_script(tree: Path, port: int) -> subprocess.Popen[bytes]:
+    with (tree / "server.log").open("ab") as log:
+        return subprocess.Popen(
+            ["bash", str(tree / "scripts" / "showcase.sh"), "--port", str(port)],
+            stdout=log,
+            stderr=log,
+        )
+
+
+def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30  # a hang guard, not a speed check
+    while True:
+        assert process.poll() is None, "the showcase exited early"
+        try:
+            httpx.get(base + "/health", timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the showcase did not start"
+            time.sleep(0.1)
+
+
+def test_showcase_script_installs_once_then_only_when_pyproject_changes(checkout: Path) -> None:
+    def run_once() -> None:
+        port = free_port()
+        process = start_script(checkout, port)
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}", process)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+
+    run_once()
+    assert (checkout / "pip.log").read_text().count("install -q -e") == 1
+    run_once()
+    assert (checkout / "pip.log").read_text().count("install -q -e") == 1
+    with (checkout / "pyproject.toml").open("a") as pyproject:
+        pyproject.write("\n# changed\n")
+    run_once()
+    assert (checkout / "pip.log").read_text().count("install -q -e") == 2
+
+
+def test_showcase_script_stops_on_ctrl_c_with_the_clock_and_chat_open(checkout: Path) -> None:
+    (checkout / "pip.log").touch()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start_script(checkout, port)
+    try:
+        wait_until_up(base, process)
+        # A browser, as a visitor has it: uvicorn then waits on the open
+        # EventSource and WebSocket until its graceful-shutdown bound.
+        with chromium() as plain:
+            browser = RecordingBrowser(plain)
+            clock = browser.load(base + "/clock/")
+            browser.wait_for(clock, READY["/clock/"])
+            chat = browser.load(base + "/chat/lobby")
+            browser.wait_for(chat, READY["/chat/lobby"])
+            process.send_signal(signal.SIGINT)  # what Ctrl+C sends
+            assert process.wait(30) == 0  # a hang guard: unbounded, it never exits
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
