@@ -92,8 +92,6 @@ def test_twine_check_strict_passes(dist: Path) -> None:
 #: files other sessions own.  Each must still be wrong: fix the hint to
 #: ``asgikit-toolkit[...]`` (or ``pip install brotli``), then drop it here.
 PENDING_HINTS = {
-    "asgikit/middleware/_encoding.py",
-    "asgikit/middleware/session_stores.py",
     "asgikit/proxy/__init__.py",
     "examples/gateway.py",
 }

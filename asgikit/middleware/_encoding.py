@@ -19,7 +19,10 @@ from asgikit.datastructures import parse_accept_encoding
 #: The server's default preference order; each optional one only if importable.
 DEFAULT_ENCODINGS = ("zstd", "br", "gzip")
 _PACKAGES = {"br": "brotli", "zstd": "zstandard", "gzip": None}
-_EXTRAS = {"br": "brotli", "zstd": "zstd"}
+_INSTALL_HINTS = {
+    "br": "pip install 'asgikit-toolkit[brotli]'",
+    "zstd": "pip install 'asgikit-toolkit[zstd]'",
+}
 
 
 def select_encoding(accept_encoding: str, available: Sequence[str]) -> str | None:
@@ -67,8 +70,7 @@ def load_encodings(encodings: Sequence[str] | None) -> dict[str, Any]:
         except ImportError:
             if required:
                 raise ImportError(
-                    f"encoding {name!r} needs the {package!r} package "
-                    f"(pip install 'asgikit[{_EXTRAS[name]}]')"
+                    f"encoding {name!r} needs the {package!r} package ({_INSTALL_HINTS[name]})"
                 ) from None
     return modules
 

@@ -220,7 +220,7 @@ class RedisStore:
             import redis.asyncio
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "RedisStore needs the redis extra: pip install 'asgikit[redis]'"
+                "RedisStore needs the redis extra: pip install 'asgikit-toolkit[redis]'"
             ) from exc
         client: RedisClient = redis.asyncio.Redis.from_url(url, **options)
         return cls(client, prefix=prefix, ttl=ttl)
