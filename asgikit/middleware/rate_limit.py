@@ -51,6 +51,10 @@ Stores: a :class:`MemoryStore` per middleware by default (bounded; each
 process counts alone), or :class:`RedisStore` to share the limit across
 processes and hosts; ``store_from_state`` names a lifespan-state key
 holding the store instead, so it can be made (and closed) in ``lifespan``.
+Middleware instances sharing a store share the counters of a policy name
+and key (give distinct names, ``limits={"login": "5/minute"}``, to count
+apart).  Litestar builds app-level middleware once per route handler:
+give it one store object (``store=MemoryStore()``) to count across routes.
 When the store cannot answer, ``on_store_error`` decides: ``"allow"``
 (fail open: the request goes through, unmarked) or ``"deny"`` (fail
 closed: ``503``).  The first failure is logged as a warning on the

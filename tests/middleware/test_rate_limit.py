@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from litestar import Litestar, get, websocket
+from litestar import WebSocket as LWebSocket
+from litestar.middleware import DefineMiddleware
 
 from asgikit import rate_limit, stack
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.lifespan import lifespan
-from asgikit.middleware._rate_limit_stores import gcra
+from asgikit.middleware._rate_limit_stores import GCRA_SCRIPT, gcra
 from asgikit.middleware.rate_limit import (
     MemoryStore,
     Quota,
+    RedisStore,
     StoreUnavailable,
     Verdict,
     parse_limit,
@@ -28,6 +37,7 @@ from asgikit.testing import TestClient, WebSocketDenialResponse
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket
 from tests.conftest import SendRecorder, make_scope, run_app
+from tests.servers.live import free_port
 
 
 class Clock:
@@ -567,8 +577,6 @@ def test_each_middleware_instance_counts_alone_by_default() -> None:
 
 def test_inside_starlette_fastapi_and_litestar_with_proxy_headers_outside() -> None:
     from fastapi import FastAPI
-    from litestar import Litestar, get
-    from litestar.middleware import DefineMiddleware
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.responses import PlainTextResponse as SText
@@ -615,3 +623,254 @@ def test_inside_starlette_fastapi_and_litestar_with_proxy_headers_outside() -> N
             assert ok.status_code == 200
             assert ok.headers["ratelimit"] == '"default";r=1;t=30'
             assert client.get("/", headers=alice).headers["retry-after"] == "30"
+
+
+def test_litestar_counts_across_routes_with_one_store_object() -> None:
+    # Litestar builds app-level middleware once per route handler: one store
+    # object given to all of them makes one count.
+    @get("/a", sync_to_thread=False)
+    def route_a() -> str:
+        return "a"
+
+    @get("/b", sync_to_thread=False)
+    def route_b() -> str:
+        return "b"
+
+    @websocket("/ws")
+    async def ws(socket: LWebSocket[Any, Any, Any]) -> None:
+        await socket.accept()
+        await socket.send_text("hi")
+        await socket.close()
+
+    shared = MemoryStore()
+    app = Litestar(
+        route_handlers=[route_a, route_b, ws],
+        middleware=[DefineMiddleware(rate_limit, limits="3/hour", store=shared)],
+    )
+    with TestClient(app) as client:
+        assert client.get("/a").status_code == 200
+        assert client.get("/b").status_code == 200
+        with client.websocket_connect("/ws") as socket:
+            assert socket.receive_text() == "hi"
+        assert client.get("/a").status_code == 429
+        with pytest.raises(WebSocketDenialResponse):
+            client.websocket_connect("/ws").__enter__()
+
+
+# -- RedisStore against a real redis-server (asyncio only: redis.asyncio) --------------
+
+
+class RedisProcess:
+    """A throw-away redis-server on a fixed port, which a test can stop and start again."""
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.binary is not None
+        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def redis_process() -> Iterator[RedisProcess]:
+    server = RedisProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
+
+class CountingClient:
+    """A redis.asyncio client that counts the commands sent through it."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio
+
+        self.inner = redis.asyncio.Redis.from_url(url)
+        self.calls: list[str] = []
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        self.calls.append("evalsha")
+        return await self.inner.evalsha(sha, numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
+
+    async def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:
+        self.calls.append("eval")
+        return await self.inner.eval(script, numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@asyncio_only
+async def test_redis_exactly_the_quota_passes_for_processes_sharing_it(
+    redis_process: RedisProcess,
+) -> None:
+    # Two stores with their own connections stand for two processes.
+    one = RedisStore.from_url(redis_process.url, prefix="exact:")
+    two = RedisStore.from_url(redis_process.url, prefix="exact:")
+    try:
+        apps = [rate_limit(hello, limits="5/hour", store=store) for store in (one, two)]
+        answers = [await hit(apps[i % 2]) for i in range(8)]
+        assert [a.status for a in answers] == [200] * 5 + [429] * 3
+        assert [header(a, b"ratelimit") for a in answers[:5]] == [
+            f'"default";r={r};t=720' for r in (4, 3, 2, 1)
+        ] + ['"default";r=0;t=720']
+        retry = int(header(answers[5], b"retry-after") or 0)
+        assert 719 <= retry <= 720  # one emission interval after the burst
+        assert (await hit(apps[0], client="192.0.2.99")).status == 200
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+@asyncio_only
+async def test_redis_one_round_trip_a_request_and_eval_after_noscript(
+    redis_process: RedisProcess,
+) -> None:
+    client = CountingClient(redis_process.url)
+    store = RedisStore(client, prefix="trips:")  # type: ignore[arg-type]
+    app = rate_limit(hello, limits={"burst": "10/minute", "daily": "100/day"}, store=store)
+    try:
+        await client.inner.script_flush()
+        await hit(app)  # NOSCRIPT: EVALSHA, then EVAL (which caches the script)
+        assert client.calls == ["evalsha", "eval"]
+        client.calls.clear()
+        for _ in range(5):
+            assert (await hit(app)).status == 200
+        assert client.calls == ["evalsha"] * 5
+    finally:
+        await store.aclose()
+
+
+@asyncio_only
+async def test_redis_keys_expire_once_their_state_has_decayed(
+    redis_process: RedisProcess,
+) -> None:
+    store = RedisStore.from_url(redis_process.url, prefix="ttl:")
+    app = rate_limit(hello, limits="5/hour", store=store)
+    try:
+        for _ in range(2):
+            await hit(app, client="192.0.2.50")
+        keys = await store.client.keys("ttl:*")  # type: ignore[attr-defined]
+        assert keys == [b"ttl:{192.0.2.50}:default/5/3600"]
+        pttl = await store.client.pttl(keys[0])  # type: ignore[attr-defined]
+        assert 720_000 < pttl <= 1_440_000
+    finally:
+        await store.aclose()
+
+
+@asyncio_only
+async def test_redis_a_refused_client_is_allowed_again_after_the_emission_interval(
+    redis_process: RedisProcess,
+) -> None:
+    store = RedisStore.from_url(redis_process.url, prefix="again:")
+    app = rate_limit(hello, limits="1/second", store=store)
+    try:
+        assert (await hit(app)).status == 200
+        refused = await hit(app)
+        assert refused.status == 429
+        assert header(refused, b"retry-after") == "1"
+        await anyio.sleep(1.0)
+        assert (await hit(app)).status == 200
+    finally:
+        await store.aclose()
+
+
+def _script_on_a_given_clock() -> str:
+    # The same script with the clock taken from the last two ARGV (s, µs), to
+    # compare it with the Python GCRA at exact times.
+    line = "local clock = redis.call('TIME')"
+    assert line in GCRA_SCRIPT
+    return GCRA_SCRIPT.replace(line, "local clock = {ARGV[#ARGV - 1], ARGV[#ARGV]}")
+
+
+@asyncio_only
+@pytest.mark.parametrize("seed", range(3))
+async def test_redis_script_agrees_with_the_python_gcra_to_the_microsecond(
+    redis_process: RedisProcess, seed: int
+) -> None:
+    import random
+
+    import redis.asyncio
+
+    rng = random.Random(seed)
+    quotas = [Quota("a", 3, 1_000_000), Quota("b", 7, 8_571_429)]
+    client = redis.asyncio.Redis.from_url(redis_process.url)
+    script = _script_on_a_given_clock()
+    names = [f"same:{seed}:{{k}}:{quota.name}" for quota in quotas]
+    tats = [0, 0]
+    now = 1_700_000_000_000_000 + seed
+    try:
+        for _ in range(200):
+            now += rng.choice([0, 1, 999_999, 1_000_000, 1_000_001, 3_000_000, 8_571_429])
+            args = [n for quota in quotas for n in (quota.interval, quota.quota)]
+            raw = await client.eval(script, 2, *names, *args, now // 10**6, now % 10**6)  # type: ignore[no-untyped-call]
+            expected = [gcra(tat, now, quota) for tat, quota in zip(tats, quotas, strict=True)]
+            everything = all(verdict.allowed for verdict, _ in expected)
+            assert int(raw[0]) == everything
+            got = [
+                Verdict(bool(raw[i]), int(raw[i + 1]), int(raw[i + 2]))
+                for i in range(1, len(raw), 3)
+            ]
+            assert got == [verdict for verdict, _ in expected]
+            if everything:
+                tats = [tat for _, tat in expected]
+    finally:
+        await client.aclose()
+
+
+@asyncio_only
+@pytest.mark.parametrize("policy", ["allow", "deny"])
+async def test_redis_down_fails_open_or_closed_and_recovers_when_it_returns(
+    policy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RedisProcess()
+    server.start()
+    store = RedisStore.from_url(server.url, prefix="down:", timeout=0.5)
+    app = rate_limit(hello, limits="2/hour", store=store, on_store_error=policy)  # type: ignore[arg-type]
+    try:
+        assert (await hit(app)).status == 200
+        server.stop()
+        with caplog.at_level(logging.WARNING, logger="asgikit.rate_limit"):
+            for _ in range(4):
+                answer = await hit(app)
+                assert answer.status == (200 if policy == "allow" else 503)
+                assert header(answer, b"ratelimit") is None
+        assert len(caplog.records) == 1
+        server.start()  # empty: the counts start again
+        statuses = [(await hit(app)).status for _ in range(6)]
+        # Back to limiting within a request or two (a dead pooled connection may fail once).
+        assert statuses[-3:] == [429, 429, 429]
+        assert 200 in statuses
+    finally:
+        await store.aclose()
+        server.stop()
