@@ -113,22 +113,42 @@ class MemoryStore:
         self._new_since_sweep = self._sweep_every
 
     def _now(self) -> int:
+        if self._clock is time.monotonic:
+            return time.monotonic_ns() // 1000
         return round(self._clock() * 1_000_000)
 
     async def consume(self, key: str, quotas: Sequence[Quota]) -> list[Verdict]:
         """Charge one request from ``key`` to every quota, if every quota allows it."""
+        return self.take(key, quotas)
+
+    def take_one(self, key: str, quota: Quota) -> tuple[bool, int, int]:
+        """:meth:`consume` for one quota, without awaiting: ``(allowed, remaining, wait)``.
+
+        The middleware's hot path; :func:`gcra` inlined.
+        """
         now = self._now()
         tats = self._tats
-        if len(quotas) == 1:  # the usual case, without the lists
-            quota = quotas[0]
-            name = f"{quota.name}:{key}"
-            verdict, new_tat = gcra(tats.get(name, 0), now, quota)
-            if verdict.allowed:
-                self._store(name, new_tat, now)
-            else:
-                # A refused client is an active one: its state is the last to lose.
-                tats.move_to_end(name)
-            return [verdict]
+        name = f"{quota.name}:{key}"
+        tat = tats.get(name, 0)
+        interval = quota.interval
+        ahead = (tat if tat > now else now) + interval - now
+        burst = quota.quota * interval
+        if ahead > burst:
+            # A refused client is an active one: its state is the last to lose.
+            tats.move_to_end(name)
+            return False, 0, ahead - burst
+        if tat:
+            tats[name] = now + ahead
+            tats.move_to_end(name)
+        else:
+            self._add(name, now + ahead, now)
+        used = -(-ahead // interval)
+        return True, quota.quota - used, ahead - (used - 1) * interval
+
+    def take(self, key: str, quotas: Sequence[Quota]) -> list[Verdict]:
+        """:meth:`consume`, without awaiting."""
+        now = self._now()
+        tats = self._tats
         names = [f"{quota.name}:{key}" for quota in quotas]
         verdicts: list[Verdict] = []
         new_tats: list[int] = []
@@ -138,19 +158,19 @@ class MemoryStore:
             new_tats.append(new_tat)
         if all(verdict.allowed for verdict in verdicts):
             for name, new_tat in zip(names, new_tats, strict=True):
-                self._store(name, new_tat, now)
+                if name in tats:
+                    tats[name] = new_tat
+                    tats.move_to_end(name)
+                else:
+                    self._add(name, new_tat, now)
         else:
             for name in names:
                 if name in tats:
                     tats.move_to_end(name)
         return verdicts
 
-    def _store(self, key: str, tat: int, now: int) -> None:
+    def _add(self, key: str, tat: int, now: int) -> None:
         tats = self._tats
-        if key in tats:
-            tats[key] = tat
-            tats.move_to_end(key)
-            return
         if len(tats) >= self.max_keys:
             self._make_room(now)
         tats[key] = tat

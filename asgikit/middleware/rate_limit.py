@@ -19,8 +19,11 @@ client could spend two windows' worth at once.
 The key:
 
 - ``"client"`` (the default): ``scope["client"]``'s host, as the server
-  or ``proxy_headers`` (put it outside) left it.  Requests without a
-  client (a Unix socket) share one counter.
+  or ``proxy_headers`` (put it outside) left it.  An IPv6 address counts
+  by its /64 prefix, which one subscriber usually holds whole (RFC 6177),
+  so that a client cannot get a fresh quota, nor flush a memory store,
+  by hopping addresses.  Requests without a client (a Unix socket) share
+  one counter.
 - ``"route"``: ``scope["route_template"]`` when a router has set it (that
   is, when ``rate_limit`` wraps one route's endpoint, inside the router),
   else the request's path — so, outside a router, each path counts apart.
@@ -64,13 +67,14 @@ a 500.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
-from asgikit._send import wrap_send
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.middleware._rate_limit_stores import (
@@ -168,9 +172,21 @@ def _sf_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@functools.lru_cache(maxsize=4096)
+def _ipv6_prefix(host: str) -> str:
+    """An IPv6 address's /64 network (``2001:db8::/64``); other text as it is."""
+    try:
+        return str(ipaddress.IPv6Network((host.partition("%")[0], 64), strict=False))
+    except ValueError:
+        return host
+
+
 def _client_key(scope: Scope) -> str:
     client = scope.get("client")
-    return str(client[0]) if client else "-"
+    if not client:
+        return "-"
+    host = str(client[0])
+    return _ipv6_prefix(host) if ":" in host else host
 
 
 def _route_key(scope: Scope) -> str:
@@ -280,23 +296,23 @@ def rate_limit(
         value = f"{names[index]};r={verdict.remaining};t={_seconds(verdict.wait)}"
         return [policy_header, (b"ratelimit", value.encode("ascii"))]
 
-    async def rate_limit_app(scope: Scope, receive: Receive, send: Send) -> None:
+    # The hot path: a MemoryStore is asked without awaiting.
+    memory = fixed_store if type(fixed_store) is MemoryStore else None
+    fast = memory is not None and single
+    only = quotas[0]
+    by_client = key_of is _client_key
+    template = names[0].replace("%", "%%").encode("ascii") + b";r=%d;t=%d"
+
+    async def checked(
+        scope: Scope, receive: Receive, send: Send, client_key: str
+    ) -> Sequence[tuple[bytes, bytes]] | None:
+        """The header fields for an allowed request; ``None`` once it is answered."""
         nonlocal failing
-        kind = scope["type"]
-        if kind != "http" and kind != "websocket":
-            await app(scope, receive, send)
-            return
-        if excluded is not None and excluded(scope):
-            await app(scope, receive, send)
-            return
-        client_key = key_of(scope)
-        if client_key is None:
-            await app(scope, receive, send)
-            return
-        if len(client_key) > MAX_KEY_LENGTH:
-            client_key = hashlib.sha256(client_key.encode("utf-8", "surrogatepass")).hexdigest()
         try:
-            verdicts = await find_store(scope).consume(client_key, quotas)
+            if memory is not None:
+                verdicts = memory.take(client_key, quotas)
+            else:
+                verdicts = await find_store(scope).consume(client_key, quotas)
         except StoreUnavailable as exc:
             if not failing:
                 failing = True
@@ -309,24 +325,60 @@ def rate_limit(
                 await _refuse(scope, receive, send, 503, "Service Unavailable", [])
             else:
                 await app(scope, receive, send)
-            return
+            return None
         if failing:
             failing = False
             logger.info("rate limit store reachable again")
         extra = headers_for(verdicts)
-        allowed = verdicts[0].allowed if single else all(v.allowed for v in verdicts)
-        if not allowed:
+        if not all(verdict.allowed for verdict in verdicts):
             wait = max(verdict.wait for verdict in verdicts if not verdict.allowed)
             retry = (b"retry-after", str(_seconds(wait)).encode("ascii"))
             await _refuse(scope, receive, send, 429, "Too Many Requests", [retry, *extra])
-            return
+            return None
+        return extra
 
+    async def rate_limit_app(scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await app(scope, receive, send)
+            return
+        if excluded is not None and excluded(scope):
+            await app(scope, receive, send)
+            return
+        if by_client:
+            client = scope.get("client")
+            client_key = client[0] if client else "-"
+            if ":" in client_key:
+                client_key = _ipv6_prefix(client_key)
+        else:
+            found_key = key_of(scope)
+            if found_key is None:
+                await app(scope, receive, send)
+                return
+            client_key = found_key
+        if len(client_key) > MAX_KEY_LENGTH:
+            client_key = hashlib.sha256(client_key.encode("utf-8", "surrogatepass")).hexdigest()
+        extra: Sequence[tuple[bytes, bytes]] | None
+        if fast:
+            allowed, remaining, wait = memory.take_one(client_key, only)  # type: ignore[union-attr]
+            seconds = -(-wait // 1_000_000)
+            extra = (policy_header, (b"ratelimit", template % (remaining, seconds)))
+            if not allowed:
+                retry = (b"retry-after", b"%d" % seconds)
+                await _refuse(scope, receive, send, 429, "Too Many Requests", [retry, *extra])
+                return
+        else:
+            extra = await checked(scope, receive, send, client_key)
+            if extra is None:
+                return
         start_type = "http.response.start" if kind == "http" else "websocket.accept"
 
-        async def on_start(message: Message) -> None:
-            await send({**message, "headers": [*message.get("headers", ()), *extra]})
+        async def send_with_fields(message: Message) -> None:
+            if message["type"] == start_type:
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
 
-        await app(scope, receive, wrap_send(send, {start_type: on_start}))
+        await app(scope, receive, send_with_fields)
 
     return rate_limit_app
 

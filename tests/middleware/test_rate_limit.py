@@ -310,6 +310,16 @@ async def test_each_client_address_has_its_own_quota() -> None:
     assert no_client.status == 200
 
 
+async def test_an_ipv6_client_cannot_hop_addresses_within_its_64_for_a_fresh_quota() -> None:
+    app, _ = limited("2/minute")
+    assert (await hit(app, client="2001:db8:1:2::1")).status == 200
+    assert (await hit(app, client="2001:db8:1:2:ffff:ffff:ffff:fffe")).status == 200
+    assert (await hit(app, client="2001:db8:1:2:abcd::9")).status == 429
+    assert (await hit(app, client="2001:db8:1:3::1")).status == 200  # another /64
+    assert (await hit(app, client="192.0.2.1")).status == 200
+    assert (await hit(app, client="not:an address")).status == 200
+
+
 async def test_route_key_uses_the_route_template_and_else_the_path() -> None:
     app, _ = limited("1/minute", key="route")
     assert (await hit(app, "/users/1", route_template="/users/{id:int}")).status == 200
