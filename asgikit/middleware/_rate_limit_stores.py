@@ -28,6 +28,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic_ns
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 #: The default bound on the number of keys a :class:`MemoryStore` holds.
@@ -108,13 +109,14 @@ class MemoryStore:
             raise ValueError("max_keys must be at least 1")
         self.max_keys = max_keys
         self._clock = clock
+        self._monotonic = clock is time.monotonic  # then whole µs, without a float
         self._tats: OrderedDict[str, int] = OrderedDict()  # least recently used first
         self._sweep_every = max(1, max_keys // 4)
         self._new_since_sweep = self._sweep_every
 
     def _now(self) -> int:
-        if self._clock is time.monotonic:
-            return time.monotonic_ns() // 1000
+        if self._monotonic:
+            return monotonic_ns() // 1000
         return round(self._clock() * 1_000_000)
 
     async def consume(self, key: str, quotas: Sequence[Quota]) -> list[Verdict]:
@@ -126,13 +128,13 @@ class MemoryStore:
 
         The middleware's hot path; :func:`gcra` inlined.
         """
-        now = self._now()
+        now = monotonic_ns() // 1000 if self._monotonic else round(self._clock() * 1_000_000)
         tats = self._tats
-        name = f"{quota.name}:{key}"
+        name, limit, interval = quota
+        name = f"{name}:{key}"
         tat = tats.get(name, 0)
-        interval = quota.interval
         ahead = (tat if tat > now else now) + interval - now
-        burst = quota.quota * interval
+        burst = limit * interval
         if ahead > burst:
             # A refused client is an active one: its state is the last to lose.
             tats.move_to_end(name)
@@ -143,30 +145,28 @@ class MemoryStore:
         else:
             self._add(name, now + ahead, now)
         used = -(-ahead // interval)
-        return True, quota.quota - used, ahead - (used - 1) * interval
+        return True, limit - used, ahead - (used - 1) * interval
 
     def take(self, key: str, quotas: Sequence[Quota]) -> list[Verdict]:
         """:meth:`consume`, without awaiting."""
         now = self._now()
         tats = self._tats
-        names = [f"{quota.name}:{key}" for quota in quotas]
         verdicts: list[Verdict] = []
-        new_tats: list[int] = []
-        for name, quota in zip(names, quotas, strict=True):
+        charges: list[tuple[str, int]] = []
+        everything = True
+        for quota in quotas:
+            name = f"{quota.name}:{key}"
             verdict, new_tat = gcra(tats.get(name, 0), now, quota)
             verdicts.append(verdict)
-            new_tats.append(new_tat)
-        if all(verdict.allowed for verdict in verdicts):
-            for name, new_tat in zip(names, new_tats, strict=True):
-                if name in tats:
+            charges.append((name, new_tat))
+            everything = everything and verdict.allowed
+        for name, new_tat in charges:
+            if name in tats:
+                if everything:
                     tats[name] = new_tat
-                    tats.move_to_end(name)
-                else:
-                    self._add(name, new_tat, now)
-        else:
-            for name in names:
-                if name in tats:
-                    tats.move_to_end(name)
+                tats.move_to_end(name)
+            elif everything:
+                self._add(name, new_tat, now)
         return verdicts
 
     def _add(self, key: str, tat: int, now: int) -> None:

@@ -41,7 +41,10 @@ syntax, RFC 9651): every answer to a limited request carries
 allowed at once, and ``t``, the seconds until one more is (draft-10's
 "until additional quota is made available"; within them the client can
 use no more than ``r``, draft-11's "effective window").  A WebSocket
-accept carries them too.
+accept carries them too.  With ``headers=False`` only refusals carry them
+(the draft, §6.2, lets a server leave them out): an allowed request then
+goes through with its ``send`` unwrapped, which is most of this
+middleware's cost.
 
 A refused WebSocket handshake gets the 429 through the
 ``websocket.http.response`` extension where the server offers it, else a
@@ -227,6 +230,7 @@ def rate_limit(
     store_from_state: str | None = None,
     max_keys: int = DEFAULT_MAX_KEYS,
     on_store_error: Literal["allow", "deny"] = "allow",
+    headers: bool = True,
     exclude: Exclude = None,
 ) -> ASGIApp:
     """Answer ``429`` with ``Retry-After`` once a key goes over ``limits``.
@@ -238,7 +242,9 @@ def rate_limit(
     ``max_keys`` counters, one per middleware); ``store_from_state`` names
     the lifespan-state key that holds it instead.  ``on_store_error``:
     ``"allow"`` (fail open) or ``"deny"`` (``503``) when the store is down.
-    ``exclude`` (paths or a scope predicate) skips the middleware.
+    ``headers``: whether allowed answers carry the ``RateLimit`` fields too
+    (refusals always do).  ``exclude`` (paths or a scope predicate) skips
+    the middleware.
     """
     policies = parse_limits(limits)
     if isinstance(key, str):
@@ -284,16 +290,19 @@ def rate_limit(
         return found
 
     def headers_for(verdicts: list[Verdict]) -> list[tuple[bytes, bytes]]:
-        if single:
-            index = 0
-        else:
-            # The limit closest to refusing: fewest left, then the longest wait.
-            index = min(
-                range(len(verdicts)),
-                key=lambda i: (verdicts[i].allowed, verdicts[i].remaining, -verdicts[i].wait),
-            )
-        verdict = verdicts[index]
-        value = f"{names[index]};r={verdict.remaining};t={_seconds(verdict.wait)}"
+        # The limit closest to refusing: refused first, then fewest left,
+        # then the longest wait.
+        index = 0
+        best = verdicts[0]
+        for i in range(1, len(verdicts)):
+            verdict = verdicts[i]
+            if (verdict.allowed, verdict.remaining, -verdict.wait) < (
+                best.allowed,
+                best.remaining,
+                -best.wait,
+            ):
+                index, best = i, verdict
+        value = f"{names[index]};r={best.remaining};t={_seconds(best.wait)}"
         return [policy_header, (b"ratelimit", value.encode("ascii"))]
 
     # The hot path: a MemoryStore is asked without awaiting.
@@ -371,6 +380,9 @@ def rate_limit(
             extra = await checked(scope, receive, send, client_key)
             if extra is None:
                 return
+        if not headers:
+            await app(scope, receive, send)
+            return
         start_type = "http.response.start" if kind == "http" else "websocket.accept"
 
         async def send_with_fields(message: Message) -> None:

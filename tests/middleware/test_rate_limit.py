@@ -259,6 +259,18 @@ async def test_every_answer_carries_the_ietf_ratelimit_fields() -> None:
     assert header(await hit(app), b"retry-after") == "5"
 
 
+async def test_with_headers_off_only_refusals_carry_the_fields() -> None:
+    app, _ = limited("1/minute", headers=False)
+    allowed = await hit(app)
+    assert allowed.status == 200
+    assert header(allowed, b"ratelimit") is None
+    assert header(allowed, b"ratelimit-policy") is None
+    refused = await hit(app)
+    assert refused.status == 429
+    assert header(refused, b"ratelimit") == '"default";r=0;t=60'
+    assert header(refused, b"retry-after") == "60"
+
+
 async def test_head_gets_the_429_without_a_body() -> None:
     app, _ = limited("1/minute")
     await hit(app)
