@@ -24,6 +24,7 @@ clock: correct across processes and hosts).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -272,7 +273,13 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._no_script: type[Exception] = NoScriptError
-        self._errors: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
+        # asyncio.TimeoutError is TimeoutError only from Python 3.11.
+        self._errors: tuple[type[Exception], ...] = (
+            RedisError,
+            OSError,
+            TimeoutError,
+            asyncio.TimeoutError,
+        )
 
     @classmethod
     def from_url(

@@ -162,7 +162,10 @@ def parse_limits(limits: Limits) -> list[Policy]:
     elif isinstance(limits, Mapping):
         policies = [parse_limit(text, name) for name, text in limits.items()]
     else:
-        policies = [parse_limit(text, " ".join(text.split())) for text in limits]
+        policies = [
+            parse_limit(text, " ".join(text.split()) if isinstance(text, str) else "default")
+            for text in limits
+        ]
     if not policies:
         raise ValueError("rate_limit needs at least one limit")
     names = [policy.name for policy in policies]

@@ -139,6 +139,8 @@ def test_malformed_limits_are_refused_naming_the_string_and_the_form(text: str) 
 def test_a_limit_that_is_not_a_string_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         parse_limit(100)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        parse_limits(["10/second", 100])  # type: ignore[list-item]
 
 
 def test_options_are_checked_when_the_middleware_is_built() -> None:
@@ -485,6 +487,17 @@ async def test_keys_whose_state_has_decayed_are_evicted_before_live_ones() -> No
     assert len(store) == 3
     assert not (await store.consume("old", [hourly]))[0].allowed  # still limited
     assert not (await store.consume("recent", [hourly]))[0].allowed
+
+
+async def test_a_refused_client_keeps_its_count_through_a_flood_of_new_addresses() -> None:
+    # Flooding a full memory store with new keys evicts the least recently
+    # used; a client still knocking while refused is never that one.
+    store = MemoryStore(max_keys=10, clock=Clock())
+    app = rate_limit(hello, limits="1/hour", store=store)
+    assert (await hit(app, client="192.0.2.66")).status == 200
+    for i in range(100):
+        await hit(app, client=f"198.51.100.{i}")
+        assert (await hit(app, client="192.0.2.66")).status == 429
 
 
 async def test_when_nothing_has_decayed_the_least_recently_used_key_goes() -> None:
