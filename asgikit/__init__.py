@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "websocket_origin": "asgikit.middleware.websocket_origin",
     "exception_handlers": "asgikit.middleware.exception_handlers",
     "http_middleware": "asgikit.middleware.http_middleware",
+    "rate_limit": "asgikit.middleware.rate_limit",
     "authentication": "asgikit.authentication",
     "requires": "asgikit.authentication",
 }
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from asgikit.middleware.http_middleware import http_middleware
     from asgikit.middleware.https_redirect import https_redirect
     from asgikit.middleware.proxy_headers import proxy_headers
+    from asgikit.middleware.rate_limit import rate_limit
     from asgikit.middleware.request_id import request_id
     from asgikit.middleware.security_headers import security_headers
     from asgikit.middleware.server_errors import server_errors
@@ -143,6 +145,7 @@ __all__ = [
     "lifespan",
     "mount",
     "proxy_headers",
+    "rate_limit",
     "register_convertor",
     "request_id",
     "requires",

@@ -20,6 +20,7 @@ DOCUMENTED = {
     "server_errors", "request_id", "body_limit", "security_headers", "timing", "csrf",
     "websocket_origin", "lifespan", "static_files",
     "http_middleware", "authentication", "requires", "exception_handlers",
+    "rate_limit",
 }  # fmt: skip
 
 SUBMODULE_NAMES = {

@@ -45,6 +45,7 @@ from asgikit.middleware.csrf import csrf
 from asgikit.middleware.exception_handlers import exception_handlers
 from asgikit.middleware.https_redirect import https_redirect
 from asgikit.middleware.proxy_headers import proxy_headers
+from asgikit.middleware.rate_limit import rate_limit
 from asgikit.middleware.request_id import request_id
 from asgikit.middleware.security_headers import security_headers
 from asgikit.middleware.server_errors import server_errors
@@ -316,6 +317,25 @@ def check_security_headers(client: TestClient) -> None:
     assert headers["strict-transport-security"] == "max-age=3600"
 
 
+def check_rate_limit(client: TestClient) -> None:
+    first = client.get("/data")
+    assert first.headers["ratelimit-policy"] == '"default";q=2;w=3600'
+    assert first.headers["ratelimit"] == '"default";r=1;t=1800'
+    assert client.get("/data").status_code == 200
+    refused = client.get("/data")
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1800"
+    # Litestar builds app middleware once per route, so /ws may count on its own.
+    for _ in range(2):
+        try:
+            with client.websocket_connect("/ws") as ws:
+                assert ws.receive_text() == "hi"
+        except (WebSocketDenialResponse, WebSocketDisconnect):
+            pass
+    with pytest.raises((WebSocketDenialResponse, WebSocketDisconnect)):
+        client.websocket_connect("/ws").__enter__()
+
+
 def check_timing(client: TestClient) -> None:
     assert re.fullmatch(r"app;dur=\d+(\.\d+)?", client.get("/data").headers["server-timing"])
 
@@ -381,6 +401,7 @@ CASES: dict[str, Case] = {
     "body_limit": Case(body_limit, check_body_limit, {"max_size": 10}),
     "security_headers": Case(security_headers, check_security_headers, {"hsts_max_age": 3600}),
     "timing": Case(timing, check_timing),
+    "rate_limit": Case(rate_limit, check_rate_limit, {"limits": "2/hour"}),
     "csrf": Case(csrf, check_csrf, {"secret_key": "c" * 32}),
     "websocket_origin": Case(
         websocket_origin, check_websocket_origin, {"allowed_origins": [SITE]}
