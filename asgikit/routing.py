@@ -14,6 +14,16 @@ A router answers ``lifespan`` for every app inside it, in order (see
 ``_lifespan_children``).  A ``root_path`` ending in ``/`` (``--root-path /x/``)
 is read as ``/x``.
 
+The matched route's template, through mounts (``/api/users/{id:int}`` for
+``route("/users/{id:int}")`` in ``mount("/api", ...)``) and not counting a
+server's ``root_path``, is left in the child scope as ``scope["route_template"]``
+for logs, metrics and rate limits.  A mounted app that is not a router gets
+the mount's template; nothing matched (404, 405, a slash redirect) leaves it
+absent.  An observer *outside* the router cannot see the router's copy of
+the scope: it puts a one-item list under ``ROUTE_TEMPLATE_SINK`` in the scope
+it passes in, and the router writes the template there (``None`` when
+nothing matched).
+
 Where it differs from Starlette's router, on purpose: a static path is tried
 before the patterns; a mount matches its bare prefix (``/users`` reaches the
 app) instead of redirecting to ``/users/``; ``host()`` patterns with a port
@@ -56,6 +66,11 @@ _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 # one around here) must keep finding its own router under those.
 _ROUTER_KEY = "asgikit.router"
 _ROOT_KEY = "asgikit.app_root_path"
+
+ROUTE_TEMPLATE = "route_template"
+ROUTE_TEMPLATE_SINK = "asgikit.route_template_sink"
+# The templates of the mounts already matched, for the routes below them.
+_PREFIX_KEY = "asgikit.route_prefix"
 
 
 class NoMatchFound(LookupError):
@@ -147,6 +162,11 @@ class Router:
                     if _ROUTER_KEY not in child:
                         child[_ROUTER_KEY] = self
                         child[_ROOT_KEY] = child.get("root_path", "")
+                    prefix = child.get(_PREFIX_KEY)
+                    template = child[ROUTE_TEMPLATE] = prefix + path if prefix else path
+                    sink = child.get(ROUTE_TEMPLATE_SINK)
+                    if sink is not None:
+                        sink[0] = template
                     await app(child, receive, send)
                     return
                 allowed = {m for m in table if m is not None}
@@ -157,7 +177,7 @@ class Router:
             path = route_path(scope) if root else scope["path"]
             ws_static = self._ws_static.get(path)
             if ws_static is not None:
-                await ws_static[0].app(self._child(scope, {}), receive, send)
+                await ws_static[0].app(self._child(scope, {}, path), receive, send)
                 return
             method = ""
             allowed = None
@@ -174,7 +194,9 @@ class Router:
                 if candidate.methods is not None and method not in candidate.methods:
                     allowed = (allowed or set()) | candidate.methods
                     continue
-                await candidate.app(self._child(scope, params), receive, send)
+                await candidate.app(
+                    self._child(scope, params, candidate.path.template), receive, send
+                )
                 return
             if isinstance(candidate, WebSocketRoute):
                 if kind != "websocket":
@@ -182,7 +204,9 @@ class Router:
                 params = candidate.path.match(path)
                 if params is None:
                     continue
-                await candidate.app(self._child(scope, params), receive, send)
+                await candidate.app(
+                    self._child(scope, params, candidate.path.template), receive, send
+                )
                 return
             if isinstance(candidate, Mount):
                 if allowed:
@@ -201,6 +225,8 @@ class Router:
                 await candidate.app(self._child(scope, params), receive, send)
                 return
 
+        if ROUTE_TEMPLATE_SINK in scope or ROUTE_TEMPLATE in scope:
+            scope = _unmatched(scope)
         if allowed:
             await method_not_allowed(scope, receive, send, allowed)
             return
@@ -211,13 +237,19 @@ class Router:
                 return
         await self.not_found(scope, receive, send)
 
-    def _child(self, scope: Scope, params: dict[str, Any]) -> Scope:
+    def _child(self, scope: Scope, params: dict[str, Any], template: str | None = None) -> Scope:
         child = dict(scope)
         outer = scope.get("path_params")
         child["path_params"] = {**outer, **params} if outer else params
         if _ROUTER_KEY not in child:
             child[_ROUTER_KEY] = self
             child[_ROOT_KEY] = child.get("root_path", "")
+        if template is not None:  # a host adds nothing to the path's template
+            prefix = child.get(_PREFIX_KEY)
+            full = child[ROUTE_TEMPLATE] = prefix + template if prefix else template
+            sink = child.get(ROUTE_TEMPLATE_SINK)
+            if sink is not None:
+                sink[0] = full
         return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
@@ -229,7 +261,8 @@ class Router:
         params = compiled.convert(found.groupdict()) if compiled.convertors else {}
         if params is None:
             return None
-        child = self._child(scope, params)
+        child = self._child(scope, params, entry.path.template or "/")
+        child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + entry.path.template
         child["path"] = full_path(scope)
         child["root_path"] = scope.get("root_path", "") + found.group(0)
         return child
@@ -281,6 +314,18 @@ class Router:
 
     def __repr__(self) -> str:
         return f"router({len(self.routes)} entries)"
+
+
+def _unmatched(scope: Scope) -> Scope:
+    """``scope`` for an answer where nothing matched: no template, and the sink told so."""
+    sink = scope.get(ROUTE_TEMPLATE_SINK)
+    if sink is not None:
+        sink[0] = None
+    if ROUTE_TEMPLATE not in scope:
+        return scope
+    scope = dict(scope)
+    del scope[ROUTE_TEMPLATE]
+    return scope
 
 
 async def _default_not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -371,6 +416,8 @@ def url_path_for(
 
 
 __all__ = [
+    "ROUTE_TEMPLATE",
+    "ROUTE_TEMPLATE_SINK",
     "NoMatchFound",
     "Router",
     "encode_path",
