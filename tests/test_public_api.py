@@ -20,6 +20,7 @@ DOCUMENTED = {
     "server_errors", "request_id", "body_limit", "security_headers", "timing", "csrf",
     "websocket_origin", "lifespan", "static_files",
     "http_middleware", "authentication", "requires", "exception_handlers",
+    "telemetry",
 }  # fmt: skip
 
 SUBMODULE_NAMES = {
@@ -28,6 +29,7 @@ SUBMODULE_NAMES = {
     "asgikit.config": ["Config"],
     "asgikit.proxy": ["reverse_proxy"],
     "asgikit.testing": ["TestClient"],
+    "asgikit.schemas": ["SchemaGenerator", "OpenAPIResponse", "schema"],
 }
 
 

@@ -16,9 +16,7 @@ async def template(request: Request) -> JSONResponse:
 
 
 async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
-    await JSONResponse({"template": scope.get("route_template", "<absent>")})(
-        scope, receive, send
-    )
+    await JSONResponse({"template": scope.get("route_template", "<absent>")})(scope, receive, send)
 
 
 async def ws_template(websocket: WebSocket) -> None:
