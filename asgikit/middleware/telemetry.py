@@ -140,11 +140,13 @@ def telemetry(
     capture_in = header_names(capture_request_headers, "capture_request_headers")
     capture_out = header_names(capture_response_headers, "capture_response_headers")
     resolved: _Instruments | None = None
+    off = False  # resolved, and nothing to record: the one check a request pays
 
     def resolve() -> _Instruments:
-        nonlocal resolved
+        nonlocal resolved, off
         if resolved is None:
             resolved = _Instruments(tracer_provider, meter_provider)
+            off = resolved.off
         return resolved
 
     if tracer_provider is not None and meter_provider is not None:
@@ -235,6 +237,9 @@ def telemetry(
                     tools.duration.record(elapsed, measured)
 
     async def telemetry_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if off:
+            await app(scope, receive, send)
+            return
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
             tools = resolved if resolved is not None else resolve()
