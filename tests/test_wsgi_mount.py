@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import pytest
 from a2wsgi import WSGIMiddleware
 from flask import Flask, Response
 
