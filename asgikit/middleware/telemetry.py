@@ -24,11 +24,24 @@ session's length is not a request's duration.
 Providers: given ones are used as they are; otherwise the global ones are
 read once, when the app behind reports lifespan startup complete (so a
 lifespan handler may configure the SDK) or at the first request without
-lifespan.  While the providers are the API's no-op defaults a request costs
-two checks; configure the SDK before serving.  A WebSocket handshake is
-answered ``101`` when accepted, the denial's status when refused through
+lifespan; configure the SDK before serving.  While the providers are the
+API's no-op defaults a request costs one check.
+
+One request makes one span, however many telemetry layers it crosses (a
+mounted sub-app with its own): the outermost layer marks the scope, and an
+excluded request stays excluded below.  A WebSocket handshake is answered
+``101`` when accepted, the denial's status when refused through
 ``websocket.http.response``, and ``403`` when closed before accepting (as
 servers answer it).
+
+Where it differs from Starlette's ``OpenTelemetryMiddleware``, on purpose:
+``exclude`` takes path prefixes or a predicate, like every asgikit
+middleware, not URL regexes; a method is case-sensitive (``get`` is
+``_OTHER``, as the conventions say, not ``GET``); a 404 below a mount has
+no ``http.route`` (no route matched; the mount's prefix would lump every
+miss together); WebSocket sessions are traced; the metrics are recorded;
+``http.route`` leaves out the server's ``root_path`` (a proxy's prefix is
+not a route of the app).
 """
 
 from __future__ import annotations
@@ -60,6 +73,9 @@ from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 # The key asgikit's router writes the matched template to (routing.ROUTE_TEMPLATE_SINK);
 # spelled here so that this piece does not load the router.
 _SINK_KEY = "asgikit.route_template_sink"
+# Set in the scope by the outermost telemetry layer: one span per request,
+# however many layers (a mounted sub-app with its own) the request crosses.
+_ACTIVE_KEY = "asgikit.telemetry"
 # The conventions' advisory buckets for http.server.request.duration, in seconds.
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 # The metric attributes: low cardinality only (no path, no address).
@@ -163,6 +179,7 @@ def telemetry(
         sink: list[str | None] = [None]
         child = dict(scope)
         child[_SINK_KEY] = sink
+        child[_ACTIVE_KEY] = True
         status: int | None = None
         failure: str | None = None
         tracer = tools.tracer
@@ -243,10 +260,13 @@ def telemetry(
         kind = scope["type"]
         if kind == "http" or kind == "websocket":
             tools = resolved if resolved is not None else resolve()
-            if tools.off or (excluded is not None and excluded(scope)):
+            if tools.off or _ACTIVE_KEY in scope:
                 await app(scope, receive, send)
-                return
-            await observe(scope, receive, send, tools)
+            elif excluded is not None and excluded(scope):
+                # Excluded here is excluded below too, by a nested layer.
+                await app({**scope, _ACTIVE_KEY: False}, receive, send)
+            else:
+                await observe(scope, receive, send, tools)
             return
         if kind == "lifespan" and resolved is None:
 

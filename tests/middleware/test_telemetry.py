@@ -407,3 +407,104 @@ def test_global_trace_and_explicit_noop_providers() -> None:
     spans = trace.NoOpTracerProvider()
     app = telemetry(api(), tracer_provider=spans)
     assert TestClient(app).get("/api/users/1").status_code == 200
+
+
+# -- Parity with Starlette's tests/middleware/test_opentelemetry.py ----------------
+
+
+def test_nested_telemetry_layers_make_one_span(otel: Otel) -> None:
+    inner = telemetry(router(route("/users/{id:int}", user)), **otel.options)
+    app = telemetry(router(mount("/api", inner)), **otel.options)
+    TestClient(app).get("/api/users/1")
+    assert otel.server_span().name == "GET /api/users/{id:int}"
+
+
+def test_an_exclusion_holds_for_nested_telemetry_layers(otel: Otel) -> None:
+    inner = telemetry(router(route("/health", teapot)), **otel.options)
+    app = telemetry(router(mount("/api", inner)), exclude=["/api/health"], **otel.options)
+    TestClient(app).get("/api/health")
+    assert otel.spans() == []
+
+
+def test_a_nested_in_process_request_makes_its_own_span(otel: Otel) -> None:
+    inner_app = telemetry(router(route("/inner", teapot)), **otel.options)
+
+    async def call_inner(request: Request) -> PlainTextResponse:
+        transport = httpx.ASGITransport(app=inner_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://inner") as client:
+            answer = await client.get("/inner")
+        return PlainTextResponse(answer.text)
+
+    TestClient(telemetry(router(route("/outer", call_inner)), **otel.options)).get("/outer")
+    outer_span, inner_span = sorted(otel.spans(), key=lambda s: s.start_time or 0)
+    assert (outer_span.name, inner_span.name) == ("GET /outer", "GET /inner")
+    assert inner_span.parent is not None
+    assert inner_span.parent.span_id == outer_span.context.span_id
+
+
+def test_the_route_is_the_one_matched_after_a_path_rewriting_layer(otel: Otel) -> None:
+    target = router(route("/target", teapot))
+
+    async def rewrite(scope: Any, receive: Any, send: Any) -> None:
+        await target({**scope, "path": "/target"}, receive, send)
+
+    TestClient(telemetry(rewrite, **otel.options)).get("/source")
+    span = otel.server_span()
+    assert span.name == "GET /target"
+    assert (span.attributes or {})["url.path"] == "/source"
+
+
+def test_no_route_for_a_raw_app_behind_a_host_or_without_a_router(otel: Otel) -> None:
+    from asgikit import host
+
+    raw = PlainTextResponse("raw")
+    TestClient(telemetry(router(host("testserver", raw)), **otel.options)).get("/")
+    TestClient(telemetry(raw, **otel.options)).get("/raw")
+    hosted, bare = otel.spans()
+    assert (hosted.name, bare.name) == ("GET", "GET")
+    assert "http.route" not in (hosted.attributes or {})
+    assert "http.route" not in (bare.attributes or {})
+
+
+async def test_optional_scope_values_may_be_missing(otel: Otel) -> None:
+    app = telemetry(PlainTextResponse("raw"), **otel.options)
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "headers": [],
+        "server": ("example.com", 8000),
+    }
+    await run_app(app, scope)
+    attributes = otel.server_span().attributes or {}
+    assert (attributes["server.address"], attributes["server.port"]) == ("example.com", 8000)
+    assert "network.protocol.version" not in attributes
+    assert "client.address" not in attributes
+    otel.exporter.clear()
+    await run_app(app, {**scope, "server": None})
+    assert "server.address" not in (otel.server_span().attributes or {})
+
+
+def test_a_websocket_closed_before_accept_is_403_and_lifespan_passes(otel: Otel) -> None:
+    async def refuse(websocket: WebSocket) -> None:
+        await websocket.close()
+
+    app = telemetry(router(websocket_route("/no", refuse)), **otel.options)
+    with TestClient(app) as client, pytest.raises(Exception), client.websocket_connect("/no"):
+        pass
+    assert otel.server_span().attributes["http.response.status_code"] == 403  # type: ignore[index]
+
+
+def test_without_opentelemetry_installed_the_import_error_says_what_to_install() -> None:
+    out = _run(
+        """
+        import sys
+        sys.modules["opentelemetry"] = None
+        try:
+            from asgikit import telemetry
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    assert "pip install 'asgikit[otel]'" in out
