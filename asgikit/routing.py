@@ -162,11 +162,10 @@ class Router:
                     if _ROUTER_KEY not in child:
                         child[_ROUTER_KEY] = self
                         child[_ROOT_KEY] = child.get("root_path", "")
-                    prefix = child.get(_PREFIX_KEY)
-                    template = child[ROUTE_TEMPLATE] = prefix + path if prefix else path
-                    sink = child.get(ROUTE_TEMPLATE_SINK)
-                    if sink is not None:
-                        sink[0] = template
+                    # Literal keys: two cheap look-ups on the hot path (see ROUTE_TEMPLATE).
+                    child["route_template"] = path
+                    if "asgikit.route_prefix" in child or "asgikit.route_template_sink" in child:
+                        _record_template(child, path)
                     await app(child, receive, send)
                     return
                 allowed = {m for m in table if m is not None}
@@ -245,11 +244,9 @@ class Router:
             child[_ROUTER_KEY] = self
             child[_ROOT_KEY] = child.get("root_path", "")
         if template is not None:  # a host adds nothing to the path's template
-            prefix = child.get(_PREFIX_KEY)
-            full = child[ROUTE_TEMPLATE] = prefix + template if prefix else template
-            sink = child.get(ROUTE_TEMPLATE_SINK)
-            if sink is not None:
-                sink[0] = full
+            child[ROUTE_TEMPLATE] = template
+            if _PREFIX_KEY in child or ROUTE_TEMPLATE_SINK in child:
+                _record_template(child, template)
         return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
@@ -314,6 +311,15 @@ class Router:
 
     def __repr__(self) -> str:
         return f"router({len(self.routes)} entries)"
+
+
+def _record_template(child: Scope, template: str) -> None:
+    """Put the mounts' prefix before ``template``, and tell an observer's sink."""
+    full = child.get(_PREFIX_KEY, "") + template
+    child[ROUTE_TEMPLATE] = full
+    sink = child.get(ROUTE_TEMPLATE_SINK)
+    if sink is not None:
+        sink[0] = full
 
 
 def _unmatched(scope: Scope) -> Scope:
