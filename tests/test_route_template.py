@@ -9,6 +9,7 @@ from asgikit.routing import ROUTE_TEMPLATE_SINK
 from asgikit.testing import TestClient
 from asgikit.types import Receive, Scope, Send
 from asgikit.websockets import WebSocket
+from tests.conftest import make_scope, run_app
 
 
 async def template(request: Request) -> JSONResponse:
@@ -93,13 +94,16 @@ async def test_the_sink_sees_the_full_template_from_outside_the_router() -> None
     assert sink == ["/"]
 
 
-def test_405_leaves_the_template_absent() -> None:
-    response = TestClient(router(route("/x/{n:int}", template))).post("/x/1")
-    assert response.status_code == 405
+async def test_405_and_slash_redirects_leave_no_template() -> None:
+    app = router(route("/x/{n:int}", template), route("/y/", template))
+    sink: list[str | None] = ["stale"]
+    assert await _call(app, "/x/1", {ROUTE_TEMPLATE_SINK: sink}, method="POST") == 405
+    assert sink == [None]
+    sink = ["stale"]
+    assert await _call(app, "/y", {ROUTE_TEMPLATE_SINK: sink}) == 307
+    assert sink == [None]
 
 
-async def _call(target: Any, path: str, extra: dict[str, Any]) -> int:
-    from tests.conftest import make_scope, run_app
-
-    sent = await run_app(target, make_scope("GET", path, **extra))
+async def _call(target: Any, path: str, extra: dict[str, Any], method: str = "GET") -> int:
+    sent = await run_app(target, make_scope(method, path, **extra))
     return sent.status
