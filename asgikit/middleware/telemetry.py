@@ -11,8 +11,8 @@ the client's error, not the server's: its span status stays unset.
 
 ``http.route`` is the route *template* with its mounts
 (``/api/users/{id:int}``), never the raw path: an asgikit router writes it
-into a sink this middleware puts in the scope; inside Starlette or FastAPI
-their own matched route is read instead.  No route matched: no ``http.route``.
+into a sink this middleware puts in the scope; inside Starlette, FastAPI or
+Litestar their own matched route is read instead.  No route matched: no ``http.route``.
 
 The parent context comes from the request's headers (``traceparent``,
 ``tracestate``...) through the global propagator, and the span is current
@@ -125,12 +125,13 @@ def _error_type(exc: BaseException) -> str:
     )
 
 
-def _starlette_route(scope: Scope) -> str | None:
-    # Starlette's router writes the matched route into the scope it is given.
+def _framework_route(scope: Scope) -> str | None:
+    # Starlette's and Litestar's routers write their match into the scope they are given.
     path_format = getattr(scope.get("route"), "path_format", None)
-    if not isinstance(path_format, str):
-        return None
-    return scope.get("root_path", "").rstrip("/") + path_format or "/"
+    if isinstance(path_format, str):
+        return scope.get("root_path", "").rstrip("/") + path_format or "/"
+    template = scope.get("path_template")
+    return template if isinstance(template, str) else None
 
 
 @middleware
@@ -224,7 +225,7 @@ def telemetry(
             raise
         finally:
             elapsed = time.perf_counter() - started
-            route = sink[0] or _starlette_route(child)
+            route = sink[0] or _framework_route(child)
             if failure is None and status is not None and status >= 500:
                 failure = str(status)
             if span is not None:
