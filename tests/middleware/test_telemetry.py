@@ -508,3 +508,13 @@ def test_without_opentelemetry_installed_the_import_error_says_what_to_install()
         """
     )
     assert "pip install 'asgikit[otel]'" in out
+
+
+def test_metrics_without_tracing_when_only_a_meter_provider_is_real(otel: Otel) -> None:
+    app = telemetry(
+        api(), tracer_provider=trace.NoOpTracerProvider(), meter_provider=otel.meter_provider
+    )
+    TestClient(app).get("/api/users/3")
+    assert otel.spans() == []
+    [(_, point)] = otel.points("http.server.request.duration")
+    assert point.attributes["http.route"] == "/api/users/{id:int}"
