@@ -14,6 +14,16 @@ A router answers ``lifespan`` for every app inside it, in order (see
 ``_lifespan_children``).  A ``root_path`` ending in ``/`` (``--root-path /x/``)
 is read as ``/x``.
 
+The matched route's template, through mounts (``/api/users/{id:int}`` for
+``route("/users/{id:int}")`` in ``mount("/api", ...)``) and not counting a
+server's ``root_path``, is left in the child scope as ``scope["route_template"]``
+for logs, metrics and rate limits.  A mounted app that is not a router gets
+the mount's template; nothing matched (404, 405, a slash redirect) leaves it
+absent.  An observer *outside* the router cannot see the router's copy of
+the scope: it puts a one-item list under ``ROUTE_TEMPLATE_SINK`` in the scope
+it passes in, and the router writes the template there (``None`` when
+nothing matched).
+
 Where it differs from Starlette's router, on purpose: a static path is tried
 before the patterns; a mount matches its bare prefix (``/users`` reaches the
 app) instead of redirecting to ``/users/``; ``host()`` patterns with a port
@@ -56,6 +66,11 @@ _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 # one around here) must keep finding its own router under those.
 _ROUTER_KEY = "asgikit.router"
 _ROOT_KEY = "asgikit.app_root_path"
+
+ROUTE_TEMPLATE = "route_template"
+ROUTE_TEMPLATE_SINK = "asgikit.route_template_sink"
+# The templates of the mounts already matched, for the routes below them.
+_PREFIX_KEY = "asgikit.route_prefix"
 
 
 class NoMatchFound(LookupError):
@@ -147,6 +162,10 @@ class Router:
                     if _ROUTER_KEY not in child:
                         child[_ROUTER_KEY] = self
                         child[_ROOT_KEY] = child.get("root_path", "")
+                    # Literal keys: two cheap look-ups on the hot path (see ROUTE_TEMPLATE).
+                    child["route_template"] = path
+                    if "asgikit.route_prefix" in child or "asgikit.route_template_sink" in child:
+                        _record_template(child, path)
                     await app(child, receive, send)
                     return
                 allowed = {m for m in table if m is not None}
@@ -157,7 +176,7 @@ class Router:
             path = route_path(scope) if root else scope["path"]
             ws_static = self._ws_static.get(path)
             if ws_static is not None:
-                await ws_static[0].app(self._child(scope, {}), receive, send)
+                await ws_static[0].app(self._child(scope, {}, path), receive, send)
                 return
             method = ""
             allowed = None
@@ -174,7 +193,9 @@ class Router:
                 if candidate.methods is not None and method not in candidate.methods:
                     allowed = (allowed or set()) | candidate.methods
                     continue
-                await candidate.app(self._child(scope, params), receive, send)
+                await candidate.app(
+                    self._child(scope, params, candidate.path.template), receive, send
+                )
                 return
             if isinstance(candidate, WebSocketRoute):
                 if kind != "websocket":
@@ -182,7 +203,9 @@ class Router:
                 params = candidate.path.match(path)
                 if params is None:
                     continue
-                await candidate.app(self._child(scope, params), receive, send)
+                await candidate.app(
+                    self._child(scope, params, candidate.path.template), receive, send
+                )
                 return
             if isinstance(candidate, Mount):
                 if allowed:
@@ -201,6 +224,8 @@ class Router:
                 await candidate.app(self._child(scope, params), receive, send)
                 return
 
+        if ROUTE_TEMPLATE_SINK in scope or ROUTE_TEMPLATE in scope:
+            scope = _unmatched(scope)
         if allowed:
             await method_not_allowed(scope, receive, send, allowed)
             return
@@ -211,13 +236,17 @@ class Router:
                 return
         await self.not_found(scope, receive, send)
 
-    def _child(self, scope: Scope, params: dict[str, Any]) -> Scope:
+    def _child(self, scope: Scope, params: dict[str, Any], template: str | None = None) -> Scope:
         child = dict(scope)
         outer = scope.get("path_params")
         child["path_params"] = {**outer, **params} if outer else params
         if _ROUTER_KEY not in child:
             child[_ROUTER_KEY] = self
             child[_ROOT_KEY] = child.get("root_path", "")
+        if template is not None:  # a host adds nothing to the path's template
+            child[ROUTE_TEMPLATE] = template
+            if _PREFIX_KEY in child or ROUTE_TEMPLATE_SINK in child:
+                _record_template(child, template)
         return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
@@ -229,7 +258,8 @@ class Router:
         params = compiled.convert(found.groupdict()) if compiled.convertors else {}
         if params is None:
             return None
-        child = self._child(scope, params)
+        child = self._child(scope, params, entry.path.template or "/")
+        child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + entry.path.template
         child["path"] = full_path(scope)
         child["root_path"] = scope.get("root_path", "") + found.group(0)
         return child
@@ -281,6 +311,27 @@ class Router:
 
     def __repr__(self) -> str:
         return f"router({len(self.routes)} entries)"
+
+
+def _record_template(child: Scope, template: str) -> None:
+    """Put the mounts' prefix before ``template``, and tell an observer's sink."""
+    full = child.get(_PREFIX_KEY, "") + template
+    child[ROUTE_TEMPLATE] = full
+    sink = child.get(ROUTE_TEMPLATE_SINK)
+    if sink is not None:
+        sink[0] = full
+
+
+def _unmatched(scope: Scope) -> Scope:
+    """``scope`` for an answer where nothing matched: no template, and the sink told so."""
+    sink = scope.get(ROUTE_TEMPLATE_SINK)
+    if sink is not None:
+        sink[0] = None
+    if ROUTE_TEMPLATE not in scope:
+        return scope
+    scope = dict(scope)
+    del scope[ROUTE_TEMPLATE]
+    return scope
 
 
 async def _default_not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -371,6 +422,8 @@ def url_path_for(
 
 
 __all__ = [
+    "ROUTE_TEMPLATE",
+    "ROUTE_TEMPLATE_SINK",
     "NoMatchFound",
     "Router",
     "encode_path",

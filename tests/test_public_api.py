@@ -21,6 +21,7 @@ DOCUMENTED = {
     "websocket_origin", "lifespan", "static_files",
     "http_middleware", "authentication", "requires", "exception_handlers",
     "rate_limit",
+    "telemetry",
 }  # fmt: skip
 
 SUBMODULE_NAMES = {
@@ -29,6 +30,7 @@ SUBMODULE_NAMES = {
     "asgikit.config": ["Config"],
     "asgikit.proxy": ["reverse_proxy"],
     "asgikit.testing": ["TestClient"],
+    "asgikit.schemas": ["SchemaGenerator", "OpenAPIResponse", "schema"],
 }
 
 

@@ -50,6 +50,7 @@ from asgikit.middleware.request_id import request_id
 from asgikit.middleware.security_headers import security_headers
 from asgikit.middleware.server_errors import server_errors
 from asgikit.middleware.sessions import sessions
+from asgikit.middleware.telemetry import telemetry
 from asgikit.middleware.timing import timing
 from asgikit.middleware.trusted_host import trusted_host
 from asgikit.middleware.websocket_origin import websocket_origin
@@ -340,6 +341,29 @@ def check_timing(client: TestClient) -> None:
     assert re.fullmatch(r"app;dur=\d+(\.\d+)?", client.get("/data").headers["server-timing"])
 
 
+def _otel_exporter() -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter.provider = provider  # type: ignore[attr-defined]
+    return exporter
+
+
+OTEL = _otel_exporter()
+
+
+def check_telemetry(client: TestClient) -> None:
+    OTEL.clear()
+    assert client.get("/data").status_code == 200
+    [span] = OTEL.get_finished_spans()
+    assert span.name == "GET /data"  # the framework's own route template
+    assert span.attributes["http.route"] == "/data"
+
+
 def check_csrf(client: TestClient) -> None:
     token = client.get("/data").cookies["csrftoken"]
     cross_site = client.post("/echo", content=b"x", headers={"origin": EVIL})
@@ -402,6 +426,7 @@ CASES: dict[str, Case] = {
     "security_headers": Case(security_headers, check_security_headers, {"hsts_max_age": 3600}),
     "timing": Case(timing, check_timing),
     "rate_limit": Case(rate_limit, check_rate_limit, {"limits": "2/hour"}),
+    "telemetry": Case(telemetry, check_telemetry, {"tracer_provider": OTEL.provider}),
     "csrf": Case(csrf, check_csrf, {"secret_key": "c" * 32}),
     "websocket_origin": Case(
         websocket_origin, check_websocket_origin, {"allowed_origins": [SITE]}
