@@ -18,15 +18,29 @@ feeds where only the latest value matters (a clock, a price).  Memory per
 subscriber is bounded either way, and ``publish`` never waits for a slow one.
 
 Pub/sub is fire-and-forget: messages published while nobody (or no process)
-is subscribed are gone, and Redis does not replay what it sent during a
-lost connection.  Messages are ``str`` or ``bytes`` and arrive as they were
-published.
+is subscribed are gone.  Messages are ``str`` or ``bytes`` and arrive as they
+were published.
+
+Outages: when the Redis connection is lost, the backend reconnects with
+exponential backoff (``reconnect_delay`` doubling up to
+``max_reconnect_delay``, with jitter) and subscribes again to every channel
+that still has subscribers.  Redis does not replay what was published in
+between, so each subscriber of such a channel then reads
+:class:`MessagesLost` once, in order: every message before it arrived,
+every message after it will, and in between there may be a hole (reload
+the state the messages were updating, or tell the client).  The
+subscription goes on after it.  During the outage ``subscribe`` returns at
+once (the channel is subscribed when Redis is back, and the subscriber
+hears of the gap), leaving a subscription never raises, and ``publish``
+raises the backend's connection error.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
+import random
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +51,7 @@ import anyio
 import anyio.abc
 
 Message = str | bytes
+_log = logging.getLogger("asgikit.broadcast")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +62,34 @@ class Event:
     message: Message
 
 
+@dataclasses.dataclass(frozen=True)
+class Gap:
+    """What a backend returns from ``next_published`` after it was reconnected.
+
+    Messages on ``channel`` may have been lost before this point; every
+    message after it is delivered again.
+    """
+
+    channel: str
+
+
 class SlowSubscriber(Exception):
     """The subscriber fell ``max_queue`` messages behind and was dropped."""
+
+
+class MessagesLost(Exception):
+    """The backend lost its connection and is back: messages may be missing here.
+
+    Raised once by ``Subscription.get`` at the point of the gap; the
+    subscription goes on, and the next ``get`` returns the next message.
+    """
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"messages on {channel!r} may have been lost while the backend was away")
+        self.channel = channel
+
+
+_GAP = object()
 
 
 class BroadcastBackend(Protocol):
@@ -78,8 +119,8 @@ class BroadcastBackend(Protocol):
         """Send ``message`` to every subscriber of ``channel`` the backend reaches."""
         ...
 
-    async def next_published(self) -> Event:
-        """The next message on any subscribed channel."""
+    async def next_published(self) -> Event | Gap:
+        """The next message on any subscribed channel, or a gap after a reconnection."""
         ...
 
 
@@ -117,7 +158,7 @@ class Subscription:
 
     def __init__(self, channel: str, max_queue: int, overflow: str) -> None:
         self.channel = channel
-        self._queue: collections.deque[Event] = collections.deque()
+        self._queue: collections.deque[Event | object] = collections.deque()
         self._max_queue = max_queue
         self._overflow = overflow
         self._wakeup = anyio.Event()
@@ -138,18 +179,29 @@ class Subscription:
         self._queue.append(event)
         self._wakeup.set()
 
+    def _gap(self) -> None:
+        # One marker for any number of reconnections in a row; it does not
+        # count against max_queue (at most one waits between two messages).
+        if self._error is None and (not self._queue or self._queue[-1] is not _GAP):
+            self._queue.append(_GAP)
+            self._wakeup.set()
+
     def _fail(self, error: Exception) -> None:
         self._error = error
         self._wakeup.set()
 
     async def get(self) -> Event:
-        """The next event; raises ``SlowSubscriber`` once dropped."""
+        """The next event; raises ``SlowSubscriber`` once dropped, ``MessagesLost`` at a gap."""
         while not self._queue:
             if self._error is not None:
                 raise self._error
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
-        return self._queue.popleft()
+        event = self._queue.popleft()
+        if event is _GAP:
+            raise MessagesLost(self.channel)
+        assert isinstance(event, Event)
+        return event
 
     def __aiter__(self) -> Subscription:
         return self
@@ -179,6 +231,7 @@ class Broadcast:
         backend: BroadcastBackend | None = None,
         max_queue: int = 256,
         overflow: Literal["disconnect", "drop_oldest"] = "disconnect",
+        unsubscribe_timeout: float = 5.0,
     ) -> None:
         if backend is None:
             if url is None or url.startswith("memory:"):
@@ -196,6 +249,8 @@ class Broadcast:
         self.backend = backend
         self.max_queue = max_queue
         self.overflow = overflow
+        #: How long leaving a subscription may wait for the backend.
+        self.unsubscribe_timeout = unsubscribe_timeout
         self._subscribers: dict[str, set[Subscription]] = {}
         self._group: anyio.abc.TaskGroup | None = None
 
@@ -233,13 +288,18 @@ class Broadcast:
         try:
             while True:
                 event = await self.backend.next_published()
-                for subscription in tuple(self._subscribers.get(event.channel, ())):
-                    subscription._put(event)
+                targets = tuple(self._subscribers.get(event.channel, ()))
+                if isinstance(event, Gap):
+                    for subscription in targets:
+                        subscription._gap()
+                else:
+                    for subscription in targets:
+                        subscription._put(event)
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return
         except Exception as exc:
-            # The backend is gone (Redis down): every subscriber hears of it
-            # instead of waiting forever; the application keeps running.
+            # The backend failed for good (RedisBackend reconnects instead):
+            # every subscriber hears of it rather than waiting forever.
             for subscriptions in self._subscribers.values():
                 for subscription in subscriptions:
                     subscription._fail(exc)
@@ -275,7 +335,16 @@ class Broadcast:
                     subscribers.discard(subscription)
                     if not subscribers and self._group is not None:
                         self._subscribers.pop(channel, None)
-                        await self.backend.unsubscribe(channel)
+                        await self._unsubscribe(channel)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        # Leaving must never fail, nor hang under the shield: a backend that
+        # is down forgets its subscriptions anyway.
+        try:
+            with anyio.move_on_after(self.unsubscribe_timeout):
+                await self.backend.unsubscribe(channel)
+        except Exception as exc:
+            _log.warning("could not unsubscribe from %r: %r", channel, exc)
 
 
 class RedisBackend:
@@ -283,46 +352,95 @@ class RedisBackend:
 
     Messages travel as one type byte (``s`` for ``str``, ``b`` for ``bytes``)
     and the payload, so they arrive with the type they were published with.
+
+    A lost connection is reopened after ``reconnect_delay`` seconds, then
+    twice that, up to ``max_reconnect_delay`` (each with up to 50 % jitter,
+    so that the workers of a fleet do not reconnect in step), for as long
+    as the ``Broadcast`` runs; each live channel then yields a :class:`Gap`.
+    ``subscribe_timeout`` bounds the wait for Redis to confirm a
+    subscription.  Other keyword options go to ``redis.asyncio.Redis``;
+    unless given, connecting times out after 5 s and a command is retried
+    once at once (a pooled connection that went stale with a restart).
     """
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        reconnect_delay: float = 0.1,
+        max_reconnect_delay: float = 5.0,
+        subscribe_timeout: float = 10.0,
+        **options: Any,
+    ) -> None:
+        if not 0 < reconnect_delay <= max_reconnect_delay:
+            raise ValueError("need 0 < reconnect_delay <= max_reconnect_delay")
         self.url = url
+        self.reconnect_delay = reconnect_delay
+        self.max_reconnect_delay = max_reconnect_delay
+        self.subscribe_timeout = subscribe_timeout
         self.options = options
         # Every process subscribes to a channel of its own first, so the
         # pub/sub connection exists and the listener can block on it.
         self._control = f"asgikit.broadcast.{secrets.token_hex(8)}"
+        # The channels wanted, whether or not Redis is reachable right now.
+        self._channels: set[str] = set()
         self._confirmed: dict[str, anyio.Event] = {}
+        self._up = False
 
     async def connect(self) -> None:
         try:
             import redis.asyncio
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise RuntimeError("the Redis backend needs the 'redis' extra") from exc
-        self._client = redis.asyncio.Redis.from_url(self.url, **self.options)
+        options = {"socket_connect_timeout": 5, "retry": Retry(NoBackoff(), 1), **self.options}
+        self._client = redis.asyncio.Redis.from_url(self.url, **options)
         self._pubsub = self._client.pubsub()
         await self._pubsub.subscribe(self._control)
+        self._up = True
 
     async def disconnect(self) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self._client.aclose()
+        self._up = False
+        try:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        finally:
+            await self._client.aclose()
 
     async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        if not self._up:
+            return  # subscribed (with a Gap) once the listener has reconnected
         confirmed = self._confirmed[channel] = anyio.Event()
-        await self._pubsub.subscribe(channel)
-        # Once Redis confirms, later publishes from anywhere reach us.
-        with anyio.fail_after(10):
+        try:
+            await self._pubsub.subscribe(channel)
+        except Exception:
+            return  # the connection just went: the listener reconnects
+        # Once Redis confirms, later publishes from anywhere reach us.  The
+        # listener releases this wait when it reconnects, too.
+        with anyio.move_on_after(self.subscribe_timeout):
             await confirmed.wait()
 
     async def unsubscribe(self, channel: str) -> None:
-        await self._pubsub.unsubscribe(channel)
+        self._channels.discard(channel)
+        self._confirmed.pop(channel, None)
+        if self._up:
+            await self._pubsub.unsubscribe(channel)
 
     async def publish(self, channel: str, message: Message) -> None:
         payload = b"s" + message.encode("utf-8") if isinstance(message, str) else b"b" + message
         await self._client.publish(channel, payload)
 
-    async def next_published(self) -> Event:
+    async def next_published(self) -> Event | Gap:
+        from redis.exceptions import ConnectionError, TimeoutError
+
         while True:
-            message = await self._pubsub.get_message(timeout=None)
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                _log.warning("lost the Redis pub/sub connection (%r); reconnecting", exc)
+                await self._reconnect()
+                continue
             if message is None:
                 continue
             channel = message["channel"]
@@ -332,19 +450,53 @@ class RedisBackend:
                 confirmed = self._confirmed.pop(channel, None)
                 if confirmed is not None:
                     confirmed.set()
+                elif channel in self._channels:
+                    # A subscription made again on a new connection (ours,
+                    # or redis-py's own retry): there may be a hole before it.
+                    return Gap(channel)
             elif message["type"] == "message":
                 data: bytes = message["data"]
                 if data[:1] == b"s":
                     return Event(channel, data[1:].decode("utf-8"))
                 return Event(channel, data[1:])
 
+    async def _reconnect(self) -> None:
+        self._up = False
+        for waiting in self._confirmed.values():
+            waiting.set()
+        self._confirmed.clear()
+        delay = self.reconnect_delay
+        while True:
+            try:
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            except Exception:
+                pass
+            self._pubsub = self._client.pubsub()
+            try:
+                await self._pubsub.subscribe(self._control)
+                sent: set[str] = set()
+                # Channels may be added while a SUBSCRIBE is on its way.
+                while missing := self._channels - sent:
+                    await self._pubsub.subscribe(*missing)
+                    sent |= missing
+            except Exception as exc:
+                _log.info("Redis still unreachable (%r); next try in %.2f s", exc, delay)
+                await anyio.sleep(delay * (1 + random.random() / 2))
+                delay = min(delay * 2, self.max_reconnect_delay)
+                continue
+            self._up = True
+            _log.warning("Redis pub/sub connection is back")
+            return
+
 
 __all__ = [
     "Broadcast",
     "BroadcastBackend",
     "Event",
+    "Gap",
     "MemoryBackend",
     "Message",
+    "MessagesLost",
     "RedisBackend",
     "SlowSubscriber",
     "Subscription",
