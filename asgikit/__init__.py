@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "body_limit": "asgikit.middleware.body_limit",
     "security_headers": "asgikit.middleware.security_headers",
     "timing": "asgikit.middleware.timing",
+    "timeout": "asgikit.middleware.timeout",
     "csrf": "asgikit.middleware.csrf",
     "websocket_origin": "asgikit.middleware.websocket_origin",
     "exception_handlers": "asgikit.middleware.exception_handlers",
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
     from asgikit.middleware.security_headers import security_headers
     from asgikit.middleware.server_errors import server_errors
     from asgikit.middleware.sessions import sessions
+    from asgikit.middleware.timeout import timeout
     from asgikit.middleware.timing import timing
     from asgikit.middleware.trusted_host import trusted_host
     from asgikit.middleware.websocket_origin import websocket_origin
@@ -153,6 +155,7 @@ __all__ = [
     "sessions",
     "stack",
     "static_files",
+    "timeout",
     "timing",
     "trusted_host",
     "url_path_for",
