@@ -44,6 +44,7 @@ from asgikit import (
     sessions,
     stack,
     static_files,
+    timeout,
     timing,
     websocket_route,
 )
@@ -236,6 +237,7 @@ app = stack(
     request_id(),
     timing(),
     security_headers(),
+    timeout(request=60.0, body_idle=30.0, exclude=["/clock/events", "/big.bin"]),
     cors(allow_origins=["http://localhost:8000", "http://127.0.0.1:8000"]),
     compress(),
     sessions(**session_options),
