@@ -12,17 +12,30 @@ sending after the peer left raises ``WebSocketDisconnect``, as does a
 server's ``OSError`` on send (ASGI 2.4).  ``close()`` on a connection that is
 already over does nothing, so it is safe in a ``finally``.
 
+Server shutdown: when the server receives SIGINT or SIGTERM, a ``receive``
+that is waiting on an open connection closes it with 1001 ("going away",
+RFC 6455 §7.4.1: a server going down) and returns a disconnect, so the
+handler's loop ends and the server can stop (uvicorn closes sockets itself
+at shutdown, hypercorn would wait for its graceful timeout).  How the
+signal is seen, and where it cannot be: ``asgikit._shutdown``.  A handler
+that waits on something else (a queue, a broadcast) and never on
+``receive`` is not woken; the server's graceful timeout bounds it.
+
 Frames, masking, ping/pong and message size limits are the server's job and
 are not seen here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
+import anyio
+
+from asgikit._shutdown import cancel_on_shutdown, watch_signals
 from asgikit.datastructures import validate_header
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.requests import HTTPConnection
@@ -33,6 +46,9 @@ HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 # RFC 6455 §7.4.1: 1006 is never sent on the wire; it reports a lost connection.
 _ABNORMAL_CLOSURE = 1006
+# RFC 6455 §7.4.1: 1001, "an endpoint is going away, such as a server going down".
+_GOING_AWAY = 1001
+_SHUTDOWN_REASON = "server shutting down"
 
 
 class WebSocketState(enum.Enum):
@@ -93,6 +109,9 @@ class WebSocket(HTTPConnection):
     of an HTTP request.
     """
 
+    #: Close with 1001 when the server shuts down while ``receive`` waits.
+    close_on_shutdown = True
+
     __slots__ = ("_receive", "_send", "application_state", "client_state", "close_code")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,7 +142,13 @@ class WebSocket(HTTPConnection):
         """The next raw ASGI message from the client."""
         if self.client_state is WebSocketState.DISCONNECTED:
             raise RuntimeError("cannot receive: the client has already disconnected")
-        message = await self._receive()
+        if self.client_state is WebSocketState.CONNECTED and self.close_on_shutdown:
+            with cancel_on_shutdown() as shutdown:
+                message = await self._receive()
+            if shutdown.cancelled_caught:
+                return await self._close_for_shutdown()
+        else:
+            message = await self._receive()
         kind = message["type"]
         if kind == "websocket.disconnect":
             self.client_state = WebSocketState.DISCONNECTED
@@ -135,6 +160,18 @@ class WebSocket(HTTPConnection):
         elif kind != "websocket.receive":
             raise RuntimeError(f"unexpected message {kind!r}")
         return message
+
+    async def _close_for_shutdown(self) -> Message:
+        self.client_state = WebSocketState.DISCONNECTED
+        self.close_code = _GOING_AWAY
+        if self.application_state is WebSocketState.CONNECTED:
+            self.application_state = WebSocketState.DISCONNECTED
+            # Bounded: a client that stopped reading must not hold the shutdown.
+            with anyio.move_on_after(1), contextlib.suppress(OSError):
+                await self._send(
+                    {"type": "websocket.close", "code": _GOING_AWAY, "reason": _SHUTDOWN_REASON}
+                )
+        return {"type": "websocket.disconnect", "code": _GOING_AWAY, "reason": _SHUTDOWN_REASON}
 
     async def send(self, message: Message) -> None:
         """Send a raw ASGI message to the client (the order is checked)."""
@@ -192,6 +229,8 @@ class WebSocket(HTTPConnection):
         if any(name == b"sec-websocket-protocol" for name, _ in raw):
             raise ValueError("choose the subprotocol with accept(subprotocol=...)")
         await self._await_connect()
+        if self.close_on_shutdown:
+            watch_signals()  # a shutdown before the first receive is seen too
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
 
     async def deny(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import anyio
@@ -12,6 +13,9 @@ from asgikit.routing import mount, router, websocket_route
 from asgikit.testing import AsyncTestClient, TestClient, WebSocketDenialResponse
 from asgikit.types import Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket, WebSocketState
+from tests.test_streaming import server_handles_sigterm
+
+__all__ = ["server_handles_sigterm"]  # a fixture, used by name
 
 
 def ws_scope(**extra: Any) -> Scope:
@@ -346,3 +350,42 @@ async def test_iterators_close_with_1003_on_the_wrong_message_type_and_1007_on_b
                 await ws.receive_text()
             assert closed.value.code == 1007
     assert seen == ["one", "{'a': 1}"]
+
+
+# -- server shutdown ----------------------------------------------------------
+
+
+class SignalWhenIdle(FakePeer):
+    """A peer that sends nothing more, and delivers SIGTERM once the app waits on it."""
+
+    async def receive(self) -> Message:
+        if not self.incoming:
+            signal.raise_signal(signal.SIGTERM)
+        return await super().receive()
+
+
+@pytest.mark.parametrize("when", ["while_receive_waits", "before_the_first_receive"])
+async def test_an_open_websocket_closes_with_1001_when_the_server_gets_sigterm(
+    server_handles_sigterm: list[int], when: str
+) -> None:
+    peer = SignalWhenIdle() if when == "while_receive_waits" else FakePeer()
+    ended: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        if when == "before_the_first_receive":
+            signal.raise_signal(signal.SIGTERM)
+            await anyio.sleep(0.01)  # busy elsewhere when it comes
+        async for _ in websocket.iter_text():
+            pass  # the loop just ends
+        ended.append(websocket.close_code or 0)
+        await websocket.close()  # a no-op now, safe in a finally
+
+    with anyio.fail_after(10):
+        await app(ws_scope(), peer.receive, peer.send)
+    assert peer.sent[1:] == [
+        {"type": "websocket.close", "code": 1001, "reason": "server shutting down"}
+    ]
+    assert ended == [1001]
+    assert server_handles_sigterm == [signal.SIGTERM]
