@@ -32,35 +32,51 @@ import contextlib
 import math
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 import anyio
 
+from asgikit.types import Message, Receive
+
 _SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
 )
 _previous: dict[int, Callable[[int, FrameType | None], Any]] = {}
 _shutting_down = False
+_watching = False
+# A cancellation message of our own, to tell our task.cancel() from others.
+_SHUTDOWN = "asgikit: the server is shutting down"
 
 
 class _Loop:
-    """The scopes to cancel in one event loop, and how to reach that loop from a signal."""
+    """What to wake in one event loop at shutdown, and how to reach it from a signal.
 
-    __slots__ = ("call_soon", "key", "scopes")
+    ``scopes`` are cancel scopes to cancel; ``tasks`` are asyncio tasks
+    waiting in a WebSocket's ``receive`` (cancelled natively: a cancel
+    scope per received message would cost more than the receive itself).
+    """
 
-    def __init__(self, key: object, call_soon: Callable[[Callable[[], None]], Any]) -> None:
-        self.key = key
+    __slots__ = ("__weakref__", "call_soon", "cancelled", "scopes", "tasks")
+
+    def __init__(self, call_soon: Callable[[Callable[[], None]], Any]) -> None:
         self.call_soon = call_soon
         self.scopes: set[anyio.CancelScope] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.cancelled: set[asyncio.Task[Any]] = set()
 
     def cancel_all(self) -> None:
         for scope in tuple(self.scopes):
             scope.cancel()
+        for task in tuple(self.tasks):
+            self.cancelled.add(task)
+            task.cancel(_SHUTDOWN)
 
 
-_loops: dict[object, _Loop] = {}
+# Keyed by the asyncio loop or the trio token, so a finished loop is forgotten.
+_loops: weakref.WeakKeyDictionary[object, _Loop] = weakref.WeakKeyDictionary()
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -75,48 +91,60 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def watch_signals() -> bool:
-    """Put the shutdown handler in front of the server's; whether it is there."""
+    """Put the shutdown handler in front of the server's; whether it is there.
+
+    Cheap after the first success: the handler stays chained until the
+    server restores its own handlers, when it exits.
+    """
+    global _watching
+    if _watching:
+        return True
     if threading.current_thread() is not threading.main_thread():
-        return any(signal.getsignal(sig) is _on_signal for sig in _SIGNALS)
-    chained = False
+        return False  # only the main thread may set handlers
     for sig in _SIGNALS:
         current = signal.getsignal(sig)
         if current is _on_signal:
-            chained = True
+            _watching = True
         elif callable(current):
             _previous[sig] = current
             signal.signal(sig, _on_signal)
-            chained = True
+            _watching = True
         elif sig == signal.SIGINT and current == signal.SIG_IGN:
             # hypercorn's worker processes ignore SIGINT and are told to stop
             # through a pipe, yet Ctrl+C reaches them too: note it, and go
             # on ignoring it.
             _previous.pop(sig, None)
             signal.signal(sig, _on_signal)
-            chained = True
-    return chained
+            _watching = True
+    return _watching
 
 
-def _current_loop() -> _Loop | None:
-    key: object
-    call_soon: Callable[[Callable[[], None]], Any]
+def _asyncio_loop() -> _Loop | None:
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
-        try:
-            import trio
-        except ImportError:  # pragma: no cover - neither asyncio nor trio
-            return None
-        try:
-            token = trio.lowlevel.current_trio_token()
-        except RuntimeError:  # pragma: no cover - no trio run either
-            return None
-        key, call_soon = token, token.run_sync_soon
-    else:
-        key, call_soon = running, running.call_soon_threadsafe
-    loop = _loops.get(key)
+        return None
+    loop = _loops.get(running)
     if loop is None:
-        loop = _loops[key] = _Loop(key, call_soon)
+        loop = _loops[running] = _Loop(running.call_soon_threadsafe)
+    return loop
+
+
+def _current_loop() -> _Loop | None:
+    loop = _asyncio_loop()
+    if loop is not None:
+        return loop
+    try:
+        import trio
+    except ImportError:  # pragma: no cover - neither asyncio nor trio
+        return None
+    try:
+        token = trio.lowlevel.current_trio_token()
+    except RuntimeError:  # pragma: no cover - no trio run either
+        return None
+    loop = _loops.get(token)
+    if loop is None:
+        loop = _loops[token] = _Loop(token.run_sync_soon)
     return loop
 
 
@@ -133,10 +161,10 @@ def cancel_on_shutdown(enabled: bool = True) -> Iterator[anyio.CancelScope]:
     the block.  With ``enabled=False`` it is a plain scope (and the signal
     is still watched, for :func:`cancelled_by_server`).
     """
-    # Chained even when not enabled: a server's cancellation at shutdown is
+    # Watched even when not enabled: a server's cancellation at shutdown is
     # then told apart by ``cancelled_by_server``.
-    chained = watch_signals()
-    loop = _current_loop() if enabled and chained else None
+    watching = watch_signals()
+    loop = _current_loop() if enabled and watching else None
     with anyio.CancelScope() as scope:
         if loop is None:
             yield scope
@@ -148,8 +176,35 @@ def cancel_on_shutdown(enabled: bool = True) -> Iterator[anyio.CancelScope]:
             yield scope
         finally:
             loop.scopes.discard(scope)
-            if not loop.scopes:
-                _loops.pop(loop.key, None)  # no loop kept alive once idle
+
+
+async def receive_unless_shutdown(receive: Receive) -> Message | None:
+    """``await receive()``, or ``None`` once the server starts shutting down."""
+    if not watch_signals():
+        return await receive()
+    if _shutting_down:
+        return None
+    loop = _asyncio_loop()
+    if loop is None:  # trio: a cancel scope
+        message: Message | None = None
+        with cancel_on_shutdown() as scope:
+            message = await receive()
+        return None if scope.cancelled_caught else message
+    task = asyncio.current_task()
+    assert task is not None
+    loop.tasks.add(task)
+    try:
+        return await receive()
+    except asyncio.CancelledError:
+        if task not in loop.cancelled:
+            raise
+        loop.cancelled.discard(task)
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+        if uncancel is not None:
+            uncancel()
+        return None
+    finally:
+        loop.tasks.discard(task)
 
 
 def cancelled_by_server() -> bool:
@@ -165,9 +220,15 @@ def cancelled_by_server() -> bool:
 
 
 def _reset() -> None:
-    """Forget a shutdown (for tests, which raise the signal in-process)."""
-    global _shutting_down
-    _shutting_down = False
+    """Forget a shutdown and the chaining (for tests, which raise the signal in-process)."""
+    global _shutting_down, _watching
+    _shutting_down = _watching = False
 
 
-__all__ = ["cancel_on_shutdown", "cancelled_by_server", "shutting_down", "watch_signals"]
+__all__ = [
+    "cancel_on_shutdown",
+    "cancelled_by_server",
+    "receive_unless_shutdown",
+    "shutting_down",
+    "watch_signals",
+]

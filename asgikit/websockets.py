@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from asgikit._shutdown import cancel_on_shutdown, watch_signals
+from asgikit._shutdown import receive_unless_shutdown, watch_signals
 from asgikit.datastructures import validate_header
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.requests import HTTPConnection
@@ -143,10 +143,10 @@ class WebSocket(HTTPConnection):
         if self.client_state is WebSocketState.DISCONNECTED:
             raise RuntimeError("cannot receive: the client has already disconnected")
         if self.client_state is WebSocketState.CONNECTED and self.close_on_shutdown:
-            with cancel_on_shutdown() as shutdown:
-                message = await self._receive()
-            if shutdown.cancelled_caught:
+            received = await receive_unless_shutdown(self._receive)
+            if received is None:
                 return await self._close_for_shutdown()
+            message = received
         else:
             message = await self._receive()
         kind = message["type"]

@@ -254,6 +254,7 @@ async def test_an_iterable_that_is_not_its_own_iterator_has_its_iterator_closed(
 def server_handles_sigterm() -> Iterator[list[int]]:
     """A SIGTERM handler such as a server installs; restored afterwards, shutdown forgotten."""
     received: list[int] = []
+    _shutdown._reset()  # chained afresh, in front of this handler
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     try:
         yield received
