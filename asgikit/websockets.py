@@ -23,6 +23,13 @@ that waits on something else (a queue, a broadcast) and never on
 
 Frames, masking, ping/pong and message size limits are the server's job and
 are not seen here.
+
+Deliberately unlike Starlette's ``WebSocket``: a second ``close()`` does
+nothing instead of raising; a refusal is ``deny(status, body, headers)``
+rather than ``send_denial_response(response)`` (raw
+``websocket.http.response.*`` messages cover the rest), and without the
+server's extension it closes (HTTP 403) instead of raising;
+``receive_json`` takes a text or a binary frame whatever its ``mode``.
 """
 
 from __future__ import annotations
@@ -70,6 +77,12 @@ def _raw_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
         validate_header(*pair)
         raw.append(pair)
     return raw
+
+
+def _check_mode(mode: str) -> None:
+    # An explicit option is never ignored: a typo must not mean "text".
+    if mode not in ("text", "binary"):
+        raise ValueError(f"mode is 'text' or 'binary', not {mode!r}")
 
 
 class WrongMessageType(RuntimeError):
@@ -313,7 +326,10 @@ class WebSocket(HTTPConnection):
         """The next message decoded as JSON (a text or a binary frame).
 
         Malformed JSON raises ``ValueError`` (``json.JSONDecodeError``).
+        Either frame type is accepted whatever ``mode`` says (a client's
+        choice of frame is no reason to fail); ``mode`` is still checked.
         """
+        _check_mode(mode)
         message = await self._receive_data()
         data = message.get("text")
         if data is None:
@@ -351,6 +367,7 @@ class WebSocket(HTTPConnection):
 
     async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
         """Send ``data`` as JSON in a text (default) or binary message."""
+        _check_mode(mode)
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         try:
             encoded = text.encode("utf-8")
