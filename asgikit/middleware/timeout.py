@@ -18,7 +18,9 @@ limits, each ``None`` to turn it off:
   ``http.TimeoutHandler`` answers ``503`` for the same reason.)
 
 Either way the app is cancelled, so its ``finally`` blocks run (spooled
-files are closed) at once.  Once the response has started nothing else can
+files are closed) at once.  Once the last byte of the response is sent the
+deadline is lifted: a background task that runs after the response is not
+the client's wait.  Once the response has started nothing else can
 be said: the response is cut off without its final message, so the server
 closes the connection and the client sees a truncated response, never one
 that looks complete.
@@ -107,7 +109,21 @@ def timeout(
             started = True
             await send(message)
 
-        timed_send = wrap_send(send, {"http.response.start": on_start})
+        async def on_body(message: Message) -> None:
+            await send(message)
+            if not message.get("more_body", False):
+                # Answered: what the app does next (a background task) is
+                # no longer the client's wait.
+                whole.deadline = math.inf
+
+        timed_send = wrap_send(
+            send,
+            {
+                "http.response.start": on_start,
+                "http.response.body": on_body,
+                "http.response.pathsend": on_body,  # the server sends the file
+            },
+        )
         with whole:
             await app(scope, timed_receive, timed_send)
         if not whole.cancelled_caught or started:

@@ -188,3 +188,17 @@ def test_slowloris_body_through_uvicorn_gets_408_and_the_connection_closes() -> 
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"connection: close" in answer.lower()
     assert finally_ran == ["read_body"]
+
+
+async def test_background_work_after_a_complete_response_is_not_cut_off() -> None:
+    done: list[str] = []
+
+    async def answers_then_works(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("ok")(scope, receive, send)
+        await anyio.sleep(0.2)  # a background task, past the request deadline
+        done.append("background")
+
+    with anyio.fail_after(10):
+        sent = await run_app(timeout(answers_then_works, request=0.05), make_scope())
+    assert (sent.status, sent.body) == (200, b"ok")
+    assert done == ["background"]
