@@ -100,6 +100,9 @@ def timeout(
                 body_stalled = True
                 whole.cancel()
                 await anyio.lowlevel.checkpoint()  # delivers the cancellation
+                # Only reached under a shield: the client is as good as gone.
+                body_done = True
+                return {"type": "http.disconnect"}
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message
