@@ -33,13 +33,13 @@ import math
 import signal
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
-from asgikit.types import Message, Receive
+_T = TypeVar("_T")
 
 _SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
@@ -178,23 +178,29 @@ def cancel_on_shutdown(enabled: bool = True) -> Iterator[anyio.CancelScope]:
             loop.scopes.discard(scope)
 
 
-async def receive_unless_shutdown(receive: Receive) -> Message | None:
-    """``await receive()``, or ``None`` once the server starts shutting down."""
+async def unless_shutdown(wait: Callable[[], Awaitable[_T]]) -> tuple[bool, _T | None]:
+    """``(True, await wait())``, or ``(False, None)`` once the server starts shutting down.
+
+    For waits that happen often (a WebSocket's ``receive``, a broadcast
+    subscriber's next message): on asyncio the waiting task is registered,
+    and cancelled natively at shutdown, which costs next to nothing; on
+    trio a cancel scope does it.
+    """
     if not watch_signals():
-        return await receive()
+        return True, await wait()
     if _shutting_down:
-        return None
+        return False, None
     loop = _asyncio_loop()
-    if loop is None:  # trio: a cancel scope
-        message: Message | None = None
+    if loop is None:
+        result: _T | None = None
         with cancel_on_shutdown() as scope:
-            message = await receive()
-        return None if scope.cancelled_caught else message
+            result = await wait()
+        return not scope.cancelled_caught, result
     task = asyncio.current_task()
     assert task is not None
     loop.tasks.add(task)
     try:
-        return await receive()
+        return True, await wait()
     except asyncio.CancelledError:
         if task not in loop.cancelled:
             raise
@@ -202,7 +208,7 @@ async def receive_unless_shutdown(receive: Receive) -> Message | None:
         uncancel = getattr(task, "uncancel", None)  # Python 3.11+
         if uncancel is not None:
             uncancel()
-        return None
+        return False, None
     finally:
         loop.tasks.discard(task)
 
@@ -228,7 +234,7 @@ def _reset() -> None:
 __all__ = [
     "cancel_on_shutdown",
     "cancelled_by_server",
-    "receive_unless_shutdown",
     "shutting_down",
+    "unless_shutdown",
     "watch_signals",
 ]

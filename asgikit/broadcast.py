@@ -50,6 +50,8 @@ from typing import Any, Literal, Protocol
 import anyio
 import anyio.abc
 
+from asgikit._shutdown import unless_shutdown
+
 Message = str | bytes
 _log = logging.getLogger("asgikit.broadcast")
 
@@ -156,8 +158,11 @@ class MemoryBackend:
 class Subscription:
     """The messages of one channel for one subscriber: ``async for event in subscription``."""
 
-    def __init__(self, channel: str, max_queue: int, overflow: str) -> None:
+    def __init__(
+        self, channel: str, max_queue: int, overflow: str, end_on_shutdown: bool = True
+    ) -> None:
         self.channel = channel
+        self._end_on_shutdown = end_on_shutdown
         self._queue: collections.deque[Event | object] = collections.deque()
         self._max_queue = max_queue
         self._overflow = overflow
@@ -191,11 +196,21 @@ class Subscription:
         self._wakeup.set()
 
     async def get(self) -> Event:
-        """The next event; raises ``SlowSubscriber`` once dropped, ``MessagesLost`` at a gap."""
+        """The next event.
+
+        Raises ``SlowSubscriber`` once dropped, ``MessagesLost`` at a gap,
+        and ``anyio.EndOfStream`` when the server starts shutting down while
+        it waits (``async for`` then just ends).
+        """
         while not self._queue:
             if self._error is not None:
                 raise self._error
-            await self._wakeup.wait()
+            if self._end_on_shutdown:
+                running, _ = await unless_shutdown(self._wakeup.wait)
+                if not running:
+                    raise anyio.EndOfStream
+            else:
+                await self._wakeup.wait()
             self._wakeup = anyio.Event()
         event = self._queue.popleft()
         if event is _GAP:
@@ -207,7 +222,10 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Event:
-        return await self.get()
+        try:
+            return await self.get()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
 
 
 class Broadcast:
@@ -313,14 +331,20 @@ class Broadcast:
         await self.backend.publish(channel, message)
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, channel: str, *, end_on_shutdown: bool = True
+    ) -> AsyncIterator[Subscription]:
         """Receive ``channel``'s messages while the block runs.
 
-        Messages published once the block has started are delivered.
+        Messages published once the block has started are delivered.  When
+        the server starts shutting down (SIGINT, SIGTERM), a subscriber
+        waiting for the next message is let go (``async for`` ends), so a
+        WebSocket that only waits on its subscription does not hold the
+        server; ``end_on_shutdown=False`` keeps it waiting.
         """
         if self._group is None:
             raise RuntimeError("enter the Broadcast (async with) before subscribing")
-        subscription = Subscription(channel, self.max_queue, self.overflow)
+        subscription = Subscription(channel, self.max_queue, self.overflow, end_on_shutdown)
         async with self._lock:
             subscribers = self._subscribers.setdefault(channel, set())
             if not subscribers:

@@ -42,7 +42,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from asgikit._shutdown import receive_unless_shutdown, watch_signals
+from asgikit._shutdown import unless_shutdown, watch_signals
 from asgikit.datastructures import validate_header
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.requests import HTTPConnection
@@ -156,9 +156,10 @@ class WebSocket(HTTPConnection):
         if self.client_state is WebSocketState.DISCONNECTED:
             raise RuntimeError("cannot receive: the client has already disconnected")
         if self.client_state is WebSocketState.CONNECTED and self.close_on_shutdown:
-            received = await receive_unless_shutdown(self._receive)
-            if received is None:
+            running, received = await unless_shutdown(self._receive)
+            if not running:
                 return await self._close_for_shutdown()
+            assert received is not None
             message = received
         else:
             message = await self._receive()

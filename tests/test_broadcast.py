@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -16,6 +17,9 @@ import pytest
 from asgikit.broadcast import Broadcast, Event, MessagesLost, RedisBackend, SlowSubscriber
 from tests.servers.live import free_port
 from tests.servers.redis_server import redis_server
+from tests.test_streaming import server_handles_sigterm
+
+__all__ = ["server_handles_sigterm"]  # a fixture, used by name
 
 
 async def test_every_subscriber_of_a_channel_gets_each_message_in_order() -> None:
@@ -281,3 +285,35 @@ async def test_redis_outage_does_not_block_new_subscribers(
 def test_reconnect_delays_are_checked() -> None:
     with pytest.raises(ValueError, match="reconnect_delay"):
         RedisBackend("redis://127.0.0.1:1", reconnect_delay=2, max_reconnect_delay=1)
+
+
+# -- server shutdown ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("end_on_shutdown", [True, False])
+async def test_a_waiting_subscriber_is_let_go_when_the_server_gets_sigterm(
+    server_handles_sigterm: list[int], end_on_shutdown: bool
+) -> None:
+    got: list[str | bytes] = []
+    async with Broadcast() as broadcast, anyio.create_task_group() as group:
+        subscribed = anyio.Event()
+
+        async def push_only_handler() -> None:
+            # A WebSocket that only forwards a channel never reads receive():
+            # its subscription must end for the server to stop.
+            async with broadcast.subscribe("feed", end_on_shutdown=end_on_shutdown) as feed:
+                subscribed.set()
+                async for event in feed:
+                    got.append(event.message)
+                    if event.message == "last":
+                        return
+
+        group.start_soon(push_only_handler)
+        with anyio.fail_after(10):
+            await subscribed.wait()
+            await anyio.sleep(0.01)  # the handler waits in the subscription
+            signal.raise_signal(signal.SIGTERM)
+            await anyio.sleep(0.05)
+            await broadcast.publish("feed", "last")
+    assert got == ([] if end_on_shutdown else ["last"])
+    assert server_handles_sigterm == [signal.SIGTERM]
