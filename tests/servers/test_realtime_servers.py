@@ -214,12 +214,14 @@ def test_open_sse_and_websockets_do_not_hold_the_server_at_shutdown(
         httpx.stream("GET", url + "/clock/events?interval=0.05", timeout=20) as sse,
         connect(ws(url, "/echo"), open_timeout=5) as echo,
         connect(ws(url, "/chat/shutdown/ws"), open_timeout=5) as chat,
+        connect(ws(url, "/feed"), open_timeout=5) as feed,
     ):
         events = sse.iter_lines()
         assert next(events) == "event: tick"
         echo.send("x")
         assert echo.recv(timeout=5) == "x"
         assert json.loads(chat.recv(timeout=5)) == {"type": "joined"}
+        assert json.loads(feed.recv(timeout=5)) == {"type": "joined"}
         if how == "SIGTERM":
             process.send_signal(signal.SIGTERM)
         else:
@@ -230,12 +232,14 @@ def test_open_sse_and_websockets_do_not_hold_the_server_at_shutdown(
             with pytest.raises(ConnectionClosed):
                 client.recv(timeout=5)
             assert client.close_code in (1001, 1012)  # going away, or uvicorn's service restart
+        with pytest.raises(ConnectionClosed):
+            feed.recv(timeout=5)
     stderr = (tmp_path / "stderr").read_text()
     assert "Traceback" not in stderr, stderr
     # uvicorn re-raises SIGTERM once it has shut down cleanly, so that the
     # process reports how it was stopped; otherwise a clean stop is 0.
     assert returncode == (-signal.SIGTERM if (server, how) == ("uvicorn", "SIGTERM") else 0)
-    assert {"sse_closed", "ws_closed"} <= set(marker.read_text().split())
+    assert {"sse_closed", "ws_closed", "feed_closed"} <= set(marker.read_text().split())
 
 
 def test_an_endless_plain_stream_is_cut_by_the_graceful_timeout_without_a_traceback(
