@@ -28,6 +28,7 @@ from websockets.sync.client import connect
 from tests.servers.chromium import chromium
 from tests.servers.live import free_port, serve_process, wait_until_up
 from tests.servers.redis_server import redis_server
+from tests.test_broadcast import RestartableRedis
 
 APP = "tests.servers.realtime_app:app"
 
@@ -284,6 +285,28 @@ def test_chat_reaches_clients_of_another_process_through_redis() -> None:
             assert json.loads(alice.recv(timeout=5)) == expected
             bob.send(json.dumps({"name": "bob", "text": "hi"}))
             assert json.loads(alice.recv(timeout=5))["name"] == "bob"
+
+
+def test_chat_survives_a_redis_restart_and_tells_clients_of_the_gap(tmp_path: Path) -> None:
+    redis = RestartableRedis(str(tmp_path))
+    redis.start()
+    try:
+        with (
+            serve_process(APP, env={"BROADCAST_URL": redis.url}) as url,
+            connect(ws(url, "/chat/restart/ws")) as alice,
+        ):
+            assert json.loads(alice.recv(timeout=5)) == {"type": "joined"}
+            alice.send(json.dumps({"name": "alice", "text": "before"}))
+            assert json.loads(alice.recv(timeout=5))["text"] == "before"
+            redis.stop()
+            redis.start()
+            assert json.loads(alice.recv(timeout=20)) == {"type": "gap"}
+            with connect(ws(url, "/chat/restart/ws")) as bob:
+                assert json.loads(bob.recv(timeout=5)) == {"type": "joined"}
+                bob.send(json.dumps({"name": "bob", "text": "after"}))
+                assert json.loads(alice.recv(timeout=5)) == {"name": "bob", "text": "after"}
+    finally:
+        redis.stop()
 
 
 # -- the showcase pages in a headless Chromium --------------------------------
