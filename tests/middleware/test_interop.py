@@ -49,6 +49,7 @@ from asgikit.middleware.request_id import request_id
 from asgikit.middleware.security_headers import security_headers
 from asgikit.middleware.server_errors import server_errors
 from asgikit.middleware.sessions import sessions
+from asgikit.middleware.timeout import timeout
 from asgikit.middleware.timing import timing
 from asgikit.middleware.trusted_host import trusted_host
 from asgikit.middleware.websocket_origin import websocket_origin
@@ -308,6 +309,15 @@ def check_body_limit(client: TestClient) -> None:
     assert client.post("/echo", content=chunks()).status_code == 413
 
 
+def check_timeout(client: TestClient) -> None:
+    # Within its limits a request is untouched, and a WebSocket passes through;
+    # the 408/503 answers are pinned in test_timeout.py, where time is in hand.
+    assert client.get("/data").status_code == 200
+    assert client.post("/echo", content=b"x" * 20).json() == {"size": 20}
+    with client.websocket_connect("/ws", headers={"origin": SITE}) as ws:
+        assert ws.receive_text() == "hi"
+
+
 def check_security_headers(client: TestClient) -> None:
     headers = client.get("https://testserver/data").headers
     assert headers["x-content-type-options"] == "nosniff"
@@ -381,6 +391,7 @@ CASES: dict[str, Case] = {
     "body_limit": Case(body_limit, check_body_limit, {"max_size": 10}),
     "security_headers": Case(security_headers, check_security_headers, {"hsts_max_age": 3600}),
     "timing": Case(timing, check_timing),
+    "timeout": Case(timeout, check_timeout, {"request": 30.0, "body_idle": 30.0}),
     "csrf": Case(csrf, check_csrf, {"secret_key": "c" * 32}),
     "websocket_origin": Case(
         websocket_origin, check_websocket_origin, {"allowed_origins": [SITE]}
