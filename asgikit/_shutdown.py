@@ -52,17 +52,18 @@ _SHUTDOWN = "asgikit: the server is shutting down"
 
 
 class _Loop:
-    """What to wake in one event loop at shutdown, and how to reach it from a signal.
+    """What to wake in one event loop at shutdown.
 
     ``scopes`` are cancel scopes to cancel; ``tasks`` are asyncio tasks
-    waiting in a WebSocket's ``receive`` (cancelled natively: a cancel
-    scope per received message would cost more than the receive itself).
+    waiting in a WebSocket's ``receive`` or a subscriber's ``get``
+    (cancelled natively: a cancel scope per message would cost more than
+    the receive itself).  It holds no reference to its loop, so that the
+    weak mapping below can forget a finished loop.
     """
 
-    __slots__ = ("__weakref__", "call_soon", "cancelled", "scopes", "tasks")
+    __slots__ = ("cancelled", "scopes", "tasks")
 
-    def __init__(self, call_soon: Callable[[Callable[[], None]], Any]) -> None:
-        self.call_soon = call_soon
+    def __init__(self) -> None:
         self.scopes: set[anyio.CancelScope] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.cancelled: set[asyncio.Task[Any]] = set()
@@ -76,15 +77,18 @@ class _Loop:
 
 
 # Keyed by the asyncio loop or the trio token, so a finished loop is forgotten.
-_loops: weakref.WeakKeyDictionary[object, _Loop] = weakref.WeakKeyDictionary()
+_loops: weakref.WeakKeyDictionary[Any, _Loop] = weakref.WeakKeyDictionary()
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     global _shutting_down
     _shutting_down = True
-    for loop in tuple(_loops.values()):
+    for key, loop in tuple(_loops.items()):
+        # Both are thread- and signal-safe: asyncio's call_soon_threadsafe
+        # and trio's TrioToken.run_sync_soon.
+        call_soon = getattr(key, "call_soon_threadsafe", None) or key.run_sync_soon
         with contextlib.suppress(RuntimeError):  # a loop that has closed
-            loop.call_soon(loop.cancel_all)
+            call_soon(loop.cancel_all)
     previous = _previous.get(signum)
     if previous is not None:
         previous(signum, frame)
@@ -126,7 +130,7 @@ def _asyncio_loop() -> _Loop | None:
         return None
     loop = _loops.get(running)
     if loop is None:
-        loop = _loops[running] = _Loop(running.call_soon_threadsafe)
+        loop = _loops[running] = _Loop()
     return loop
 
 
@@ -144,7 +148,7 @@ def _current_loop() -> _Loop | None:
         return None
     loop = _loops.get(token)
     if loop is None:
-        loop = _loops[token] = _Loop(token.run_sync_soon)
+        loop = _loops[token] = _Loop()
     return loop
 
 

@@ -162,6 +162,8 @@ class WebSocket(HTTPConnection):
             assert received is not None
             message = received
         else:
+            if self.close_on_shutdown:
+                watch_signals()  # from the handshake on, a shutdown is seen
             message = await self._receive()
         kind = message["type"]
         if kind == "websocket.disconnect":
@@ -178,7 +180,8 @@ class WebSocket(HTTPConnection):
     async def _close_for_shutdown(self) -> Message:
         self.client_state = WebSocketState.DISCONNECTED
         self.close_code = _GOING_AWAY
-        if self.application_state is WebSocketState.CONNECTED:
+        if self.application_state in (WebSocketState.CONNECTING, WebSocketState.CONNECTED):
+            # Not accepted yet: the close refuses the handshake instead.
             self.application_state = WebSocketState.DISCONNECTED
             # Bounded: a client that stopped reading must not hold the shutdown.
             with anyio.move_on_after(1), contextlib.suppress(OSError):
@@ -243,8 +246,6 @@ class WebSocket(HTTPConnection):
         if any(name == b"sec-websocket-protocol" for name, _ in raw):
             raise ValueError("choose the subprotocol with accept(subprotocol=...)")
         await self._await_connect()
-        if self.close_on_shutdown:
-            watch_signals()  # a shutdown before the first receive is seen too
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
 
     async def deny(

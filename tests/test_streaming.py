@@ -342,3 +342,18 @@ async def test_after_shutdown_an_anyio_cancellation_still_propagates(
                 group.start_soon(stop_soon)
                 await StreamingResponse(endless())(make_scope(), body_receive(), send)
     assert scope.cancelled_caught
+
+
+def test_a_finished_event_loop_is_not_kept_alive_by_the_shutdown_watch(
+    server_handles_sigterm: list[int],
+) -> None:
+    import gc
+
+    async def stream_once() -> None:
+        response = StreamingResponse([b"a"], end_on_shutdown=True)
+        await response(make_scope(), body_receive(), SendRecorder())
+
+    before = len(_shutdown._loops)
+    anyio.run(stream_once)
+    gc.collect()
+    assert len(_shutdown._loops) <= before

@@ -599,3 +599,18 @@ async def test_a_second_connect_is_a_clear_error() -> None:
     await websocket.accept()
     with pytest.raises(RuntimeError, match="unexpected message"):
         await websocket.receive()
+
+
+async def test_a_handshake_not_yet_answered_is_refused_at_shutdown(
+    server_handles_sigterm: list[int],
+) -> None:
+    peer = FakePeer()
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    assert (await websocket.receive())["type"] == "websocket.connect"
+    signal.raise_signal(signal.SIGTERM)
+    with anyio.fail_after(10):
+        message = await websocket.receive()
+    assert message["type"] == "websocket.disconnect"
+    assert [m["type"] for m in peer.sent] == ["websocket.close"]
+    with pytest.raises(WebSocketDisconnect):  # too late to accept
+        await websocket.accept()
