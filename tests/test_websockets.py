@@ -549,7 +549,7 @@ async def test_receiving_after_the_disconnect_is_a_clear_error() -> None:
         await websocket.receive()
 
 
-def test_a_websocket_is_a_read_only_mapping_of_its_scope() -> None:
+def test_a_websocket_is_a_read_only_mapping_of_its_scope_hashed_by_identity() -> None:
     async def nothing() -> Message:
         raise AssertionError
 
@@ -561,6 +561,9 @@ def test_a_websocket_is_a_read_only_mapping_of_its_scope() -> None:
     assert websocket["path"] == "/abc/"
     assert dict(websocket) == scope
     assert len(websocket) == 3
+    # Equal and hashed by identity, not by scope: usable as a dict key or in a set.
+    assert websocket != WebSocket(dict(scope), nothing, ignore)
+    assert {websocket} == {websocket}
 
 
 async def test_an_unknown_json_mode_is_refused_not_taken_for_text() -> None:
