@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "security_headers": "asgikit.middleware.security_headers",
     "timing": "asgikit.middleware.timing",
     "telemetry": "asgikit.middleware.telemetry",
+    "timeout": "asgikit.middleware.timeout",
     "csrf": "asgikit.middleware.csrf",
     "websocket_origin": "asgikit.middleware.websocket_origin",
     "exception_handlers": "asgikit.middleware.exception_handlers",
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     from asgikit.middleware.server_errors import server_errors
     from asgikit.middleware.sessions import sessions
     from asgikit.middleware.telemetry import telemetry
+    from asgikit.middleware.timeout import timeout
     from asgikit.middleware.timing import timing
     from asgikit.middleware.trusted_host import trusted_host
     from asgikit.middleware.websocket_origin import websocket_origin
@@ -159,6 +161,7 @@ __all__ = [
     "stack",
     "static_files",
     "telemetry",
+    "timeout",
     "timing",
     "trusted_host",
     "url_path_for",

@@ -18,25 +18,43 @@ feeds where only the latest value matters (a clock, a price).  Memory per
 subscriber is bounded either way, and ``publish`` never waits for a slow one.
 
 Pub/sub is fire-and-forget: messages published while nobody (or no process)
-is subscribed are gone, and Redis does not replay what it sent during a
-lost connection.  Messages are ``str`` or ``bytes`` and arrive as they were
-published.
+is subscribed are gone.  Messages are ``str`` or ``bytes`` and arrive as they
+were published.
+
+Outages: when the Redis connection is lost, the backend reconnects with
+exponential backoff (``reconnect_delay`` doubling up to
+``max_reconnect_delay``, with jitter) and subscribes again to every channel
+that still has subscribers.  Redis does not replay what was published in
+between, so each subscriber of such a channel then reads
+:class:`MessagesLost` once, in order: every message before it arrived,
+every message after it will, and in between there may be a hole (reload
+the state the messages were updating, or tell the client).  The
+subscription goes on after it.  During the outage ``subscribe`` returns at
+once (the channel is subscribed when Redis is back, and the subscriber
+hears of the gap), leaving a subscription never raises, and ``publish``
+raises the backend's connection error.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import secrets
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import anyio.abc
 
+from asgikit._shutdown import unless_shutdown
+
+if TYPE_CHECKING:
+    from asgikit._broadcast_redis import RedisBackend
+
 Message = str | bytes
+_log = logging.getLogger("asgikit.broadcast")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +65,34 @@ class Event:
     message: Message
 
 
+@dataclasses.dataclass(frozen=True)
+class Gap:
+    """What a backend returns from ``next_published`` after it was reconnected.
+
+    Messages on ``channel`` may have been lost before this point; every
+    message after it is delivered again.
+    """
+
+    channel: str
+
+
 class SlowSubscriber(Exception):
     """The subscriber fell ``max_queue`` messages behind and was dropped."""
+
+
+class MessagesLost(Exception):
+    """The backend lost its connection and is back: messages may be missing here.
+
+    Raised once by ``Subscription.get`` at the point of the gap; the
+    subscription goes on, and the next ``get`` returns the next message.
+    """
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"messages on {channel!r} may have been lost while the backend was away")
+        self.channel = channel
+
+
+_GAP = object()
 
 
 class BroadcastBackend(Protocol):
@@ -78,8 +122,8 @@ class BroadcastBackend(Protocol):
         """Send ``message`` to every subscriber of ``channel`` the backend reaches."""
         ...
 
-    async def next_published(self) -> Event:
-        """The next message on any subscribed channel."""
+    async def next_published(self) -> Event | Gap:
+        """The next message on any subscribed channel, or a gap after a reconnection."""
         ...
 
 
@@ -115,9 +159,12 @@ class MemoryBackend:
 class Subscription:
     """The messages of one channel for one subscriber: ``async for event in subscription``."""
 
-    def __init__(self, channel: str, max_queue: int, overflow: str) -> None:
+    def __init__(
+        self, channel: str, max_queue: int, overflow: str, end_on_shutdown: bool = True
+    ) -> None:
         self.channel = channel
-        self._queue: collections.deque[Event] = collections.deque()
+        self._end_on_shutdown = end_on_shutdown
+        self._queue: collections.deque[Event | object] = collections.deque()
         self._max_queue = max_queue
         self._overflow = overflow
         self._wakeup = anyio.Event()
@@ -138,24 +185,48 @@ class Subscription:
         self._queue.append(event)
         self._wakeup.set()
 
+    def _gap(self) -> None:
+        # One marker for any number of reconnections in a row; it does not
+        # count against max_queue (at most one waits between two messages).
+        if self._error is None and (not self._queue or self._queue[-1] is not _GAP):
+            self._queue.append(_GAP)
+            self._wakeup.set()
+
     def _fail(self, error: Exception) -> None:
         self._error = error
         self._wakeup.set()
 
     async def get(self) -> Event:
-        """The next event; raises ``SlowSubscriber`` once dropped."""
+        """The next event.
+
+        Raises ``SlowSubscriber`` once dropped, ``MessagesLost`` at a gap,
+        and ``anyio.EndOfStream`` when the server starts shutting down while
+        it waits (``async for`` then just ends).
+        """
         while not self._queue:
             if self._error is not None:
                 raise self._error
-            await self._wakeup.wait()
+            if self._end_on_shutdown:
+                running, _ = await unless_shutdown(self._wakeup.wait)
+                if not running:
+                    raise anyio.EndOfStream
+            else:
+                await self._wakeup.wait()
             self._wakeup = anyio.Event()
-        return self._queue.popleft()
+        event = self._queue.popleft()
+        if event is _GAP:
+            raise MessagesLost(self.channel)
+        assert isinstance(event, Event)
+        return event
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Event:
-        return await self.get()
+        try:
+            return await self.get()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
 
 
 class Broadcast:
@@ -179,11 +250,14 @@ class Broadcast:
         backend: BroadcastBackend | None = None,
         max_queue: int = 256,
         overflow: Literal["disconnect", "drop_oldest"] = "disconnect",
+        unsubscribe_timeout: float = 5.0,
     ) -> None:
         if backend is None:
             if url is None or url.startswith("memory:"):
                 backend = MemoryBackend()
             elif url.startswith(("redis://", "rediss://", "unix://")):
+                from asgikit._broadcast_redis import RedisBackend
+
                 backend = RedisBackend(url)
             else:
                 raise ValueError(f"no broadcast backend for {url!r}")
@@ -196,6 +270,8 @@ class Broadcast:
         self.backend = backend
         self.max_queue = max_queue
         self.overflow = overflow
+        #: How long leaving a subscription may wait for the backend.
+        self.unsubscribe_timeout = unsubscribe_timeout
         self._subscribers: dict[str, set[Subscription]] = {}
         self._group: anyio.abc.TaskGroup | None = None
 
@@ -233,13 +309,18 @@ class Broadcast:
         try:
             while True:
                 event = await self.backend.next_published()
-                for subscription in tuple(self._subscribers.get(event.channel, ())):
-                    subscription._put(event)
+                targets = tuple(self._subscribers.get(event.channel, ()))
+                if isinstance(event, Gap):
+                    for subscription in targets:
+                        subscription._gap()
+                else:
+                    for subscription in targets:
+                        subscription._put(event)
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return
         except Exception as exc:
-            # The backend is gone (Redis down): every subscriber hears of it
-            # instead of waiting forever; the application keeps running.
+            # The backend failed for good (RedisBackend reconnects instead):
+            # every subscriber hears of it rather than waiting forever.
             for subscriptions in self._subscribers.values():
                 for subscription in subscriptions:
                     subscription._fail(exc)
@@ -253,14 +334,20 @@ class Broadcast:
         await self.backend.publish(channel, message)
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, channel: str, *, end_on_shutdown: bool = True
+    ) -> AsyncIterator[Subscription]:
         """Receive ``channel``'s messages while the block runs.
 
-        Messages published once the block has started are delivered.
+        Messages published once the block has started are delivered.  When
+        the server starts shutting down (SIGINT, SIGTERM), a subscriber
+        waiting for the next message is let go (``async for`` ends), so a
+        WebSocket that only waits on its subscription does not hold the
+        server; ``end_on_shutdown=False`` keeps it waiting.
         """
         if self._group is None:
             raise RuntimeError("enter the Broadcast (async with) before subscribing")
-        subscription = Subscription(channel, self.max_queue, self.overflow)
+        subscription = Subscription(channel, self.max_queue, self.overflow, end_on_shutdown)
         async with self._lock:
             subscribers = self._subscribers.setdefault(channel, set())
             if not subscribers:
@@ -275,76 +362,35 @@ class Broadcast:
                     subscribers.discard(subscription)
                     if not subscribers and self._group is not None:
                         self._subscribers.pop(channel, None)
-                        await self.backend.unsubscribe(channel)
+                        await self._unsubscribe(channel)
 
-
-class RedisBackend:
-    """Channels shared through Redis pub/sub (``redis.asyncio``, extra ``redis``; asyncio only).
-
-    Messages travel as one type byte (``s`` for ``str``, ``b`` for ``bytes``)
-    and the payload, so they arrive with the type they were published with.
-    """
-
-    def __init__(self, url: str, **options: Any) -> None:
-        self.url = url
-        self.options = options
-        # Every process subscribes to a channel of its own first, so the
-        # pub/sub connection exists and the listener can block on it.
-        self._control = f"asgikit.broadcast.{secrets.token_hex(8)}"
-        self._confirmed: dict[str, anyio.Event] = {}
-
-    async def connect(self) -> None:
+    async def _unsubscribe(self, channel: str) -> None:
+        # Leaving must never fail, nor hang under the shield: a backend that
+        # is down forgets its subscriptions anyway.
         try:
-            import redis.asyncio
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError("the Redis backend needs the 'redis' extra") from exc
-        self._client = redis.asyncio.Redis.from_url(self.url, **self.options)
-        self._pubsub = self._client.pubsub()
-        await self._pubsub.subscribe(self._control)
+            with anyio.move_on_after(self.unsubscribe_timeout):
+                await self.backend.unsubscribe(channel)
+        except Exception as exc:
+            _log.warning("could not unsubscribe from %r: %r", channel, exc)
 
-    async def disconnect(self) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self._client.aclose()
 
-    async def subscribe(self, channel: str) -> None:
-        confirmed = self._confirmed[channel] = anyio.Event()
-        await self._pubsub.subscribe(channel)
-        # Once Redis confirms, later publishes from anywhere reach us.
-        with anyio.fail_after(10):
-            await confirmed.wait()
+def __getattr__(name: str) -> Any:
+    # RedisBackend lives in its own module, loaded only when asked for.
+    if name == "RedisBackend":
+        from asgikit._broadcast_redis import RedisBackend
 
-    async def unsubscribe(self, channel: str) -> None:
-        await self._pubsub.unsubscribe(channel)
-
-    async def publish(self, channel: str, message: Message) -> None:
-        payload = b"s" + message.encode("utf-8") if isinstance(message, str) else b"b" + message
-        await self._client.publish(channel, payload)
-
-    async def next_published(self) -> Event:
-        while True:
-            message = await self._pubsub.get_message(timeout=None)
-            if message is None:
-                continue
-            channel = message["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode("utf-8")
-            if message["type"] == "subscribe":
-                confirmed = self._confirmed.pop(channel, None)
-                if confirmed is not None:
-                    confirmed.set()
-            elif message["type"] == "message":
-                data: bytes = message["data"]
-                if data[:1] == b"s":
-                    return Event(channel, data[1:].decode("utf-8"))
-                return Event(channel, data[1:])
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "Broadcast",
     "BroadcastBackend",
     "Event",
+    "Gap",
     "MemoryBackend",
     "Message",
+    "MessagesLost",
     "RedisBackend",
     "SlowSubscriber",
     "Subscription",

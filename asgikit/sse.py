@@ -14,11 +14,16 @@ notices a dead one.  The client's disconnect is watched all along (as for
 runs.
 
 Server shutdown: ASGI servers send ``lifespan.shutdown`` only after open
-connections are closed, so the lifespan cannot end a stream.  What ends it
-is the server's graceful timeout (``uvicorn --timeout-graceful-shutdown``,
-``hypercorn --graceful-timeout``, 3 s by default), after which the server
-cancels the response and the iterator is closed; or ``shutdown_event``, any
-event the application sets itself (its ``wait()`` is watched).
+connections are closed, so the lifespan cannot end a stream, and uvicorn
+would wait for ever.  The stream ends cleanly (iterator closed, final
+message sent; the browser's ``EventSource`` reconnects, to another worker
+in a rolling deploy) as soon as the server receives SIGINT or SIGTERM:
+asgikit chains a handler in front of the server's (``asgikit._shutdown``
+says how, and where it cannot).  ``end_on_shutdown=False`` turns that off;
+``shutdown_event``, any event the application sets itself, ends the
+stream too.  The server's graceful timeout (``uvicorn
+--timeout-graceful-shutdown``, ``hypercorn --graceful-timeout``) stays the
+backstop; when it cancels a stream, no traceback is logged.
 
 Not done here: replaying missed events for ``Last-Event-ID`` (the
 application knows its history; ``last_event_id(request)`` reads the header).
@@ -35,6 +40,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.lowlevel
 
+from asgikit._shutdown import cancel_on_shutdown
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import Headers
 from asgikit.requests import HTTPConnection
@@ -187,10 +193,12 @@ class EventSourceResponse(StreamingResponse):
     is the idle time in seconds before a keep-alive comment (``None`` or 0
     turns pings off).  ``send_timeout`` ends the stream when one send blocks
     that long (a client that stopped reading).  ``shutdown_event`` (any
-    object with an awaitable ``wait()``) ends the stream cleanly when set.
+    object with an awaitable ``wait()``) ends the stream cleanly when set;
+    so does the server's shutdown, unless ``end_on_shutdown=False``.
     """
 
     media_type = "text/event-stream"
+    end_on_shutdown = True
 
     def __init__(
         self,
@@ -202,6 +210,7 @@ class EventSourceResponse(StreamingResponse):
         send_timeout: float | None = None,
         shutdown_event: _Waitable | None = None,
         background: BackgroundTask | None = None,
+        end_on_shutdown: bool = True,
     ) -> None:
         self.ping = ping or None
         self.send_timeout = send_timeout
@@ -213,13 +222,22 @@ class EventSourceResponse(StreamingResponse):
         if "x-accel-buffering" not in given:
             # nginx buffers proxied responses unless told not to.
             extra["X-Accel-Buffering"] = "no"
-        super().__init__(content, status_code, extra, background=background)
+        super().__init__(
+            content, status_code, extra, background=background, end_on_shutdown=end_on_shutdown
+        )
 
     async def _send_body(self, send: Send, iterator: AsyncIterator[Any]) -> None:
         # StreamingResponse.__call__ runs this under its disconnect watch and
         # closes the iterator; HEAD never gets here.
         await send(self._start_message())
         writer = _Writer(send, self.send_timeout)
+        with cancel_on_shutdown(self.end_on_shutdown):
+            await self._send_events(writer, iterator)
+        if writer.error is not None:
+            raise writer.error
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _send_events(self, writer: _Writer, iterator: AsyncIterator[Any]) -> None:
         async with anyio.create_task_group() as group:
             if self.ping is not None:
                 group.start_soon(self._pinger, writer, group.cancel_scope)
@@ -233,9 +251,6 @@ class EventSourceResponse(StreamingResponse):
                 # itself and not an exception group around it.
                 writer.error = exc
             group.cancel_scope.cancel()
-        if writer.error is not None:
-            raise writer.error
-        await send({"type": "http.response.body", "body": b""})
 
     async def _pinger(self, writer: _Writer, stop: anyio.CancelScope) -> None:
         assert self.ping is not None

@@ -6,6 +6,16 @@ While the body is produced, one task listens on ``receive()`` for
 When the client leaves, production is cancelled and the iterator is closed,
 so a generator's ``finally`` runs at once.  A ``send`` that raises
 ``OSError`` (ASGI 2.4: the connection is gone) ends the response the same way.
+
+Server shutdown: servers wait for open responses before they stop.  With
+``end_on_shutdown=True`` (for an endless stream: a feed, a log tail) the
+response ends cleanly, iterator closed and final message sent, as soon as
+the server receives SIGINT or SIGTERM (see ``asgikit._shutdown`` for how
+that is seen).  By default a stream is left to finish, since ending a
+download early would make a truncated file look complete; the server's
+graceful timeout (``uvicorn --timeout-graceful-shutdown``) bounds it, and
+when the server then cancels it, the response ends without a traceback in
+the log (the connection closes, visibly incomplete).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from asgikit._shutdown import cancel_on_shutdown, cancelled_by_server
 from asgikit.background import BackgroundTask
 from asgikit.requests import disconnect_state
 from asgikit.responses import Response
@@ -102,7 +113,12 @@ class StreamingResponse(Response):
 
     A sync iterable is stepped in a worker thread.  The iterator is closed when
     the body ends, when the client disconnects, and on errors.
+    ``end_on_shutdown`` ends the body (cleanly, as if the iterator had
+    run out) when the server starts shutting down.
     """
+
+    #: End the body when the server starts shutting down.
+    end_on_shutdown = False
 
     def __init__(
         self,
@@ -111,7 +127,11 @@ class StreamingResponse(Response):
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
         background: BackgroundTask | None = None,
+        *,
+        end_on_shutdown: bool | None = None,
     ) -> None:
+        if end_on_shutdown is not None:
+            self.end_on_shutdown = end_on_shutdown
         self.status_code = status_code
         if media_type is not None:
             self.media_type = media_type
@@ -135,6 +155,12 @@ class StreamingResponse(Response):
                 complete = await run_until_disconnect(
                     scope, receive, lambda: self._send_body(send, iterator)
                 )
+        except anyio.get_cancelled_exc_class():
+            if not cancelled_by_server():
+                raise
+            # The server gave up waiting at shutdown and cancelled the task:
+            # end here, or it logs a CancelledError traceback per stream.
+            return
         finally:
             await close_iterator(iterator)
         if complete and self.background is not None:
@@ -150,6 +176,11 @@ class StreamingResponse(Response):
 
     async def _send_body(self, send: Send, iterator: AsyncIterator[Any]) -> None:
         await send(self._start_message())
+        with cancel_on_shutdown(self.end_on_shutdown):
+            await self._send_chunks(send, iterator)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _send_chunks(self, send: Send, iterator: AsyncIterator[Any]) -> None:
         charset = self.charset
         sent = 0
         async for chunk in iterator:
@@ -167,7 +198,6 @@ class StreamingResponse(Response):
                 # not yield, would starve the loop: the disconnect listener
                 # would never run.  Yield now and then.
                 await anyio.lowlevel.checkpoint()
-        await send({"type": "http.response.body", "body": b""})
 
 
 __all__ = [

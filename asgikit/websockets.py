@@ -12,17 +12,37 @@ sending after the peer left raises ``WebSocketDisconnect``, as does a
 server's ``OSError`` on send (ASGI 2.4).  ``close()`` on a connection that is
 already over does nothing, so it is safe in a ``finally``.
 
+Server shutdown: when the server receives SIGINT or SIGTERM, a ``receive``
+that is waiting on an open connection closes it with 1001 ("going away",
+RFC 6455 §7.4.1: a server going down) and returns a disconnect, so the
+handler's loop ends and the server can stop (uvicorn closes sockets itself
+at shutdown, hypercorn would wait for its graceful timeout).  How the
+signal is seen, and where it cannot be: ``asgikit._shutdown``.  A handler
+that waits on something else (a queue, a broadcast) and never on
+``receive`` is not woken; the server's graceful timeout bounds it.
+
 Frames, masking, ping/pong and message size limits are the server's job and
 are not seen here.
+
+Deliberately unlike Starlette's ``WebSocket``: a second ``close()`` does
+nothing instead of raising; a refusal is ``deny(status, body, headers)``
+rather than ``send_denial_response(response)`` (raw
+``websocket.http.response.*`` messages cover the rest), and without the
+server's extension it closes (HTTP 403) instead of raising;
+``receive_json`` takes a text or a binary frame whatever its ``mode``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
+import anyio
+
+from asgikit._shutdown import unless_shutdown, watch_signals
 from asgikit.datastructures import validate_header
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.requests import HTTPConnection
@@ -33,6 +53,9 @@ HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 # RFC 6455 §7.4.1: 1006 is never sent on the wire; it reports a lost connection.
 _ABNORMAL_CLOSURE = 1006
+# RFC 6455 §7.4.1: 1001, "an endpoint is going away, such as a server going down".
+_GOING_AWAY = 1001
+_SHUTDOWN_REASON = "server shutting down"
 
 
 class WebSocketState(enum.Enum):
@@ -54,6 +77,12 @@ def _raw_headers(headers: HeadersArg) -> list[tuple[bytes, bytes]]:
         validate_header(*pair)
         raw.append(pair)
     return raw
+
+
+def _check_mode(mode: str) -> None:
+    # An explicit option is never ignored: a typo must not mean "text".
+    if mode not in ("text", "binary"):
+        raise ValueError(f"mode is 'text' or 'binary', not {mode!r}")
 
 
 class WrongMessageType(RuntimeError):
@@ -93,6 +122,9 @@ class WebSocket(HTTPConnection):
     of an HTTP request.
     """
 
+    #: Close with 1001 when the server shuts down while ``receive`` waits.
+    close_on_shutdown = True
+
     __slots__ = ("_receive", "_send", "application_state", "client_state", "close_code")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,7 +155,16 @@ class WebSocket(HTTPConnection):
         """The next raw ASGI message from the client."""
         if self.client_state is WebSocketState.DISCONNECTED:
             raise RuntimeError("cannot receive: the client has already disconnected")
-        message = await self._receive()
+        if self.client_state is WebSocketState.CONNECTED and self.close_on_shutdown:
+            running, received = await unless_shutdown(self._receive)
+            if not running:
+                return await self._close_for_shutdown()
+            assert received is not None
+            message = received
+        else:
+            if self.close_on_shutdown:
+                watch_signals()  # from the handshake on, a shutdown is seen
+            message = await self._receive()
         kind = message["type"]
         if kind == "websocket.disconnect":
             self.client_state = WebSocketState.DISCONNECTED
@@ -135,6 +176,19 @@ class WebSocket(HTTPConnection):
         elif kind != "websocket.receive":
             raise RuntimeError(f"unexpected message {kind!r}")
         return message
+
+    async def _close_for_shutdown(self) -> Message:
+        self.client_state = WebSocketState.DISCONNECTED
+        self.close_code = _GOING_AWAY
+        if self.application_state in (WebSocketState.CONNECTING, WebSocketState.CONNECTED):
+            # Not accepted yet: the close refuses the handshake instead.
+            self.application_state = WebSocketState.DISCONNECTED
+            # Bounded: a client that stopped reading must not hold the shutdown.
+            with anyio.move_on_after(1), contextlib.suppress(OSError):
+                await self._send(
+                    {"type": "websocket.close", "code": _GOING_AWAY, "reason": _SHUTDOWN_REASON}
+                )
+        return {"type": "websocket.disconnect", "code": _GOING_AWAY, "reason": _SHUTDOWN_REASON}
 
     async def send(self, message: Message) -> None:
         """Send a raw ASGI message to the client (the order is checked)."""
@@ -274,7 +328,10 @@ class WebSocket(HTTPConnection):
         """The next message decoded as JSON (a text or a binary frame).
 
         Malformed JSON raises ``ValueError`` (``json.JSONDecodeError``).
+        Either frame type is accepted whatever ``mode`` says (a client's
+        choice of frame is no reason to fail); ``mode`` is still checked.
         """
+        _check_mode(mode)
         message = await self._receive_data()
         data = message.get("text")
         if data is None:
@@ -312,6 +369,7 @@ class WebSocket(HTTPConnection):
 
     async def send_json(self, data: Any, mode: Literal["text", "binary"] = "text") -> None:
         """Send ``data`` as JSON in a text (default) or binary message."""
+        _check_mode(mode)
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         try:
             encoded = text.encode("utf-8")

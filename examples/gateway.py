@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from asgikit import JSONResponse, PlainTextResponse, Request, mount, route, router, stack
+from asgikit import JSONResponse, PlainTextResponse, Request, mount, route, router, stack, timeout
 from asgikit.middleware.body_limit import body_limit
 from asgikit.middleware.cors import cors
 from asgikit.proxy import reverse_proxy
@@ -41,6 +41,9 @@ async def health(request: Request) -> JSONResponse:
 
 
 api = stack(
+    # A client that trickles its body is cut off (408) before it can hold an
+    # upstream connection for long; WebSockets pass through.
+    timeout(request=60.0, body_idle=15.0),
     cors(
         allow_origins=ALLOW_ORIGINS,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

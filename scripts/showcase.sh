@@ -14,6 +14,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
     .venv/bin/python -m pip install -q -e '.[server,templates]'
     echo "$wanted" >"$stamp"
 fi
-# Open SSE streams and WebSockets would otherwise hold uvicorn's shutdown open.
-export UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN="${UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN:-2}"
-exec .venv/bin/python -m uvicorn examples.showcase:app --host 127.0.0.1 --port 8000 "$@"
+# SSE streams and WebSockets end by themselves on Ctrl+C/SIGTERM; the graceful
+# timeout bounds whatever else is still open (a long download).
+exec .venv/bin/python -m uvicorn examples.showcase:app --host 127.0.0.1 --port 8000 \
+    --timeout-graceful-shutdown 10 "$@"

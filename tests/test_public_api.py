@@ -17,7 +17,7 @@ DOCUMENTED = {
     "StreamingResponse", "EventSourceResponse", "ServerSentEvent", "FileResponse",
     "BackgroundTask", "BackgroundTasks", "FormData", "UploadFile", "Broadcast",
     "cors", "compress", "sessions", "trusted_host", "https_redirect", "proxy_headers",
-    "server_errors", "request_id", "body_limit", "security_headers", "timing", "csrf",
+    "server_errors", "request_id", "body_limit", "security_headers", "timing", "timeout", "csrf",
     "websocket_origin", "lifespan", "static_files",
     "http_middleware", "authentication", "requires", "exception_handlers",
     "rate_limit",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,6 +17,9 @@ from asgikit.sse import EventSourceResponse, ServerSentEvent, encode_event, last
 from asgikit.testing import TestClient
 from asgikit.types import Message
 from tests.conftest import SendRecorder, body_receive, make_scope, run_app
+from tests.test_streaming import SignalOnFirstBody, server_handles_sigterm
+
+__all__ = ["server_handles_sigterm"]  # a fixture, used by name
 
 
 def parse_stream(text: str) -> list[dict[str, str]]:
@@ -291,3 +295,40 @@ def test_last_event_id_from_a_request_or_a_scope() -> None:
     assert last_event_id(Request(scope)) == "42"
     assert last_event_id(scope) == "42"
     assert last_event_id(make_scope()) is None
+
+
+# -- server shutdown ----------------------------------------------------------
+
+
+async def ticks() -> AsyncIterator[dict[str, Any]]:
+    n = 0
+    while True:
+        n += 1
+        yield {"event": "tick", "data": str(n)}
+        await anyio.sleep(0.01)
+
+
+async def test_an_open_event_stream_ends_cleanly_when_the_server_gets_sigterm(
+    server_handles_sigterm: list[int],
+) -> None:
+    send = SignalOnFirstBody()
+    with anyio.fail_after(10):
+        await EventSourceResponse(ticks(), ping=None)(make_scope(), body_receive(), send)
+    assert send.complete
+    assert send.body.startswith(b"event: tick\ndata: 1\n\n")
+    assert server_handles_sigterm == [signal.SIGTERM]
+
+
+async def test_end_on_shutdown_false_keeps_the_event_stream_going(
+    server_handles_sigterm: list[int],
+) -> None:
+    async def three() -> AsyncIterator[str]:
+        for i in range(3):
+            yield str(i)
+            await anyio.sleep(0.01)
+
+    send = SignalOnFirstBody()
+    with anyio.fail_after(10):
+        response = EventSourceResponse(three(), ping=None, end_on_shutdown=False)
+        await response(make_scope(), body_receive(), send)
+    assert send.body == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"

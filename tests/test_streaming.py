@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
 import pytest
 
+from asgikit import _shutdown
 from asgikit.background import BackgroundTask
 from asgikit.requests import Request
 from asgikit.streaming import StreamingResponse
@@ -243,3 +245,115 @@ async def test_an_iterable_that_is_not_its_own_iterator_has_its_iterator_closed(
 
     await StreamingResponse(Body())(make_scope(), body_receive(), send)
     assert events == ["closed"]
+
+
+# -- server shutdown ----------------------------------------------------------
+
+
+@pytest.fixture
+def server_handles_sigterm() -> Iterator[list[int]]:
+    """A SIGTERM handler such as a server installs; restored afterwards, shutdown forgotten."""
+    received: list[int] = []
+    _shutdown._reset()  # chained afresh, in front of this handler
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _shutdown._reset()
+
+
+class SignalOnFirstBody(SendRecorder):
+    """Records, and delivers SIGTERM to this process once the first body chunk is sent."""
+
+    async def __call__(self, message: Message) -> None:
+        await super().__call__(message)
+        if message["type"] == "http.response.body" and len(self.messages) == 2:
+            signal.raise_signal(signal.SIGTERM)
+
+
+async def endless() -> AsyncIterator[bytes]:
+    while True:
+        yield b"tick\n"
+        await anyio.sleep(0.01)
+
+
+async def test_end_on_shutdown_ends_an_endless_stream_cleanly_on_sigterm(
+    server_handles_sigterm: list[int],
+) -> None:
+    send = SignalOnFirstBody()
+    with anyio.fail_after(10):
+        await StreamingResponse(endless(), end_on_shutdown=True)(
+            make_scope(), body_receive(), send
+        )
+    assert send.complete  # the final message went out: a clean end
+    assert server_handles_sigterm == [signal.SIGTERM]  # the server's handler still ran
+
+
+async def test_by_default_a_stream_is_left_to_finish_at_shutdown(
+    server_handles_sigterm: list[int],
+) -> None:
+    async def five() -> AsyncIterator[bytes]:
+        for i in range(5):
+            yield str(i).encode()
+            await anyio.sleep(0.01)
+
+    send = SignalOnFirstBody()
+    with anyio.fail_after(10):
+        await StreamingResponse(five())(make_scope(), body_receive(), send)
+    assert (send.body, send.complete) == (b"01234", True)
+    assert server_handles_sigterm == [signal.SIGTERM]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_server_cancelling_a_stream_at_shutdown_is_no_error(
+    server_handles_sigterm: list[int],
+) -> None:
+    # uvicorn's graceful timeout (or a second Ctrl+C) cancels the task itself;
+    # the stream ends there instead of raising CancelledError to the server,
+    # which would log it with a traceback.
+    import asyncio
+
+    send = SignalOnFirstBody()
+    task = asyncio.ensure_future(StreamingResponse(endless())(make_scope(), body_receive(), send))
+    with anyio.fail_after(10):
+        while not server_handles_sigterm:
+            await anyio.sleep(0.01)
+        task.cancel()
+        await asyncio.wait([task])
+    assert not task.cancelled()
+    assert task.exception() is None
+    assert not send.complete  # cut short: the server closes the connection
+
+
+async def test_after_shutdown_an_anyio_cancellation_still_propagates(
+    server_handles_sigterm: list[int],
+) -> None:
+    send = SignalOnFirstBody()
+    with anyio.fail_after(10):
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+
+                async def stop_soon() -> None:
+                    while not server_handles_sigterm:
+                        await anyio.sleep(0.01)
+                    scope.cancel()
+
+                group.start_soon(stop_soon)
+                await StreamingResponse(endless())(make_scope(), body_receive(), send)
+    assert scope.cancelled_caught
+
+
+def test_a_finished_event_loop_is_not_kept_alive_by_the_shutdown_watch(
+    server_handles_sigterm: list[int],
+) -> None:
+    import gc
+
+    async def stream_once() -> None:
+        response = StreamingResponse([b"a"], end_on_shutdown=True)
+        await response(make_scope(), body_receive(), SendRecorder())
+
+    before = len(_shutdown._loops)
+    anyio.run(stream_once)
+    gc.collect()
+    assert len(_shutdown._loops) <= before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import anyio
@@ -12,6 +13,9 @@ from asgikit.routing import mount, router, websocket_route
 from asgikit.testing import AsyncTestClient, TestClient, WebSocketDenialResponse
 from asgikit.types import Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket, WebSocketState
+from tests.test_streaming import server_handles_sigterm
+
+__all__ = ["server_handles_sigterm"]  # a fixture, used by name
 
 
 def ws_scope(**extra: Any) -> Scope:
@@ -346,3 +350,270 @@ async def test_iterators_close_with_1003_on_the_wrong_message_type_and_1007_on_b
                 await ws.receive_text()
             assert closed.value.code == 1007
     assert seen == ["one", "{'a': 1}"]
+
+
+# -- server shutdown ----------------------------------------------------------
+
+
+class SignalWhenIdle(FakePeer):
+    """A peer that sends nothing more, and delivers SIGTERM once the app waits on it."""
+
+    async def receive(self) -> Message:
+        if not self.incoming:
+            signal.raise_signal(signal.SIGTERM)
+        return await super().receive()
+
+
+@pytest.mark.parametrize("when", ["while_receive_waits", "before_the_first_receive"])
+async def test_an_open_websocket_closes_with_1001_when_the_server_gets_sigterm(
+    server_handles_sigterm: list[int], when: str
+) -> None:
+    peer = SignalWhenIdle() if when == "while_receive_waits" else FakePeer()
+    ended: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        if when == "before_the_first_receive":
+            signal.raise_signal(signal.SIGTERM)
+            await anyio.sleep(0.01)  # busy elsewhere when it comes
+        async for _ in websocket.iter_text():
+            pass  # the loop just ends
+        ended.append(websocket.close_code or 0)
+        await websocket.close()  # a no-op now, safe in a finally
+
+    with anyio.fail_after(10):
+        await app(ws_scope(), peer.receive, peer.send)
+    assert peer.sent[1:] == [
+        {"type": "websocket.close", "code": 1001, "reason": "server shutting down"}
+    ]
+    assert ended == [1001]
+    assert server_handles_sigterm == [signal.SIGTERM]
+
+
+# -- parity with Starlette's tests/test_websockets.py ---------------------------
+
+
+def running(body: Any) -> Any:
+    """An ASGI app that wraps the scope in a WebSocket and runs ``body(websocket)``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await body(WebSocket(scope, receive, send))
+
+    return app
+
+
+def test_url_query_params_port_and_headers_of_the_handshake() -> None:
+    async def body(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(
+            {
+                "url": str(websocket.url),
+                "port": websocket.url.port,
+                "params": dict(websocket.query_params),
+                "host": websocket.headers["host"],
+                "version": websocket.headers["sec-websocket-version"],
+            }
+        )
+        await websocket.close()
+
+    client = TestClient(running(body))
+    with client.websocket_connect("/123?a=abc&b=456") as session:
+        data = session.receive_json()
+    assert data["url"] == "ws://testserver/123?a=abc&b=456"
+    assert data["params"] == {"a": "abc", "b": "456"}
+    assert (data["host"], data["version"]) == ("testserver", "13")
+    with client.websocket_connect("ws://example.com:123/x") as session:
+        assert session.receive_json()["port"] == 123
+
+
+def test_send_json_keeps_non_ascii_text_compact() -> None:
+    async def body(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(await websocket.receive_json())
+        await websocket.close()
+
+    with TestClient(running(body)).websocket_connect("/") as session:
+        session.send_json({"test": "数据"})
+        assert session.receive_text() == '{"test":"数据"}'
+
+
+def test_a_reader_task_and_a_writer_share_one_websocket() -> None:
+    async def body(websocket: WebSocket) -> None:
+        await websocket.accept()
+        sender, receiver = anyio.create_memory_object_stream[Any](1)
+
+        async def reader() -> None:
+            async with sender:
+                async for data in websocket.iter_json():
+                    await sender.send(data)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(reader)
+            async with receiver:
+                async for data in receiver:
+                    await websocket.send_json(data)
+
+    with TestClient(running(body)).websocket_connect("/") as session:
+        session.send_json({"hello": "world"})
+        assert session.receive_json() == {"hello": "world"}
+
+
+def test_the_clients_close_code_and_reason_reach_the_app() -> None:
+    seen: list[Any] = []
+
+    async def body(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await websocket.receive_text()
+        except WebSocketDisconnect as exc:
+            seen.append((exc.code, exc.reason))
+
+    with TestClient(running(body)).websocket_connect("/") as session:
+        session.close(1001, "Going Away")
+    assert seen == [(1001, "Going Away")]
+
+
+def test_a_close_before_accept_reaches_the_client_with_its_code() -> None:
+    async def body(websocket: WebSocket) -> None:
+        assert await websocket.receive() == {"type": "websocket.connect"}
+        await websocket.close(1001)
+
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        TestClient(running(body)).websocket_connect("/"),
+    ):
+        pass
+    assert info.value.code == 1001
+
+
+def test_a_denial_response_sent_as_raw_messages_in_several_bodies() -> None:
+    # Starlette's send_denial_response(Response) has no counterpart: deny()
+    # takes a status, a body and headers, and raw messages do the rest.
+    async def body(websocket: WebSocket) -> None:
+        await websocket.receive()
+        await websocket.send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 404,
+                "headers": [(b"content-type", b"text/plain"), (b"foo", b"bar")],
+            }
+        )
+        await websocket.send(
+            {"type": "websocket.http.response.body", "body": b"hard", "more_body": True}
+        )
+        await websocket.send({"type": "websocket.http.response.body", "body": b"body"})
+
+    with (
+        pytest.raises(WebSocketDenialResponse) as info,
+        TestClient(running(body)).websocket_connect("/"),
+    ):
+        pass
+    assert (info.value.status_code, info.value.content) == (404, b"hardbody")
+    assert info.value.headers["foo"] == "bar"
+
+
+async def test_a_second_denial_start_is_a_clear_error() -> None:
+    peer = FakePeer()
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.receive()
+    start = {"type": "websocket.http.response.start", "status": 404, "headers": []}
+    await websocket.send(start)
+    with pytest.raises(RuntimeError, match=r"expected websocket\.http\.response\.body"):
+        await websocket.send(start)
+
+
+def test_no_extra_handshake_headers_unless_given() -> None:
+    async def body(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    with TestClient(running(body)).websocket_connect("/") as session:
+        assert session.extra_headers == []
+
+
+def test_an_exception_in_the_app_reaches_the_test_client() -> None:
+    async def body(websocket: WebSocket) -> None:
+        raise LookupError("boom")
+
+    with pytest.raises(LookupError), TestClient(running(body)).websocket_connect("/"):
+        pass
+
+
+async def test_receiving_after_the_disconnect_is_a_clear_error() -> None:
+    peer = FakePeer({"type": "websocket.disconnect", "code": 1000})
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.accept()
+    assert (await websocket.receive())["type"] == "websocket.disconnect"
+    with pytest.raises(RuntimeError, match="already disconnected"):
+        await websocket.receive()
+
+
+def test_a_websocket_is_a_read_only_mapping_of_its_scope_hashed_by_identity() -> None:
+    async def nothing() -> Message:
+        raise AssertionError
+
+    async def ignore(message: Message) -> None:
+        raise AssertionError
+
+    scope = {"type": "websocket", "path": "/abc/", "headers": []}
+    websocket = WebSocket(scope, nothing, ignore)
+    assert websocket["path"] == "/abc/"
+    assert dict(websocket) == scope
+    assert len(websocket) == 3
+    # Equal and hashed by identity, not by scope: usable as a dict key or in a set.
+    assert websocket != WebSocket(dict(scope), nothing, ignore)
+    assert {websocket} == {websocket}
+
+
+async def test_an_unknown_json_mode_is_refused_not_taken_for_text() -> None:
+    peer = FakePeer({"type": "websocket.receive", "text": "{}"})
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.accept()
+    with pytest.raises(ValueError, match="mode"):
+        await websocket.send_json({}, mode="invalid")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode"):
+        await websocket.receive_json(mode="invalid")  # type: ignore[arg-type]
+    assert [m["type"] for m in peer.sent] == ["websocket.accept"]
+
+
+async def test_sending_before_accept_or_accepting_twice_is_a_clear_error() -> None:
+    peer = FakePeer()
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.receive()
+    with pytest.raises(RuntimeError, match="accept, close or deny"):
+        await websocket.send({"type": "websocket.send", "text": "x"})
+    await websocket.send({"type": "websocket.accept"})
+    with pytest.raises(RuntimeError, match="unexpected message"):
+        await websocket.send({"type": "websocket.accept"})
+
+
+async def test_a_first_message_other_than_connect_is_a_clear_error() -> None:
+    peer = FakePeer()
+    peer.incoming = [{"type": "websocket.receive", "text": "x"}]
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    with pytest.raises(RuntimeError, match=r"expected websocket\.connect"):
+        await websocket.receive()
+
+
+async def test_a_second_connect_is_a_clear_error() -> None:
+    peer = FakePeer({"type": "websocket.connect"})
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    await websocket.accept()
+    with pytest.raises(RuntimeError, match="unexpected message"):
+        await websocket.receive()
+
+
+async def test_a_handshake_not_yet_answered_is_refused_at_shutdown(
+    server_handles_sigterm: list[int],
+) -> None:
+    peer = FakePeer()
+    websocket = WebSocket(ws_scope(), peer.receive, peer.send)
+    assert (await websocket.receive())["type"] == "websocket.connect"
+    signal.raise_signal(signal.SIGTERM)
+    with anyio.fail_after(10):
+        message = await websocket.receive()
+    assert message["type"] == "websocket.disconnect"
+    assert [m["type"] for m in peer.sent] == ["websocket.close"]
+    with pytest.raises(WebSocketDisconnect):  # too late to accept
+        await websocket.accept()

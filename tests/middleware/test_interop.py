@@ -51,6 +51,7 @@ from asgikit.middleware.security_headers import security_headers
 from asgikit.middleware.server_errors import server_errors
 from asgikit.middleware.sessions import sessions
 from asgikit.middleware.telemetry import telemetry
+from asgikit.middleware.timeout import timeout
 from asgikit.middleware.timing import timing
 from asgikit.middleware.trusted_host import trusted_host
 from asgikit.middleware.websocket_origin import websocket_origin
@@ -310,6 +311,15 @@ def check_body_limit(client: TestClient) -> None:
     assert client.post("/echo", content=chunks()).status_code == 413
 
 
+def check_timeout(client: TestClient) -> None:
+    # Within its limits a request is untouched, and a WebSocket passes through;
+    # the 408/503 answers are pinned in test_timeout.py, where time is in hand.
+    assert client.get("/data").status_code == 200
+    assert client.post("/echo", content=b"x" * 20).json() == {"size": 20}
+    with client.websocket_connect("/ws", headers={"origin": SITE}) as ws:
+        assert ws.receive_text() == "hi"
+
+
 def check_security_headers(client: TestClient) -> None:
     headers = client.get("https://testserver/data").headers
     assert headers["x-content-type-options"] == "nosniff"
@@ -427,6 +437,7 @@ CASES: dict[str, Case] = {
     "timing": Case(timing, check_timing),
     "rate_limit": Case(rate_limit, check_rate_limit, {"limits": "2/hour"}),
     "telemetry": Case(telemetry, check_telemetry, {"tracer_provider": OTEL.provider}),
+    "timeout": Case(timeout, check_timeout, {"request": 30.0, "body_idle": 30.0}),
     "csrf": Case(csrf, check_csrf, {"secret_key": "c" * 32}),
     "websocket_origin": Case(
         websocket_origin, check_websocket_origin, {"allowed_origins": [SITE]}

@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from asgikit.broadcast import Broadcast, SlowSubscriber
+from asgikit.broadcast import Broadcast, MessagesLost, SlowSubscriber
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.lifespan import lifespan
 from asgikit.requests import Request
@@ -39,6 +39,7 @@ counters: dict[str, int] = {
     "sse_closed": 0,
     "stream_open": 0,
     "stream_closed": 0,
+    "feed_closed": 0,
 }
 
 
@@ -64,8 +65,14 @@ async def chat_socket(websocket: WebSocket) -> None:
 
         async def forward() -> None:
             try:
-                async for event in subscription:
-                    await websocket.send_text(str(event.message))
+                while True:
+                    try:
+                        async for event in subscription:
+                            await websocket.send_text(str(event.message))
+                        break
+                    except MessagesLost:
+                        # Redis was away: messages may be missing; say so.
+                        await websocket.send_json({"type": "gap"})
             except SlowSubscriber:
                 await websocket.close(1013, "too slow, reconnect")
             except WebSocketDisconnect:
@@ -135,6 +142,18 @@ async def echo(websocket: WebSocket) -> None:
         mark("ws_closed")
 
 
+async def feed(websocket: WebSocket) -> None:
+    """Push only: forwards a channel and never reads from the client."""
+    await websocket.accept()
+    try:
+        async with broadcast.subscribe("feed") as subscription:
+            await websocket.send_json({"type": "joined"})
+            async for event in subscription:
+                await websocket.send_text(str(event.message))
+    finally:
+        mark("feed_closed")
+
+
 async def refuse(websocket: WebSocket) -> None:
     await websocket.close()
 
@@ -188,6 +207,7 @@ app = lifespan(
         route("/clock/", clock_page, name="clock"),
         route("/clock/events", clock_events, name="clock_events"),
         websocket_route("/echo", echo),
+        websocket_route("/feed", feed),
         websocket_route("/refuse", refuse),
         websocket_route("/deny", deny),
     ),

@@ -8,10 +8,13 @@ process's open file descriptors, so the tests can see the server side.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +26,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.servers.chromium import chromium
-from tests.servers.live import serve_process
+from tests.servers.live import free_port, serve_process, wait_until_up
 from tests.servers.redis_server import redis_server
+from tests.test_broadcast import RestartableRedis
 
 APP = "tests.servers.realtime_app:app"
 
@@ -163,34 +167,102 @@ def test_streams_stop_within_a_second_of_the_client_leaving(
 # -- server shutdown -------------------------------------------------------
 
 
+@contextlib.contextmanager
+def server_process(server: str, args: list[str], marker: Path) -> Iterator[tuple[Any, str]]:
+    """The real-time app under ``server`` in a session of its own (for a Ctrl+C to its group)."""
+    port = free_port()
+    command = {
+        "uvicorn": ["-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port)],
+        "hypercorn": ["-m", "hypercorn", APP, "--bind", f"127.0.0.1:{port}"],
+    }[server]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "SHUTDOWN_MARKER": str(marker)}
+    with (marker.parent / "stderr").open("w+") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, *command, *args],
+            cwd=root,
+            env=env,
+            stderr=stderr,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until_up(base + "/", process=process)
+            yield process, base
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
 @pytest.mark.parametrize(
-    ("server", "args"),
+    ("server", "args", "how"),
     [
-        ("uvicorn", ["--timeout-graceful-shutdown", "1"]),
-        ("hypercorn", ["--graceful-timeout", "1"]),
+        ("uvicorn", [], "SIGTERM"),
+        ("uvicorn", [], "Ctrl+C"),
+        ("hypercorn", ["--workers", "0"], "SIGTERM"),
+        ("hypercorn", [], "Ctrl+C"),
     ],
 )
-def test_open_streams_are_closed_on_server_shutdown(
-    tmp_path: Path, server: str, args: list[str]
+def test_open_sse_and_websockets_do_not_hold_the_server_at_shutdown(
+    tmp_path: Path, server: str, args: list[str], how: str
 ) -> None:
+    # No graceful timeout given: uvicorn would wait for ever for these.
     marker = tmp_path / "marker"
-    env = {"SHUTDOWN_MARKER": str(marker)}
     with (
-        serve_process(APP, server=server, args=args, env=env) as url,
-        httpx.stream("GET", url + "/clock/events?interval=0.05", timeout=10) as sse,
-        httpx.stream("GET", url + "/stream", timeout=10) as stream,
+        server_process(server, args, marker) as (process, url),
+        httpx.stream("GET", url + "/clock/events?interval=0.05", timeout=20) as sse,
+        connect(ws(url, "/echo"), open_timeout=5) as echo,
+        connect(ws(url, "/chat/shutdown/ws"), open_timeout=5) as chat,
+        connect(ws(url, "/feed"), open_timeout=5) as feed,
     ):
-        next(sse.iter_bytes())
-        next(stream.iter_bytes())
-        os.kill(int(state(url)["pid"]), signal.SIGTERM)
-        wait_until(
-            lambda: (
-                marker.exists()
-                and {"sse_closed", "stream_closed"} <= set(marker.read_text().split())
-            ),
-            10,
-            "both generators were closed by the shutdown",
-        )
+        events = sse.iter_lines()
+        assert next(events) == "event: tick"
+        echo.send("x")
+        assert echo.recv(timeout=5) == "x"
+        assert json.loads(chat.recv(timeout=5)) == {"type": "joined"}
+        assert json.loads(feed.recv(timeout=5)) == {"type": "joined"}
+        if how == "SIGTERM":
+            process.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGINT)  # what a terminal does on Ctrl+C
+        returncode = process.wait(20)  # hang guard only
+        list(events)  # the stream ended cleanly: no error while reading its end
+        for client in (echo, chat):
+            with pytest.raises(ConnectionClosed):
+                client.recv(timeout=5)
+            assert client.close_code in (1001, 1012)  # going away, or uvicorn's service restart
+        with pytest.raises(ConnectionClosed):
+            feed.recv(timeout=5)
+    stderr = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in stderr, stderr
+    # uvicorn re-raises SIGTERM once it has shut down cleanly, so that the
+    # process reports how it was stopped; otherwise a clean stop is 0.
+    assert returncode == (-signal.SIGTERM if (server, how) == ("uvicorn", "SIGTERM") else 0)
+    assert {"sse_closed", "ws_closed", "feed_closed"} <= set(marker.read_text().split())
+
+
+def test_an_endless_plain_stream_is_cut_by_the_graceful_timeout_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # A StreamingResponse is left to finish (a download must not look complete
+    # when cut short); uvicorn's graceful timeout is the backstop.
+    marker = tmp_path / "marker"
+    args = ["--timeout-graceful-shutdown", "1"]
+    with (
+        server_process("uvicorn", args, marker) as (process, url),
+        httpx.stream("GET", url + "/stream", timeout=20) as stream,
+    ):
+        chunks = stream.iter_bytes()
+        next(chunks)
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+        with pytest.raises(httpx.RemoteProtocolError):  # visibly incomplete
+            list(chunks)
+    stderr = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in stderr, stderr
+    assert "stream_closed" in marker.read_text().split()
 
 
 # -- broadcast across processes through Redis ---------------------------------
@@ -213,6 +285,28 @@ def test_chat_reaches_clients_of_another_process_through_redis() -> None:
             assert json.loads(alice.recv(timeout=5)) == expected
             bob.send(json.dumps({"name": "bob", "text": "hi"}))
             assert json.loads(alice.recv(timeout=5))["name"] == "bob"
+
+
+def test_chat_survives_a_redis_restart_and_tells_clients_of_the_gap(tmp_path: Path) -> None:
+    redis = RestartableRedis(str(tmp_path))
+    redis.start()
+    try:
+        with (
+            serve_process(APP, env={"BROADCAST_URL": redis.url}) as url,
+            connect(ws(url, "/chat/restart/ws")) as alice,
+        ):
+            assert json.loads(alice.recv(timeout=5)) == {"type": "joined"}
+            alice.send(json.dumps({"name": "alice", "text": "before"}))
+            assert json.loads(alice.recv(timeout=5))["text"] == "before"
+            redis.stop()
+            redis.start()
+            assert json.loads(alice.recv(timeout=20)) == {"type": "gap"}
+            with connect(ws(url, "/chat/restart/ws")) as bob:
+                assert json.loads(bob.recv(timeout=5)) == {"type": "joined"}
+                bob.send(json.dumps({"name": "bob", "text": "after"}))
+                assert json.loads(alice.recv(timeout=5)) == {"name": "bob", "text": "after"}
+    finally:
+        redis.stop()
 
 
 # -- the showcase pages in a headless Chromium --------------------------------
