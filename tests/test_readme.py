@@ -137,6 +137,49 @@ def check_gateway(ns: Namespace) -> None:
         assert too_big.status_code == 413
 
 
+def check_traffic(ns: Namespace) -> None:
+    with TestClient(ns["app"]) as client:
+        first = client.get("/")
+        assert first.status_code == 200
+        assert "ratelimit-policy" in first.headers
+        assert client.get("/").status_code == 200
+        refused = client.get("/")
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+        assert client.get("/health").status_code == 200  # excluded
+
+
+def check_telemetry(ns: Namespace) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    ns["provider"].add_span_processor(SimpleSpanProcessor(spans))
+    with TestClient(ns["app"]) as client:
+        assert client.get("/api/users/7").json() == {"id": 7}
+    (span,) = spans.get_finished_spans()
+    assert span.name == "GET /api/users/{id:int}"
+    assert span.attributes is not None
+    assert span.attributes["http.route"] == "/api/users/{id:int}"
+
+
+def check_openapi(ns: Namespace) -> None:
+    with TestClient(ns["app"]) as client:
+        document = client.get("/openapi.json").json()
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) == {"/api/users/{id}", "/api/users"}
+    (parameter,) = document["paths"]["/api/users/{id}"]["get"]["parameters"]
+    assert parameter["schema"] == {"type": "integer"}
+    assert "201" in document["paths"]["/api/users"]["post"]["responses"]
+
+
+def check_wsgi(ns: Namespace) -> None:
+    with TestClient(ns["app"]) as client:
+        assert client.get("/").text == "asgikit"
+        answer = client.get("/legacy/hello").json()
+    assert answer == {"script_root": "/legacy", "url": "/legacy/hello"}
+
+
 def check_testing(ns: Namespace) -> None:
     assert "client" in ns  # its own asserts ran inside the block
 
@@ -149,6 +192,10 @@ CHECKS: dict[str, Callable[[Namespace], None]] = {
     "WebSockets, server-sent events, broadcast": check_websockets,
     "Middleware": check_middleware,
     "Gateways": check_gateway,
+    "Traffic control: deadlines and rate limits": check_traffic,
+    "Observability: OpenTelemetry": check_telemetry,
+    "OpenAPI from routes": check_openapi,
+    "WSGI apps, mounted": check_wsgi,
     "Testing": check_testing,
 }
 
