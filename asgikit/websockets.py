@@ -89,6 +89,10 @@ class WrongMessageType(RuntimeError):
     """A text message came where a binary one was expected, or the reverse."""
 
 
+class InvalidText(ValueError):
+    """A text message that is not valid Unicode (RFC 6455 §8.1: text is UTF-8)."""
+
+
 class _Messages(AsyncIterator[_T]):
     # A plain iterator, not an async generator: leaving the loop early (a
     # ``return`` inside ``async for``) leaves nothing to finalize.
@@ -107,9 +111,10 @@ class _Messages(AsyncIterator[_T]):
             # RFC 6455 §7.4.1: 1003, a type of data the endpoint cannot accept.
             await self._websocket.close(1003, "unsupported message type")
             raise StopAsyncIteration from None
-        except ValueError:
+        except ValueError as error:
             # RFC 6455 §7.4.1: 1007, data not consistent with the message's type.
-            await self._websocket.close(1007, "malformed JSON")
+            reason = "invalid text" if isinstance(error, InvalidText) else "malformed JSON"
+            await self._websocket.close(1007, reason)
             raise StopAsyncIteration from None
 
 
@@ -309,12 +314,22 @@ class WebSocket(HTTPConnection):
         return message
 
     async def receive_text(self) -> str:
-        """The next text message; a binary message is a ``RuntimeError``."""
+        """The next text message; a binary message is a ``RuntimeError``.
+
+        Text with no UTF-8 form (a lone surrogate, which no conforming server
+        delivers) is :class:`InvalidText`: echoed, no server could send it.
+        """
         message = await self._receive_data()
         text = message.get("text")
         if text is None:
             raise WrongMessageType("expected a text message, got a binary one")
-        return str(text)
+        text = str(text)
+        if not text.isascii():  # isascii() is a flag check; only other text is encoded
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidText("the text message has no UTF-8 form") from None
+        return text
 
     async def receive_bytes(self) -> bytes:
         """The next binary message; a text message is a ``RuntimeError``."""
@@ -384,4 +399,4 @@ class WebSocket(HTTPConnection):
             await self.send_text(text)
 
 
-__all__ = ["HeadersArg", "WebSocket", "WebSocketState", "WrongMessageType"]
+__all__ = ["HeadersArg", "InvalidText", "WebSocket", "WebSocketState", "WrongMessageType"]

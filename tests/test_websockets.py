@@ -352,6 +352,33 @@ async def test_iterators_close_with_1003_on_the_wrong_message_type_and_1007_on_b
     assert seen == ["one", "{'a': 1}"]
 
 
+async def test_iter_text_closes_with_1007_on_text_that_has_no_utf8_form() -> None:
+    # A lone surrogate cannot come from a conforming server, but a faulty
+    # layer can pass one; echoed, it would be a message no server can send.
+    incoming: list[Message] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "caf\u00e9"},
+        {"type": "websocket.receive", "text": "\ud800"},
+    ]
+    sent: list[Message] = []
+    seen: list[str] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/", "headers": [], "query_string": b""}
+    websocket = WebSocket(scope, receive, send)
+    await websocket.accept()
+    async for text in websocket.iter_text():
+        await websocket.send_text(text)
+        seen.append(text)
+    assert seen == ["caf\u00e9"]
+    assert sent[-1] == {"type": "websocket.close", "code": 1007, "reason": "invalid text"}
+
+
 # -- server shutdown ----------------------------------------------------------
 
 
