@@ -21,7 +21,7 @@ from asgikit.streaming import StreamingResponse
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket
-from tests.conftest import make_scope, run_app
+from tests.conftest import disconnect_after, make_scope, run_app
 from tests.servers.live import serve
 
 Backend = Literal["asyncio", "trio"]
@@ -384,3 +384,57 @@ def test_a_client_that_leaves_mid_stream_ends_the_app_cleanly(backend: Backend) 
         # Still usable afterwards: the first request's task group is done.
         assert client.get("/missing").status_code == 404
     assert stopped == ["stopped"]
+
+
+# A client that leaves mid-body (issue 12 #12)
+
+
+async def test_a_client_that_leaves_mid_body_while_func_reads_it_ends_quietly() -> None:
+    async def read_body(request: Request, call_next: CallNext) -> ASGIApp:
+        await request.body()
+        return await call_next(request)
+
+    app = http_middleware(read_body, router(route("/", hello, methods=["POST"])))
+    sent = await run_app(app, make_scope("POST"), disconnect_after(b"partial"))
+    assert sent.messages == []
+
+
+async def test_a_client_that_leaves_mid_body_while_the_app_reads_it_ends_quietly() -> None:
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+        await Request(scope, receive).body()  # lets ClientDisconnect out
+
+    sent = await run_app(
+        http_middleware(passthrough, raw), make_scope("POST"), disconnect_after(b"x")
+    )
+    assert sent.messages == []
+
+
+# Exception handlers see errors from func where func raised them (issue 13 #3)
+
+
+async def test_an_error_raised_by_func_is_answered_by_exception_handlers_inside_outer_layers() -> (
+    None
+):
+    from asgikit.middleware.exception_handlers import exception_handlers
+    from asgikit.middleware.security_headers import security_headers
+
+    async def refuse(request: Request, call_next: CallNext) -> ASGIApp:
+        if request.url.path == "/boom":
+            raise Boom("from func")
+        raise HTTPException(418)
+
+    async def on_boom(request: Request, exc: Boom) -> Response:
+        return PlainTextResponse(f"handled {exc}", 400)
+
+    async def on_418(request: Request, exc: HTTPException) -> Response:
+        return PlainTextResponse("teapot", 418)
+
+    inner = security_headers(http_middleware(refuse, router(route("/", hello))))
+    app = exception_handlers(inner, {Boom: on_boom, 418: on_418})
+    async with TestClient(app) as client:
+        boom = await client.get("/boom")
+        teapot = await client.get("/")
+    assert (boom.status_code, boom.text) == (400, "handled from func")
+    assert (teapot.status_code, teapot.text) == (418, "teapot")
+    assert "x-content-type-options" in boom.headers
+    assert "x-content-type-options" in teapot.headers
