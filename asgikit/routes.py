@@ -88,7 +88,13 @@ async def run_request_handler(
                 raise
             return
         # The request's own receive replays a body that was read; else the server's.
-        await response(scope, request.receive if request._buffer else receive, send)
+        try:
+            await response(scope, request.receive if request._buffer else receive, send)
+        except TypeError:
+            # Only on the failure path: a response that is not callable.
+            if callable(response):
+                raise
+            raise TypeError(_not_a_response(func, response)) from None
     finally:
         if "asgikit.forms" in scope:
             # Uploaded files live until the response (and its background
@@ -96,6 +102,20 @@ async def run_request_handler(
             from asgikit.forms import close_request_forms
 
             await close_request_forms(scope)
+
+
+def _not_a_response(func: Callable[..., Any], returned: object) -> str:
+    target = func.func if isinstance(func, functools.partial) else func
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    what = "None" if returned is None else f"a {type(returned).__name__}"
+    hint = "return JSONResponse(...) (or another response)"
+    if isinstance(returned, (dict, list)):
+        hint = "return JSONResponse(data)"
+    elif isinstance(returned, (str, bytes)):
+        hint = "return PlainTextResponse(text) (or HTMLResponse, JSONResponse(...))"
+    elif returned is None:
+        hint = "return a response, e.g. return JSONResponse(...); is a return missing?"
+    return f"endpoint {name} returned {what}; an endpoint returns a response: {hint}"
 
 
 def request_handler_app(func: Callable[[Request], Any]) -> ASGIApp:

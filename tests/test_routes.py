@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from asgikit.endpoints import HTTPEndpoint
 from asgikit.exceptions import HTTPException
 from asgikit.requests import Request
 from asgikit.responses import PlainTextResponse
@@ -86,3 +89,61 @@ async def test_the_router_404_and_405_vary_on_accept_too() -> None:
     wrong = await run_app(app, make_scope("POST", path="/teapot"))
     assert wrong.status == 405
     assert wrong.header(b"vary") == [b"Accept"]
+
+
+# -- An endpoint that returns something other than a response (issue 13 #16)
+
+
+async def returns_dict(request: Request) -> Any:
+    return {"id": 1}
+
+
+async def returns_none(request: Request) -> Any:
+    pass
+
+
+def sync_returns_dict(request: Request) -> Any:
+    return {"id": 1}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "said"),
+    [
+        (returns_dict, "returned a dict"),
+        (returns_none, "returned None"),
+        (sync_returns_dict, "returned a dict"),
+    ],
+)
+async def test_an_endpoint_returning_a_non_response_gets_a_clear_type_error(
+    endpoint: Any, said: str
+) -> None:
+    with pytest.raises(TypeError) as info:
+        await run_app(router(route("/", endpoint)), make_scope())
+    message = str(info.value)
+    assert f"{__name__}.{endpoint.__qualname__}" in message
+    assert said in message
+    assert "return JSONResponse(" in message
+
+
+async def test_an_http_endpoint_method_returning_a_dict_gets_a_clear_type_error() -> None:
+    class Items(HTTPEndpoint):
+        async def get(self, request: Request) -> Any:
+            return {"items": []}
+
+    with pytest.raises(TypeError) as info:
+        await run_app(router(route("/", Items)), make_scope())
+    message = str(info.value)
+    assert "Items.get" in message
+    assert "returned a dict" in message
+
+
+async def test_a_type_error_from_a_real_response_is_not_rewritten() -> None:
+    class Broken(PlainTextResponse):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            raise TypeError("the response's own bug")
+
+    async def endpoint(request: Request) -> PlainTextResponse:
+        return Broken("x")
+
+    with pytest.raises(TypeError, match="the response's own bug"):
+        await run_app(router(route("/", endpoint)), make_scope())
