@@ -143,14 +143,23 @@ async def answer_error(
                     inner = None if inner is entry else inner.outer
                 raise
             await response(scope, _replaying(request, receive), send)
+            _drop_traceback(exc)
             return True
         entry = entry.outer
     if isinstance(exc, HTTPException):
         if chain is None and scope.get(RAISE_KEY):
             return False
         await http_error_response(scope, exc)(scope, _replaying(request, receive), send)
+        _drop_traceback(exc)
         return True
     return False
+
+
+def _drop_traceback(exc: BaseException) -> None:
+    # Answered: its frames are no longer needed.  An exception instance kept
+    # and raised again (``raise NOT_FOUND``) would otherwise grow its
+    # traceback on every request and keep each request's frames alive.
+    exc.__traceback__ = None
 
 
 def _replaying(request: Request | None, receive: Receive) -> Receive:
