@@ -141,3 +141,49 @@ def test_every_task_runs_after_the_response_even_when_one_fails() -> None:
     with TestClient(router(route("/", endpoint)), raise_server_exceptions=False) as client:
         assert client.get("/").text == "sent"
     assert ran == ["works"]
+
+
+# Parity with Starlette's tests/test_background.py
+
+
+def test_async_sync_and_several_tasks_run_after_the_response() -> None:
+    counter: list[int] = []
+
+    async def add_async(amount: int) -> None:
+        counter.append(amount)
+
+    def add_sync(amount: int) -> None:
+        counter.append(amount)
+
+    async def endpoint(request: Request) -> PlainTextResponse:
+        tasks = BackgroundTasks([BackgroundTask(add_async, 1)])
+        tasks.add_task(add_sync, amount=2)
+        tasks.add_task(add_async, amount=3)
+        return PlainTextResponse("tasks initiated", background=tasks)
+
+    with TestClient(router(route("/", endpoint))) as client:
+        assert client.get("/").text == "tasks initiated"
+    assert counter == [1, 2, 3]
+
+
+def test_a_failing_task_is_reported_to_the_server_after_the_others_ran() -> None:
+    # Deliberate difference: Starlette stops at the first failing task.
+    ran: list[str] = []
+
+    def first() -> None:
+        ran.append("first")
+        raise RuntimeError("task failed")
+
+    def second() -> None:
+        ran.append("second")
+
+    async def endpoint(request: Request) -> PlainTextResponse:
+        tasks = BackgroundTasks()
+        tasks.add_task(first)
+        tasks.add_task(second)
+        return PlainTextResponse("tasks initiated", background=tasks)
+
+    client = TestClient(router(route("/", endpoint)))
+    with client, pytest.raises(RuntimeError, match="task failed"):
+        client.get("/")
+    assert ran == ["first", "second"]

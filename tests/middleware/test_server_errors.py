@@ -244,3 +244,32 @@ async def test_a_failing_handler_is_logged(caplog: pytest.LogCaptureFixture) -> 
     with caplog.at_level("ERROR", logger="asgikit.server_errors"), pytest.raises(Boom):
         await run_app(server_errors(routes, handler=handler), make_scope(path="/fail"))
     assert any("handler broke" in (r.exc_text or "") for r in caplog.records), caplog.records
+
+
+# Parity with Starlette's tests/middleware/test_errors.py
+
+
+def test_a_failing_background_task_after_the_response_does_not_call_the_handler() -> None:
+    # Deliberate difference: Starlette calls the handler (and discards its
+    # response) even after the response started; asgikit's handler only
+    # makes a response, so it is not called when none can be sent.  The
+    # exception goes on to the server, which logs it.
+    from asgikit.background import BackgroundTask
+    from asgikit.responses import Response
+
+    called: list[Exception] = []
+
+    def handler(request: Request, exc: Exception) -> PlainTextResponse:
+        called.append(exc)
+        return PlainTextResponse("unused", 500)
+
+    def fails() -> None:
+        raise RuntimeError("task broke")
+
+    async def endpoint(request: Request) -> Response:
+        return Response(status_code=204, background=BackgroundTask(fails))
+
+    app = server_errors(router(route("/", endpoint)), handler=handler)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/").status_code == 204
+    assert called == []
