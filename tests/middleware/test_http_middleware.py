@@ -603,3 +603,52 @@ async def test_early_hints_before_the_start_pass_through() -> None:
     }
     assert sent.header(b"x-seen") == [b"yes"]
     assert sent.body == b"page"
+
+
+async def test_func_reads_the_body_before_and_after_call_next() -> None:
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse(await request.body())
+
+    async def twice(request: Request, call_next: CallNext) -> StreamedResponse:
+        assert await request.body() == b"a"
+        response = await call_next(request)
+        assert await request.body() == b"a"
+        return response
+
+    app = http_middleware(twice, router(route("/", endpoint, methods=["POST"])))
+    sent = await run_app(app, make_scope("POST"), body=b"a")
+    assert sent.body == b"a"
+
+
+@pytest.mark.xfail(
+    reason="issue 13 #1 (requests.py, not this piece): a read of a body the app "
+    "already consumed waits for the server instead of failing at once",
+    run=False,
+)
+async def test_func_reading_a_body_the_app_consumed_fails_at_once() -> None:
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse(await request.body())
+
+    async def late(request: Request, call_next: CallNext) -> StreamedResponse:
+        response = await call_next(request)
+        with pytest.raises(RuntimeError):
+            await request.body()
+        return response
+
+    app = http_middleware(late, router(route("/", endpoint, methods=["POST"])))
+    with anyio.fail_after(10):
+        await run_app(app, make_scope("POST"), body=b"a")
+
+
+async def test_a_disconnect_the_app_receives_is_seen_by_func() -> None:
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "http.disconnect"
+        await Response()(scope, receive, send)
+
+    async def check(request: Request, call_next: CallNext) -> StreamedResponse:
+        response = await call_next(request)
+        assert await request.is_disconnected()
+        return response
+
+    sent = await run_app(http_middleware(check, endpoint), make_scope("POST"), disconnect_after())
+    assert sent.status == 200
