@@ -368,3 +368,21 @@ def test_a_failing_handler_runs_once_and_its_error_goes_on() -> None:
     with client, pytest.raises(AppError):
         client.get("/app")
     assert calls == ["broken"]
+
+
+def test_an_object_with_an_async_call_and_a_plain_function_are_both_handlers() -> None:
+    class OnAppError:
+        async def __call__(self, request: Request, exc: AppError) -> PlainTextResponse:
+            return PlainTextResponse("object", 400)
+
+    def on_teapot(request: Request, exc: HTTPException) -> PlainTextResponse:
+        return PlainTextResponse("plain", 418)
+
+    with client_for({AppError: OnAppError(), 418: on_teapot}) as client:
+        assert client.get("/app").text == "object"
+        assert client.get("/teapot").text == "plain"
+
+
+def test_a_handler_that_is_not_callable_is_refused_when_built() -> None:
+    with pytest.raises(TypeError, match="not callable"):
+        exception_handlers(routes, {404: "not a function"})  # type: ignore[dict-item]
