@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asgikit.endpoints import HTTPEndpoint
 from asgikit.exceptions import HTTPException
@@ -147,3 +149,12 @@ async def test_a_type_error_from_a_real_response_is_not_rewritten() -> None:
 
     with pytest.raises(TypeError, match="the response's own bug"):
         await run_app(router(route("/", endpoint)), make_scope())
+
+
+@given(accept=st.lists(st.binary(max_size=200), max_size=4))
+async def test_any_accept_header_gets_a_text_or_json_error_answer(accept: list[bytes]) -> None:
+    # Bad input never turns the error answer into a 500 or an exception.
+    scope = make_scope(path="/teapot", headers=[(b"accept", value) for value in accept])
+    sent = await run_app(app, scope)
+    assert sent.status == 418
+    assert sent.header(b"content-type") in ([TEXT], [JSON])

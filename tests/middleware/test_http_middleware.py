@@ -652,3 +652,19 @@ async def test_a_disconnect_the_app_receives_is_seen_by_func() -> None:
 
     sent = await run_app(http_middleware(check, endpoint), make_scope("POST"), disconnect_after())
     assert sent.status == 200
+
+
+async def test_a_context_variable_the_endpoint_sets_is_not_seen_by_func() -> None:
+    # Documented limit, as in Starlette: the app runs in its own task.
+    async def endpoint(request: Request) -> Response:
+        request_tag.set("set by the endpoint")
+        return PlainTextResponse("x")
+
+    async def read_after(request: Request, call_next: CallNext) -> StreamedResponse:
+        response = await call_next(request)
+        response.headers["X-Tag"] = request_tag.get()
+        return response
+
+    async with TestClient(http_middleware(read_after, router(route("/", endpoint)))) as client:
+        response = await client.get("/")
+    assert response.headers["x-tag"] == "unset"
