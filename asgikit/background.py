@@ -5,18 +5,28 @@ inside the ASGI call: the client has its answer, and the app returns when the
 task is done.  Async functions are awaited; sync ones run in a worker
 thread.  Nothing here retries, queues across requests or
 outlives the process: use a job queue for that.
+
+``BackgroundTasks`` runs every task even when one fails: each failure is
+logged (logger ``asgikit.background``, with its traceback), and once all
+have run the first failure is raised again, so that the server (and
+``TestClient``) report the request's work as failed, as they would for a
+single failing ``BackgroundTask``.  A cancellation is not a failure: it
+stops the remaining tasks at once.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec
 
 import anyio.to_thread
 
 _P = ParamSpec("_P")
+
+_logger = logging.getLogger("asgikit.background")
 
 
 class BackgroundTask:
@@ -44,7 +54,10 @@ class BackgroundTask:
 
 
 class BackgroundTasks(BackgroundTask):
-    """Several background tasks, run one after the other in the order added."""
+    """Several background tasks, run one after the other in the order added.
+
+    A failing task does not skip the others; see the module's docstring.
+    """
 
     __slots__ = ("tasks",)
 
@@ -56,8 +69,23 @@ class BackgroundTasks(BackgroundTask):
         self.tasks.append(BackgroundTask(func, *args, **kwargs))
 
     async def __call__(self) -> None:
+        first: Exception | None = None
         for task in self.tasks:
-            await task()
+            try:
+                await task()
+            except Exception as exc:
+                _logger.exception("background task %s failed", _describe(task.func))
+                if first is None:
+                    first = exc
+        if first is not None:
+            raise first
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    target = func.func if isinstance(func, functools.partial) else func
+    module = getattr(target, "__module__", None)
+    name = getattr(target, "__qualname__", None) or repr(target)
+    return f"{module}.{name}" if module else name
 
 
 __all__ = ["BackgroundTask", "BackgroundTasks"]

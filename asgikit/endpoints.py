@@ -6,7 +6,7 @@ for one request (or one WebSocket connection) and may keep state on ``self``.
 
 ``HTTPEndpoint`` dispatches by HTTP verb to a method of the same name in
 lower case — ``get``, ``head``, ``post``, ``put``, ``patch``, ``delete``,
-``options`` — found once, when the subclass is defined.  Only those verbs are
+``options``, ``query`` — found once, when the subclass is defined.  Only those verbs are
 dispatched: the request method is never used to look up an attribute, so
 ``FOO /items`` cannot reach ``Items.foo`` or ``Items.__init__`` (Starlette's
 2026 advisory).  HEAD uses ``get`` when there is no ``head``.  Any other
@@ -31,8 +31,9 @@ from asgikit.types import Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket, WebSocketState
 
 # The verbs dispatched, and the method each one calls (RFC 9110 §9.3, minus
-# CONNECT and TRACE, which an application has no business answering).
-_VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# CONNECT and TRACE, which an application has no business answering; PATCH,
+# RFC 5789; QUERY, the safe method with a body of draft-ietf-httpbis-safe-method-w-body).
+_VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "QUERY")
 
 # RFC 6455 §7.4.1.
 _UNSUPPORTED_DATA = 1003

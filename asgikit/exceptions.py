@@ -2,8 +2,10 @@
 
 ``HTTPException`` is raised by application code (and by the request parsers)
 to answer with an HTTP error; the route that runs the endpoint turns it into a
-response. ``WebSocketDisconnect`` tells a WebSocket endpoint that the peer is
-gone, with the close code the peer (or the server) gave.
+response, with an ``exception_handlers`` handler if one is registered for its
+class or status code (subclass it to give an error its own handler).
+``WebSocketDisconnect`` tells a WebSocket endpoint that the peer is gone,
+with the close code the peer (or the server) gave.
 """
 
 from __future__ import annotations

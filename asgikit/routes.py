@@ -5,9 +5,10 @@ runs its endpoint), and knows how to build its own URL for ``url_path_for``.
 An endpoint is told apart once, when the route is built: a function of one
 argument is a request (or WebSocket) handler, anything else an ASGI app.
 
-When ``scope["asgikit.raise_http_exceptions"]`` is true (set by an
-``exception_handlers`` layer outside), a 404, a 405 or an ``HTTPException``
-from an endpoint is raised for that layer instead of answered here.
+An exception from an endpoint (and the router's 404 and 405) is answered
+right here, with the handler an ``exception_handlers`` layer outside left in
+the scope, or by default for an ``HTTPException`` (see ``asgikit._errors``):
+the answer then passes out through every layer in between.
 """
 
 from __future__ import annotations
@@ -19,17 +20,15 @@ from typing import Any
 
 import anyio.to_thread
 
+from asgikit._errors import answer_error
 from asgikit.convertors import CompiledPath, compile_path
 from asgikit.exceptions import ClientDisconnect, HTTPException, WebSocketDisconnect
 from asgikit.requests import Request
-from asgikit.responses import http_exception_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
 from asgikit.websockets import WebSocket
 
 RequestHandler = Callable[[Request], Awaitable[ASGIApp]]
 WebSocketHandler = Callable[[WebSocket], Awaitable[None]]
-
-_RAISE_KEY = "asgikit.raise_http_exceptions"
 
 
 def _positional_arity(func: Callable[..., Any]) -> int:
@@ -54,10 +53,13 @@ def _is_handler(endpoint: Any) -> bool:
 async def answer_http_exception(
     scope: Scope, receive: Receive, send: Send, exc: HTTPException
 ) -> None:
-    """Answer ``exc`` here, or raise it for an ``exception_handlers`` layer outside."""
-    if scope.get(_RAISE_KEY):
+    """Answer ``exc`` here (with an ``exception_handlers`` handler if one matches).
+
+    Raised instead only for a scope that asks for that (``asgikit.raise_http_exceptions``)
+    and has no handler table.
+    """
+    if not await answer_error(scope, receive, send, exc):
         raise exc
-    await http_exception_response(scope, exc)(scope, receive, send)
 
 
 async def run_request_handler(
@@ -65,9 +67,10 @@ async def run_request_handler(
 ) -> None:
     """Run ``func(request)`` (a sync one in a worker thread), then its response.
 
-    An ``HTTPException`` it raises becomes its response; a client that left
-    mid-body ends the request quietly; uploaded files are closed after the
-    response.  Routes and ``HTTPEndpoint`` both answer through this.
+    An exception it raises is answered here (see ``answer_error``) or goes
+    on; a client that left mid-body ends the request quietly; uploaded files
+    are closed after the response.  Routes and ``HTTPEndpoint`` both answer
+    through this.
     """
     request = Request(scope, receive)
     try:
@@ -76,15 +79,22 @@ async def run_request_handler(
                 response = await func(request)
             else:
                 response = await anyio.to_thread.run_sync(func, request)
-        except HTTPException as exc:
-            await answer_http_exception(scope, receive, send, exc)
-            return
         except ClientDisconnect:
             # The client left while sending its body: nobody is there to
             # answer, and it is not the application's error to report.
             return
+        except Exception as exc:
+            if not await answer_error(scope, receive, send, exc, request):
+                raise
+            return
         # The request's own receive replays a body that was read; else the server's.
-        await response(scope, request.receive if request._buffer else receive, send)
+        try:
+            await response(scope, request.receive if request._buffer else receive, send)
+        except TypeError:
+            # Only on the failure path: a response that is not callable.
+            if callable(response):
+                raise
+            raise TypeError(_not_a_response(func, response)) from None
     finally:
         if "asgikit.forms" in scope:
             # Uploaded files live until the response (and its background
@@ -92,6 +102,20 @@ async def run_request_handler(
             from asgikit.forms import close_request_forms
 
             await close_request_forms(scope)
+
+
+def _not_a_response(func: Callable[..., Any], returned: object) -> str:
+    target = func.func if isinstance(func, functools.partial) else func
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+    what = "None" if returned is None else f"a {type(returned).__name__}"
+    hint = "return JSONResponse(...) (or another response)"
+    if isinstance(returned, (dict, list)):
+        hint = "return JSONResponse(data)"
+    elif isinstance(returned, (str, bytes)):
+        hint = "return PlainTextResponse(text) (or HTMLResponse, JSONResponse(...))"
+    elif returned is None:
+        hint = "return a response, e.g. return JSONResponse(...); is a return missing?"
+    return f"endpoint {name} returned {what}; an endpoint returns a response: {hint}"
 
 
 def request_handler_app(func: Callable[[Request], Any]) -> ASGIApp:

@@ -279,3 +279,98 @@ def test_uploads_read_in_an_endpoint_are_closed_after_the_response() -> None:
         answer = client.post("/up", files={"file": ("a.txt", b"abc")})
     assert answer.text == "3"
     assert kept[0].file.closed
+
+
+# Parity with Starlette's tests/test_endpoints.py
+
+
+class Greeting(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        name = request.path_params.get("name")
+        return PlainTextResponse(f"Hello, {name or 'world'}!")
+
+    async def query(self, request: Request) -> Response:
+        return PlainTextResponse("Hello, QUERY " + (await request.body()).decode())
+
+
+greetings = router(route("/", Greeting), route("/{name}", Greeting))
+
+
+async def test_path_params_reach_the_method() -> None:
+    async with TestClient(greetings) as client:
+        assert (await client.get("/")).text == "Hello, world!"
+        assert (await client.get("/tom")).text == "Hello, tom!"
+
+
+async def test_query_is_dispatched_like_the_other_verbs() -> None:
+    async with TestClient(greetings) as client:
+        response = await client.request("QUERY", "/", content=b"body")
+        refused = await client.post("/")
+    assert (response.status_code, response.text) == (200, "Hello, QUERY body")
+    assert (refused.status_code, refused.text) == (405, "Method Not Allowed")
+    assert refused.headers["allow"] == "GET, HEAD, QUERY"
+
+
+async def test_head_without_get_is_refused_with_allow_naming_only_the_methods() -> None:
+    class PostOnly(HTTPEndpoint):
+        async def post(self, request: Request) -> Response:
+            return PlainTextResponse("posted")
+
+    async with TestClient(router(route("/", PostOnly))) as client:
+        response = await client.head("/")
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+
+
+async def test_a_method_can_send_early_hints_through_self_send() -> None:
+    # Deliberate difference: Request has no send_early_hints(); the endpoint
+    # sends the ASGI extension's message itself, and it goes out first.
+    class Page(HTTPEndpoint):
+        async def get(self, request: Request) -> Response:
+            if "http.response.early_hint" in self.scope.get("extensions", {}):
+                await self.send(
+                    {"type": "http.response.early_hint", "links": [b"</s.css>; rel=preload"]}
+                )
+            return PlainTextResponse("page")
+
+    scope = make_scope(extensions={"http.response.early_hint": {}})
+    sent = await run_app(router(route("/", Page)), scope)
+    assert sent.messages[0] == {
+        "type": "http.response.early_hint",
+        "links": [b"</s.css>; rel=preload"],
+    }
+    assert sent.body == b"page"
+
+
+async def test_on_connect_may_choose_a_subprotocol() -> None:
+    class Chat(WebSocketEndpoint):
+        async def on_connect(self, websocket: WebSocket) -> None:
+            assert websocket.scope["subprotocols"] == ["soap", "wamp"]
+            await websocket.accept(subprotocol="wamp")
+
+    async with (
+        TestClient(router(websocket_route("/ws", Chat))) as client,
+        client.websocket_connect("/ws", subprotocols=["soap", "wamp"]) as ws,
+    ):
+        assert ws.accepted_subprotocol == "wamp"
+
+
+async def test_an_empty_text_message_reaches_on_receive_as_an_empty_string() -> None:
+    async with TestClient(ws_app) as client, client.websocket_connect("/raw") as ws:
+        await ws.send_text("")
+        assert await ws.receive_text() == "str"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/text", {"type": "websocket.receive", "text": None, "bytes": b"hello"}),
+        ("/bytes", {"type": "websocket.receive", "text": "hi", "bytes": None}),
+    ],
+)
+async def test_a_message_with_both_keys_and_the_wanted_one_none_closes_with_1003(
+    path: str, message: dict[str, Any]
+) -> None:
+    async with TestClient(ws_app) as client, client.websocket_connect(path) as ws:
+        await ws.send(message)
+        reply = await ws.receive()
+    assert (reply["type"], reply["code"]) == ("websocket.close", 1003)

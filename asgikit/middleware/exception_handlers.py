@@ -2,50 +2,53 @@
 
 ``exception_handlers(app, {ValueError: on_value_error, 404: not_found_page})``.
 A class key matches its subclasses too, the closest class in the exception's
-MRO winning; an ``int`` key matches an ``HTTPException`` with that status code
-and goes before the class keys.  A handler is ``async def (request, exc) ->
-response`` (a plain function runs in a worker thread).
+MRO winning (``HTTPException`` subclasses included); an ``int`` key matches an
+``HTTPException`` with that status code and goes before the class keys.  A
+handler is ``async def (request, exc) -> response`` (a plain function runs in
+a worker thread).
 
-So that the router's 404 and 405 and an endpoint's ``HTTPException`` reach it,
-the layer sets ``scope["asgikit.raise_http_exceptions"]`` on its copy of the
-scope (only when some key could match an ``HTTPException``); an
-``HTTPException`` no key matches is answered as the router would have.
-Anything no key matches, or that comes after the response started, goes on
-unchanged.  For a WebSocket the handlers do not run (there is no response to
-give); an ``HTTPException`` before the handshake was answered refuses it with
-its status.
+Where the handler runs: the layer leaves its table in the scope, and the
+route (or ``HTTPEndpoint``, ``http_middleware`` function, or the router's
+404/405) that catches an exception answers it right there, with the
+endpoint's own ``Request``.  So the answer passes out through every layer in
+between: ``cors`` on a mounted API keeps its headers on a 404 from that API.
+An exception raised elsewhere inside (by a middleware, or an app that is not
+asgikit's) is caught by the layer itself and answered here, outside the
+layers it crossed.  With several layers, the innermost one with a matching
+key wins.  An ``HTTPException`` no key matches gets the default answer;
+anything else no key matches, whatever a handler raises, and anything after
+the response started goes on unchanged (towards ``server_errors``, which, as
+in Starlette, answers outside the layers the exception crossed).
+
+The layer also sets ``scope["asgikit.raise_http_exceptions"]`` (when some key
+could match an ``HTTPException``), so that pieces that answer their own
+errors (``static_files``) raise them for it instead.  For a WebSocket the
+handlers do not run (there is no response to give); an ``HTTPException``
+before the handshake was answered refuses it with its status.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-import anyio.to_thread
-
+from asgikit._errors import (
+    HANDLERS_KEY,
+    RAISE_KEY,
+    ExceptionHandler,
+    Handlers,
+    HandlerTable,
+    answer_error,
+)
 from asgikit._send import SentWatch
 from asgikit.composition import middleware
 from asgikit.exceptions import HTTPException
 from asgikit.middleware._exclude import Exclude, compile_exclude
-from asgikit.requests import Request
-from asgikit.responses import http_exception_response
 from asgikit.routes import deny_websocket
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
-#: ``async def handler(request, exc) -> response`` (or a plain function).
-ExceptionHandler = Callable[[Request, Any], Awaitable[ASGIApp] | ASGIApp]
-
-_RAISE_KEY = "asgikit.raise_http_exceptions"
 _HANDSHAKE_ANSWERS = frozenset(
     {"websocket.accept", "websocket.close", "websocket.http.response.start"}
 )
-
-
-def _is_async(handler: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        type(handler).__call__
-    )
 
 
 @middleware
@@ -60,54 +63,23 @@ def exception_handlers(
     As a layer for ``stack()``, give the mapping by name:
     ``exception_handlers(handlers={...})``.
     """
-    by_status: dict[int, ExceptionHandler] = {}
-    by_class: dict[type[BaseException], ExceptionHandler] = {}
-    for key, handler in (handlers or {}).items():
-        if isinstance(key, int) and not isinstance(key, bool):
-            by_status[key] = handler
-        elif isinstance(key, type) and issubclass(key, Exception):
-            by_class[key] = handler
-        else:
-            raise TypeError(f"handler keys are Exception classes or status codes, not {key!r}")
-    is_async = {id(h): _is_async(h) for h in (*by_status.values(), *by_class.values())}
-    catches_http = bool(by_status) or any(issubclass(HTTPException, c) for c in by_class)
+    table = HandlerTable(handlers or {})
     skip = compile_exclude(exclude)
 
-    def find(exc: Exception) -> ExceptionHandler | None:
-        if by_status and isinstance(exc, HTTPException):
-            handler = by_status.get(exc.status_code)
-            if handler is not None:
-                return handler
-        for cls in type(exc).__mro__:
-            handler = by_class.get(cls)
-            if handler is not None:
-                return handler
-        return None
-
-    async def respond(handler: ExceptionHandler, request: Request, exc: Exception) -> ASGIApp:
-        if is_async[id(handler)]:
-            response: ASGIApp = await handler(request, exc)  # type: ignore[misc]
-        else:
-            response = await anyio.to_thread.run_sync(handler, request, exc)  # type: ignore[arg-type]
-        return response
-
     async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
-        if catches_http:
-            scope = {**scope, _RAISE_KEY: True}
+        entry = Handlers(table, scope.get(HANDLERS_KEY))
+        if table.catches_http:
+            scope = {**scope, HANDLERS_KEY: entry, RAISE_KEY: True}
+        else:
+            scope = {**scope, HANDLERS_KEY: entry}
         watch = SentWatch(send, ("http.response.start",))
         try:
             await app(scope, receive, watch)
         except Exception as exc:
-            if watch.sent:
+            if watch.sent or exc is entry.spent:
                 raise
-            handler = find(exc)
-            if handler is not None:
-                response = await respond(handler, Request(scope, receive), exc)
-            elif catches_http and isinstance(exc, HTTPException):
-                response = http_exception_response(scope, exc)
-            else:
+            if not await answer_error(scope, receive, send, exc):
                 raise
-            await response(scope, receive, send)
 
     async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
         watch = SentWatch(send, _HANDSHAKE_ANSWERS)

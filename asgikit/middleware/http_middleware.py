@@ -22,6 +22,12 @@ returns is any ASGI app (a response).  Unlike Starlette's
 - an exception from the app comes out unchanged (never in an
   ``ExceptionGroup``): from ``call_next`` if the response had not started,
   otherwise from the middleware while the body streams;
+- an exception ``func`` raises itself is answered where it is raised by an
+  ``exception_handlers`` layer outside (so the layers between pass the
+  answer back out), an ``HTTPException`` by default;
+- a client that leaves while ``func`` or the app reads the body
+  (``ClientDisconnect``) ends the request quietly, as in a route: no answer,
+  no traceback;
 - a context variable set before ``call_next`` is seen by the endpoint;
 - a body ``func`` read (``await request.body()``) is replayed to the app.
 
@@ -49,11 +55,11 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from asgikit._errors import answer_error
 from asgikit.composition import middleware
-from asgikit.exceptions import HTTPException
+from asgikit.exceptions import ClientDisconnect
 from asgikit.requests import Request
 from asgikit.responses import Response
-from asgikit.routes import answer_http_exception
 from asgikit.types import ASGIApp, Layer, Message, Receive, Scope, Send
 
 CallNext = Callable[[Request], Awaitable["StreamedResponse"]]
@@ -200,12 +206,21 @@ def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp
             try:
                 try:
                     response = await dispatch(request, runner.call_next)
-                except HTTPException as exc:
-                    if exc is runner.raised:
-                        raise  # the app's own: it propagates unchanged
-                    await answer_http_exception(scope, request.receive, send, exc)
+                except ClientDisconnect:
+                    raise
+                except Exception as exc:
+                    # The app's own error propagates unchanged: whatever could
+                    # answer it inside already had its chance.
+                    if exc is runner.raised or not await answer_error(
+                        scope, request.receive, send, exc, request
+                    ):
+                        raise
                 else:
                     await response(scope, request.receive, send)
+            except ClientDisconnect:
+                # The client left mid-body: nobody is there to answer, and it
+                # is not the application's error to report (as in a route).
+                task_group.cancel_scope.cancel()
             except Exception as exc:
                 # Raised below, outside the task group, so it is not wrapped.
                 failure = exc
@@ -213,7 +228,7 @@ def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp
             finally:
                 leftover = runner.stop()
             failure = failure or leftover
-        if failure is not None:
+        if failure is not None and not isinstance(failure, ClientDisconnect):
             raise failure
 
     return function_middleware

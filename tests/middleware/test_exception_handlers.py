@@ -233,3 +233,156 @@ def test_through_uvicorn() -> None:
     with serve(app) as base_url, httpx.Client(base_url=base_url) as client:
         assert client.get("/missing").text == "no page at /missing"
         assert client.get("/payment").status_code == 402
+
+
+# -- Handlers run where the exception is raised (issue 13 #2, #3) -----------
+
+
+class Gone(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(410, "gone for good")
+
+
+async def gone(request: Request) -> PlainTextResponse:
+    raise Gone()
+
+
+async def on_gone(request: Request, exc: Gone) -> PlainTextResponse:
+    return PlainTextResponse(f"handled {type(exc).__name__}", exc.status_code)
+
+
+def test_a_key_for_an_http_exception_subclass_catches_it_in_a_route() -> None:
+    app = exception_handlers(router(route("/gone", gone)), {Gone: on_gone})
+    with TestClient(app) as client:
+        response = client.get("/gone")
+    assert (response.status_code, response.text) == (410, "handled Gone")
+
+
+def test_the_most_specific_http_exception_class_wins_along_the_mro() -> None:
+    async def on_http(request: Request, exc: HTTPException) -> PlainTextResponse:
+        return PlainTextResponse("base", exc.status_code)
+
+    handlers = {HTTPException: on_http, Gone: on_gone}
+    app = exception_handlers(router(route("/gone", gone), route("/teapot", teapot)), handlers)
+    with TestClient(app) as client:
+        assert client.get("/gone").text == "handled Gone"
+        assert client.get("/teapot").text == "base"
+
+
+def test_an_http_exception_subclass_raised_by_a_middleware_reaches_its_handler() -> None:
+    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Gone()
+
+    with TestClient(exception_handlers(refuse, {Gone: on_gone})) as client:
+        assert client.get("/").text == "handled Gone"
+
+
+CORS_ORIGIN = "https://app.example"
+
+
+def api_behind_cors() -> Any:
+    from asgikit.middleware.cors import cors
+    from asgikit.routing import mount
+
+    api = router(
+        route("/teapot", teapot),
+        route("/forbidden", forbidden),
+        route("/app", app_error),
+        route("/gone", gone),
+    )
+    return router(mount("/api", cors(api, allow_origins=[CORS_ORIGIN])))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/teapot",  # an HTTPException with a status key
+        "/api/gone",  # an HTTPException subclass with a class key
+        "/api/app",  # another exception with a class key
+        "/api/forbidden",  # an HTTPException no key matches: the default answer
+        "/api/missing",  # the mounted router's 404
+    ],
+)
+def test_error_answers_from_a_mounted_api_keep_its_cors_headers(path: str) -> None:
+    handlers = {418: on_418, Gone: on_gone, AppError: on_app_error, 404: on_404}
+    with TestClient(exception_handlers(api_behind_cors(), handlers)) as client:
+        response = client.get(path, headers={"origin": CORS_ORIGIN})
+    assert response.status_code >= 400
+    assert response.headers.get("access-control-allow-origin") == CORS_ORIGIN
+
+
+def test_the_answer_to_an_http_exception_in_a_route_keeps_inner_layers_headers() -> None:
+    from asgikit.middleware.security_headers import security_headers
+
+    inner = security_headers(router(route("/teapot", teapot)))
+    with TestClient(exception_handlers(inner, {418: on_418})) as client:
+        response = client.get("/teapot")
+    assert response.text == "teapot: short and stout"
+    assert "x-content-type-options" in response.headers
+
+
+def test_a_handler_at_the_route_reads_the_body_the_endpoint_read() -> None:
+    async def read_then_fail(request: Request) -> PlainTextResponse:
+        await request.body()
+        raise AppError("after reading")
+
+    async def echo_body(request: Request, exc: AppError) -> PlainTextResponse:
+        return PlainTextResponse(b"got " + await request.body(), 400)  # type: ignore[arg-type]
+
+    app = exception_handlers(
+        router(route("/", read_then_fail, methods=["POST"])), {AppError: echo_body}
+    )
+    with TestClient(app) as client:
+        response = client.post("/", content=b"payload")
+    assert (response.status_code, response.text) == (400, "got payload")
+
+
+def test_the_innermost_layer_wins_and_outer_keys_still_apply_at_the_route() -> None:
+    async def inner_418(request: Request, exc: HTTPException) -> PlainTextResponse:
+        return PlainTextResponse("inner", 418)
+
+    async def outer_app_error(request: Request, exc: AppError) -> PlainTextResponse:
+        return PlainTextResponse("outer", 400)
+
+    from asgikit.middleware.security_headers import security_headers
+
+    inner = exception_handlers(
+        router(route("/teapot", teapot), route("/app", app_error)), {418: inner_418}
+    )
+    app = exception_handlers(security_headers(inner), {418: on_418, AppError: outer_app_error})
+    with TestClient(app) as client:
+        assert client.get("/teapot").text == "inner"
+        response = client.get("/app")
+    assert response.text == "outer"
+    assert "x-content-type-options" in response.headers
+
+
+def test_a_failing_handler_runs_once_and_its_error_goes_on() -> None:
+    calls: list[str] = []
+
+    async def broken(request: Request, exc: AppError) -> PlainTextResponse:
+        calls.append("broken")
+        raise exc
+
+    client = TestClient(exception_handlers(routes, {AppError: broken}))
+    with client, pytest.raises(AppError):
+        client.get("/app")
+    assert calls == ["broken"]
+
+
+def test_an_object_with_an_async_call_and_a_plain_function_are_both_handlers() -> None:
+    class OnAppError:
+        async def __call__(self, request: Request, exc: AppError) -> PlainTextResponse:
+            return PlainTextResponse("object", 400)
+
+    def on_teapot(request: Request, exc: HTTPException) -> PlainTextResponse:
+        return PlainTextResponse("plain", 418)
+
+    with client_for({AppError: OnAppError(), 418: on_teapot}) as client:
+        assert client.get("/app").text == "object"
+        assert client.get("/teapot").text == "plain"
+
+
+def test_a_handler_that_is_not_callable_is_refused_when_built() -> None:
+    with pytest.raises(TypeError, match="not callable"):
+        exception_handlers(routes, {404: "not a function"})  # type: ignore[dict-item]

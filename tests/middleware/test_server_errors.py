@@ -188,3 +188,88 @@ def test_through_uvicorn_the_client_gets_the_500() -> None:
         assert response.text == "Internal Server Error"
         with pytest.raises(httpx.RemoteProtocolError):
             httpx.get(base_url + "/stream")
+
+
+async def test_a_plain_function_handler_makes_the_response() -> None:
+    def handler(request: Request, exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse(f"sync saw {type(exc).__name__}", 503)
+
+    recorder = SendRecorder()
+    with pytest.raises(Boom):
+        await server_errors(routes, handler=handler)(make_scope(path="/fail"), None, recorder)  # type: ignore[arg-type]
+    assert (recorder.status, recorder.body) == (503, b"sync saw Boom")
+
+
+async def test_an_object_with_an_async_call_is_a_handler_too() -> None:
+    class Handler:
+        async def __call__(self, request: Request, exc: Exception) -> PlainTextResponse:
+            return PlainTextResponse("object", 500)
+
+    recorder = SendRecorder()
+    with pytest.raises(Boom):
+        await server_errors(routes, handler=Handler())(make_scope(path="/fail"), None, recorder)  # type: ignore[arg-type]
+    assert recorder.body == b"object"
+
+
+def test_a_handler_that_is_not_callable_is_refused_when_built() -> None:
+    with pytest.raises(TypeError, match="handler"):
+        server_errors(routes, handler="oops")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        (b"text/html", b"text/html; charset=utf-8"),
+        (b"text/html,application/xhtml+xml,*/*;q=0.8", b"text/html; charset=utf-8"),
+        (b"text/html;q=0, text/plain", b"text/plain; charset=utf-8"),
+        (b"text/plain, text/html;q=0.5", b"text/plain; charset=utf-8"),
+        (b"*/*", b"text/plain; charset=utf-8"),
+    ],
+)
+async def test_debug_page_shape_follows_accept_q_values_and_varies_on_accept(
+    accept: bytes, media_type: bytes
+) -> None:
+    scope = make_scope(path="/fail", headers=[(b"accept", accept)])
+    recorder = SendRecorder()
+    with pytest.raises(Boom):
+        await server_errors(routes, debug=True)(scope, None, recorder)  # type: ignore[arg-type]
+    assert recorder.header(b"content-type") == [media_type]
+    assert recorder.header(b"vary") == [b"Accept"]
+
+
+async def test_a_failing_handler_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        raise RuntimeError("handler broke")
+
+    with caplog.at_level("ERROR", logger="asgikit.server_errors"), pytest.raises(Boom):
+        await run_app(server_errors(routes, handler=handler), make_scope(path="/fail"))
+    assert any("handler broke" in (r.exc_text or "") for r in caplog.records), caplog.records
+
+
+# Parity with Starlette's tests/middleware/test_errors.py
+
+
+def test_a_failing_background_task_after_the_response_does_not_call_the_handler() -> None:
+    # Deliberate difference: Starlette calls the handler (and discards its
+    # response) even after the response started; asgikit's handler only
+    # makes a response, so it is not called when none can be sent.  The
+    # exception goes on to the server, which logs it.
+    from asgikit.background import BackgroundTask
+    from asgikit.responses import Response
+
+    called: list[Exception] = []
+
+    def handler(request: Request, exc: Exception) -> PlainTextResponse:
+        called.append(exc)
+        return PlainTextResponse("unused", 500)
+
+    def fails() -> None:
+        raise RuntimeError("task broke")
+
+    async def endpoint(request: Request) -> Response:
+        return Response(status_code=204, background=BackgroundTask(fails))
+
+    app = server_errors(router(route("/", endpoint)), handler=handler)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/").status_code == 204
+    assert called == []

@@ -1,0 +1,210 @@
+"""Where an exception raised while answering a request becomes the answer.
+
+An ``exception_handlers`` layer leaves its handler table in its copy of the
+scope (``scope["asgikit.exception_handlers"]``, linked to the table of any
+layer further out).  The place that catches an exception — a route, an
+``HTTPEndpoint``, an ``http_middleware`` function, the router's 404 and 405
+— calls :func:`answer_error`, which asks the tables, innermost first, and
+answers right there.  So an error answer passes back out through every layer
+between the raise and the handler (``cors`` on a mounted API adds its headers
+to a 404 from that API), and the handler gets the endpoint's own
+``Request``, whose body was already read.
+
+Within one table a status key goes first for an ``HTTPException``, then
+the closest class along the exception's MRO.  An ``HTTPException`` no table
+matches gets the default answer (:func:`http_error_response`); any other
+exception no table matches goes on, towards ``server_errors`` and the
+server, as does whatever a handler itself raises.
+
+Older protocol, still honoured for pieces that follow it (``static_files``):
+``scope["asgikit.raise_http_exceptions"]`` asks them to raise an
+``HTTPException`` instead of answering it, for the layer to catch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio.to_thread
+
+from asgikit._accept import accept_values, preferred
+from asgikit.exceptions import HTTPException
+from asgikit.requests import Request
+from asgikit.responses import JSONResponse, PlainTextResponse, Response
+from asgikit.types import ASGIApp, Receive, Scope, Send
+
+#: ``async def handler(request, exc) -> response`` (or a plain function).
+ExceptionHandler = Callable[[Request, Any], Awaitable[ASGIApp] | ASGIApp]
+
+HANDLERS_KEY = "asgikit.exception_handlers"
+RAISE_KEY = "asgikit.raise_http_exceptions"
+
+_ERROR_SHAPES = ("text/plain", "application/json")
+
+
+def is_async_callable(func: Callable[..., Any]) -> bool:
+    """Whether calling ``func`` gives an awaitable (a coroutine function or object)."""
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - objects with an async __call__
+    )
+
+
+class HandlerTable:
+    """The handlers of one ``exception_handlers`` layer, checked when it is built."""
+
+    __slots__ = ("by_class", "by_status", "catches_http", "is_async")
+
+    def __init__(self, handlers: Mapping[type[BaseException] | int, ExceptionHandler]) -> None:
+        self.by_status: dict[int, ExceptionHandler] = {}
+        self.by_class: dict[type[BaseException], ExceptionHandler] = {}
+        for key, handler in handlers.items():
+            if isinstance(key, int) and not isinstance(key, bool):
+                self.by_status[key] = handler
+            elif isinstance(key, type) and issubclass(key, Exception):
+                self.by_class[key] = handler
+            else:
+                raise TypeError(f"handler keys are Exception classes or status codes, not {key!r}")
+            if not callable(handler):
+                raise TypeError(f"the handler for {key!r} is not callable: {handler!r}")
+        self.is_async = {
+            id(h): is_async_callable(h)
+            for h in (*self.by_status.values(), *self.by_class.values())
+        }
+        # Whether some key could match an HTTPException (or a subclass of it).
+        self.catches_http = bool(self.by_status) or any(
+            issubclass(HTTPException, cls) or issubclass(cls, HTTPException)
+            for cls in self.by_class
+        )
+
+    def find(self, exc: BaseException) -> ExceptionHandler | None:
+        """The handler for ``exc``: its status key, else its closest class key."""
+        if self.by_status and isinstance(exc, HTTPException):
+            handler = self.by_status.get(exc.status_code)
+            if handler is not None:
+                return handler
+        if self.by_class:
+            for cls in type(exc).__mro__:
+                handler = self.by_class.get(cls)
+                if handler is not None:
+                    return handler
+        return None
+
+    async def respond(
+        self, handler: ExceptionHandler, request: Request, exc: Exception
+    ) -> ASGIApp:
+        """Run ``handler`` (a plain function in a worker thread) for its response."""
+        if self.is_async[id(handler)]:
+            response: ASGIApp = await handler(request, exc)  # type: ignore[misc]
+        else:
+            response = await anyio.to_thread.run_sync(handler, request, exc)  # type: ignore[arg-type]
+        return response
+
+
+class Handlers:
+    """One layer's table in one request's scope, linked to the layers further out."""
+
+    __slots__ = ("outer", "spent", "table")
+
+    def __init__(self, table: HandlerTable, outer: Handlers | None) -> None:
+        self.table = table
+        self.outer = outer
+        # An exception a handler of this layer (or one inside) already failed
+        # on: the layer lets it go on instead of handling it a second time.
+        self.spent: BaseException | None = None
+
+
+async def answer_error(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    exc: Exception,
+    request: Request | None = None,
+) -> bool:
+    """Answer ``exc`` here; ``False`` when it is not answered and should go on.
+
+    ``request`` is the one the endpoint had (its body stays readable).  An
+    exception a handler raises propagates from here.
+    """
+    chain: Handlers | None = scope.get(HANDLERS_KEY)
+    entry = chain
+    while entry is not None:
+        handler = entry.table.find(exc)
+        if handler is not None:
+            if request is None:
+                request = Request(scope, receive)
+            try:
+                response = await entry.table.respond(handler, request, exc)
+            except BaseException as failure:
+                inner = chain
+                while inner is not None:
+                    inner.spent = failure
+                    inner = None if inner is entry else inner.outer
+                raise
+            await response(scope, _replaying(request, receive), send)
+            _drop_traceback(exc)
+            return True
+        entry = entry.outer
+    if isinstance(exc, HTTPException):
+        if chain is None and scope.get(RAISE_KEY):
+            return False
+        await http_error_response(scope, exc)(scope, _replaying(request, receive), send)
+        _drop_traceback(exc)
+        return True
+    return False
+
+
+def _drop_traceback(exc: BaseException) -> None:
+    # Answered: its frames are no longer needed.  An exception instance kept
+    # and raised again (``raise NOT_FOUND``) would otherwise grow its
+    # traceback on every request and keep each request's frames alive.
+    exc.__traceback__ = None
+
+
+def _replaying(request: Request | None, receive: Receive) -> Receive:
+    # The request's own receive replays a body that was read; else the server's.
+    if request is not None and request._buffer:
+        return request.receive
+    return receive
+
+
+def _with_vary_accept(headers: Mapping[str, str] | None) -> dict[str, str]:
+    out = dict(headers) if headers else {}
+    for name, value in out.items():
+        if name.lower() == "vary":
+            listed = {token.strip().lower() for token in value.split(",")}
+            if not listed & {"accept", "*"}:
+                out[name] = f"{value}, Accept" if value.strip() else "Accept"
+            return out
+    out["Vary"] = "Accept"
+    return out
+
+
+def http_error_response(scope: Scope, exc: HTTPException) -> Response:
+    """The default answer to ``exc``: JSON ``{"detail": ...}`` if preferred, else text.
+
+    The choice follows the client's ``Accept`` with its q-values (see
+    ``asgikit._accept``), and the answer says so with ``Vary: Accept``
+    (RFC 9110 §12.5.5).  A status that has no body (1xx, 204, 304) gets none.
+    """
+    status = exc.status_code
+    if status in (204, 304) or status < 200:
+        return Response(status_code=status, headers=exc.headers)
+    headers = _with_vary_accept(exc.headers)
+    accept = accept_values(scope.get("headers", ()))
+    if accept and preferred(accept, _ERROR_SHAPES) == "application/json":
+        return JSONResponse({"detail": exc.detail}, status, headers)
+    return PlainTextResponse(exc.detail, status, headers)
+
+
+__all__ = [
+    "HANDLERS_KEY",
+    "RAISE_KEY",
+    "ExceptionHandler",
+    "HandlerTable",
+    "Handlers",
+    "answer_error",
+    "http_error_response",
+    "is_async_callable",
+]
