@@ -29,10 +29,9 @@ from typing import Any
 
 import anyio.to_thread
 
-from asgikit._accept import accept_values, preferred
 from asgikit.exceptions import HTTPException
 from asgikit.requests import Request
-from asgikit.responses import JSONResponse, PlainTextResponse, Response
+from asgikit.responses import http_exception_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
 #: ``async def handler(request, exc) -> response`` (or a plain function).
@@ -40,8 +39,6 @@ ExceptionHandler = Callable[[Request, Any], Awaitable[ASGIApp] | ASGIApp]
 
 HANDLERS_KEY = "asgikit.exception_handlers"
 RAISE_KEY = "asgikit.raise_http_exceptions"
-
-_ERROR_SHAPES = ("text/plain", "application/json")
 
 
 def is_async_callable(func: Callable[..., Any]) -> bool:
@@ -169,33 +166,7 @@ def _replaying(request: Request | None, receive: Receive) -> Receive:
     return receive
 
 
-def _with_vary_accept(headers: Mapping[str, str] | None) -> dict[str, str]:
-    out = dict(headers) if headers else {}
-    for name, value in out.items():
-        if name.lower() == "vary":
-            listed = {token.strip().lower() for token in value.split(",")}
-            if not listed & {"accept", "*"}:
-                out[name] = f"{value}, Accept" if value.strip() else "Accept"
-            return out
-    out["Vary"] = "Accept"
-    return out
-
-
-def http_error_response(scope: Scope, exc: HTTPException) -> Response:
-    """The default answer to ``exc``: JSON ``{"detail": ...}`` if preferred, else text.
-
-    The choice follows the client's ``Accept`` with its q-values (see
-    ``asgikit._accept``), and the answer says so with ``Vary: Accept``
-    (RFC 9110 §12.5.5).  A status that has no body (1xx, 204, 304) gets none.
-    """
-    status = exc.status_code
-    if status in (204, 304) or status < 200:
-        return Response(status_code=status, headers=exc.headers)
-    headers = _with_vary_accept(exc.headers)
-    accept = accept_values(scope.get("headers", ()))
-    if accept and preferred(accept, _ERROR_SHAPES) == "application/json":
-        return JSONResponse({"detail": exc.detail}, status, headers)
-    return PlainTextResponse(exc.detail, status, headers)
+http_error_response = http_exception_response
 
 
 __all__ = [

@@ -13,6 +13,7 @@ import json.encoder
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from asgikit._accept import accept_values, preferred
 from asgikit._cookies import format_set_cookie
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import URL, MutableHeaders, validate_header
@@ -300,22 +301,41 @@ class RedirectResponse(Response):
         )
 
 
+_ERROR_SHAPES = ("text/plain", "application/json")
+
+
 def wants_json(scope: Scope) -> bool:
-    """Whether the client's ``Accept`` asks for JSON before plain text."""
-    for key, value in scope.get("headers", ()):
-        if key == b"accept":
-            return b"json" in value
-    return False
+    """Whether the client's ``Accept`` prefers JSON to plain text (q-values honoured)."""
+    accept = accept_values(scope.get("headers", ()))
+    return bool(accept) and preferred(accept, _ERROR_SHAPES) == "application/json"
+
+
+def _with_vary_accept(headers: Mapping[str, str] | None) -> dict[str, str]:
+    out = dict(headers) if headers else {}
+    for name, value in out.items():
+        if name.lower() == "vary":
+            listed = {token.strip().lower() for token in value.split(",")}
+            if not listed & {"accept", "*"}:
+                out[name] = f"{value}, Accept" if value.strip() else "Accept"
+            return out
+    out["Vary"] = "Accept"
+    return out
 
 
 def http_exception_response(scope: Scope, exc: HTTPException) -> Response:
-    """The response for an ``HTTPException``: JSON if the client accepts it, text otherwise."""
-    headers = exc.headers
-    if exc.status_code in (204, 304) or exc.status_code < 200:
-        return Response(status_code=exc.status_code, headers=headers)
+    """The answer to ``exc``: JSON ``{"detail": ...}`` if preferred, else text.
+
+    The choice follows the client's ``Accept`` with its q-values (see
+    ``asgikit._accept``), and the answer says so with ``Vary: Accept``
+    (RFC 9110 §12.5.5).  A status that has no body (1xx, 204, 304) gets none.
+    """
+    status = exc.status_code
+    if status in (204, 304) or status < 200:
+        return Response(status_code=status, headers=exc.headers)
+    headers = _with_vary_accept(exc.headers)
     if wants_json(scope):
-        return JSONResponse({"detail": exc.detail}, exc.status_code, headers)
-    return PlainTextResponse(exc.detail, exc.status_code, headers)
+        return JSONResponse({"detail": exc.detail}, status, headers)
+    return PlainTextResponse(exc.detail, status, headers)
 
 
 __all__ = [

@@ -577,3 +577,29 @@ def test_file_response_serves_at_most_100_disjoint_ranges(
     assert ("content-range" in response.headers) is False
     if status == 206:
         assert response.headers["content-type"].startswith("multipart/byteranges; boundary=")
+
+
+@pytest.mark.parametrize(
+    ("accept", "json_preferred"),
+    [
+        (b"application/json", True),
+        (b"application/json;q=0", False),
+        (b"text/plain, application/json;q=0.5", False),
+        (b"application/problem+json", True),
+        (b"text/html", False),
+    ],
+)
+def test_wants_json_follows_q_values_not_a_substring(accept: bytes, json_preferred: bool) -> None:
+    from asgikit.responses import wants_json
+
+    assert wants_json({"type": "http", "headers": [(b"accept", accept)]}) is json_preferred
+
+
+def test_the_default_error_answer_of_every_piece_varies_on_accept() -> None:
+    from asgikit.exceptions import HTTPException
+    from asgikit.responses import http_exception_response
+
+    scope = {"type": "http", "headers": [(b"accept", b"application/json;q=0")]}
+    answer = http_exception_response(scope, HTTPException(403, "no"))
+    assert answer.media_type.startswith("text/plain")
+    assert answer.headers["vary"] == "Accept"
