@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import anyio.to_thread
 
 from asgikit._errors import answer_error
-from asgikit.convertors import CompiledPath, compile_path
+from asgikit._url import host_header
+from asgikit.convertors import CompiledPath, compile_host, compile_path
 from asgikit.exceptions import ClientDisconnect, HTTPException, WebSocketDisconnect
 from asgikit.requests import Request
 from asgikit.types import ASGIApp, Receive, Scope, Send
@@ -207,7 +208,9 @@ class _EndpointRoute(BaseRoute):
             raise ValueError(f"route paths start with '/': {path!r}")
         self.path = compile_path(path)
         self.endpoint = endpoint
-        self.name = name if name is not None else getattr(endpoint, "__name__", None)
+        if name is None:  # a callable object is named after its class, as in Starlette
+            name = getattr(endpoint, "__name__", None) or type(endpoint).__name__
+        self.name = name
         self.is_handler = _is_handler(endpoint)
         self.app: ASGIApp = handler_app(endpoint) if self.is_handler else endpoint
 
@@ -228,8 +231,12 @@ class Route(_EndpointRoute):
         *,
         methods: Iterable[str] | None = None,
         name: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(path, endpoint, name, request_handler_app)
+        if schema is not None and not isinstance(schema, Mapping):
+            raise TypeError("schema= takes a mapping: an OpenAPI operation object")
+        self.schema = schema
         if methods is None:
             self.methods: frozenset[str] | None = (
                 frozenset({"GET", "HEAD"}) if self.is_handler else None
@@ -343,25 +350,19 @@ class Host(BaseRoute):
         if "/" in pattern:
             raise ValueError(f"a host pattern has no '/': {pattern!r}")
         self.pattern = pattern
-        self.host = compile_path(pattern)
+        self.host_pattern = compile_host(pattern)
+        self.host = self.host_pattern.name
         self.path = compile_path("")
         self.app = app
         self.name = name
 
     def match_host(self, scope: Scope) -> dict[str, Any] | None:
-        """The host parameters if the request's ``Host`` matches the pattern, else ``None``."""
-        for key, value in scope.get("headers", ()):
-            if key == b"host":
-                hostname = value.decode("latin-1").lower()
-                break
-        else:
-            return None
-        # RFC 3986 §3.2.2: an IPv6 literal is bracketed and holds colons.
-        if hostname.startswith("["):
-            hostname = hostname[: hostname.find("]") + 1]
-        else:
-            hostname = hostname.partition(":")[0]
-        return self.host.match(hostname)
+        """The host parameters if the request's ``Host`` matches the pattern, else ``None``.
+
+        The router's rule (``HostPattern``): names without case, ports as
+        numbers, a malformed Host matches nothing; the first Host counts.
+        """
+        return self.host_pattern.match(host_header(scope)[0], scope.get("scheme") or "http")
 
     def lifespan_app(self) -> ASGIApp | None:
         return self.app

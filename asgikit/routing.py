@@ -129,7 +129,7 @@ class Router:
         # Host entries are matched here, by name without case and port by
         # number (see ``HostPattern``), so every router agrees on one rule.
         self._hosts = {
-            entry: compile_host(entry.pattern) for entry in self.routes if isinstance(entry, Host)
+            entry: entry.host_pattern for entry in self.routes if isinstance(entry, Host)
         }
         self._lifespan_apps: list[tuple[str, ASGIApp]] = []
         for entry in self.routes:
@@ -371,13 +371,15 @@ def route(
     *,
     methods: Sequence[str] | None = None,
     name: str | None = None,
+    schema: Mapping[str, Any] | None = None,
 ) -> Route:
     """An HTTP route: ``endpoint`` is ``async def (request) -> response`` or an ASGI app.
 
     ``methods`` defaults to GET (and so HEAD) for request handlers and to any
     method for ASGI apps.  ``name`` defaults to the endpoint's ``__name__``.
+    ``schema`` is the route's OpenAPI operation for ``asgikit.schemas``.
     """
-    return Route(path, endpoint, methods=methods, name=name)
+    return Route(path, endpoint, methods=methods, name=name, schema=schema)
 
 
 def websocket_route(path: str, endpoint: Any, *, name: str | None = None) -> WebSocketRoute:

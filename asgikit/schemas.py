@@ -62,13 +62,14 @@ class EndpointInfo(NamedTuple):
     http_method: str
     func: Callable[..., Any]
     parameters: Mapping[str, str]  # path parameter -> convertor type name
+    operation: Mapping[str, Any] | None = None  # ``route(schema=...)``, when given
 
 
 def schema(operation: Mapping[str, Any]) -> Callable[[_F], _F]:
     """Describe an endpoint (or an ``HTTPEndpoint`` method) with an OpenAPI operation mapping.
 
-    Takes precedence over the docstring.  (``route()`` has no ``schema=``
-    option yet; this decorator is the way to give the mapping.)
+    Takes precedence over the docstring; ``route(path, endpoint, schema={...})``
+    takes precedence over both (it describes that one route).
     """
     if not isinstance(operation, Mapping):
         raise TypeError("schema() takes a mapping: an OpenAPI operation object")
@@ -172,7 +173,7 @@ class SchemaGenerator:
                 path = _openapi_path(prefix + entry.path.template)
                 params = {**parameters, **_parameter_types(entry.path)}
                 for method, func in self._operations(entry):
-                    found.append(EndpointInfo(path, method, func, params))
+                    found.append(EndpointInfo(path, method, func, params, entry.schema))
 
     def _operations(self, entry: Route) -> list[tuple[str, Callable[..., Any]]]:
         endpoint = entry.endpoint
@@ -209,7 +210,10 @@ class SchemaGenerator:
         for info in self.get_endpoints(routes):
             if info.http_method == "query" and not query_known:
                 continue
-            operation = self.parse_operation(info.func)
+            if info.operation is not None:
+                operation = copy.deepcopy(dict(info.operation))
+            else:
+                operation = self.parse_operation(info.func)
             if not operation:
                 continue
             _add_path_parameters(operation, info.parameters)

@@ -155,3 +155,13 @@ async def test_reverse_url_through_a_host_is_the_path() -> None:
     )
     await run_app(app, make_scope(headers=[(b"host", b"x")]))
     assert found == ["/users", "/"]
+
+
+def test_a_host_entry_matches_by_the_same_rule_as_the_router() -> None:
+    from asgikit.routes import Host
+
+    entry = Host("API.example.org:8443", PlainTextResponse("x"))
+    scope = {"type": "http", "scheme": "https", "headers": [(b"host", b"api.EXAMPLE.org:08443")]}
+    assert entry.match_host(scope) == {}
+    scope["headers"] = [(b"host", b"api.example.org:evil")]
+    assert entry.match_host(scope) is None

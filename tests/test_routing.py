@@ -14,7 +14,7 @@ from asgikit.convertors import Convertor, register_convertor
 from asgikit.exceptions import HTTPException
 from asgikit.requests import Request
 from asgikit.responses import JSONResponse, PlainTextResponse, Response
-from asgikit.routing import route, router
+from asgikit.routing import route, router, url_path_for
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp, Receive, Scope, Send
 from tests.conftest import make_scope, run_app
@@ -477,3 +477,12 @@ async def test_a_client_leaving_mid_body_ends_the_request_quietly() -> None:
     await app(scope, receive, send)
     assert reached == ["handler"]
     assert sent == []
+
+
+def test_a_callable_object_endpoint_is_named_after_its_class() -> None:
+    class Listing:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await PlainTextResponse("x")(scope, receive, send)
+
+    app = router(route("/things", Listing()))
+    assert url_path_for({"type": "http", "asgikit.router": app}, "Listing") == "/things"

@@ -315,3 +315,29 @@ def test_base_schema_is_not_changed_by_generation() -> None:
     base: dict[str, Any] = {"info": {"title": "t", "version": "1"}}
     SchemaGenerator(base).get_schema(app)
     assert base == {"info": {"title": "t", "version": "1"}}
+
+
+def test_a_route_schema_describes_that_route_before_decorator_and_docstring() -> None:
+    async def listing(request: Any) -> Any:
+        """Docstring.
+
+        ---
+        responses:
+          200:
+            description: From the docstring.
+        """
+
+    routes = router(
+        route("/a", listing, schema={"responses": {"200": {"description": "From the route."}}}),
+        route("/b", listing),
+    )
+    paths = SchemaGenerator(
+        {"openapi": "3.1.0", "info": {"title": "t", "version": "1"}}
+    ).get_schema(routes)["paths"]
+    assert paths["/a"]["get"]["responses"]["200"]["description"] == "From the route."
+    assert paths["/b"]["get"]["responses"]["200"]["description"] == "From the docstring."
+
+
+def test_a_route_schema_must_be_a_mapping() -> None:
+    with pytest.raises(TypeError, match="schema= takes a mapping"):
+        route("/a", PlainTextResponse("x"), schema=["not", "a", "mapping"])  # type: ignore[arg-type]
