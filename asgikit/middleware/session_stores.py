@@ -194,9 +194,9 @@ class MemoryStore:
             ids[session_id] = None
             self._identity_of[session_id] = identity
             if len(ids) > self.max_sessions_per_identity:
-                oldest = next(iter(ids))
-                del self._identified[oldest]
-                self._release(oldest)
+                first_saved = next(iter(ids))
+                del self._identified[first_saved]
+                self._release(first_saved)
         while len(self) > self.max_entries:
             evicted, _ = next(entries for entries in self._groups if entries).popitem(last=False)
             self._release(evicted)
