@@ -37,8 +37,16 @@ class Convertor(Generic[_T]):
         raise NotImplementedError
 
 
+def _refuse_dot_segment(segment: str, what: str) -> None:
+    # WHATWG URL §4.4 resolves "." and ".." (and their %2e spellings, so
+    # encoding cannot save them) in every path a browser follows:
+    # "/u/../settings" would be "/settings", another route.
+    if segment in (".", ".."):
+        raise ValueError(f"a {what} path parameter cannot hold the dot segment {segment!r}")
+
+
 class StringConvertor(Convertor[str]):
-    """One non-empty path segment."""
+    """One non-empty path segment (built back, never ``.`` or ``..``)."""
 
     regex = "[^/]+"
 
@@ -49,11 +57,12 @@ class StringConvertor(Convertor[str]):
         value = str(value)
         if not value or "/" in value:
             raise ValueError(f"a str path parameter must be non-empty without '/': {value!r}")
+        _refuse_dot_segment(value, "str")
         return value
 
 
 class PathConvertor(Convertor[str]):
-    """The rest of the path, slashes included (possibly empty)."""
+    """The rest of the path, slashes included (possibly empty; built back without ``.``/``..``)."""
 
     regex = ".*"
 
@@ -61,7 +70,11 @@ class PathConvertor(Convertor[str]):
         return value
 
     def to_string(self, value: str) -> str:
-        return str(value)
+        value = str(value)
+        if "." in value:
+            for segment in value.split("/"):
+                _refuse_dot_segment(segment, "path")
+        return value
 
 
 class IntegerConvertor(Convertor[int]):
