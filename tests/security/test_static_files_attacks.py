@@ -74,7 +74,7 @@ async def get(
         "/" + "a" * 300,
         "/" + "a/" * 2000 + "b",
         "/\udcff",
-        "/\ud800",
+        "/sub/\ud800.txt",
         "relative/a.txt",
         "",
     ],
