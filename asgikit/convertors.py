@@ -238,7 +238,8 @@ class HostPattern:
     matches only that port, as a number (``:03600`` is ``3600``; no port is
     the scheme's default); one without a port matches any valid port.  A
     Host that is not a valid ``host[:port]`` (RFC 9110 §7.2: a port that is
-    not a number up to 65535, say) never matches.
+    not a number up to 65535, say), or whose name has an empty label or a
+    percent-escape, never matches.
     """
 
     template: str
@@ -255,7 +256,12 @@ class HostPattern:
             if number != self.port:
                 return None
         # A fully qualified name may end in a dot (RFC 1034 §3.1): the same host.
-        return self.name.match(name.lower().removesuffix("."))
+        name = name.lower().removesuffix(".")
+        # No empty label, no percent-escape: "..example.com" would give a "."
+        # parameter, "%61dmin" an "admin" that a check on the name misses.
+        if not name or name[0] == "." or name[-1] == "." or ".." in name or "%" in name:
+            return None
+        return self.name.match(name)
 
 
 def _split_host(host: str) -> tuple[str, str]:
