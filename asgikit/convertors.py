@@ -37,8 +37,16 @@ class Convertor(Generic[_T]):
         raise NotImplementedError
 
 
+def _refuse_dot_segment(segment: str, what: str) -> None:
+    # WHATWG URL §4.4 resolves "." and ".." (and their %2e spellings, so
+    # encoding cannot save them) in every path a browser follows:
+    # "/u/../settings" would be "/settings", another route.
+    if segment in (".", ".."):
+        raise ValueError(f"a {what} path parameter cannot hold the dot segment {segment!r}")
+
+
 class StringConvertor(Convertor[str]):
-    """One non-empty path segment."""
+    """One non-empty path segment (built back, never ``.`` or ``..``)."""
 
     regex = "[^/]+"
 
@@ -49,11 +57,12 @@ class StringConvertor(Convertor[str]):
         value = str(value)
         if not value or "/" in value:
             raise ValueError(f"a str path parameter must be non-empty without '/': {value!r}")
+        _refuse_dot_segment(value, "str")
         return value
 
 
 class PathConvertor(Convertor[str]):
-    """The rest of the path, slashes included (possibly empty)."""
+    """The rest of the path, slashes included (possibly empty; built back without ``.``/``..``)."""
 
     regex = ".*"
 
@@ -61,7 +70,11 @@ class PathConvertor(Convertor[str]):
         return value
 
     def to_string(self, value: str) -> str:
-        return str(value)
+        value = str(value)
+        if "." in value:
+            for segment in value.split("/"):
+                _refuse_dot_segment(segment, "path")
+        return value
 
 
 class IntegerConvertor(Convertor[int]):
@@ -225,7 +238,8 @@ class HostPattern:
     matches only that port, as a number (``:03600`` is ``3600``; no port is
     the scheme's default); one without a port matches any valid port.  A
     Host that is not a valid ``host[:port]`` (RFC 9110 §7.2: a port that is
-    not a number up to 65535, say) never matches.
+    not a number up to 65535, say), or whose name has an empty label or a
+    percent-escape, never matches.
     """
 
     template: str
@@ -242,7 +256,12 @@ class HostPattern:
             if number != self.port:
                 return None
         # A fully qualified name may end in a dot (RFC 1034 §3.1): the same host.
-        return self.name.match(name.lower().removesuffix("."))
+        name = name.lower().removesuffix(".")
+        # No empty label, no percent-escape: "..example.com" would give a "."
+        # parameter, "%61dmin" an "admin" that a check on the name misses.
+        if not name or name[0] == "." or name[-1] == "." or ".." in name or "%" in name:
+            return None
+        return self.name.match(name)
 
 
 def _split_host(host: str) -> tuple[str, str]:

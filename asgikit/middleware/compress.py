@@ -9,7 +9,8 @@ sent in one message is compressed at once and gets the new
 ``Content-Length``; a streamed body is compressed chunk by chunk, each chunk
 flushed so it reaches the client as soon as it is produced, and loses its
 ``Content-Length``.  A strong ``ETag`` is weakened (the compressed bytes
-are a different representation, RFC 9110 §8.8.1) and ``Vary:
+are a different representation, RFC 9110 §8.8.1), ``Accept-Ranges`` is
+dropped (ranges would name bytes of the uncompressed body), and ``Vary:
 Accept-Encoding`` is added.
 
 Left alone: bodies under ``minimum_size``, responses that already have a
@@ -95,7 +96,7 @@ _SKIP_LENGTHS = frozenset(
         b"cache-control",
     )
 )
-_START_LENGTHS = frozenset((len(b"content-length"), len(b"etag")))
+_START_LENGTHS = frozenset((len(b"content-length"), len(b"etag"), len(b"accept-ranges")))
 # gRPC and gRPC-Web, with any suffix (+proto, -text…): never an HTTP coding.
 _GRPC = ("application/grpc",)
 _CACHE_SIZE = 256  # distinct Accept-Encoding values remembered per instance
@@ -379,7 +380,9 @@ class _Response:
             if len(pair[0]) in _START_LENGTHS:
                 name, value = pair
                 lower = name.lower()
-                if lower == b"content-length":
+                # Accept-Ranges offers ranges of the identity body (a 206 passes
+                # uncompressed): not of this representation (RFC 9110 §14.3).
+                if lower == b"content-length" or lower == b"accept-ranges":
                     continue
                 if lower == b"etag" and not value.startswith(b"W/"):
                     pair = (name, b"W/" + value)

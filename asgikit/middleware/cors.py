@@ -21,7 +21,12 @@ refused (Starlette echoes every origin); ``allow_methods=["*"]`` echoes any
 method token (Starlette refuses one outside its list); a wildcard's answers
 carry no ``Vary: Origin`` (they are the same for every origin) and a
 preflight varies only on the request headers it echoes; allowed header
-names are listed lower-case (they are case-insensitive).
+names are listed lower-case (they are case-insensitive); the app's own CORS
+headers are removed from an answer to a refused origin.
+
+This layer owns the CORS headers of every answer it handles: those the app
+(or an upstream behind ``reverse_proxy``) wrote are replaced for an allowed
+origin and removed for a refused one or a request without ``Origin``.
 
 It deliberately does not protect anything: CORS only tells browsers which
 cross-origin responses a page may *read*.  Requests still reach the app; use
@@ -176,8 +181,10 @@ class _CORS:
         ).message
         self.origin_edits = {origin: self._allowed_edit(origin) for origin in self.origins}
         # Also the edit for a request without Origin: the answer would differ
-        # with one, unless it is a wildcard's.
-        self.refused_edit = HeaderEdit(vary=b"Origin").message
+        # with one, unless it is a wildcard's.  The app's own CORS headers go
+        # here too: this layer is the policy, and an app or upstream that
+        # echoes every origin must not open the answer to a refused one.
+        self.refused_edit = HeaderEdit(drop=_CORS_HEADERS, vary=b"Origin").message
         # Origins neither listed nor refused at a glance: tried against the regex.
         self.seen_edits: dict[bytes, _StartEdit] = {}
 

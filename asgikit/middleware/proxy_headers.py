@@ -17,7 +17,8 @@ passes a client's own headers of the other through untouched, and neither
 asgikit nor the app may then believe them.
 
 Only when the connection comes from a trusted peer (``trusted_hosts``:
-addresses and CIDR ranges, parsed once) are the headers read.  Each proxy
+addresses and CIDR ranges, parsed once; an IPv4-mapped ``::ffff:a.b.c.d``
+is its IPv4 address) are the headers read.  Each proxy
 appends the address it received the request from, so the list is walked
 from the right: trusted hops are skipped and the first untrusted one is the
 client (RFC 7239 §7.4; entries left of it could be anything a client wrote).
@@ -54,6 +55,7 @@ from asgikit.middleware._http import text_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 HeaderFamily = Literal["x-forwarded", "forwarded"]
 
 _WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
@@ -94,7 +96,7 @@ class _Trust:
                 elif "/" in entry:
                     self.networks.append(ipaddress.ip_network(entry, strict=False))
                 elif entry:
-                    self.addresses.add(str(ipaddress.ip_address(entry.strip("[]"))))
+                    self.addresses.add(str(_unmapped(ipaddress.ip_address(entry.strip("[]")))))
             except ValueError:
                 raise ValueError(
                     f"trusted_hosts: {entry!r} is not an IP address, a CIDR range, '*' or 'unix:'"
@@ -103,14 +105,16 @@ class _Trust:
     def __call__(self, host: str) -> bool:
         if self.always or host in self.addresses:
             return True
-        if not self.networks:
+        # An IPv6 spelling may name a listed address: a dual-stack socket
+        # reports an IPv4 peer as ::ffff:a.b.c.d.
+        if not self.networks and ":" not in host:
             return False
         try:
-            address = ipaddress.ip_address(host)
+            address = _unmapped(ipaddress.ip_address(host))
         except ValueError:
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        if str(address) in self.addresses:
+            return True
         return any(address in network for network in self.networks)
 
     def peer(self, client: Sequence[object] | None) -> bool:
@@ -128,6 +132,13 @@ class _Trust:
                 break
             index -= 1
         return index
+
+
+def _unmapped(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> IPAddress:
+    """The IPv4 address an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) stands for."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class _Read(NamedTuple):
@@ -302,8 +313,10 @@ def _apply(scope: Scope, headers: list[tuple[bytes, bytes]], hop: Hop) -> Scope:
         if scheme is not None:
             scope["scheme"] = scheme
     host = hop.host if hop.host is not None and valid_host(hop.host) else None
-    port = hop.port if hop.port and hop.port.isascii() and hop.port.isdigit() else None
-    if port is not None and int(port) > 65535:
+    port = hop.port
+    # Five digits at most: int() of a long digit string costs quadratic CPU and
+    # past 4300 digits raises.
+    if not (port and len(port) <= 5 and port.isascii() and port.isdigit() and int(port) <= 65535):
         port = None
     if port is not None:
         if host is None:

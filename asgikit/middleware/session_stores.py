@@ -92,8 +92,12 @@ class MemoryStore:
     So a flood of clients that write a session without logging in (each
     request without a cookie makes one) pushes out only its own kind, never a
     logged-in user's session nor a returning visitor's, as long as those alone
-    fit.  ``ttl`` is the lifetime when the middleware gives none; ``clock``
-    (monotonic seconds) is there for tests.
+    fit.  One account holds at most ``max_sessions_per_identity`` sessions
+    (its devices and browsers): a further login forgets that account's least
+    recently saved one, so a client that logs in to its own account again and
+    again pushes out only its own sessions, never another user's.  ``ttl`` is
+    the lifetime when the middleware gives none; ``clock`` (monotonic seconds)
+    is there for tests.
     """
 
     def __init__(
@@ -102,16 +106,23 @@ class MemoryStore:
         max_entries: int = 10_000,
         ttl: int = DEFAULT_TTL,
         identity_keys: Iterable[str] = IDENTITY_KEYS,
+        max_sessions_per_identity: int = 16,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
+        if max_sessions_per_identity < 1:
+            raise ValueError("max_sessions_per_identity must be at least 1")
         if isinstance(identity_keys, str):
             raise TypeError("identity_keys is a list of session keys, not one string")
         self.max_entries = max_entries
         self.ttl = ttl
         self.identity_keys = tuple(identity_keys)
+        self.max_sessions_per_identity = max_sessions_per_identity
         self._clock = clock
+        # Logged-in sessions by identity (least recently saved first), and back.
+        self._sessions_of: dict[str, dict[str, None]] = {}
+        self._identity_of: dict[str, str] = {}
         # id -> (expires at, JSON), least recently used first; JSON so that
         # callers never share mutable data.  One dict per eviction group, in
         # eviction order.
@@ -119,6 +130,21 @@ class MemoryStore:
         self._returning: _Entries = OrderedDict()
         self._identified: _Entries = OrderedDict()
         self._groups = (self._new, self._returning, self._identified)
+
+    def _identity(self, data: Mapping[str, Any]) -> str | None:
+        values = [data.get(key) for key in self.identity_keys]
+        if all(value is None for value in values):
+            return None
+        return json.dumps(values, sort_keys=True, default=repr)
+
+    def _release(self, session_id: str) -> None:
+        """Forget which identity ``session_id`` belonged to (it left the store)."""
+        identity = self._identity_of.pop(session_id, None)
+        if identity is not None:
+            ids = self._sessions_of[identity]
+            del ids[session_id]
+            if not ids:
+                del self._sessions_of[identity]
 
     def _find(self, session_id: str) -> _Entries | None:
         for entries in self._groups:
@@ -134,6 +160,7 @@ class MemoryStore:
         entry = entries[session_id]
         if entry[0] <= self._clock():
             del entries[session_id]
+            self._release(session_id)
             return None
         if entries is self._new:
             # Its client came back with the cookie: a visitor, not a one-off.
@@ -153,15 +180,26 @@ class MemoryStore:
         was = self._find(session_id)
         if was is not None:
             del was[session_id]
-        if any(data.get(key) is not None for key in self.identity_keys):
+            self._release(session_id)
+        identity = self._identity(data)
+        if identity is not None:
             group = self._identified
         elif was is None or was is self._new:
             group = self._new
         else:
             group = self._returning
         group[session_id] = entry
+        if identity is not None:
+            ids = self._sessions_of.setdefault(identity, {})
+            ids[session_id] = None
+            self._identity_of[session_id] = identity
+            if len(ids) > self.max_sessions_per_identity:
+                first_saved = next(iter(ids))
+                del self._identified[first_saved]
+                self._release(first_saved)
         while len(self) > self.max_entries:
-            next(entries for entries in self._groups if entries).popitem(last=False)
+            evicted, _ = next(entries for entries in self._groups if entries).popitem(last=False)
+            self._release(evicted)
         # Drop expired sessions from the old ends while we are here, so memory
         # does not hold dead sessions until the bound is reached.
         for entries in self._groups:
@@ -170,11 +208,13 @@ class MemoryStore:
                 if oldest is None or oldest[1][0] > now:
                     break
                 del entries[oldest[0]]
+                self._release(oldest[0])
 
     async def delete(self, session_id: str) -> None:
         """Forget ``session_id``."""
         for entries in self._groups:
             entries.pop(session_id, None)
+        self._release(session_id)
 
     def __len__(self) -> int:
         return len(self._new) + len(self._returning) + len(self._identified)

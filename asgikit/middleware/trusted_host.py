@@ -4,8 +4,9 @@ The ``Host`` header (HTTP/2's ``:authority``, which servers put there) is
 compared with ``allowed_hosts``: exact names, ``*.example.com`` for any
 subdomain of ``example.com`` (not ``example.com`` itself, and never
 ``example.com.evil.com``), or ``"*"`` for any.  Names compare without case,
-without the port and without a trailing dot (RFC 1034 §3.1).  Anything
-else — a missing, empty or malformed Host (a port past 65535 included),
+without the port and without a trailing dot (RFC 1034 §3.1).  A name with
+an empty label, a second trailing dot or a percent-escape is malformed.
+Anything else — a missing, empty or malformed Host (a port past 65535 included),
 and two Host headers (RFC 9112 §3.2), even with ``"*"`` — gets ``400``; a
 WebSocket handshake is refused the same way.  With ``www_redirect`` a
 request for ``example.com`` is redirected (307) to ``www.example.com`` when
@@ -31,11 +32,20 @@ from asgikit.types import ASGIApp, Receive, Scope, Send
 
 
 def host_name(host: str) -> str | None:
-    """The name part of a ``host[:port]`` value, lower-cased, or ``None`` if malformed."""
+    """The name part of a ``host[:port]`` value, lower-cased, or ``None`` if malformed.
+
+    A name has no empty label (``.example.com``, ``a..example.com``), at most
+    one trailing dot (RFC 1034 §3.1), and no percent-escape: a browser would
+    decode ``evil%2f.example.com`` to another name, and none sends one.
+    """
     if not valid_host(host):
         return None
-    name = host[: host.index("]") + 1] if host.startswith("[") else host.partition(":")[0]
-    return name.lower().rstrip(".") or None
+    if host.startswith("["):
+        return host[: host.index("]") + 1].lower()
+    name = host.partition(":")[0].lower().removesuffix(".")
+    if not name or name[0] == "." or name[-1] == "." or ".." in name or "%" in name:
+        return None
+    return name
 
 
 @middleware
