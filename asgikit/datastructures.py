@@ -25,16 +25,31 @@ MAX_ACCEPT_CODINGS = 32
 
 
 class ImmutableMultiDict(Mapping[str, _T]):
-    """A mapping where a key may have several values; ``[]`` and ``get`` give the first."""
+    """A mapping where a key may have several values; ``[]`` and ``get`` give the first.
+
+    Keys, values and items follow the input: each key where it first appears,
+    with its first value (Werkzeug's choice; Starlette gives the last).  Two
+    multi-dicts are equal when every key has the same values in the same
+    order; the order between different keys does not count.
+    """
 
     __slots__ = ("_dict", "_list")
 
-    def __init__(self, items: Iterable[tuple[str, _T]] | Mapping[str, _T] = ()) -> None:
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+    def __init__(
+        self, items: ImmutableMultiDict[_T] | Iterable[tuple[str, _T]] | Mapping[str, _T] = ()
+    ) -> None:
+        if isinstance(items, ImmutableMultiDict):
+            pairs = list(items._list)
+        elif isinstance(items, Mapping):
+            pairs = list(items.items())
+        else:
+            pairs = list(items)
         self._list: list[tuple[str, _T]] = pairs
-        self._dict: dict[str, _T] = {}
-        for key, value in reversed(pairs):
-            self._dict[key] = value
+        first: dict[str, _T] = {}
+        for key, value in pairs:
+            if key not in first:
+                first[key] = value
+        self._dict = first
 
     def getlist(self, key: str) -> list[_T]:
         """Every value for ``key``, in order."""
@@ -58,7 +73,11 @@ class ImmutableMultiDict(Mapping[str, _T]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ImmutableMultiDict):
-            return sorted(self._list) == sorted(other._list)
+            # Grouped by key rather than sorted: values need not be orderable
+            # (two uploads under one key) nor hashable.
+            return len(self._list) == len(other._list) and _grouped(self._list) == _grouped(
+                other._list
+            )
         return NotImplemented
 
     def __hash__(self) -> int:
@@ -66,6 +85,13 @@ class ImmutableMultiDict(Mapping[str, _T]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._list!r})"
+
+
+def _grouped(pairs: list[tuple[str, _T]]) -> dict[str, list[_T]]:
+    groups: dict[str, list[_T]] = {}
+    for key, value in pairs:
+        groups.setdefault(key, []).append(value)
+    return groups
 
 
 class QueryParams(ImmutableMultiDict[str]):
@@ -101,6 +127,9 @@ class QueryParams(ImmutableMultiDict[str]):
 
     def __str__(self) -> str:
         return urlencode(self._list)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 def parse_cookie_header(header: str, *, max_cookies: int = 200) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from urllib.parse import urlencode
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from asgikit.datastructures import (
     URL,
     Headers,
+    ImmutableMultiDict,
     MutableHeaders,
     QueryParams,
     State,
@@ -19,6 +21,7 @@ from asgikit.datastructures import (
     route_path,
     valid_host,
 )
+from asgikit.forms import FormData, UploadFile
 from tests.conftest import make_scope
 
 # -- URL.from_scope ----------------------------------------------------------
@@ -451,6 +454,18 @@ def test_query_params_over_max_fields_raise_value_error() -> None:
     assert len(QueryParams("&".join(f"k{i}" for i in range(2000)), max_fields=None)) == 2000
 
 
+def test_query_params_repr_and_str_are_the_query_string() -> None:
+    params = QueryParams("a=123&a=456&b=x+y")
+    assert str(params) == "a=123&a=456&b=x+y"
+    assert repr(params) == "QueryParams('a=123&a=456&b=x+y')"
+
+
+def test_query_params_copy_keeps_repeated_keys() -> None:
+    params = QueryParams("a=1&a=2")
+    assert QueryParams(params).getlist("a") == ["1", "2"]
+    assert QueryParams(params) == params
+
+
 def test_query_params_are_unhashable() -> None:
     with pytest.raises(TypeError):
         hash(QueryParams("a=1"))
@@ -481,6 +496,52 @@ _pairs = st.lists(st.tuples(st.text(max_size=10), st.text(max_size=10)), max_siz
 def test_query_params_round_trip_through_urlencode(pairs: list[tuple[str, str]]) -> None:
     assert QueryParams(urlencode(pairs)).multi_items() == pairs
     assert QueryParams(str(QueryParams(pairs))).multi_items() == pairs
+
+
+# -- Multi-dicts: order and equality ------------------------------------------
+
+
+def test_query_params_keys_items_and_iteration_follow_the_input_order() -> None:
+    params = QueryParams("z=1&a=2&m=3&a=4")
+    assert list(params) == ["z", "a", "m"]
+    assert list(params.keys()) == ["z", "a", "m"]
+    assert list(params.values()) == ["1", "2", "3"]
+    assert list(params.items()) == [("z", "1"), ("a", "2"), ("m", "3")]
+    assert dict(params) == {"z": "1", "a": "2", "m": "3"}
+
+
+def test_form_data_keys_follow_the_input_order() -> None:
+    form = FormData([("b", "1"), ("a", "2"), ("c", "3"), ("b", "4")])
+    assert list(form) == ["b", "a", "c"]
+    assert list(form.items()) == [("b", "1"), ("a", "2"), ("c", "3")]
+
+
+def test_multi_dict_equality_ignores_the_order_of_keys_not_of_a_keys_values() -> None:
+    assert QueryParams("a=1&b=2") == QueryParams("b=2&a=1")
+    assert QueryParams("a=1&a=2&b=3") == QueryParams("b=3&a=1&a=2")
+    assert QueryParams("a=1&a=2") != QueryParams("a=2&a=1")
+    assert QueryParams("a=1&a=1") != QueryParams("a=1")
+    assert QueryParams("a=1") != QueryParams("a=1&b=")
+    assert QueryParams() == QueryParams({})
+    assert QueryParams("a=1") != "a=1"
+    assert QueryParams("a=1") != {"a": "1"}
+
+
+def test_form_data_with_two_uploads_under_one_key_compares_without_type_error() -> None:
+    with io.BytesIO(b"a") as first, io.BytesIO(b"b") as second:
+        one, two = UploadFile(first, filename="a"), UploadFile(second, filename="b")
+        form = FormData([("files", one), ("files", two), ("name", "x")])
+        assert form == FormData(form.multi_items())
+        assert form == FormData([("name", "x"), ("files", one), ("files", two)])
+        assert form != FormData([("files", two), ("files", one), ("name", "x")])
+        assert form != FormData([("files", one), ("name", "x")])
+
+
+def test_multi_dict_equality_with_unorderable_and_unhashable_values() -> None:
+    left = ImmutableMultiDict([("k", [1]), ("k", {"x": 1}), ("j", None)])
+    right = ImmutableMultiDict([("j", None), ("k", [1]), ("k", {"x": 1})])
+    assert left == right
+    assert left != ImmutableMultiDict([("k", [1]), ("j", None)])
 
 
 # -- Cookie header -----------------------------------------------------------
