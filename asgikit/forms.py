@@ -59,9 +59,16 @@ class FormLimits:
     max_file_size: int | None = None
     max_body_size: int | None = 1024 * _MIB
     spool_max_size: int = _MIB
+    max_memory_size: int = 16 * _MIB
 
     def __post_init__(self) -> None:
-        for name in ("max_files", "max_fields", "max_part_size", "spool_max_size"):
+        for name in (
+            "max_files",
+            "max_fields",
+            "max_part_size",
+            "spool_max_size",
+            "max_memory_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (1 if name == "spool_max_size" else 0):
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
