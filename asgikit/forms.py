@@ -163,6 +163,18 @@ def new_upload(filename: str | None, headers: Headers, spool_max_size: int) -> U
     return UploadFile(file, filename=filename, headers=headers, size=0)
 
 
+def in_memory(upload: UploadFile) -> bool:
+    """Whether ``upload``'s bytes are still held in memory (not yet on disk)."""
+    return upload._in_memory()
+
+
+async def spool_to_disk(upload: UploadFile) -> None:
+    """Move an upload still held in memory to disk (in a worker thread)."""
+    rollover = getattr(upload.file, "rollover", None)
+    if rollover is not None and upload._in_memory():
+        await anyio.to_thread.run_sync(rollover)
+
+
 class FormData(ImmutableMultiDict[str | UploadFile]):
     """An immutable multi-dict of a form's fields: ``str`` values and ``UploadFile``s."""
 
@@ -279,9 +291,13 @@ class FormContext:
     - ``max_body_size`` (1 GiB, ``None`` lifts it): bytes in the whole body.  413.
     - ``spool_max_size`` (1 MiB): bytes a file keeps in memory before it moves
       to a temporary file on disk.
+    - ``max_memory_size`` (16 MiB): bytes the whole form holds in memory, its
+      text fields and the files not yet on disk together.  Past it, files move
+      to disk (the ones in memory first, then each new one as it comes); text
+      fields that pass it alone answer 413.
 
-    Memory held per form is at most about ``max_fields * max_part_size``
-    (fields) plus ``max_files * spool_max_size`` (files still in memory).
+    So memory per form stays about ``max_memory_size``, plus a few buffers of
+    the size of a body chunk, whatever the body holds.
     """
 
     __slots__ = ("_form", "_limits", "_request")
@@ -296,6 +312,7 @@ class FormContext:
         max_file_size: int | None = None,
         max_body_size: int | None = 1024 * _MIB,
         spool_max_size: int = _MIB,
+        max_memory_size: int = 16 * _MIB,
     ) -> None:
         self._request = request
         self._limits = FormLimits(
@@ -305,6 +322,7 @@ class FormContext:
             max_file_size=max_file_size,
             max_body_size=max_body_size,
             spool_max_size=spool_max_size,
+            max_memory_size=max_memory_size,
         )
         self._form: FormData | None = None
 
@@ -334,7 +352,9 @@ __all__ = [
     "UploadFile",
     "close_files_now",
     "close_request_forms",
+    "in_memory",
     "new_upload",
     "parse_content_type",
     "read_form",
+    "spool_to_disk",
 ]

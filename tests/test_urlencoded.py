@@ -124,6 +124,20 @@ async def test_urlencoded_stops_reading_an_endless_field_at_the_limit() -> None:
     assert info.value.status_code == 413
 
 
+async def test_many_large_urlencoded_fields_are_a_413_naming_max_memory_size() -> None:
+    # Each field is within max_part_size; together they pass the default 16 MiB.
+    field = b"a=" + b"x" * (1024 * 1024 - 3)
+    body = b"&".join([field] * 17)
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    with pytest.raises(HTTPException) as info:
+        await read(*chunks)
+    assert info.value.status_code == 413
+    assert info.value.detail == ("Form fields larger than 16777216 bytes in all (max_memory_size)")
+    assert len(await read(b"a=123&b=456", max_memory_size=10)) == 2
+    with pytest.raises(HTTPException, match="max_memory_size"):
+        await read(b"a=123&b=456&c", max_memory_size=10)
+
+
 async def test_urlencoded_max_body_size_is_a_413() -> None:
     with pytest.raises(HTTPException) as info:
         await read(b"a=1&", b"b=2&", b"c=3", max_body_size=10)
