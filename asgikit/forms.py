@@ -36,7 +36,7 @@ import anyio.to_thread
 
 from asgikit.datastructures import Headers, ImmutableMultiDict
 from asgikit.exceptions import HTTPException
-from asgikit.requests import _longer_than
+from asgikit.requests import BODY_SCOPE_KEY, SharedBody, _longer_than, shared_body
 from asgikit.types import Scope
 
 if TYPE_CHECKING:
@@ -235,6 +235,12 @@ async def read_form(request: Request, limits: FormLimits | None = None) -> FormD
     """Read the request's form once; later calls return the same ``FormData``."""
     if request._form is not None:
         return request._form
+    shared: SharedBody | None = request.scope.get(BODY_SCOPE_KEY)
+    if shared is not None and shared.form is not None:
+        # Another Request over this scope read it (the endpoint, before an
+        # exception handler asks): the body is gone, the form is not.
+        request._form = shared.form
+        return shared.form
     if request._streamed:
         raise RuntimeError("the body was already consumed by stream(); form() cannot read it")
     limits = limits if limits is not None else FormLimits()
@@ -261,6 +267,10 @@ async def read_form(request: Request, limits: FormLimits | None = None) -> FormD
     else:
         form = FormData()
     request._form = form
+    shared = shared_body(request.scope)
+    shared.form = form
+    if shared.lost is not None:
+        shared.lost = "form()"
     if any(isinstance(value, UploadFile) for _, value in form._list):
         request.scope.setdefault(FORMS_SCOPE_KEY, []).append(form)
     return form
