@@ -200,7 +200,11 @@ def _qvalue(text: str) -> float | None:
 
 
 class State:
-    """Attribute access over a dict: ``request.state.db`` is ``scope["state"]["db"]``."""
+    """Attribute access over a dict: ``request.state.db`` is ``scope["state"]["db"]``.
+
+    Item access works too (``state["db"]``), as do ``in``, ``len`` and
+    iteration over the names.
+    """
 
     __slots__ = ("_state",)
 
@@ -224,6 +228,21 @@ class State:
 
     def __contains__(self, name: object) -> bool:
         return name in self._state
+
+    def __getitem__(self, name: str) -> Any:
+        return self._state[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._state[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._state[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._state)
+
+    def __len__(self) -> int:
+        return len(self._state)
 
     @overload
     def get(self, name: str) -> Any: ...

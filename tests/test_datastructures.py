@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from tempfile import SpooledTemporaryFile
 from urllib.parse import urlencode
 
 import pytest
@@ -607,6 +608,22 @@ def test_state_is_attribute_access_over_a_dict() -> None:
     assert repr(State()) == "State({})"
 
 
+def test_state_has_item_access_len_and_iteration_over_its_dict() -> None:
+    state = State({"old": "foo"})
+    state["key"] = "value"
+    assert state["key"] == "value"
+    assert state.key == "value"
+    state["other"] = 1
+    assert list(state) == ["old", "key", "other"]
+    assert len(state) == 3
+    del state["key"]
+    assert len(state) == 2
+    with pytest.raises(KeyError):
+        state["key"]
+    with pytest.raises(KeyError):
+        del state["key"]
+
+
 @pytest.mark.parametrize("path", ["/\ud800", "/a\udcff/b", "/\udc80\ud800"])
 def test_url_from_a_path_with_lone_surrogates_is_percent_encoded_not_an_error(path: str) -> None:
     scope = make_scope()
@@ -615,3 +632,137 @@ def test_url_from_a_path_with_lone_surrogates_is_percent_encoded_not_an_error(pa
     assert url.path.isascii()
     assert "%" in url.path
     assert url.path.count("/") == path.count("/")
+
+
+# -- Starlette's test_datastructures.py, behaviour by behaviour ---------------
+#
+# Deliberate differences, pinned here: a key repeated in a multi-dict gives
+# its first value to [] / get / values() / items() (Starlette: the last; see
+# ImmutableMultiDict); there is no mutable MultiDict (forms and query strings
+# are read, never edited: build a new one from multi_items()); UploadFile's
+# repr names the content type rather than dumping every part header.
+
+
+def test_query_params_as_starlette_checks_them_with_first_value_wins() -> None:
+    q = QueryParams("a=123&a=456&b=789")
+    assert "a" in q
+    assert "A" not in q
+    assert "c" not in q
+    assert q["a"] == "123"
+    assert q.get("a") == "123"
+    assert q.get("nope", None) is None
+    assert q.getlist("a") == ["123", "456"]
+    assert list(q.keys()) == ["a", "b"]
+    assert list(q.values()) == ["123", "789"]
+    assert list(q.items()) == [("a", "123"), ("b", "789")]
+    assert len(q) == 2
+    assert dict(q) == {"a": "123", "b": "789"}
+    assert str(q) == "a=123&a=456&b=789"
+    assert repr(q) == "QueryParams('a=123&a=456&b=789')"
+    assert QueryParams({"a": "123", "b": "456"}) == QueryParams([("a", "123"), ("b", "456")])
+    assert QueryParams({"a": "123", "b": "456"}) == QueryParams("a=123&b=456")
+    assert QueryParams({"a": "123", "b": "456"}) == QueryParams({"b": "456", "a": "123"})
+    assert QueryParams() == QueryParams({})
+    assert QueryParams([("a", "123"), ("a", "456")]) == QueryParams("a=123&a=456")
+    assert QueryParams({"a": "123", "b": "456"}) != "invalid"
+
+
+def test_query_params_blank_values_keep_their_keys_in_order() -> None:
+    q = QueryParams("a=123&abc&def&b=456")
+    assert "abc" in q
+    assert "def" in q
+    assert q.get("abc") == ""
+    assert len(q["a"]) == 3
+    assert list(q.keys()) == ["a", "abc", "def", "b"]
+
+
+def test_form_data_as_starlette_checks_it_with_first_value_wins() -> None:
+    upload = UploadFile(io.BytesIO(b"data"), filename="file", size=4)
+    form = FormData([("a", "123"), ("a", "456"), ("b", upload)])
+    assert "a" in form
+    assert "A" not in form
+    assert form["a"] == "123"
+    assert form.get("nope", None) is None
+    assert form.getlist("a") == ["123", "456"]
+    assert list(form.keys()) == ["a", "b"]
+    assert list(form.values()) == ["123", upload]
+    assert list(form.items()) == [("a", "123"), ("b", upload)]
+    assert len(form) == 2
+    assert dict(form) == {"a": "123", "b": upload}
+    assert repr(form) == f"FormData([('a', '123'), ('a', '456'), ('b', {upload!r})])"
+    assert FormData(form) == form
+    assert FormData({"a": "123", "b": "789"}) == FormData([("a", "123"), ("b", "789")])
+    assert FormData({"a": "123", "b": "789"}) != {"a": "123", "b": "789"}
+
+
+async def test_upload_file_over_a_bytes_io_counts_its_size() -> None:
+    upload = UploadFile(io.BytesIO(b"data"), filename="file", size=4)
+    assert await upload.read() == b"data"
+    await upload.write(b" and more data!")
+    assert await upload.read() == b""
+    assert upload.size == 19
+    await upload.seek(0)
+    assert await upload.read() == b"data and more data!"
+
+
+async def test_upload_file_without_a_size_keeps_none() -> None:
+    upload = UploadFile(io.BytesIO(b"data"), filename="file")
+    assert await upload.read() == b"data"
+    await upload.write(b" and more")
+    assert upload.size is None
+    await upload.seek(0)
+    assert await upload.read() == b"data and more"
+
+
+@pytest.mark.parametrize("max_size", [1, 1024], ids=["rolled", "unrolled"])
+async def test_upload_file_reads_and_writes_before_and_after_rolling_to_disk(
+    max_size: int,
+) -> None:
+    file = SpooledTemporaryFile(max_size=max_size)  # noqa: SIM115 - the UploadFile closes it
+    upload = UploadFile(file, filename="file", size=0)
+    assert await upload.read() == b""
+    await upload.write(b"data")
+    assert await upload.read() == b""
+    await upload.seek(0)
+    assert await upload.read() == b"data"
+    await upload.write(b" more")
+    assert upload.size == 9
+    await upload.seek(0)
+    assert await upload.read() == b"data more"
+    await upload.close()
+    assert upload.file.closed
+
+
+def test_upload_file_repr_names_filename_size_and_content_type() -> None:
+    upload = UploadFile(
+        io.BytesIO(b"data"), filename="file", headers=Headers({"content-type": "text/plain"})
+    )
+    assert repr(upload) == "UploadFile(filename='file', size=None, content_type='text/plain')"
+
+
+def test_headers_as_starlette_checks_them() -> None:
+    h = Headers(raw=[(b"a", b"123"), (b"a", b"456"), (b"b", b"789")])
+    assert "a" in h
+    assert "A" in h
+    assert "c" not in h
+    assert h["a"] == "123"
+    assert h.get("nope", None) is None
+    assert h.getlist("a") == ["123", "456"]
+    assert dict(h) == {"a": "123", "b": "789"}
+    assert h == Headers(raw=[(b"a", b"123"), (b"b", b"789"), (b"a", b"456")])
+    assert h != [(b"a", b"123"), (b"A", b"456"), (b"b", b"789")]
+    assert Headers({"a": "123", "b": "789"}).raw == [(b"a", b"123"), (b"b", b"789")]
+
+
+def test_mutable_headers_as_starlette_checks_them() -> None:
+    h = MutableHeaders()
+    h["a"] = "1"
+    h["a"] = "2"
+    h.setdefault("a", "3")
+    h.setdefault("b", "4")
+    assert dict(h) == {"a": "2", "b": "4"}
+    del h["a"]
+    assert h.raw == [(b"b", b"4")]
+    from_scope = MutableHeaders(scope={"headers": ((b"a", b"1"),)})
+    from_scope.update({"b": "2"})
+    assert list(from_scope.raw) == [(b"a", b"1"), (b"b", b"2")]
