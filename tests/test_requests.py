@@ -13,7 +13,7 @@ from asgikit.exceptions import ClientDisconnect, HTTPException
 from asgikit.middleware.exception_handlers import exception_handlers
 from asgikit.middleware.http_middleware import CallNext, http_middleware
 from asgikit.requests import Request
-from asgikit.responses import PlainTextResponse
+from asgikit.responses import JSONResponse, PlainTextResponse
 from asgikit.routing import route, router
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
@@ -497,3 +497,178 @@ def test_an_http_middleware_reads_a_consumed_body_under_uvicorn() -> None:
     with serve(middleware_app()) as base, httpx.Client(base_url=base, timeout=10) as client:
         response = client.post("/", content=b"[1, 2]")
         assert response.headers["x-body"] == "[1, 2]"
+
+
+# -- Starlette's test_requests.py, behaviour by behaviour ----------------------
+#
+# Deliberate differences: Request takes (scope, receive), no send, so there is
+# no send_push_promise (HTTP/2 push is gone from browsers) nor
+# send_early_hints; stream() hands each chunk out once, so a second stream()
+# over a body being streamed is a RuntimeError rather than a second reader
+# sharing the chunks; a repeated cookie name keeps its first value (RFC 6265
+# §5.4 puts the most specific first; Starlette keeps the last);
+# is_disconnected() tells only what receive() has ready without waiting (see
+# its docstring), so after a response it may say False where Starlette's
+# TestClient says True.  Starlette's state-object and url_for-in-a-Starlette-
+# app tests cover Starlette's own application object (no counterpart).
+
+
+def echo_request_app() -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        body = await request.body()
+        data = {
+            "method": request.method,
+            "url": str(request.url),
+            "params": dict(request.query_params),
+            "headers": dict(request.headers),
+            "body": body.decode(),
+            "path": [scope["path"], scope["raw_path"].decode()],
+        }
+        await JSONResponse(data)(scope, receive, send)
+
+    return app
+
+
+def test_request_method_url_query_headers_body_through_the_test_client() -> None:
+    # Not entered: the app answers http only, so no lifespan.
+    client = TestClient(echo_request_app())
+    data = client.get("/123?a=abc&b=456").json()
+    assert data["method"] == "GET"
+    assert data["url"] == "http://testserver/123?a=abc&b=456"
+    assert data["params"] == {"a": "abc", "b": "456"}
+    assert data["headers"]["host"] == "testserver"
+    assert data["headers"]["user-agent"] == "testclient"
+    assert data["body"] == ""
+    assert client.get("https://example.org:123/").json()["url"] == "https://example.org:123/"
+    assert client.post("/", json={"a": "123"}).json()["body"] == '{"a":"123"}'
+    assert client.post("/", content=b"abc").json()["body"] == "abc"
+
+    def chunked() -> Any:
+        yield b"foo"
+        yield b"bar"
+
+    assert client.post("/", content=chunked()).json()["body"] == "foobar"
+    assert client.get("/he%2Fllo").json()["path"] == ["/he/llo", "/he%2Fllo"]
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [(["client", 42], Address("client", 42)), (None, None), ("absent", None)],
+)
+def test_request_client_from_a_list_none_or_nothing(client: Any, expected: Any) -> None:
+    scope: Scope = {"type": "http"}
+    if client != "absent":
+        scope["client"] = client
+    assert Request(scope).client == expected
+
+
+def test_request_over_a_bare_scope_is_a_mapping() -> None:
+    request = Request({"type": "http", "method": "GET", "path": "/abc/"})
+    assert request["method"] == "GET"
+    assert dict(request) == {"type": "http", "method": "GET", "path": "/abc/"}
+    assert len(request) == 3
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"body": b"123", "more_body": True}, {"body": b""}],
+        [{"body": b"", "more_body": True}, {"body": b"123"}],
+        [{"body": b"12", "more_body": True}, {"body": b"3"}],
+        [{"body": b"123", "more_body": True}, {"body": b"", "more_body": True}, {"body": b""}],
+    ],
+)
+async def test_body_from_messages_with_empty_chunks_anywhere(messages: list[Message]) -> None:
+    pending = list(messages)
+
+    async def receive() -> Message:
+        return {"type": "http.request", **pending.pop(0)}
+
+    assert await Request({"type": "http"}, receive).body() == b"123"
+
+
+async def test_a_second_stream_while_one_is_streaming_is_a_runtime_error() -> None:
+    request = Request(make_scope("POST"), body_receive(b"1", b"2", b"3"))
+    first = request.stream()
+    second = request.stream()
+    assert await first.__anext__() == b"1"
+    with pytest.raises(RuntimeError, match=r"stream\(\)"):
+        await second.__anext__()
+    assert [chunk async for chunk in first] == [b"2", b"3"]
+
+
+async def test_form_urlencoded_and_as_a_context_manager() -> None:
+    scope = make_scope("POST", headers=[(b"content-type", b"application/x-www-form-urlencoded")])
+    form = await Request(scope, body_receive(b"abc=123+%40")).form()
+    assert dict(form) == {"abc": "123 @"}
+    scope = make_scope("POST", headers=[(b"content-type", b"application/x-www-form-urlencoded")])
+    async with Request(scope, body_receive(b"abc=123+%40")).form() as form:
+        assert dict(form) == {"abc": "123 @"}
+
+
+async def test_request_close_closes_the_files_of_its_form() -> None:
+    boundary = b"B"
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\n'
+        b"data\r\n--B--\r\n"
+    )
+    scope = make_scope(
+        "POST", headers=[(b"content-type", b"multipart/form-data; boundary=" + boundary)]
+    )
+    request = Request(scope, body_receive(body))
+    upload = (await request.form())["f"]
+    assert not isinstance(upload, str)
+    assert not upload.file.closed
+    await request.close()
+    assert upload.file.closed
+    await Request(make_scope()).close()  # nothing read, nothing to close
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("chips=ahoy; vienna=finger", {"chips": "ahoy", "vienna": "finger"}),
+        (
+            'keebler="E=mc2; L=\\"Loves\\"; fudge=\\012;"',
+            {"keebler": '"E=mc2', "L": '\\"Loves\\"', "fudge": "\\012", "": '"'},
+        ),
+        ("keebler=E=mc2", {"keebler": "E=mc2"}),
+        ("key:term=value:term", {"key:term": "value:term"}),
+        ("a=b; c=[; d=r; f=h", {"a": "b", "c": "[", "d": "r", "f": "h"}),
+        ("a=b; Domain=example.com", {"a": "b", "Domain": "example.com"}),
+        ("a=b; h=i; a=c", {"a": "b", "h": "i"}),
+        (
+            "abc=def; unnamed; django_language=en",
+            {"": "unnamed", "abc": "def", "django_language": "en"},
+        ),
+        ('a=b; "; c=d', {"a": "b", "": '"', "c": "d"}),
+        ("a b c=d e = f; gh=i", {"a b c": "d e = f", "gh": "i"}),
+        ('a   b,c<>@:/[]?{}=d  "  =e,f g', {"a   b,c<>@:/[]?{}": 'd  "  =e,f g'}),
+        ("  =  b  ;  ;  =  ;   c  =  ;  ", {"": "b", "c": ""}),
+    ],
+)
+def test_request_cookies_as_browsers_send_them(header: str, expected: dict[str, str]) -> None:
+    scope = make_scope(headers=[(b"cookie", header.encode())])
+    assert Request(scope).cookies == expected
+
+
+def test_request_cookies_lenient_with_json_in_a_value() -> None:
+    tough = (
+        "provider-oauth-nonce=validAsciiblabla; "
+        'okta-oauth-redirect-params={"responseType":"code","scopes":["openid","email"],'
+        '"urls":{"issuer":"https://x.okta.com/oauth2/authServer"}}; '
+        "importantCookie=importantValue; sessionCookie=importantSessionValue"
+    )
+    cookies = Request(make_scope(headers=[(b"cookie", tough.encode())])).cookies
+    assert set(cookies) == {
+        "provider-oauth-nonce",
+        "okta-oauth-redirect-params",
+        "importantCookie",
+        "sessionCookie",
+    }
+
+
+def test_url_for_outside_a_router_is_a_clear_runtime_error() -> None:
+    with pytest.raises(RuntimeError, match="router"):
+        Request(make_scope()).url_for("index")
