@@ -6,12 +6,8 @@ not followed by two hex digits stays as it is), and the bytes are decoded as
 UTF-8 with U+FFFD for invalid sequences.  A ``charset`` parameter on the
 content type is ignored, as the standard says.
 
-Cost is linear in the body with a small constant, whatever the body holds.
-Percent-decoding runs in C: one regular-expression split finds the valid
-escapes (a ``%`` that starts none costs what a letter costs) and one
-dictionary lookup per escape, mapped in C, turns each into its byte; nothing
-raises per escape, and no Python loop runs per byte (``unquote_to_bytes``
-did both, about a second of CPU per MiB of ``%``).  A pair that spans
+Cost is linear in the body with a small constant, whatever the body holds:
+percent-decoding runs in C (see ``_percent``).  A pair that spans
 several chunks is decoded as its bytes arrive, so finishing it costs no
 more than its last chunk, and a large chunk is cut into ``SLICE``-sized
 pieces with a checkpoint between them, so no field holds the event loop for
@@ -20,42 +16,17 @@ long.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 
 import anyio.lowlevel
 
+from asgikit._percent import text as _text
+from asgikit._percent import unescape as _unescape
 from asgikit.exceptions import HTTPException
 from asgikit.forms import FormData, FormLimits, UploadFile
 
 #: Bytes of body decoded between two checkpoints (a yield to the event loop).
 SLICE = 64 * 1024
-
-_HEX_DIGITS = "0123456789abcdefABCDEF"
-_BYTE_OF_ESCAPE = {
-    (high + low).encode(): bytes([int(high + low, 16)])
-    for high in _HEX_DIGITS
-    for low in _HEX_DIGITS
-}
-_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
-
-
-def _unescape(raw: bytes) -> bytes:
-    """``+`` to space and ``%XX`` to its byte; any other ``%`` stays."""
-    if b"+" in raw:
-        raw = raw.replace(b"+", b" ")
-    if b"%" not in raw:
-        return raw
-    # split() with a group alternates text and the escapes' two hex digits.
-    parts = _ESCAPE.split(raw)
-    if len(parts) == 1:
-        return raw
-    parts[1::2] = map(_BYTE_OF_ESCAPE.__getitem__, parts[1::2])
-    return b"".join(parts)
-
-
-def _text(raw: bytes) -> str:
-    return _unescape(raw).decode("utf-8", "replace")
 
 
 class UrlencodedParser:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import sys
 from tempfile import SpooledTemporaryFile
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -453,6 +455,42 @@ def test_query_params_over_max_fields_raise_value_error() -> None:
     with pytest.raises(ValueError, match="more than 1000"):
         QueryParams("&".join(f"k{i}" for i in range(1001)))
     assert len(QueryParams("&".join(f"k{i}" for i in range(2000)), max_fields=None)) == 2000
+
+
+def python_lines_to_parse(query: bytes) -> int:
+    """How many lines of Python run while ``query`` is parsed (a deterministic cost)."""
+    lines = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        QueryParams(query)
+    finally:
+        sys.settrace(None)
+    return lines
+
+
+@pytest.mark.parametrize("hostile", [b"%", b"%4", b"%4x", b"%41", b"%%41"])
+def test_query_string_percent_flood_costs_no_more_python_work_than_plain_text(
+    hostile: bytes,
+) -> None:
+    # 16 KiB, what servers let through in a request line: parse_qsl ran a
+    # Python loop (and raised) per "%" here, about 6 ms of CPU a request.
+    size = 16 * 1024
+    plain = python_lines_to_parse(b"a=" + b"x" * size)
+    flood = python_lines_to_parse(b"a=" + hostile * (size // len(hostile)))
+    assert flood <= 3 * plain + 50
+
+
+def test_query_params_decode_percent_escapes_and_raw_bytes_as_one_utf8_string() -> None:
+    # URL standard §5.1: percent-decode the bytes, then decode them as UTF-8.
+    assert QueryParams(b"a=\xc3%A9&b=%C3\xa9")["a"] == "é"
+    assert QueryParams(b"a=\xc3%A9&b=%C3\xa9")["b"] == "é"
 
 
 def test_query_params_repr_and_str_are_the_query_string() -> None:
