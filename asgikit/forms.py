@@ -15,7 +15,16 @@ Two encodings are read, both incrementally as the body streams in:
 Every limit has a safe default and a name (see ``FormContext``).  Past a size
 limit ``form()`` raises ``HTTPException(413)``, past a count limit or on a
 malformed body ``HTTPException(400)``, each with a message naming the limit
-or the fault; spooled files are closed (and so deleted) on any error.
+or the fault; spooled files are closed (and so deleted) on any error.  What
+one form holds in memory is bounded as a whole (``max_memory_size``), not
+only per field: past it files go to disk and text fields answer 413.
+
+Where Starlette differs, on purpose: it answers 400 for size limits too; it
+decodes text parts with a ``charset`` parameter of the form's own
+``Content-Type`` (which RFC 7578 does not define) and falls back to latin-1,
+where asgikit uses the part's charset, ``_charset_``, then UTF-8 with
+U+FFFD; and a repeated name gives its last value to ``form[name]`` there,
+its first here (``getlist`` gives all, in order, in both).
 
 Another content type (or none) gives an empty ``FormData`` and leaves the body
 unread, as Starlette does, so ``form()`` is harmless on a ``GET``.  The

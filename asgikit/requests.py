@@ -17,6 +17,12 @@ The scope's copies made later (by a router, say) share the same
 should call ``shared_body(scope)`` first.  Nothing of this is done when a
 ``Request`` is built: only reading the body looks it up.
 
+Where Starlette differs, on purpose: a ``Request`` takes no ``send``, so it
+has no ``send_push_promise`` (HTTP/2 push is gone from browsers) nor
+``send_early_hints``; ``stream()`` hands each chunk out once, so a second
+``stream()`` while one is running is a ``RuntimeError``, not a second reader
+splitting the chunks.
+
 The client's disconnect has one source of truth per connection, kept in the
 scope under ``"asgikit.disconnect"``, so ``is_disconnected()`` and a
 streaming response never race each other for ``receive()``.
