@@ -83,18 +83,21 @@ class SharedBody:
 
     ``body`` is the whole body once one of them read and kept it; ``form``
     the form one of them read; ``lost`` names how the body was handed out
-    without being kept (``"stream()"``, ``"form()"``), after which no other
-    ``Request`` can read it.
+    without being kept (``"stream()"``, ``"form()"``, a ``body()`` stopped
+    at its ``max_size``), after which no ``Request`` but ``lost_by`` can read
+    it: the others get a ``RuntimeError`` rather than a truncated body or a
+    wait on a drained ``receive``.
     """
 
-    __slots__ = ("body", "form", "lost")
+    __slots__ = ("body", "form", "lost", "lost_by")
     body: bytes | None
     form: FormData | None
     lost: str | None
+    lost_by: Request | None
 
     def __init__(self, body: bytes | None = None) -> None:
         # One line: this runs on every request that reads its body.
-        self.body, self.form, self.lost = body, None, None
+        self.body, self.form, self.lost, self.lost_by = body, None, None, None
 
 
 def shared_body(scope: Scope) -> SharedBody:
@@ -329,11 +332,16 @@ class Request(HTTPConnection):
         """Take the body another ``Request`` over this scope read; if it is lost, fail now."""
         if shared.body is not None:
             self._keep(shared.body)
-        elif shared.lost is not None:
+        elif shared.lost is not None and shared.lost_by is not self:
             raise RuntimeError(
                 f"the body was already consumed by {shared.lost} on another Request "
-                "over this scope, and not kept: read it with body() to keep it"
+                "over this scope, and not kept: read it whole with body() to keep it"
             )
+
+    def _lose(self, how: str) -> None:
+        """Say in the scope that this request took body chunks it will not share."""
+        shared = shared_body(self.scope)
+        shared.lost, shared.lost_by = how, self
 
     def _keep(self, body: bytes) -> None:
         self._body = body
@@ -373,7 +381,7 @@ class Request(HTTPConnection):
                 yield self._body
             return
         self._streamed = True
-        shared_body(self.scope).lost = "stream()"
+        self._lose("stream()")
         while self._buffer:
             yield self._buffer.pop(0)
         while (chunk := await self._next_chunk()) is not None:
@@ -396,11 +404,9 @@ class Request(HTTPConnection):
         while (chunk := await self._next_chunk()) is not None:
             have += len(chunk)
             self._buffer.append(chunk)
-            if max_size is not None and have > max_size:
+            if max_size is not None and have > max_size and not self._consumed:
+                self._lose(f"body(max_size={max_size}), stopped at that size")
                 raise HTTPException(413, f"Request body larger than {max_size} bytes")
-        if max_size is not None and have > max_size:
-            # peek() may already have buffered more than the limit.
-            raise HTTPException(413, f"Request body larger than {max_size} bytes")
         body = self._body = b"".join(self._buffer)
         self._buffer = [body] if body else []
         # Kept in the scope too, for any other Request over it (no method
@@ -410,6 +416,9 @@ class Request(HTTPConnection):
             self.scope[BODY_SCOPE_KEY] = SharedBody(body)
         elif shared.body is None:
             shared.body = body
+        if max_size is not None and have > max_size:
+            # Read to its end (or by peek() before): kept, but past the limit.
+            raise HTTPException(413, f"Request body larger than {max_size} bytes")
         return body
 
     async def json(self, *, max_size: int | None = DEFAULT_MAX_BODY_SIZE) -> Any:

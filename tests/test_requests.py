@@ -689,3 +689,16 @@ def test_request_cookies_lenient_with_json_in_a_value() -> None:
 def test_url_for_outside_a_router_is_a_clear_runtime_error() -> None:
     with pytest.raises(RuntimeError, match="router"):
         Request(make_scope()).url_for("index")
+
+
+async def test_a_body_cut_off_at_max_size_is_an_error_for_a_second_request_not_cut_short() -> None:
+    scope = make_scope("POST")
+    receive = drained_receive(b"abc", b"def", b"ghi")
+    first = Request(scope, receive)
+    with pytest.raises(HTTPException):
+        await first.body(max_size=4)
+    with pytest.raises(RuntimeError, match="max_size"):
+        await Request(scope, receive).body()
+    # The request that stopped may still read on, with a larger limit.
+    assert await first.body(max_size=None) == b"abcdefghi"
+    assert await Request(scope, receive).body() == b"abcdefghi"
