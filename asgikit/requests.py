@@ -274,7 +274,10 @@ class Request(HTTPConnection):
         if self._body is None:
             # The app inside reads over this scope or a copy: give both one
             # body (once read, the body is in the scope already).
-            shared_body(self.scope)
+            shared = shared_body(self.scope)
+            if shared.lost_by is self and not self._streamed:
+                # What was peeked reaches the app inside through this receive.
+                shared.lost = shared.lost_by = None
         if not self._buffer and not self._consumed:
             return self._receive
         replay = list(self._buffer)
@@ -371,6 +374,10 @@ class Request(HTTPConnection):
             # The whole body is here: keep it as body() would.
             self._keep(body)
             self._publish(body)
+        elif self._buffer:
+            # Kept here, for this request's receive to replay, but no other
+            # Request over the scope can have these chunks until then.
+            self._lose("peek() (hand request.receive to the app that reads the body)")
         return body[:size]
 
     async def stream(self) -> AsyncIterator[bytes]:

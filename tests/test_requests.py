@@ -702,3 +702,15 @@ async def test_a_body_cut_off_at_max_size_is_an_error_for_a_second_request_not_c
     # The request that stopped may still read on, with a larger limit.
     assert await first.body(max_size=None) == b"abcdefghi"
     assert await Request(scope, receive).body() == b"abcdefghi"
+
+
+async def test_a_partly_peeked_body_is_an_error_for_a_second_request_until_handed_inward() -> None:
+    scope = make_scope("POST")
+    receive = drained_receive(b"abc", b"def")
+    outer = Request(scope, receive)
+    assert await outer.peek(2) == b"ab"
+    with pytest.raises(RuntimeError, match=r"peek\(\)"):
+        await Request(scope, receive).body()
+    # Handed inward, the app inside reads all of it; then everyone can.
+    assert await Request(dict(scope), outer.receive).body() == b"abcdef"
+    assert await Request(scope, receive).body() == b"abcdef"
