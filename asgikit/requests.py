@@ -278,6 +278,8 @@ class Request(HTTPConnection):
             if shared.lost_by is self and not self._streamed:
                 # What was peeked reaches the app inside through this receive.
                 shared.lost = shared.lost_by = None
+            elif shared.body is not None and not self._consumed:
+                self._keep(shared.body)  # another Request read it: replay that
         if not self._buffer and not self._consumed:
             return self._receive
         replay = list(self._buffer)

@@ -714,3 +714,11 @@ async def test_a_partly_peeked_body_is_an_error_for_a_second_request_until_hande
     # Handed inward, the app inside reads all of it; then everyone can.
     assert await Request(dict(scope), outer.receive).body() == b"abcdef"
     assert await Request(scope, receive).body() == b"abcdef"
+
+
+async def test_the_receive_of_a_second_request_replays_the_body_the_first_read() -> None:
+    scope = make_scope("POST")
+    receive = drained_receive(b"ab", b"cd")
+    assert await Request(scope, receive).body() == b"abcd"
+    inner = Request(scope, receive).receive
+    assert await inner() == {"type": "http.request", "body": b"abcd", "more_body": False}
