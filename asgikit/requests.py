@@ -14,8 +14,10 @@ handed out by ``stream()`` is not kept: another ``Request`` that asks for it
 then gets a ``RuntimeError`` at once, never a wait on a drained ``receive``.
 The scope's copies made later (by a router, say) share the same
 ``SharedBody``; a layer whose copies are made before any ``Request`` reads
-should call ``shared_body(scope)`` first.  Nothing of this is done when a
-``Request`` is built: only reading the body looks it up.
+should call ``shared_body(scope)`` first; a layer that changes the body it
+passes inward (decompressing it, say) must pass a scope without the
+``"asgikit.body"`` key.  Nothing of this is done when a ``Request`` is
+built: only reading the body looks it up.
 
 Where Starlette differs, on purpose: a ``Request`` takes no ``send``, so it
 has no ``send_push_promise`` (HTTP/2 push is gone from browsers) nor
