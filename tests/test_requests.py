@@ -449,16 +449,6 @@ def middleware_app() -> ASGIApp:
     return http_middleware(reads_after_the_app, router(route("/", reads_json, methods=["POST"])))
 
 
-# exception_handlers copies the scope before the app (and its router) copy it
-# again, so it must put the scope's SharedBody there first; the one line it
-# needs ("shared_body(scope)" before calling the app) is not in this branch.
-needs_exception_handlers_to_share_the_body = pytest.mark.xfail(
-    strict=True,
-    reason="exception_handlers must call shared_body(scope) before the app; "
-    "remove this mark once it does",
-)
-
-
 def drained_receive(*chunks: bytes) -> Receive:
     """The body, then a failure: a real server would wait for the disconnect here."""
     messages = [
@@ -480,14 +470,12 @@ async def call(app: ASGIApp, path: str, *chunks: bytes) -> SendRecorder:
     return send
 
 
-@needs_exception_handlers_to_share_the_body
 async def test_an_exception_handler_reads_the_body_the_endpoint_read() -> None:
     send = await call(exception_handler_app(), "/read/1", b"pay", b"load")
     assert send.status == 400
     assert send.body == b"handler saw payload"
 
 
-@needs_exception_handlers_to_share_the_body
 async def test_an_exception_handler_gets_a_clear_error_for_a_streamed_away_body() -> None:
     send = await call(exception_handler_app(), "/stream", b"payload")
     assert send.status == 500
@@ -502,7 +490,6 @@ async def test_an_http_middleware_reads_the_body_after_the_endpoint_read_it() ->
     assert response.headers["x-body"] == '{"a": 1}'
 
 
-@needs_exception_handlers_to_share_the_body
 def test_an_exception_handler_reads_a_consumed_body_under_uvicorn() -> None:
     with serve(exception_handler_app()) as base, httpx.Client(base_url=base, timeout=5) as client:
         response = client.post("/read/7", content=b"x" * 100_000)
