@@ -7,7 +7,7 @@ a ``router``, and every piece is an ASGI app of its own.
 Environment: ``SESSION_SECRET`` (sign the session cookie), ``SESSION_STORE``
 (``redis://...`` keeps sessions in Redis), ``BROADCAST_URL`` (``redis://...``
 shares chat rooms between processes), ``SHOWCASE_DEBUG=1`` (debug error pages),
-``SHOWCASE_API_RATE`` (each client's limit on ``/api``, ``60/minute`` by
+``SHOWCASE_API_RATE`` (each client's limit on ``/api``, ``120/minute`` by
 default), and ``OTEL_EXPORTER_OTLP_ENDPOINT`` (``http://collector:4318``:
 send a span per request there, OTLP over HTTP; needs the
 ``opentelemetry-exporter-otlp-proto-http`` package, and the usual ``OTEL_*``
@@ -63,7 +63,7 @@ from examples.showcase_live import chat_page, chat_socket, clock_events, clock_p
 HERE = Path(__file__).resolve().parent
 BIG_FILE_SIZE = 8 * 1024 * 1024
 #: Each client's requests to the API (the pages are not limited).
-API_RATE = os.environ.get("SHOWCASE_API_RATE", "60/minute")
+API_RATE = os.environ.get("SHOWCASE_API_RATE", "120/minute")
 
 HEAD = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
