@@ -41,7 +41,7 @@ from examples import showcase
 from examples.showcase import BIG_FILE_SIZE, HERE, app
 from examples.showcase_live import chat_page, chat_socket
 from tests.servers.chromium import Browser, chromium
-from tests.servers.live import free_port, serve
+from tests.servers.live import free_port, serve, serve_process
 
 STATIC = HERE / "static"
 
@@ -511,6 +511,28 @@ def test_spans_reach_the_otlp_endpoint_and_shutdown_flushes_them(
     assert attributes["http.response.status_code"].int_value == 200
     service = {a.key: a.value.string_value for a in sent.resource_spans[0].resource.attributes}
     assert service["service.name"] == "asgikit-showcase"
+
+
+def test_under_uvicorn_the_variable_alone_turns_the_export_on(
+    monkeypatch: pytest.MonkeyPatch, collector: tuple[str, list[tuple[str, str, bytes]]]
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    url, posts = collector
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",  # only the shutdown's flush sends
+        "OTEL_SERVICE_NAME": "showcase-under-uvicorn",
+    }
+    with serve_process("examples.showcase:app", env=env, probe="/health") as base:
+        assert httpx.get(base + "/api/users/1", timeout=10).status_code == 200
+        assert posts == []
+    # uvicorn stopped (SIGTERM): its lifespan shutdown flushed the batch.
+    bodies = [body for path, kind, body in posts if path == "/v1/traces"]
+    assert bodies
+    assert any(b"/api/users/{user_id:int}" in body for body in bodies)
+    assert any(b"showcase-under-uvicorn" in body for body in bodies)
 
 
 def test_without_an_otlp_endpoint_nothing_of_opentelemetry_is_imported() -> None:
