@@ -79,7 +79,8 @@ HOME = (
     + """<h1>asgikit showcase</h1>
 <p>You have visited this page {visits} time(s) (a signed-cookie session).</p>
 <ul>
-  <li><a href="{users}">the users API</a>: JSON, typed path parameters, reverse URLs</li>
+  <li><a href="{users}">the users API</a>: JSON, typed path parameters, reverse URLs,
+      a rate limit per client (<code>RateLimit</code> headers, then 429)</li>
   <li><a href="/upload">upload files</a>: streaming multipart, spooled to disk</li>
   <li><a href="/chat/lobby">a chat room</a> over WebSockets</li>
   <li><a href="/clock/">a live clock</a> over server-sent events</li>
