@@ -17,6 +17,7 @@ ignored (RFC 2046 §5.1.1).
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import AsyncIterator
 
 from multipart import (  # type: ignore[import-untyped]
@@ -48,8 +49,17 @@ def _utf8(text: str) -> str:
     return text.encode("latin-1").decode("utf-8", "replace")
 
 
+#: Text codecs that are transforms, not charsets: a client may not name them.
+#: CPython's punycode decoder is quadratic (256 KiB of field took 7 s of
+#: event-loop CPU); idna runs it per label; the escape codecs read Python
+#: string literals.
+_NOT_CHARSETS = frozenset({"punycode", "idna", "unicode-escape", "raw-unicode-escape"})
+
+
 def _decode_field(data: bytes | bytearray, charset: str) -> str:
     try:
+        if codecs.lookup(charset).name in _NOT_CHARSETS:
+            raise LookupError(charset)
         return data.decode(charset, "replace")
     except (LookupError, ValueError, TypeError):
         # LookupError: no such codec, or not a text encoding ("base64").
