@@ -260,7 +260,12 @@ async def read_form(request: Request, limits: FormLimits | None = None) -> FormD
     if request._streamed:
         raise RuntimeError("the body was already consumed by stream(); form() cannot read it")
     limits = limits if limits is not None else FormLimits()
-    kind, params = parse_content_type(request.headers.get("content-type", ""))
+    content_types = request.headers.getlist("content-type")
+    if len(content_types) > 1:
+        # Which one counts is the reader's guess (the first here, the last
+        # elsewhere): a proxy inspecting the body would read another form.
+        raise HTTPException(400, "Malformed form: more than one Content-Type header")
+    kind, params = parse_content_type(content_types[0] if content_types else "")
     if kind == "multipart/form-data":
         from asgikit._multipart import parse_multipart
 
@@ -272,7 +277,7 @@ async def read_form(request: Request, limits: FormLimits | None = None) -> FormD
             or "\r" in boundary
             # Two boundaries: parsers disagree on which counts (the first
             # here, the last in others), so a proxy would inspect another body.
-            or _repeats_boundary(request.headers.get("content-type", ""))
+            or _repeats_boundary(content_types[0])
         ):
             raise HTTPException(400, "Malformed multipart body: missing or invalid boundary")
         body = _limited_stream(request, limits.max_body_size)

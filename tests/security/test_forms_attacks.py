@@ -358,3 +358,21 @@ async def test_a_quoted_value_that_looks_like_a_second_parameter_is_one_value(
     assert key == name
     assert (value.filename if isinstance(value, UploadFile) else None) == filename
     await form.close()
+
+
+@pytest.mark.parametrize(
+    "types",
+    [
+        (URLENCODED, f"multipart/form-data; boundary={BOUNDARY}"),
+        (f"multipart/form-data; boundary={BOUNDARY}", URLENCODED),
+        (f"multipart/form-data; boundary={BOUNDARY}", "multipart/form-data; boundary=other"),
+    ],
+)
+async def test_a_request_with_two_content_types_has_no_form_to_guess(
+    types: tuple[str, str],
+) -> None:
+    headers = [(b"content-type", value.encode()) for value in types]
+    request = Request(make_scope("POST", headers=headers), body_receive(body(part("a", b"v"))))
+    with pytest.raises(HTTPException) as caught:
+        await request.form()
+    assert caught.value.status_code == 400
