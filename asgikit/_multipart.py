@@ -52,11 +52,13 @@ def _utf8(text: str) -> str:
     return text.encode("latin-1").decode("utf-8", "replace")
 
 
-#: Text codecs that are transforms, not charsets: a client may not name them.
+#: Codecs a client may not name for a field.  Transforms, not charsets:
 #: CPython's punycode decoder is quadratic (256 KiB of field took 7 s of
 #: event-loop CPU); idna runs it per label; the escape codecs read Python
-#: string literals.
-_NOT_CHARSETS = frozenset({"punycode", "idna", "unicode-escape", "raw-unicode-escape"})
+#: string literals.  And UTF-7, which the HTML standard forbids user agents
+#: to support: "+ADw-script+AD4-" decodes to "<script>", past any filter
+#: in front that reads the bytes.
+_NOT_CHARSETS = frozenset({"punycode", "idna", "unicode-escape", "raw-unicode-escape", "utf-7"})
 
 
 def _decode_field(data: bytes | bytearray, charset: str) -> str:
