@@ -19,7 +19,10 @@ or the fault; spooled files are closed (and so deleted) on any error.  What
 one form holds in memory is bounded as a whole (``max_memory_size``), not
 only per field: past it files go to disk and text fields answer 413.
 
-Where Starlette differs, on purpose: it answers 400 for size limits too; it
+Where Starlette differs, on purpose: it allows 1000 files by default, each
+of which may hold a descriptor, where asgikit allows 100 (``max_files``; a
+16 MiB body could otherwise hold ~1000 descriptors, the whole of a common
+``ulimit -n``); it answers 400 for size limits too; it
 decodes text parts with a ``charset`` parameter of the form's own
 ``Content-Type`` (which RFC 7578 does not define) and falls back to latin-1,
 where asgikit uses the part's charset, ``_charset_``, then UTF-8 with
@@ -62,7 +65,7 @@ _MIB = 1024 * 1024
 class FormLimits:
     """The limits a form is read with; see ``FormContext`` for each one."""
 
-    max_files: int = 1000
+    max_files: int = 100
     max_fields: int = 1000
     max_part_size: int = _MIB
     max_file_size: int | None = None
@@ -218,6 +221,13 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), params
 
 
+def _repeats_boundary(value: str) -> bool:
+    """Whether a content type names its ``boundary`` parameter more than once."""
+    return (
+        sum(item.partition("=")[0].strip().lower() == "boundary" for item in value.split(";")) > 1
+    )
+
+
 async def _limited_stream(
     request: Request, max_body_size: int | None
 ) -> AsyncGenerator[bytes, None]:
@@ -253,12 +263,25 @@ async def read_form(request: Request, limits: FormLimits | None = None) -> FormD
     if request._streamed:
         raise RuntimeError("the body was already consumed by stream(); form() cannot read it")
     limits = limits if limits is not None else FormLimits()
-    kind, params = parse_content_type(request.headers.get("content-type", ""))
+    content_types = request.headers.getlist("content-type")
+    if len(content_types) > 1:
+        # Which one counts is the reader's guess (the first here, the last
+        # elsewhere): a proxy inspecting the body would read another form.
+        raise HTTPException(400, "Malformed form: more than one Content-Type header")
+    kind, params = parse_content_type(content_types[0] if content_types else "")
     if kind == "multipart/form-data":
         from asgikit._multipart import parse_multipart
 
         boundary = params.get("boundary", "")
-        if not boundary or len(boundary) > 200 or "\n" in boundary or "\r" in boundary:
+        if (
+            not boundary
+            or len(boundary) > 200
+            or "\n" in boundary
+            or "\r" in boundary
+            # Two boundaries: parsers disagree on which counts (the first
+            # here, the last in others), so a proxy would inspect another body.
+            or _repeats_boundary(content_types[0])
+        ):
             raise HTTPException(400, "Malformed multipart body: missing or invalid boundary")
         body = _limited_stream(request, limits.max_body_size)
         try:
@@ -302,7 +325,10 @@ class FormContext:
     are closed anyway once the route that ran the endpoint has sent its
     response.  The limits, all keyword-only:
 
-    - ``max_files`` (1000): file parts; more is 400.
+    - ``max_files`` (100): file parts; more is 400.  Each file on disk holds
+      a file descriptor until the response is sent, and fields that fill
+      ``max_memory_size`` send every later file to disk, however small: the
+      bound on descriptors per request is this one (Django's default too).
     - ``max_fields`` (1000): non-file fields, in either encoding; more is 400.
     - ``max_part_size`` (1 MiB): bytes in one non-file field (Starlette's name
       and meaning); in the urlencoded form, the whole ``name=value`` pair.  413.
@@ -325,7 +351,7 @@ class FormContext:
         self,
         request: Request,
         *,
-        max_files: int = 1000,
+        max_files: int = 100,
         max_fields: int = 1000,
         max_part_size: int = _MIB,
         max_file_size: int | None = None,
