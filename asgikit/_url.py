@@ -260,14 +260,18 @@ class URL:
         from asgikit.datastructures import QueryParams
 
         drop = {keys} if isinstance(keys, str) else set(keys)
-        query = [(k, v) for k, v in QueryParams(self.query).multi_items() if k not in drop]
+        query = [
+            (k, v)
+            for k, v in QueryParams(self.query, max_fields=None).multi_items()
+            if k not in drop
+        ]
         return self.replace(query=urlencode(query))
 
     def include_query_params(self, **params: Any) -> URL:
         """A copy with ``params`` set in the query, replacing values of the same names."""
         from asgikit.datastructures import QueryParams
 
-        query = QueryParams(self.query).multi_items()
+        query = QueryParams(self.query, max_fields=None).multi_items()
         query = [(k, v) for k, v in query if k not in params]
         query.extend((k, str(v)) for k, v in params.items())
         return self.replace(query=urlencode(query))
