@@ -218,7 +218,11 @@ class ResponseBody(httpx.AsyncByteStream):
                 elif type(event) is h11.EndOfMessage:
                     self._connection = None
                     reusable = conn.our_state is h11.DONE and conn.their_state is h11.DONE
-                    if reusable and not self._closed_by_peer:
+                    # A byte past the end of the response (a body on HEAD,
+                    # 204 or 304, more than Content-Length) would be read as
+                    # the next client's response: such a connection is never
+                    # reused (nginx: "upstream sent more data than specified").
+                    if reusable and not self._closed_by_peer and not conn.trailing_data[0]:
                         conn.start_next_cycle()
                         await self._pool.release(connection)
                     else:
