@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 Handler = Callable[[socket.socket, int], None]
 
@@ -47,19 +45,6 @@ class RawServer:
 
     def close(self) -> None:
         self.listener.close()
-
-
-@pytest.fixture
-def raw_server() -> Iterator[Callable[[Handler], RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(handler: Handler) -> RawServer:
-        servers.append(RawServer(handler))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def read_request(sock: socket.socket) -> bytes:

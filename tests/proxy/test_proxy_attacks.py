@@ -16,9 +16,7 @@ import anyio.to_thread
 
 from asgikit.proxy import reverse_proxy
 from asgikit.testing import AsyncTestClient
-from tests.proxy.raw import Handler, RawServer, ok, raw_server, read_request
-
-__all__ = ["raw_server"]  # a fixture, used by name
+from tests.proxy.raw import Handler, RawServer, ok, read_request
 
 SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
 

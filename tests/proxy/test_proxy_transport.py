@@ -13,7 +13,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
@@ -22,10 +21,10 @@ import httpx
 import pytest
 
 from asgikit import JSONResponse, PlainTextResponse, Request, Response, route, router
-from asgikit.proxy import _pool, reverse_proxy
+from asgikit.proxy import reverse_proxy
 from asgikit.proxy._transport import ProxyTransport
 from asgikit.testing import AsyncTestClient
-from tests.proxy.raw import Handler, RawServer, answer_each, ok, raw_server, read_request
+from tests.proxy.raw import Handler, RawServer, answer_each, ok, read_request
 from tests.servers.live import free_port, serve
 
 # -- the uvicorn upstream ----------------------------------------------------
