@@ -16,9 +16,9 @@ from urllib.parse import quote, unquote
 import anyio
 import anyio.abc
 import anyio.from_thread
-import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from asgikit._httpx import httpx
 from asgikit._testing_ws import (
     ConnectionClosed,
     Spawn,

@@ -30,8 +30,8 @@ from typing import Any, Literal, TypeVar
 import anyio
 import anyio.abc
 import anyio.from_thread
-import httpx
 
+from asgikit._httpx import httpx
 from asgikit._testing_core import (
     _DEFAULT_EXTENSIONS,
     LifespanFailed,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-import httpx
 import pytest
 
+from asgikit._httpx import httpx
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.testing import AsyncTestClient, LifespanFailed, TestClient, WebSocketDenialResponse
 from asgikit.types import Message, Receive, Scope, Send
@@ -506,7 +509,9 @@ def test_closing_a_response_after_reading_part_of_it_sends_http_disconnect() -> 
 
     with TestClient(app) as client:
         with client.stream("GET", "/") as response:
-            assert next(response.iter_raw()) == b"first"
+            # Held: httpx2 closes the response when its iterator is dropped.
+            chunks = response.iter_raw()
+            assert next(chunks) == b"first"
             assert seen == []
         assert seen == ["http.disconnect"]
 
@@ -752,3 +757,25 @@ async def test_async_test_client_outside_async_with_is_a_clear_error() -> None:
 async def test_async_test_client_can_be_used_directly() -> None:
     async with AsyncTestClient(no_lifespan_ok, root_path="/x") as client:
         assert (await client.get("/")).text == "{}"
+
+
+# The HTTP client library: httpx2 when installed, else httpx
+
+
+def test_httpx2_is_preferred_and_nothing_is_aliased_in_the_users_process() -> None:
+    # In a fresh interpreter: importing the test client and the proxy adds
+    # no import hook and never makes one library answer for the other.
+    code = """
+import importlib.util, sys
+hooks = list(sys.meta_path)
+import asgikit.testing, asgikit.proxy
+from asgikit._httpx import httpx
+assert sys.meta_path == hooks, sys.meta_path
+has_httpx2 = importlib.util.find_spec("httpx2") is not None
+assert httpx.__name__ == ("httpx2" if has_httpx2 else "httpx"), httpx.__name__
+other = "httpx" if has_httpx2 else "httpx2"
+assert other not in sys.modules, other
+assert isinstance(asgikit.testing.TestClient(None), httpx.Client)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
-import httpx
-
+from asgikit._httpx import httpx
 from asgikit.proxy._config import ProxyOptions, Upstream
 from asgikit.proxy._transport import ProxyTransport
 from asgikit.proxy.http import forward_http

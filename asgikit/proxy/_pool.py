@@ -27,7 +27,8 @@ import anyio
 import anyio.abc
 import anyio.streams.tls
 import h11
-import httpx
+
+from asgikit._httpx import httpx
 
 Origin = tuple[bytes, bytes, int]  # scheme, host, port
 

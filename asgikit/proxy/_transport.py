@@ -29,8 +29,8 @@ from typing import Any
 import anyio
 import anyio.abc
 import h11
-import httpx
 
+from asgikit._httpx import httpx
 from asgikit.proxy._pool import Connection, Pool
 
 _READ_SIZE = 64 * 1024

@@ -31,8 +31,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import anyio
-import httpx
 
+from asgikit._httpx import httpx
 from asgikit.exceptions import ClientDisconnect
 from asgikit.proxy._config import ProxyOptions, UnsafeTarget
 from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
 import anyio.to_thread
-import httpx
 import pytest
 
 from asgikit import JSONResponse, PlainTextResponse, Request, Response, route, router
+from asgikit._httpx import httpx
 from asgikit.proxy import reverse_proxy
 from asgikit.proxy._transport import ProxyTransport
 from asgikit.testing import AsyncTestClient
