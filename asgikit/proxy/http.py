@@ -35,7 +35,12 @@ import anyio
 from asgikit._httpx import httpx
 from asgikit.exceptions import ClientDisconnect
 from asgikit.proxy._config import ProxyOptions, UnsafeTarget
-from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
+from asgikit.proxy._headers import (
+    RefusedRequest,
+    check_request_framing,
+    drop_hop_by_hop,
+    upstream_request_headers,
+)
 from asgikit.proxy._transport import ProxyTransport, ResponseBody
 from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.types import Message, Receive, Scope, Send
@@ -66,6 +71,11 @@ async def forward_http(
         state.disconnected = True
         return
     upstream = options.upstream
+    try:
+        check_request_framing(scope["headers"])
+    except RefusedRequest as exc:
+        await _answer(send, 400, f"Bad Request: {exc}")
+        return
     headers = upstream_request_headers(
         scope,
         upstream.host_header,
@@ -251,6 +261,11 @@ async def _exchange(
 ) -> None:
     try:
         response: httpx.Response = await send_request(request)
+    except httpx.LocalProtocolError:
+        # The request could not be written as its headers framed it (a body
+        # longer or shorter than its Content-Length, a header h11 refuses).
+        await _answer(send, 400, "Bad Request: the request cannot be forwarded as framed")
+        return
     except httpx.PoolTimeout:
         await _answer(send, 503, "Service Unavailable: no upstream connection free")
         return

@@ -34,7 +34,12 @@ from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI
 
 from asgikit.proxy._config import ProxyOptions, UnsafeTarget
-from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
+from asgikit.proxy._headers import (
+    RefusedRequest,
+    check_request_framing,
+    drop_hop_by_hop,
+    upstream_request_headers,
+)
 from asgikit.routes import deny_websocket
 from asgikit.types import Message, Receive, Scope, Send
 
@@ -66,8 +71,9 @@ async def forward_websocket(
         return
     upstream = options.upstream
     try:
+        check_request_framing(scope["headers"])
         target = options.target(scope)
-    except UnsafeTarget:
+    except (RefusedRequest, UnsafeTarget):
         await deny_websocket(scope, receive, send, 400, "Bad Request")
         return
     path, _, query = target.partition("?")

@@ -14,8 +14,11 @@ from collections.abc import Callable
 import anyio
 import anyio.to_thread
 
+from asgikit import mount, router
 from asgikit.proxy import reverse_proxy
 from asgikit.testing import AsyncTestClient
+from asgikit.types import ASGIApp, Receive, Scope
+from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 from tests.proxy.raw import Handler, RawServer, ok, read_request
 
 SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
@@ -104,3 +107,213 @@ async def test_bytes_past_the_last_chunk_never_reach_the_next_client(
 ) -> None:
     await check_no_mixing(raw_server, "after_the_last_chunk", later=False)
     await check_no_mixing(raw_server, "after_the_last_chunk", later=True)
+
+
+# -- a hostile client ---------------------------------------------------------
+
+
+def echo_head(sock: socket.socket, index: int) -> None:
+    """Answers every request with its own head, so a test sees what went upstream."""
+    while head := read_request(sock):
+        sock.sendall(ok(head + b"\r\n"))
+
+
+async def drive(proxy: ASGIApp, scope: Scope, receive: Receive | None = None) -> SendRecorder:
+    """Run ``proxy`` once on a hand-built scope (an HTTP client would tidy it up)."""
+    with anyio.fail_after(10):
+        sent = await run_app(proxy, scope, receive)
+        await proxy.aclose()  # type: ignore[attr-defined]
+    return sent
+
+
+SPOOFABLE = {
+    "x-real-ip": "6.6.6.6",
+    "x-forwarded-port": "31337",
+    "x-forwarded-prefix": "/spoofed-prefix",
+    "x-original-url": "/spoofed-original",
+    "x-rewrite-url": "/spoofed-rewrite",
+    "x-forwarded-host": "spoofed.example",
+    "x-forwarded-scheme": "spoofed-scheme",
+    "x-forwarded-ssl": "on",
+    "x-url-scheme": "spoofed-url-scheme",
+    "front-end-https": "on",
+    "x-client-ip": "6.6.6.7",
+    "true-client-ip": "6.6.6.8",
+    "x-forwarded-server": "spoofed-server",
+    "x-original-host": "spoofed-original-host",
+}
+
+
+async def test_client_written_x_real_ip_port_prefix_and_original_url_never_reach_the_upstream(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    headers = [(b"host", b"gateway.example")]
+    headers += [(name.encode(), value.encode()) for name, value in SPOOFABLE.items()]
+    scope = make_scope(
+        "GET", "/x", headers=headers, client=("192.0.2.7", 5000), server=("10.0.0.1", 8443)
+    )
+    scope["root_path"] = ""
+    sent = await drive(reverse_proxy(server.url), scope)
+    upstream_head = sent.body.decode("latin-1").lower()
+    for value in SPOOFABLE.values():
+        assert value not in upstream_head, value
+    # Set by the proxy from what it knows, as nginx's conventions have it.
+    assert "\r\nx-real-ip: 192.0.2.7\r\n" in upstream_head
+    assert "\r\nx-forwarded-port: 8443\r\n" in upstream_head
+    assert "\r\nx-forwarded-host: gateway.example\r\n" in upstream_head
+
+
+async def test_forwarded_prefix_is_the_root_path_the_proxy_is_mounted_at(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    headers = [(b"host", b"gateway.example"), (b"x-forwarded-prefix", b"/spoofed")]
+    scope = make_scope("GET", "/api/x", headers=headers, root_path="/api")
+    sent = await drive(reverse_proxy(server.url), scope)
+    upstream_head = sent.body.decode("latin-1").lower()
+    assert upstream_head.startswith("get /x http/1.1\r\n")
+    assert "\r\nx-forwarded-prefix: /api\r\n" in upstream_head
+    assert "spoofed" not in upstream_head
+
+
+async def test_without_add_forwarded_the_forwarding_headers_pass_untouched(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # add_forwarded=False: an outer balancer owns these headers.
+    server = raw_server(echo_head)
+    headers = [(b"host", b"gateway.example"), (b"x-real-ip", b"198.51.100.1")]
+    sent = await drive(
+        reverse_proxy(server.url, add_forwarded=False), make_scope("GET", "/", headers=headers)
+    )
+    assert "\r\nx-real-ip: 198.51.100.1\r\n" in sent.body.decode("latin-1").lower()
+
+
+CLIMBING_PATHS = [
+    ("/api/..;/admin", b"/api/..;/admin"),
+    ("/api/..;jsessionid=1/admin", b"/api/..;jsessionid=1/admin"),
+    ("/api/..\\admin", b"/api/..%5cadmin"),
+    ("/api/..\\admin", b"/api/..%5Cadmin"),
+    ("/api/..\\admin", b"/api/..\\admin"),
+    ("/api/.\\admin", b"/api/.%5cadmin"),
+    ("/api/../admin", b"/api/%2e%2e/admin"),
+    ("/api/../admin", b"/api/.%2e/admin"),
+    ("/api/../admin", b"/api/%2e./admin"),
+    ("/api/..\\admin", b"/api/%2e%2e%5cadmin"),
+    ("/api/a\\..\\..\\admin", b"/api/a%5c..%5c..%5cadmin"),
+    ("/api/%2e%2e/admin", b"/api/%252e%252e/admin"),  # decoded twice by a lenient upstream
+    ("/api/..%5cadmin", b"/api/..%255cadmin"),
+    ("/api/..%3b/admin", b"/api/..%253b/admin"),
+]
+
+
+async def test_dot_segment_variants_with_semicolon_backslash_and_encoding_are_refused(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    for path, raw in CLIMBING_PATHS:
+        proxy = router(mount("/api", reverse_proxy(f"{server.url}/v1")))
+        scope = make_scope("GET", path, headers=[(b"host", b"gateway")], raw_path=raw)
+        sent = await drive_router(proxy, scope)
+        assert sent.status == 400, raw
+    assert server.connections == 0
+
+
+async def test_dotted_names_that_do_not_climb_still_go_through(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url)
+    for path in ("/a/...", "/a/..x", "/a/.well-known/x", "/a/x..;y", "/file.tar.gz"):
+        scope = make_scope("GET", path, headers=[(b"host", b"gateway")])
+        sent = await run_app(proxy, scope)
+        assert sent.status == 200, path
+    await proxy.aclose()  # type: ignore[attr-defined]
+
+
+async def drive_router(app: ASGIApp, scope: Scope) -> SendRecorder:
+    with anyio.fail_after(10):
+        return await run_app(app, scope)
+
+
+async def test_content_length_with_transfer_encoding_from_the_client_is_400(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # RFC 9112 §6.1: both at once is a smuggling attempt or an error; a
+    # proxy must not forward the Content-Length, and asgikit refuses it.
+    server = raw_server(echo_head)
+    headers = [(b"host", b"g"), (b"content-length", b"3"), (b"transfer-encoding", b"chunked")]
+    sent = await drive(
+        reverse_proxy(server.url),
+        make_scope("POST", "/", headers=headers),
+        body_receive(b"abc", b"defgh"),
+    )
+    assert sent.status == 400
+    assert server.connections == 0
+
+
+async def test_conflicting_or_malformed_content_lengths_from_the_client_are_400(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    for lengths in ([b"3", b"4"], [b"3, 4"], [b"-1"], [b"+3"], [b"0x3"], [b""]):
+        headers = [(b"host", b"g")] + [(b"content-length", value) for value in lengths]
+        sent = await drive(
+            reverse_proxy(server.url),
+            make_scope("POST", "/", headers=headers),
+            body_receive(b"abc"),
+        )
+        assert sent.status == 400, lengths
+    assert server.connections == 0
+
+
+async def test_a_body_longer_than_its_content_length_is_400_not_500(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # A server should not let this through; the proxy must still not crash on it.
+    server = raw_server(echo_head)
+    headers = [(b"host", b"g"), (b"content-length", b"3")]
+    sent = await drive(
+        reverse_proxy(server.url),
+        make_scope("POST", "/", headers=headers),
+        body_receive(b"abc", b"defgh"),
+    )
+    assert sent.status == 400
+
+
+async def test_two_host_headers_are_400_and_never_forwarded(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # RFC 9112 §3.2: a request with more than one Host field is refused.
+    server = raw_server(echo_head)
+    for preserve_host in (False, True):
+        headers = [(b"host", b"public.example"), (b"host", b"internal.example")]
+        sent = await drive(
+            reverse_proxy(server.url, preserve_host=preserve_host),
+            make_scope("GET", "/", headers=headers),
+        )
+        assert sent.status == 400
+    assert server.connections == 0
+
+
+# -- a broken upstream, answered with a status ---------------------------------
+
+
+async def test_upstream_204_with_a_body_is_502_and_its_connection_closed(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    def handler(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            if index == 1:
+                sock.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello")
+            else:
+                sock.sendall(ok(b"genuine"))
+
+    server = raw_server(handler)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url)) as client:
+            broken = await client.get("/")
+            after = await client.get("/")
+    assert broken.status_code == 502
+    assert after.content == b"genuine"
+    assert server.connections == 2
