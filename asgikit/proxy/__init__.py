@@ -138,6 +138,8 @@ def reverse_proxy(
     timeout: float | None = 60.0,
     connect_timeout: float | None = 5.0,
     pool_timeout: float | None = 10.0,
+    deadline: float | None = 300.0,
+    body_timeout: float | None = 30.0,
     rewrite_path: Callable[[str], str] | None = None,
     preserve_host: bool = False,
     add_forwarded: bool = True,
@@ -162,6 +164,16 @@ def reverse_proxy(
     client made here; a ``client`` passed in keeps its own settings, is used
     as is, and is never closed here (let it keep no cookies: it is shared).
 
+    Slow clients are bounded too, so that they cannot hold every upstream
+    connection: ``body_timeout`` is how long the client's body may pause
+    (before its first chunk and between two), ``deadline`` how long the
+    request may take from its arrival until the upstream's response starts
+    (a body that keeps trickling in, then the upstream's answer).  A client
+    past either gets a ``408`` (an upstream past the deadline, a ``504``) and
+    its upstream connection is closed.  Once the response has started,
+    ``timeout`` bounds each read: a long download or an event stream is not
+    cut by the deadline.
+
     ``preserve_host`` sends the client's ``Host`` instead of the upstream's.
     ``add_forwarded`` appends to ``X-Forwarded-For`` and ``Forwarded``
     (RFC 7239) and sets ``X-Forwarded-Proto`` and ``X-Forwarded-Host``.
@@ -171,6 +183,8 @@ def reverse_proxy(
         upstream=Upstream.parse(upstream),
         timeout=timeout,
         connect_timeout=connect_timeout,
+        deadline=deadline,
+        body_timeout=body_timeout,
         rewrite_path=rewrite_path,
         preserve_host=preserve_host,
         add_forwarded=add_forwarded,

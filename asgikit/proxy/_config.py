@@ -63,6 +63,8 @@ class ProxyOptions:
     upstream: Upstream
     timeout: float | None
     connect_timeout: float | None
+    deadline: float | None
+    body_timeout: float | None
     rewrite_path: Callable[[str], str] | None
     preserve_host: bool
     add_forwarded: bool

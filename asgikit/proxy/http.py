@@ -12,9 +12,13 @@ a disconnect).  On asyncio the watcher is a bare task cancelled on the way
 out: an anyio task group per request costs several times more, and the
 watcher has nothing to report back.  On trio it runs in a nursery.
 
-Failures are answers: an upstream that cannot be reached is a ``502``, one
-that is too slow a ``504``, a pool with no free connection in time a
-``503``.  Once the response has started there is no status left to change,
+Slow clients are bounded: the wait for each chunk of the request body ends
+after ``body_timeout``, and the whole request phase (the body, then the
+upstream's answer) at the ``deadline``; a client cut off gets a ``408``
+and its upstream connection is closed, so stalled uploads cannot hold the
+pool.  Failures are answers: an upstream that cannot be reached is a
+``502``, one that is too slow a ``504``, a pool with no free connection in
+time a ``503``, a request whose framing is ambiguous a ``400``.  Once the response has started there is no status left to change,
 so a failure then ends the exchange without completing the response; the
 server closes the connection and the client sees a truncated body (never a
 short body that looks whole).
@@ -27,6 +31,7 @@ request on a dead kept-alive connection when that is safe).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -45,6 +50,7 @@ from asgikit.proxy._transport import ProxyTransport, ResponseBody
 from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.types import Message, Receive, Scope, Send
 
+_STALLED = "Request Timeout: the request body did not come in time"
 _GRACE = 0.05  # seconds an exchange runs before its disconnect listener starts (asyncio)
 
 
@@ -66,7 +72,12 @@ async def forward_http(
     state = disconnect_state(scope)
     if state.disconnected:
         return
-    first = await receive()
+    limits = _Limits(options)
+    with anyio.CancelScope(deadline=limits.next_chunk()) as waiting:
+        first = await receive()
+    if waiting.cancelled_caught:
+        await _answer(send, 408, _STALLED)
+        return
     if first["type"] == "http.disconnect":
         state.disconnected = True
         return
@@ -95,7 +106,7 @@ async def forward_http(
     body: bytes = first.get("body", b"")
     content: bytes | _RequestBody = body
     if first.get("more_body", False):
-        content = _RequestBody(body, receive, state, watch)
+        content = _RequestBody(body, receive, state, watch, limits)
     # Built directly, not with ``client.build_request``, which would add the
     # client's default headers (an ``Accept-Encoding`` the client never sent
     # among them).  A body that came whole gets a Content-Length (none when
@@ -106,7 +117,7 @@ async def forward_http(
         send_request: Callable[[httpx.Request], Any] = transport.handle_async_request
     else:
         send_request = _via_client(client)
-    exchange = _exchange(send_request, request, send, state, watch)
+    exchange = _exchange(send_request, request, send, state, watch, limits, content)
     if loop is not None:
         with watch.cancel:
             if not isinstance(content, _RequestBody):
@@ -218,16 +229,44 @@ class _Watch:
             state.listening = False
 
 
+class _Limits:
+    """The two bounds on the request phase of one exchange (see ``reverse_proxy``)."""
+
+    __slots__ = ("body_timeout", "deadline")
+
+    def __init__(self, options: ProxyOptions) -> None:
+        self.body_timeout = options.body_timeout
+        self.deadline = math.inf
+        if options.deadline is not None:
+            self.deadline = anyio.current_time() + options.deadline
+
+    def next_chunk(self) -> float:
+        """When the wait for the client's next body chunk must end."""
+        if self.body_timeout is None:
+            return self.deadline
+        return min(self.deadline, anyio.current_time() + self.body_timeout)
+
+
+class _BodyStalled(Exception):
+    """The client's body stopped coming (``body_timeout``) or ran past the ``deadline``."""
+
+
 class _RequestBody:
     """The request body, read from ``receive()`` as httpx asks for it."""
 
     def __init__(
-        self, first: bytes, receive: Receive, state: DisconnectState, watch: _Watch
+        self,
+        first: bytes,
+        receive: Receive,
+        state: DisconnectState,
+        watch: _Watch,
+        limits: _Limits,
     ) -> None:
         self.first: bytes | None = first
         self.receive = receive
         self.state = state
         self.watch = watch
+        self.limits = limits
         self.done = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -238,7 +277,10 @@ class _RequestBody:
             first, self.first = self.first, None
             return first
         while not self.done:
-            message = await self.receive()
+            with anyio.CancelScope(deadline=self.limits.next_chunk()) as waiting:
+                message = await self.receive()
+            if waiting.cancelled_caught:
+                raise _BodyStalled
             if message["type"] == "http.disconnect":
                 self.state.disconnected = True
                 raise ClientDisconnect
@@ -258,9 +300,20 @@ async def _exchange(
     send: Send,
     state: DisconnectState,
     watch: _Watch,
+    limits: _Limits,
+    content: bytes | _RequestBody,
 ) -> None:
     try:
-        response: httpx.Response = await send_request(request)
+        with anyio.CancelScope(deadline=limits.deadline) as waiting:
+            response: httpx.Response = await send_request(request)
+        if waiting.cancelled_caught:
+            # Cancelled inside the transport, which closed the connection.
+            if isinstance(content, _RequestBody) and not content.done:
+                raise _BodyStalled
+            raise httpx.ReadTimeout("the upstream did not answer before the deadline")
+    except _BodyStalled:
+        await _answer(send, 408, _STALLED)
+        return
     except httpx.LocalProtocolError:
         # The request could not be written as its headers framed it (a body
         # longer or shorter than its Content-Length, a header h11 refuses).
@@ -320,6 +373,10 @@ async def _answer(send: Send, status: int, text: str) -> None:
             (b"content-length", str(len(body)).encode("ascii")),
         ],
     }
+    if status == 408:
+        # The rest of the body will not be read: the connection cannot carry
+        # another request (RFC 9110 §15.5.9).
+        start["headers"].append((b"connection", b"close"))
     try:
         await send(start)
         await send({"type": "http.response.body", "body": body})

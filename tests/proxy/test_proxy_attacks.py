@@ -17,7 +17,7 @@ import anyio.to_thread
 from asgikit import mount, router
 from asgikit.proxy import reverse_proxy
 from asgikit.testing import AsyncTestClient
-from asgikit.types import ASGIApp, Receive, Scope
+from asgikit.types import ASGIApp, Message, Receive, Scope
 from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 from tests.proxy.raw import Handler, RawServer, ok, read_request
 
@@ -317,3 +317,100 @@ async def test_upstream_204_with_a_body_is_502_and_its_connection_closed(
     assert broken.status_code == 502
     assert after.content == b"genuine"
     assert server.connections == 2
+
+
+# -- slow clients --------------------------------------------------------------
+
+
+def stalled_body(*chunks: bytes, pause: float | None = None) -> Receive:
+    """``chunks`` with ``more_body``, then nothing more (``pause=None``) or one byte per pause."""
+    messages: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks
+    ]
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        if pause is None:
+            await anyio.sleep_forever()
+        await anyio.sleep(pause)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    return receive
+
+
+async def test_stalled_request_bodies_cannot_exhaust_the_upstream_pool(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # Four clients start a body and stall, on a pool of two connections;
+    # each is cut off (408) and frees its connection, and a normal client
+    # behind them gets through instead of a 503.
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url, max_connections=2, pool_timeout=8, body_timeout=0.2)
+    stalled: list[int] = []
+    normal: list[int] = []
+    headers = [(b"host", b"g"), (b"content-length", b"100")]
+
+    async def stall() -> None:
+        scope = make_scope("POST", "/upload", headers=headers)
+        stalled.append((await run_app(proxy, scope, stalled_body(b"a" * 10))).status)
+
+    async def ordinary() -> None:
+        await anyio.wait_all_tasks_blocked()
+        normal.append(
+            (await run_app(proxy, make_scope("GET", "/", headers=[(b"host", b"g")]))).status
+        )
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(stall)
+            group.start_soon(ordinary)
+        await proxy.aclose()  # type: ignore[attr-defined]
+    assert stalled == [408] * 4
+    assert normal == [200]
+
+
+async def test_a_body_trickling_past_the_deadline_is_cut_off_with_408(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # One byte every 20 ms never trips the idle timeout; the deadline ends it.
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url, deadline=0.3, body_timeout=5)
+    headers = [(b"host", b"g"), (b"content-length", b"100000")]
+    sent = await drive(
+        proxy, make_scope("POST", "/", headers=headers), stalled_body(b"a", pause=0.02)
+    )
+    assert sent.status == 408
+    assert (b"connection", b"close") in sent.headers
+
+
+async def test_a_client_that_never_sends_its_body_gets_408_without_reaching_the_upstream(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    headers = [(b"host", b"g"), (b"content-length", b"5")]
+    sent = await drive(
+        reverse_proxy(server.url, body_timeout=0.1),
+        make_scope("POST", "/", headers=headers),
+        stalled_body(),
+    )
+    assert sent.status == 408
+    assert server.connections == 0
+
+
+async def test_an_upstream_past_the_deadline_is_504(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    done = threading.Event()
+
+    def silent(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        done.wait(10)
+
+    server = raw_server(silent)
+    try:
+        sent = await drive(reverse_proxy(server.url, deadline=0.2), make_scope("GET", "/"))
+    finally:
+        done.set()
+    assert sent.status == 504
