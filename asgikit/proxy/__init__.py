@@ -58,7 +58,7 @@ class ReverseProxy:
         options: ProxyOptions,
         client: httpx.AsyncClient | None,
         limits: httpx.Limits,
-        pool_timeout: float | None,
+        timeout: httpx.Timeout,
         verify: Any,
     ) -> None:
         self.options = options
@@ -66,18 +66,16 @@ class ReverseProxy:
         self._transport: ProxyTransport | None = None
         self._own_client = client is None
         self._limits = limits
-        self._pool_timeout = pool_timeout
+        self._timeout = timeout
+        self._timeouts = timeout.as_dict()
         self._verify = verify
         self._client_loop: object = None
 
     def _new_client(self) -> httpx.AsyncClient:
-        options = self.options
         self._transport = ProxyTransport(limits=self._limits, verify=self._verify)
         return httpx.AsyncClient(
             transport=self._transport,
-            timeout=httpx.Timeout(
-                options.timeout, connect=options.connect_timeout, pool=self._pool_timeout
-            ),
+            timeout=self._timeout,
             follow_redirects=False,
             trust_env=False,  # an upstream is reached directly, never through $HTTP_PROXY
             cookies=_NoCookies(),
@@ -99,7 +97,9 @@ class ReverseProxy:
             if self._own_client and (client is None or self._client_loop is not None):
                 client = self._lazy_client()
             assert client is not None
-            await forward_http(scope, receive, send, client, self.options, self._transport)
+            await forward_http(
+                scope, receive, send, client, self.options, self._transport, self._timeouts
+            )
         elif kind == "websocket":
             from asgikit.proxy.websocket import forward_websocket
 
@@ -161,8 +161,13 @@ def reverse_proxy(
     An unreachable upstream is a ``502``; with every one of the
     ``max_connections`` busy for ``pool_timeout``, a ``503``.  These, the
     keep-alive pool options and ``verify`` (TLS, as httpx takes it) shape the
-    client made here; a ``client`` passed in keeps its own settings, is used
-    as is, and is never closed here (let it keep no cookies: it is shared).
+    client made here.  A ``client`` passed in is used as is and never closed
+    here (let it keep no cookies: it is shared); each of ``timeout``,
+    ``connect_timeout`` and ``pool_timeout`` given with it applies to every
+    request it sends (one left at its default takes the client's own), and
+    the pool options and ``verify``, which it cannot take, are refused with
+    a ``TypeError`` rather than ignored.  ``verify`` also applies to a
+    ``wss`` upstream.
 
     Slow clients are bounded too, so that they cannot hold every upstream
     connection: ``body_timeout`` is how long the client's body may pause
@@ -179,6 +184,14 @@ def reverse_proxy(
     (RFC 7239) and sets ``X-Forwarded-Proto`` and ``X-Forwarded-Host``.
     ``websocket_max_size`` limits one message from the upstream, in bytes.
     """
+    if client is not None:
+        _refuse_pool_options(
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+            verify=verify,
+        )
+    timeouts = _request_timeouts(client, timeout, connect_timeout, pool_timeout)
     options = ProxyOptions(
         upstream=Upstream.parse(upstream),
         timeout=timeout,
@@ -189,13 +202,63 @@ def reverse_proxy(
         preserve_host=preserve_host,
         add_forwarded=add_forwarded,
         websocket_max_size=websocket_max_size,
+        verify=verify,
     )
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_keepalive_connections,
         keepalive_expiry=keepalive_expiry,
     )
-    return ReverseProxy(options, client, limits, pool_timeout, verify)
+    return ReverseProxy(options, client, limits, timeouts, verify)
+
+
+# What ``reverse_proxy``'s signature says; an option equal to its default was
+# not given (the only way to tell, short of a sentinel in the signature).
+_DEFAULTS: dict[str, Any] = {
+    "timeout": 60.0,
+    "connect_timeout": 5.0,
+    "pool_timeout": 10.0,
+    "max_connections": 100,
+    "max_keepalive_connections": 100,
+    "keepalive_expiry": 5.0,
+    "verify": True,
+}
+
+
+def _request_timeouts(
+    client: httpx.AsyncClient | None,
+    timeout: float | None,
+    connect_timeout: float | None,
+    pool_timeout: float | None,
+) -> httpx.Timeout:
+    # Sent with every request.  With a client passed in, a timeout left at
+    # its default takes the client's own value; one given here wins.
+    if client is None:
+        return httpx.Timeout(timeout, connect=connect_timeout, pool=pool_timeout)
+    own = client.timeout
+    if timeout == _DEFAULTS["timeout"]:
+        read, write = own.read, own.write
+    else:
+        read = write = timeout
+    if connect_timeout == _DEFAULTS["connect_timeout"]:
+        connect_timeout = own.connect
+    if pool_timeout == _DEFAULTS["pool_timeout"]:
+        pool_timeout = own.pool
+    return httpx.Timeout(connect=connect_timeout, read=read, write=write, pool=pool_timeout)
+
+
+def _refuse_pool_options(**given: Any) -> None:
+    # These shape the pool of the client made here: a client passed in has
+    # its own, which they cannot reach.  Silently ignoring them would leave
+    # the operator believing in a limit that does not exist.
+    shaped = [name for name, value in given.items() if value != _DEFAULTS[name]]
+    if shaped:
+        names = ", ".join(shaped)
+        raise TypeError(
+            f"reverse_proxy(client=...) cannot apply {names}: they shape the client "
+            "reverse_proxy makes. Set them on the client you pass (httpx.AsyncClient("
+            "limits=httpx.Limits(...), verify=...)), or pass no client."
+        )
 
 
 __all__ = ["reverse_proxy"]

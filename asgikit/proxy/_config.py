@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, quote_from_bytes, unquote, urlsplit
 
 from asgikit._url import path_bytes
@@ -69,6 +70,7 @@ class ProxyOptions:
     preserve_host: bool
     add_forwarded: bool
     websocket_max_size: int | None
+    verify: Any = True  # TLS to a wss upstream, as httpx takes it (the HTTP client has its own)
 
     def target(self, scope: Scope) -> str:
         """The upstream request target for ``scope``: base path, path, ``?query``.

@@ -18,10 +18,11 @@ upstream's answer) at the ``deadline``; a client cut off gets a ``408``
 and its upstream connection is closed, so stalled uploads cannot hold the
 pool.  Failures are answers: an upstream that cannot be reached is a
 ``502``, one that is too slow a ``504``, a pool with no free connection in
-time a ``503``, a request whose framing is ambiguous a ``400``.  Once the response has started there is no status left to change,
-so a failure then ends the exchange without completing the response; the
-server closes the connection and the client sees a truncated body (never a
-short body that looks whole).
+time a ``503``, a request whose framing is ambiguous a ``400``.  Once the
+response has started there is no status left to change, so a failure then
+ends the exchange without completing the response; the server closes the
+connection and the client sees a truncated body (never a short body that
+looks whole).
 
 Not done here: trailers, ``Via`` (RFC 9110 §7.6.3; add it with a header
 layer if wanted), HTTP/2 to the upstream, retries (the transport retries a
@@ -61,6 +62,7 @@ async def forward_http(
     client: httpx.AsyncClient,
     options: ProxyOptions,
     transport: ProxyTransport | None = None,
+    timeouts: dict[str, float | None] | None = None,
 ) -> None:
     """Forward the request in ``scope`` and relay the response to ``send``.
 
@@ -68,6 +70,9 @@ async def forward_http(
     client) the request goes straight to it: the client has no hooks, auth,
     cookies or redirects to apply, and ``client.send`` costs more per request
     than the transport itself.  Otherwise it goes through ``client.send``.
+    ``timeouts`` (httpx's ``connect``/``read``/``write``/``pool``) go with
+    each request, and win over the client's own; without them, the
+    client's apply.
     """
     state = disconnect_state(scope)
     if state.disconnected:
@@ -112,8 +117,11 @@ async def forward_http(
     # among them).  A body that came whole gets a Content-Length (none when
     # empty); a streamed one keeps the client's, or goes chunked without one.
     request = httpx.Request(scope["method"], url, headers=headers, content=content)
+    if timeouts is not None:
+        request.extensions["timeout"] = timeouts
     if transport is not None:
-        request.extensions["timeout"] = client.timeout.as_dict()
+        if timeouts is None:
+            request.extensions["timeout"] = client.timeout.as_dict()
         send_request: Callable[[httpx.Request], Any] = transport.handle_async_request
     else:
         send_request = _via_client(client)

@@ -20,9 +20,11 @@ negotiated with the upstream: each hop negotiates its own.
 from __future__ import annotations
 
 import functools
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -99,7 +101,7 @@ async def forward_websocket(
         with anyio.fail_after(options.connect_timeout):
             stream: anyio.abc.ByteStream
             if secure:
-                context = ssl.create_default_context()
+                context = _tls_context(options.verify)
                 stream = await anyio.connect_tcp(upstream.host, upstream.port, ssl_context=context)
             else:
                 stream = await anyio.connect_tcp(upstream.host, upstream.port)
@@ -115,6 +117,24 @@ async def forward_websocket(
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(verify: Any) -> ssl.SSLContext:
+    # ``verify`` as httpx reads it: a context, a CA bundle (file or
+    # directory), ``False`` for none, ``True`` for the default trust store.
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return ssl.create_default_context()
 
 
 async def _then_cancel(stop: anyio.CancelScope, work: Callable[[], Awaitable[None]]) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import anyio.to_thread
+import pytest
 
 from asgikit import mount, router
+from asgikit._httpx import httpx
 from asgikit.proxy import reverse_proxy
 from asgikit.testing import AsyncTestClient
 from asgikit.types import ASGIApp, Message, Receive, Scope
@@ -414,3 +417,68 @@ async def test_an_upstream_past_the_deadline_is_504(
     finally:
         done.set()
     assert sent.status == 504
+
+
+# -- an option is applied or refused, never ignored ------------------------------
+
+
+def silent_upstream(
+    raw_server: Callable[[Handler], RawServer],
+) -> tuple[RawServer, threading.Event]:
+    """An upstream that reads the request and never answers (until released)."""
+    release = threading.Event()
+
+    def silent(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        release.wait(10)
+
+    return raw_server(silent), release
+
+
+async def test_a_timeout_given_with_a_client_applies_to_its_requests(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server, release = silent_upstream(raw_server)
+    try:
+        with anyio.fail_after(8):
+            async with (
+                httpx.AsyncClient(timeout=30) as own,
+                AsyncTestClient(reverse_proxy(server.url, client=own, timeout=0.2)) as client,
+            ):
+                response = await client.get("/")
+    finally:
+        release.set()
+    assert response.status_code == 504
+
+
+async def test_a_client_passed_without_timeout_keeps_its_own(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server, release = silent_upstream(raw_server)
+    try:
+        with anyio.fail_after(8):
+            async with (
+                httpx.AsyncClient(timeout=httpx.Timeout(30, read=0.2)) as own,
+                AsyncTestClient(reverse_proxy(server.url, client=own)) as client,
+            ):
+                response = await client.get("/")
+    finally:
+        release.set()
+    assert response.status_code == 504
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"max_connections": 5},
+        {"max_keepalive_connections": 5},
+        {"keepalive_expiry": 1.0},
+        {"verify": False},
+    ],
+)
+async def test_pool_options_with_a_passed_client_are_refused_not_ignored(
+    option: dict[str, Any],
+) -> None:
+    async with httpx.AsyncClient() as own:
+        with pytest.raises(TypeError, match=next(iter(option))):
+            reverse_proxy("http://upstream", client=own, **option)

@@ -19,11 +19,20 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from asgikit import JSONResponse, PlainTextResponse, Request, Response, route, router
+from asgikit import (
+    JSONResponse,
+    PlainTextResponse,
+    Request,
+    Response,
+    WebSocket,
+    route,
+    router,
+    websocket_route,
+)
 from asgikit._httpx import httpx
 from asgikit.proxy import reverse_proxy
 from asgikit.proxy._transport import ProxyTransport
-from asgikit.testing import AsyncTestClient
+from asgikit.testing import AsyncTestClient, TestClient
 from tests.proxy.raw import Handler, RawServer, answer_each, ok, read_request
 from tests.servers.live import free_port, serve
 
@@ -107,7 +116,8 @@ def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         check=True,
         capture_output=True,
     )
-    with serve(router(route("/hello", hello)), ssl_certfile=cert, ssl_keyfile=key) as base:
+    app = router(route("/hello", hello), websocket_route("/ws", echo_once))
+    with serve(app, ssl_certfile=cert, ssl_keyfile=key) as base:
         yield base.replace("http://", "https://"), cert
 
 
@@ -120,6 +130,23 @@ async def test_https_upstream_with_a_verified_certificate(tls_upstream: tuple[st
     async with AsyncTestClient(reverse_proxy(url)) as proxied:
         # Not signed by anyone the default trust store knows: refused.
         assert (await proxied.get("/hello")).status_code == 502
+
+
+async def echo_once(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(await websocket.receive_text())
+    await websocket.close()
+
+
+def test_verify_reaches_a_wss_upstream(tls_upstream: tuple[str, str]) -> None:
+    url, cert = tls_upstream
+    trusted = ssl.create_default_context(cafile=cert)
+    with (
+        TestClient(reverse_proxy(url, verify=trusted)) as client,
+        client.websocket_connect("/ws") as ws,
+    ):
+        ws.send_text("over tls")
+        assert ws.receive_text() == "over tls"
 
 
 async def test_slow_upstream_read_times_out(upstream: str) -> None:
