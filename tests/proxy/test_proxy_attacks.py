@@ -7,6 +7,7 @@ server would, so the proxy's framing and pooling are judged byte by byte.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from asgikit._httpx import httpx
 from asgikit.proxy import reverse_proxy
 from asgikit.testing import AsyncTestClient
 from asgikit.types import ASGIApp, Message, Receive, Scope
-from tests.conftest import SendRecorder, body_receive, make_scope, run_app
+from tests.conftest import SendRecorder, body_receive, disconnect_after, make_scope, run_app
 from tests.proxy.raw import Handler, RawServer, ok, read_request
 
 SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
@@ -482,3 +483,102 @@ async def test_pool_options_with_a_passed_client_are_refused_not_ignored(
     async with httpx.AsyncClient() as own:
         with pytest.raises(TypeError, match=next(iter(option))):
             reverse_proxy("http://upstream", client=own, **option)
+
+
+# -- the fixes, attacked once more -------------------------------------------------
+
+
+async def test_a_chunk_longer_than_sent_never_hands_the_rest_to_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The chunk claims 32 bytes and the smuggled response fills them: the
+    # first answer is wrong (garbage in, garbage out), the second is genuine.
+    handler, sent = smuggler(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n20\r\nshort\r\n", later=False
+    )
+    server = raw_server(handler)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url)) as client:
+            async with client.stream("GET", "/victim-1") as first:
+                with contextlib.suppress(httpx.HTTPError):
+                    await first.aread()
+            assert await anyio.to_thread.run_sync(sent.wait, 5)
+            second = await client.get("/victim-2")
+    assert second.content == b"genuine"
+    assert server.connections == 2
+
+
+async def test_a_late_answer_to_a_timed_out_request_never_reaches_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    release = threading.Event()
+
+    def late(sock: socket.socket, index: int) -> None:
+        if index == 1 and read_request(sock):
+            release.wait(10)
+            sock.sendall(ok(b"late answer for the first client"))
+        while read_request(sock):
+            sock.sendall(ok(b"genuine"))
+
+    server = raw_server(late)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url, timeout=0.2)) as client:
+            timed_out = await client.get("/first")
+            release.set()
+            second = await client.get("/second")
+    assert timed_out.status_code == 504
+    assert second.content == b"genuine"
+
+
+async def test_after_a_502_for_garbage_the_next_request_gets_a_clean_connection(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    def garbage_first(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n" + SMUGGLED if index == 1 else ok(b"genuine"))
+
+    server = raw_server(garbage_first)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url)) as client:
+            broken = await client.get("/")
+            second = await client.get("/")
+    assert broken.status_code == 502
+    assert second.content == b"genuine"
+
+
+async def test_upstream_closing_mid_body_truncates_and_the_next_request_is_clean(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    def cut(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            if index == 1:
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+                return
+            sock.sendall(ok(b"genuine"))
+
+    server = raw_server(cut)
+    proxy = reverse_proxy(server.url)
+    with anyio.fail_after(10):
+        first = await run_app(proxy, make_scope("GET", "/", headers=[(b"host", b"g")]))
+        second = await run_app(proxy, make_scope("GET", "/", headers=[(b"host", b"g")]))
+        await proxy.aclose()  # type: ignore[attr-defined]
+    assert first.status == 200
+    assert not first.complete  # never a short body that looks whole
+    assert second.body == b"genuine"
+
+
+async def test_a_client_vanishing_mid_upload_never_leaves_its_body_on_a_pooled_connection(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url)
+    upload = [(b"host", b"g"), (b"content-length", b"100")]
+    with anyio.fail_after(10):
+        gone = await run_app(
+            proxy, make_scope("POST", "/", headers=upload), disconnect_after(b"ab")
+        )
+        after = await run_app(proxy, make_scope("GET", "/next", headers=[(b"host", b"g")]))
+        await proxy.aclose()  # type: ignore[attr-defined]
+    assert [m for m in gone.messages if m["type"] == "http.response.start"] == []
+    assert after.body.startswith(b"GET /next HTTP/1.1\r\n")
+    assert server.connections == 2
