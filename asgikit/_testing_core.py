@@ -210,6 +210,11 @@ class _HTTPExchange:
         await self._finished.wait()
         self._raise_error()
 
+    def abandon(self) -> None:
+        """Drop the response without the app: its event loop is already gone."""
+        self._closed = True
+        self._chunks_out.close()
+
     def _raise_error(self) -> None:
         error, self._error = self._error, None
         if error is not None and self._raise:
@@ -320,7 +325,7 @@ class _Config:
             "root_path": self.root_path,
             "headers": [(name.lower(), value) for name, value in request.headers.raw],
             "client": self.client,
-            "server": (url.host, url.port or _DEFAULT_PORTS.get(scheme, 80)),
+            "server": (url.host, _DEFAULT_PORTS.get(scheme, 80) if url.port is None else url.port),
             "state": dict(state),
             "extensions": {name: dict(value) for name, value in self.extensions.items()},
         }
