@@ -8,6 +8,10 @@ spec 2.4). ``async with TestClient(app) as client`` gives an
 current event loop, asyncio or trio. Both drive the app through one core,
 ``_HTTPExchange``; the transports only differ in how they reach it.
 
+Trailers (the ASGI ``http.response.trailers`` extension, advertised by
+default) land in ``response.extensions["http.response.trailers"]`` as a
+list of raw pairs, complete once the body has been read.
+
 Bodies stream both ways: the request body reaches ``receive()`` chunk by
 chunk, and each chunk the app sends is handed to the httpx response as it is
 produced, so ``client.stream(...)`` sees a streaming response as a real
@@ -23,11 +27,13 @@ Deliberate differences from Starlette's ``TestClient``: ASGI 3 apps only;
 the app may run up to four body chunks ahead of the reader (Starlette
 holds it at every chunk); an app that raises on the lifespan scope is taken
 to have no lifespan, as servers do (Starlette re-raises); the
-``http.response.trailers`` extension and Starlette's private
-``http.response.debug`` message are not supported (a clear
+Starlette's private ``http.response.debug`` message is refused (a clear
 ``RuntimeError``); ``websocket_connect`` takes no ``params`` (the query goes
-in the URL); a per-request ``timeout`` is not applied (the app runs in
-process; Starlette warns). There is no network, no HTTP/1.1 framing and no
+in the URL).  A ``timeout`` given with a request is applied, not ignored
+(Starlette warns and ignores it): each wait for the app (the response
+start, each body chunk) is bounded by its read timeout, past which the app
+is told the client left and ``httpx.ReadTimeout`` is raised.  The client's
+default is no timeout. There is no network, no HTTP/1.1 framing and no
 HTTP/2; ``root_path`` behaves like a server's ``--root-path`` behind a proxy
 that strips the prefix (it is prepended to ``path`` and ``raw_path``).
 """
@@ -158,7 +164,8 @@ class _SyncTransport(httpx.BaseTransport):
             status, headers = portal.call(exchange.start, runner.spawn)
             open_streams = self._open_streams if self._shared is not None else None
             stream = _SyncResponseStream(portal, exchange, release.pop_all(), open_streams)
-        return httpx.Response(status, headers=headers, stream=stream)
+        extensions = {"http.response.trailers": exchange.trailers}
+        return httpx.Response(status, headers=headers, stream=stream, extensions=extensions)
 
     @contextlib.contextmanager
     def websocket(
@@ -226,7 +233,12 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
 
         exchange = self._config.http_exchange(request, runner.state, read_body)
         status, headers = await exchange.start(runner.spawn)
-        return httpx.Response(status, headers=headers, stream=_AsyncResponseStream(exchange))
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=_AsyncResponseStream(exchange),
+            extensions={"http.response.trailers": exchange.trailers},
+        )
 
     @contextlib.asynccontextmanager
     async def websocket(
@@ -282,6 +294,7 @@ class AsyncTestClient(httpx.AsyncClient):
             follow_redirects=follow_redirects,
             cookies=cookies,
             transport=self._test_transport,
+            timeout=None,  # only a timeout given with a request bounds the app
         )
 
     async def __aenter__(self: _AsyncClient) -> _AsyncClient:
@@ -357,6 +370,7 @@ class TestClient(httpx.Client):
             follow_redirects=follow_redirects,
             cookies=cookies,
             transport=self._test_transport,
+            timeout=None,  # only a timeout given with a request bounds the app
         )
 
     # Not httpx's enter and exit, which would close the client for good: a

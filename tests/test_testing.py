@@ -85,7 +85,11 @@ def test_http_scope_has_decoded_path_raw_path_query_and_lowercased_headers() -> 
     assert all(name == name.lower() for name, _ in scope["headers"])
     assert tuple(scope["client"]) == ("testclient", 50000)
     assert tuple(scope["server"]) == ("testserver", 80)
-    assert set(scope["extensions"]) == {"http.response.pathsend", "websocket.http.response"}
+    assert set(scope["extensions"]) == {
+        "http.response.pathsend",
+        "http.response.trailers",
+        "websocket.http.response",
+    }
 
 
 def test_scope_follows_base_url_client_and_root_path_options() -> None:
@@ -1171,3 +1175,211 @@ def test_websocket_raw_path_has_no_query_string() -> None:
 
     with TestClient(app).websocket_connect("/hello-world?foo=bar") as websocket:
         assert websocket.receive_bytes() == b"/hello-world"
+
+
+def trailers_app(*messages: Message) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        assert "http.response.trailers" in scope["extensions"]
+        for message in messages:
+            await send(message)
+
+    return app
+
+
+START_WITH_TRAILERS: Message = {"type": "http.response.start", "status": 200, "trailers": True}
+
+
+def test_trailers_are_captured_in_the_response_extensions() -> None:
+    app = trailers_app(
+        START_WITH_TRAILERS,
+        {"type": "http.response.body", "body": b"hello"},
+        {
+            "type": "http.response.trailers",
+            "headers": [(b"x-item", b"one")],
+            "more_trailers": True,
+        },
+        {"type": "http.response.trailers", "headers": [(b"x-item", b"two")]},
+    )
+    response = TestClient(app).get("/", headers={"te": "trailers"})
+    assert response.content == b"hello"
+    assert response.extensions["http.response.trailers"] == [
+        (b"x-item", b"one"),
+        (b"x-item", b"two"),
+    ]
+    assert "x-item" not in response.headers
+
+
+async def test_async_trailers_are_captured_in_the_response_extensions() -> None:
+    app = trailers_app(
+        START_WITH_TRAILERS,
+        {"type": "http.response.body", "body": b"hello"},
+        {"type": "http.response.trailers", "headers": [(b"x-item", b"one")]},
+    )
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/")
+    assert response.extensions["http.response.trailers"] == [(b"x-item", b"one")]
+
+
+@pytest.mark.parametrize("partial", [True, False])
+def test_trailers_left_incomplete_keep_what_was_sent(partial: bool) -> None:
+    messages: list[Message] = [
+        START_WITH_TRAILERS,
+        {"type": "http.response.body", "body": b"hello"},
+    ]
+    if partial:
+        messages.append(
+            {
+                "type": "http.response.trailers",
+                "headers": [(b"x-item", b"partial")],
+                "more_trailers": True,
+            }
+        )
+    response = TestClient(trailers_app(*messages)).get("/")
+    assert response.content == b"hello"
+    assert response.extensions["http.response.trailers"] == (
+        [(b"x-item", b"partial")] if partial else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([{"type": "http.response.trailers"}], "before http.response.start"),
+        (
+            [
+                {"type": "http.response.start", "status": 200},
+                {"type": "http.response.body"},
+                {"type": "http.response.trailers"},
+            ],
+            "after the response was complete",
+        ),
+        (
+            [
+                {"type": "http.response.start", "status": 200, "trailers": False},
+                {"type": "http.response.body", "more_body": True},
+                {"type": "http.response.trailers"},
+            ],
+            "without declaring trailers",
+        ),
+        (
+            [START_WITH_TRAILERS, {"type": "http.response.trailers"}],
+            "before the body was complete",
+        ),
+        (
+            [START_WITH_TRAILERS, {"type": "http.response.body"}, {"type": "http.response.body"}],
+            "after the body was complete",
+        ),
+        (
+            [
+                START_WITH_TRAILERS,
+                {"type": "http.response.body"},
+                {"type": "http.response.trailers"},
+                {"type": "http.response.trailers"},
+            ],
+            "after the response was complete",
+        ),
+    ],
+)
+def test_trailer_messages_out_of_order_are_a_clear_error(
+    messages: list[Message], error: str
+) -> None:
+    with pytest.raises(RuntimeError, match=error):
+        TestClient(trailers_app(*messages)).get("/")
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_an_app_failing_between_trailers_follows_raise_server_exceptions(
+    raise_server_exceptions: bool,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send(START_WITH_TRAILERS)
+        await send({"type": "http.response.body", "body": b"hello"})
+        await send(
+            {
+                "type": "http.response.trailers",
+                "headers": [(b"x-item", b"partial")],
+                "more_trailers": True,
+            }
+        )
+        raise Boom("trailer production failed")
+
+    client = TestClient(app, raise_server_exceptions=raise_server_exceptions)
+    if raise_server_exceptions:
+        with pytest.raises(Boom, match="trailer production failed"):
+            client.get("/")
+    else:
+        response = client.get("/")
+        assert response.content == b"hello"
+        assert response.extensions["http.response.trailers"] == [(b"x-item", b"partial")]
+
+
+def test_closing_a_body_read_to_its_end_waits_for_the_trailers() -> None:
+    sent = threading.Event()
+    completed = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send(START_WITH_TRAILERS)
+        await send({"type": "http.response.body", "body": b"hello"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-item", b"one")]})
+        sent.set()
+        await anyio.sleep(0.05)
+        completed.set()
+
+    with TestClient(app).stream("GET", "/") as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"hello"
+        assert sent.wait(10)
+        assert response.extensions["http.response.trailers"] == [(b"x-item", b"one")]
+    assert completed.is_set()
+
+
+def test_without_the_extension_advertised_trailers_are_refused() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send(START_WITH_TRAILERS)
+        await send({"type": "http.response.body", "body": b"hello"})
+        await send({"type": "http.response.trailers", "headers": []})
+
+    with pytest.raises(RuntimeError, match="unexpected ASGI message"):
+        TestClient(app, extensions={}).get("/")
+
+
+def slow_app(before_start: float, after_first_chunk: float) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await anyio.sleep(before_start)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await anyio.sleep(after_first_chunk)
+        await send({"type": "http.response.body", "body": b"second"})
+
+    return app
+
+
+def test_a_timeout_given_with_a_request_bounds_the_wait_for_the_app() -> None:
+    # Starlette's client ignores it (with a warning); asgikit's applies it.
+    with pytest.raises(httpx.ReadTimeout):
+        TestClient(slow_app(10, 0)).get("/", timeout=0.05)
+    with (
+        TestClient(slow_app(0, 10)) as client,
+        client.stream("GET", "/", timeout=0.05) as response,
+    ):
+        chunks = response.iter_raw()
+        assert next(chunks) == b"first"
+        with pytest.raises(httpx.ReadTimeout):
+            next(chunks)
+
+
+async def test_async_a_timeout_given_with_a_request_bounds_the_wait_for_the_app() -> None:
+    async with AsyncTestClient(slow_app(10, 0)) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/", timeout=0.05)
+
+
+def test_without_a_timeout_the_app_takes_the_time_it_needs() -> None:
+    client = TestClient(slow_app(0.1, 0.1))
+    assert client.timeout == httpx.Timeout(None)
+    assert client.get("/").content == b"firstsecond"

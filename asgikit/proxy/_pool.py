@@ -56,8 +56,8 @@ class Connection:
         connection is closed all the same (a new one costs a handshake; a
         misread one costs another client's response).
         """
-        ssl_object = self.stream.extra(anyio.streams.tls.TLSAttribute.ssl_object, None)
-        if ssl_object is not None:
+        if self.origin[0] == b"https":
+            ssl_object = self.stream.extra(anyio.streams.tls.TLSAttribute.ssl_object)
             # Decrypted bytes left in the TLS object, or records read off the
             # socket but not yet decrypted (anyio keeps them in its read BIO).
             read_bio = getattr(self.stream, "_read_bio", None)
