@@ -181,7 +181,18 @@ def reverse_proxy(
 
     ``preserve_host`` sends the client's ``Host`` instead of the upstream's.
     ``add_forwarded`` appends to ``X-Forwarded-For`` and ``Forwarded``
-    (RFC 7239) and sets ``X-Forwarded-Proto`` and ``X-Forwarded-Host``.
+    (RFC 7239), sets ``X-Forwarded-Proto``, ``X-Forwarded-Host``,
+    ``X-Forwarded-Port``, ``X-Real-IP`` and (under a ``root_path``)
+    ``X-Forwarded-Prefix`` from what it saw, and drops every header a client
+    could write to pass for a proxy (``X-Original-URL``, ``X-Rewrite-URL``,
+    ``X-Client-IP``...); without it these pass untouched (an outer balancer
+    owns them).  Requests two servers could read two ways are refused with
+    a ``400`` and never forwarded: two ``Host`` headers, ``Content-Length``
+    with ``Transfer-Encoding``, a malformed ``Content-Length``, a dot segment
+    in any spelling (``..``, ``%2e%2e``, ``..;``, ``..%5c``).  An upstream
+    that sends more than it declared never reaches the next client: its
+    connection is closed (a body on a ``204``/``304``/``HEAD`` answer, when
+    already there, makes it a ``502``).
     ``websocket_max_size`` limits one message from the upstream, in bytes.
     """
     if client is not None:

@@ -88,7 +88,7 @@ async def forward_http(
         return
     upstream = options.upstream
     try:
-        check_request_framing(scope["headers"])
+        check_request_framing(scope.get("headers", ()))
     except RefusedRequest as exc:
         await _answer(send, 400, f"Bad Request: {exc}")
         return

@@ -73,7 +73,7 @@ async def forward_websocket(
         return
     upstream = options.upstream
     try:
-        check_request_framing(scope["headers"])
+        check_request_framing(scope.get("headers", ()))
         target = options.target(scope)
     except (RefusedRequest, UnsafeTarget):
         await deny_websocket(scope, receive, send, 400, "Bad Request")
