@@ -90,7 +90,7 @@ async def forward_http(
     try:
         check_request_framing(scope.get("headers", ()))
     except RefusedRequest as exc:
-        await _answer(send, 400, f"Bad Request: {exc}")
+        await _answer(send, 400, f"Bad Request: {exc}", close=True)
         return
     headers = upstream_request_headers(
         scope,
@@ -325,7 +325,9 @@ async def _exchange(
     except httpx.LocalProtocolError:
         # The request could not be written as its headers framed it (a body
         # longer or shorter than its Content-Length, a header h11 refuses).
-        await _answer(send, 400, "Bad Request: the request cannot be forwarded as framed")
+        await _answer(
+            send, 400, "Bad Request: the request cannot be forwarded as framed", close=True
+        )
         return
     except httpx.PoolTimeout:
         await _answer(send, 503, "Service Unavailable: no upstream connection free")
@@ -371,7 +373,7 @@ async def _exchange(
                 await response.aclose()
 
 
-async def _answer(send: Send, status: int, text: str) -> None:
+async def _answer(send: Send, status: int, text: str, *, close: bool = False) -> None:
     body = text.encode("ascii")
     start: Message = {
         "type": "http.response.start",
@@ -381,9 +383,10 @@ async def _answer(send: Send, status: int, text: str) -> None:
             (b"content-length", str(len(body)).encode("ascii")),
         ],
     }
-    if status == 408:
-        # The rest of the body will not be read: the connection cannot carry
-        # another request (RFC 9110 §15.5.9).
+    if close or status == 408:
+        # The rest of the body will not be read, or its framing is in doubt:
+        # the connection cannot carry another request (RFC 9110 §15.5.9,
+        # RFC 9112 §6.3 item 3).
         start["headers"].append((b"connection", b"close"))
     try:
         await send(start)

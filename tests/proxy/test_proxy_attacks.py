@@ -253,6 +253,7 @@ async def test_content_length_with_transfer_encoding_from_the_client_is_400(
         body_receive(b"abc", b"defgh"),
     )
     assert sent.status == 400
+    assert (b"connection", b"close") in sent.headers  # RFC 9112 §6.3: framing in doubt
     assert server.connections == 0
 
 
