@@ -583,3 +583,30 @@ async def test_a_client_vanishing_mid_upload_never_leaves_its_body_on_a_pooled_c
     assert [m for m in gone.messages if m["type"] == "http.response.start"] == []
     assert after.body.startswith(b"GET /next HTTP/1.1\r\n")
     assert server.connections == 2
+
+
+async def test_the_deadline_never_cuts_a_response_that_has_started(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # A download or an event stream outlives the deadline: it bounds the
+    # request phase only, and ``timeout`` each read after that.
+    release = threading.Event()
+
+    def streaming(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
+        release.wait(10)
+        sock.sendall(b"later")
+
+    server = raw_server(streaming)
+    with anyio.fail_after(10):
+        async with (
+            AsyncTestClient(reverse_proxy(server.url, deadline=0.1)) as client,
+            client.stream("GET", "/") as response,
+        ):
+            chunks = response.aiter_raw()
+            assert await anext(chunks) == b"first"
+            await anyio.sleep(0.3)  # past the deadline
+            release.set()
+            rest = b"".join([chunk async for chunk in chunks])
+    assert rest == b"later"
