@@ -56,6 +56,8 @@ class Connection:
         connection is closed all the same (a new one costs a handshake; a
         misread one costs another client's response).
         """
+        if _read_ahead(self.stream):
+            return True
         if self.origin[0] == b"https":
             ssl_object = self.stream.extra(anyio.streams.tls.TLSAttribute.ssl_object)
             # Decrypted bytes left in the TLS object, or records read off the
@@ -79,6 +81,18 @@ class Connection:
             return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
+
+
+def _read_ahead(stream: anyio.abc.ByteStream) -> bool:
+    # anyio on asyncio reads a socket through a protocol that may queue bytes
+    # (or the EOF) ahead of the reader, out of a poll's sight; its read event
+    # is set while anything waits there.  Private, hence looked up carefully;
+    # over TLS the socket stream is the transport stream.
+    for layer in (stream, getattr(stream, "transport_stream", None)):
+        event = getattr(getattr(layer, "_protocol", None), "read_event", None)
+        if event is not None and event.is_set():
+            return True
+    return False
 
 
 class _Waiter:

@@ -36,6 +36,9 @@ class RawServer:
             threading.Thread(target=self._run, args=(sock, index), daemon=True).start()
 
     def _run(self, sock: socket.socket, index: int) -> None:
+        # Each write leaves at once (no Nagle delay), so bytes a handler
+        # sends before signalling are on their way when the test goes on.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with sock:
             try:
                 self.handler(sock, index)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
@@ -392,3 +393,36 @@ async def test_body_cut_short_is_a_remote_protocol_error(
     async with client_for(server.url) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/")
+
+
+async def test_bytes_the_event_loop_queued_on_an_idle_connection_close_it(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The race in slow motion: stray bytes reach an idle connection and, on
+    # asyncio, the event loop reads them into anyio's queue (as it may when
+    # they land just as a response ends), where a poll of the socket misses them.
+    go, stray = threading.Event(), threading.Event()
+
+    def handler(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            sock.sendall(ok(b"genuine"))
+            if index == 1 and go.wait(5):
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")
+                stray.set()
+
+    server = raw_server(handler)
+    transport = ProxyTransport()
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
+        assert (await client.get("/")).content == b"genuine"
+        go.set()
+        assert await anyio.to_thread.run_sync(stray.wait, 5)
+        (idle,) = transport._pool._idle[(b"http", b"127.0.0.1", int(server.url.rsplit(":", 1)[1]))]
+        asyncio_transport = getattr(idle.stream, "_transport", None)
+        if asyncio_transport is not None:
+            asyncio_transport.resume_reading()
+            protocol = idle.stream._protocol  # type: ignore[attr-defined]
+            with anyio.fail_after(5):
+                await protocol.read_event.wait()
+            asyncio_transport.pause_reading()
+        assert (await client.get("/")).content == b"genuine"
+    assert server.connections == 2
