@@ -51,8 +51,8 @@ from asgikit.routes import (
     Route,
     WebSocketRoute,
     method_not_allowed,
-    not_found,
 )
+from asgikit.routes import not_found as _not_found
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
 # RFC 3986 §3.3: what a path segment may hold unencoded, plus "/".
@@ -95,7 +95,7 @@ class Router:
     ) -> None:
         self.routes = list(routes)
         self.redirect_slashes = redirect_slashes
-        self.not_found: ASGIApp = not_found if not_found is not None else _default_not_found
+        self.not_found: ASGIApp = not_found if not_found is not None else _not_found
         self._http_static: dict[str, list[Route]] = {}
         self._ws_static: dict[str, list[WebSocketRoute]] = {}
         dynamic: list[tuple[str | None, BaseRoute]] = []
@@ -114,6 +114,13 @@ class Router:
         self._buckets: dict[str, list[BaseRoute]] = {}
         for key in {key for key, _ in dynamic if key is not None}:
             self._buckets[key] = [e for k, e in dynamic if k in (key, None)]
+        # The same buckets with only the HTTP patterns, for the slash redirect:
+        # a miss whose bucket has none costs one look-up there.
+        self._route_wildcards = [e for e in self._wildcards if isinstance(e, Route)]
+        self._route_buckets = {
+            key: [e for e in entries if isinstance(e, Route)]
+            for key, entries in self._buckets.items()
+        }
         # For each static path, the app that answers each method: the first
         # entry (in order) that takes it; ``None`` keys the first any-method app.
         self._static_methods: dict[str, dict[str | None, ASGIApp]] = {}
@@ -126,6 +133,14 @@ class Router:
                 for method in entry.methods:
                     table.setdefault(method, entry.app)
             self._static_methods[path] = table
+        # The static routes of routers mounted here, found by one look-up as
+        # this router's own are: full path -> (method table, the mounts'
+        # prefixes, the route's template).  Only where the mount is reached
+        # for sure (see ``_reaches``); anything else takes the ordinary path.
+        self._mounted_static: dict[str, tuple[dict[str | None, ASGIApp], str, str]] = {}
+        for entry in self.routes:
+            if isinstance(entry, Mount) and _flattens(entry):
+                self._add_mounted(entry)
         # Host entries are matched here, by name without case and port by
         # number (see ``HostPattern``), so every router agrees on one rule.
         self._hosts = {
@@ -137,9 +152,37 @@ class Router:
             if app is not None:
                 self._lifespan_apps.append((repr(entry), app))
 
-    def _candidates(self, path: str) -> list[BaseRoute]:
-        segment = path[1:].split("/", 1)[0]
-        return self._buckets.get(segment, self._wildcards)
+    def _add_mounted(self, entry: Mount) -> None:
+        inner: Router = entry.app  # type: ignore[assignment]
+        reachable = [(sub, table, "", sub) for sub, table in inner._static_methods.items()]
+        reachable += [(sub, *found) for sub, found in inner._mounted_static.items()]
+        for sub, table, inner_prefix, template in reachable:
+            # The bare prefix reaches the mounted router's "/" as well.
+            paths = (entry.prefix, entry.prefix + "/") if sub == "/" else (entry.prefix + sub,)
+            for path in paths:
+                if path in self._http_static or path in self._mounted_static:
+                    continue
+                if self._reaches(entry, path):
+                    self._mounted_static[path] = (table, entry.prefix + inner_prefix, template)
+
+    def _reaches(self, entry: Mount, path: str) -> bool:
+        """Whether a request for ``path`` (with no static route here) reaches ``entry`` surely."""
+        for candidate in self._buckets.get(path[1:].split("/", 1)[0], self._wildcards):
+            if candidate is entry:
+                assert entry.path.regex is not None
+                found = entry.path.regex.match(path)
+                return found is not None and found.group(0) == entry.prefix
+            if isinstance(candidate, WebSocketRoute):
+                continue
+            if isinstance(candidate, Route) and candidate.path.match(path) is None:
+                continue
+            if isinstance(candidate, Mount):
+                regex = candidate.path.regex
+                if regex is not None and regex.match(path) is None:
+                    continue
+            # It matches first (or answers 405), or a host decides per request.
+            return False
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -169,6 +212,14 @@ class Router:
                     await app(child, receive, send)
                     return
                 allowed = {m for m in table if m is not None}
+            else:
+                mounted = self._mounted_static.get(path)
+                if mounted is not None:
+                    app = mounted[0].get(method) or mounted[0].get(None)
+                    if app is not None:
+                        # What the mounted routers would build, built at once.
+                        await app(self._mounted_child(scope, mounted), receive, send)
+                        return
         elif kind == "lifespan":
             await serve_lifespan(self._lifespan_apps, scope, receive, send)
             return
@@ -183,7 +234,9 @@ class Router:
         else:
             raise RuntimeError(f"router cannot handle scope type {kind!r}")
 
-        for candidate in self._candidates(path):
+        # The first segment picks the bucket; toggling a trailing slash keeps it.
+        segment = path[1:].split("/", 1)[0]
+        for candidate in self._buckets.get(segment, self._wildcards):
             if isinstance(candidate, Route):
                 if kind != "http":
                     continue
@@ -230,10 +283,15 @@ class Router:
             await method_not_allowed(scope, receive, send, allowed)
             return
         if kind == "http" and self.redirect_slashes and path != "/":
-            location = self._slash_redirect(scope, path)
-            if location is not None:
-                await RedirectResponse(location)(scope, receive, send)
-                return
+            # The path with its trailing slash toggled: a static path is one
+            # look-up, and patterns are tried only where some could match.
+            other = path[:-1] if path[-1] == "/" else path + "/"
+            routes = self._route_buckets.get(segment, self._route_wildcards)
+            if other in self._http_static or (routes and _any_matches(routes, other)):
+                location = self._slash_redirect(scope, other)
+                if location is not None:
+                    await RedirectResponse(location)(scope, receive, send)
+                    return
         await self.not_found(scope, receive, send)
 
     def _child(self, scope: Scope, params: dict[str, Any], template: str | None = None) -> Scope:
@@ -247,6 +305,26 @@ class Router:
             child[ROUTE_TEMPLATE] = template
             if _PREFIX_KEY in child or ROUTE_TEMPLATE_SINK in child:
                 _record_template(child, template)
+        return child
+
+    def _mounted_child(
+        self, scope: Scope, mounted: tuple[dict[str | None, ASGIApp], str, str]
+    ) -> Scope:
+        _, prefix, template = mounted
+        child = dict(scope)
+        outer = scope.get("path_params")
+        child["path_params"] = {**outer} if outer else {}
+        if _ROUTER_KEY not in child:
+            child[_ROUTER_KEY] = self
+            child[_ROOT_KEY] = child.get("root_path", "")
+        prefixes = scope.get(_PREFIX_KEY, "") + prefix
+        full = child[ROUTE_TEMPLATE] = prefixes + template
+        child[_PREFIX_KEY] = prefixes
+        sink = child.get(ROUTE_TEMPLATE_SINK)
+        if sink is not None:
+            sink[0] = full
+        child["path"] = full_path(scope)
+        child["root_path"] = scope.get("root_path", "") + prefix
         return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
@@ -264,10 +342,8 @@ class Router:
         child["root_path"] = scope.get("root_path", "") + found.group(0)
         return child
 
-    def _slash_redirect(self, scope: Scope, path: str) -> str | None:
-        other = path[:-1] if path.endswith("/") else path + "/"
-        if not self._matches_route(other):
-            return None
+    def _slash_redirect(self, scope: Scope, other: str) -> str | None:
+        """The ``Location`` for the toggled path ``other``, which matches a route."""
         decoded: str = scope.get("root_path", "") + other
         if decoded.startswith(("//", "/\\")):
             return None  # would read as another host: never redirect there
@@ -282,14 +358,6 @@ class Router:
             location += "?" + quote(query, safe=_QUERY_SAFE)
         # A relative reference keeps the client's scheme and host, right behind a proxy.
         return location
-
-    def _matches_route(self, path: str) -> bool:
-        if path in self._http_static:
-            return True
-        return any(
-            isinstance(entry, Route) and entry.path.match(path) is not None
-            for entry in self._candidates(path)
-        )
 
     def _url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
         for entry in self.routes:
@@ -313,6 +381,15 @@ class Router:
         return f"router({len(self.routes)} entries)"
 
 
+def _flattens(entry: Mount) -> bool:
+    """Whether ``entry`` is a plain router at a fixed prefix, whose routes can join ours."""
+    return type(entry.app) is Router and bool(entry.prefix) and not entry.path.convertors
+
+
+def _any_matches(routes: list[Route], path: str) -> bool:
+    return any(entry.path.match(path) is not None for entry in routes)
+
+
 def _record_template(child: Scope, template: str) -> None:
     """Put the mounts' prefix before ``template``, and tell an observer's sink."""
     full = child.get(_PREFIX_KEY, "") + template
@@ -332,10 +409,6 @@ def _unmatched(scope: Scope) -> Scope:
     scope = dict(scope)
     del scope[ROUTE_TEMPLATE]
     return scope
-
-
-async def _default_not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    await not_found(scope, receive, send)
 
 
 def encode_path(decoded: str) -> str:
