@@ -215,10 +215,27 @@ class Router:
             else:
                 mounted = self._mounted_static.get(path)
                 if mounted is not None:
-                    app = mounted[0].get(method) or mounted[0].get(None)
+                    table, prefix, template = mounted
+                    app = table.get(method) or table.get(None)
                     if app is not None:
-                        # What the mounted routers would build, built at once.
-                        await app(self._mounted_child(scope, mounted), receive, send)
+                        # The scope the mounted routers would build, built at once.
+                        child = dict(scope)
+                        outer = scope.get("path_params")
+                        child["path_params"] = {**outer} if outer else {}
+                        if _ROUTER_KEY not in child:
+                            child[_ROUTER_KEY] = self
+                            child[_ROOT_KEY] = child.get("root_path", "")
+                        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
+                        template = child[ROUTE_TEMPLATE] = prefixes + template
+                        sink = child.get(ROUTE_TEMPLATE_SINK)
+                        if sink is not None:
+                            sink[0] = template
+                        if root:
+                            child["path"] = full_path(scope)
+                            child["root_path"] = scope["root_path"] + prefix
+                        else:
+                            child["root_path"] = prefix
+                        await app(child, receive, send)
                         return
         elif kind == "lifespan":
             await serve_lifespan(self._lifespan_apps, scope, receive, send)
@@ -305,26 +322,6 @@ class Router:
             child[ROUTE_TEMPLATE] = template
             if _PREFIX_KEY in child or ROUTE_TEMPLATE_SINK in child:
                 _record_template(child, template)
-        return child
-
-    def _mounted_child(
-        self, scope: Scope, mounted: tuple[dict[str | None, ASGIApp], str, str]
-    ) -> Scope:
-        _, prefix, template = mounted
-        child = dict(scope)
-        outer = scope.get("path_params")
-        child["path_params"] = {**outer} if outer else {}
-        if _ROUTER_KEY not in child:
-            child[_ROUTER_KEY] = self
-            child[_ROOT_KEY] = child.get("root_path", "")
-        prefixes = scope.get(_PREFIX_KEY, "") + prefix
-        full = child[ROUTE_TEMPLATE] = prefixes + template
-        child[_PREFIX_KEY] = prefixes
-        sink = child.get(ROUTE_TEMPLATE_SINK)
-        if sink is not None:
-            sink[0] = full
-        child["path"] = full_path(scope)
-        child["root_path"] = scope.get("root_path", "") + prefix
         return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
