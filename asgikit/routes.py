@@ -391,10 +391,10 @@ async def method_not_allowed(
     await answer_http_exception(scope, receive, send, HTTPException(405, headers={"Allow": allow}))
 
 
-# The default 404 as a request without ``Accept`` gets it, built once: a miss
-# with no handler table and no ``Accept`` (most of them: scanners, bots) then
-# costs little more than a raw ASGI 404.  A response object is reusable.
-_PLAIN_NOT_FOUND = http_exception_response({}, HTTPException(404))
+#: The default 404 as a request without ``Accept`` gets it, built once: a miss
+#: with no handler table and no ``Accept`` (most of them: scanners, bots) then
+#: costs little more than a raw ASGI 404.  A response object is reusable.
+PLAIN_NOT_FOUND = http_exception_response({}, HTTPException(404))
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -407,12 +407,13 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
             if name == b"accept":
                 break
         else:
-            await _PLAIN_NOT_FOUND(scope, receive, send)
+            await PLAIN_NOT_FOUND(scope, receive, send)
             return
     await answer_http_exception(scope, receive, send, HTTPException(404))
 
 
 __all__ = [
+    "PLAIN_NOT_FOUND",
     "BaseRoute",
     "Host",
     "Mount",

@@ -39,12 +39,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from asgikit._errors import HANDLERS_KEY, RAISE_KEY
 from asgikit._lifespan_children import serve_lifespan
 from asgikit._url import host_header, without_trailing_slash_root
 from asgikit.convertors import compile_host
 from asgikit.datastructures import full_path, route_path
 from asgikit.responses import RedirectResponse
 from asgikit.routes import (
+    PLAIN_NOT_FOUND,
     BaseRoute,
     Host,
     Mount,
@@ -96,6 +98,7 @@ class Router:
         self.routes = list(routes)
         self.redirect_slashes = redirect_slashes
         self.not_found: ASGIApp = not_found if not_found is not None else _not_found
+        self._default_not_found = not_found is None
         self._http_static: dict[str, list[Route]] = {}
         self._ws_static: dict[str, list[WebSocketRoute]] = {}
         dynamic: list[tuple[str | None, BaseRoute]] = []
@@ -309,6 +312,22 @@ class Router:
                 if location is not None:
                     await RedirectResponse(location)(scope, receive, send)
                     return
+        if (
+            self._default_not_found
+            and kind == "http"
+            and HANDLERS_KEY not in scope
+            and RAISE_KEY not in scope
+        ):
+            # ``routes.not_found``'s own shortcut, inline: the answer without Accept.
+            for name, _ in scope.get("headers", ()):
+                if name == b"accept":
+                    break
+            else:
+                headers = list(PLAIN_NOT_FOUND._raw_headers)
+                await send({"type": "http.response.start", "status": 404, "headers": headers})
+                body = b"" if method == "HEAD" else PLAIN_NOT_FOUND.body
+                await send({"type": "http.response.body", "body": body})
+                return
         await self.not_found(scope, receive, send)
 
     def _child(self, scope: Scope, params: dict[str, Any], template: str | None = None) -> Scope:
