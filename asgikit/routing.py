@@ -7,6 +7,15 @@ tries only the patterns that can match it.  The first entry that matches
 path and method wins; a static path is tried before the patterns.  A path
 that matches only with another method answers 405 with ``Allow``.
 
+A router mounted at a fixed prefix with nothing in between (``mount("/api",
+router(...))``) has its static routes joined into the outer router's
+look-up, where no earlier entry could take the path first: such a request
+costs one look-up however deep it is mounted, and its endpoint sees the
+very scope the mounted routers would have built.  Everything else (patterns,
+405, redirects, lifespan, WebSockets) goes through each router in turn.
+A miss with no ``exception_handlers`` table and no ``Accept`` field gets a
+404 built once; any other miss is answered by ``asgikit._errors``.
+
 Mounted apps see ``root_path`` grown by the mount's prefix and ``path`` kept
 as the full path, as the current ASGI HTTP spec has it; a server that gives
 ``path`` relative to ``root_path`` is accepted too, and normalised at the mount.
@@ -73,6 +82,11 @@ ROUTE_TEMPLATE = "route_template"
 ROUTE_TEMPLATE_SINK = "asgikit.route_template_sink"
 # The templates of the mounts already matched, for the routes below them.
 _PREFIX_KEY = "asgikit.route_prefix"
+
+
+#: How many static routes of mounted routers one router joins into its own
+#: look-up: one router mounted at many prefixes, at many levels, multiplies.
+MAX_JOINED_ROUTES = 10_000
 
 
 class NoMatchFound(LookupError):
@@ -163,6 +177,8 @@ class Router:
             # The bare prefix reaches the mounted router's "/" as well.
             paths = (entry.prefix, entry.prefix + "/") if sub == "/" else (entry.prefix + sub,)
             for path in paths:
+                if len(self._mounted_static) >= MAX_JOINED_ROUTES:
+                    return  # the rest go the ordinary way, router by router
                 if path in self._http_static or path in self._mounted_static:
                     continue
                 if self._reaches(entry, path):

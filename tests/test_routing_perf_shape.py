@@ -299,3 +299,17 @@ async def test_a_host_before_a_mount_still_decides_per_request() -> None:
     assert sent[1]["body"] == b"ok"
     sent = await _call(app, _scope("/a/hello"))
     assert sent[1]["body"] == b"hello"
+
+
+async def test_one_router_mounted_at_many_prefixes_many_levels_deep_builds_in_bounded_time() -> (
+    None
+):
+    # 30 prefixes at 3 levels is 27,000 paths: past MAX_JOINED_ROUTES the
+    # rest are routed router by router, and still answer.
+    leaf = router(route("/hello", hello))
+    middle = router(*(mount(f"/m{i}", leaf) for i in range(30)))
+    upper = router(*(mount(f"/u{i}", middle) for i in range(30)))
+    top = router(*(mount(f"/t{i}", upper) for i in range(30)))
+    assert len(top._mounted_static) <= asgikit.routing.MAX_JOINED_ROUTES
+    sent = await _call(top, _scope("/t29/u29/m29/hello"))
+    assert sent[1]["body"] == b"hello"
