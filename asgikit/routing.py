@@ -48,7 +48,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from asgikit._errors import HANDLERS_KEY, RAISE_KEY
 from asgikit._lifespan_children import serve_lifespan
 from asgikit._url import host_header, without_trailing_slash_root
 from asgikit.convertors import compile_host
@@ -77,6 +76,9 @@ _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 # one around here) must keep finding its own router under those.
 _ROUTER_KEY = "asgikit.router"
 _ROOT_KEY = "asgikit.app_root_path"
+
+_NOT_FOUND_HEADERS = PLAIN_NOT_FOUND._raw_headers
+_NOT_FOUND_BODY = PLAIN_NOT_FOUND.body
 
 ROUTE_TEMPLATE = "route_template"
 ROUTE_TEMPLATE_SINK = "asgikit.route_template_sink"
@@ -131,6 +133,8 @@ class Router:
         self._buckets: dict[str, list[BaseRoute]] = {}
         for key in {key for key, _ in dynamic if key is not None}:
             self._buckets[key] = [e for k, e in dynamic if k in (key, None)]
+        # The paths one trailing slash away from a static route.
+        self._toggled_static = {_toggle(p) for p in self._http_static if p != "/"}
         # The same buckets with only the HTTP patterns, for the slash redirect:
         # a miss whose bucket has none costs one look-up there.
         self._route_wildcards = [e for e in self._wildcards if isinstance(e, Route)]
@@ -271,7 +275,7 @@ class Router:
             raise RuntimeError(f"router cannot handle scope type {kind!r}")
 
         # The first segment picks the bucket; toggling a trailing slash keeps it.
-        segment = path[1:].split("/", 1)[0]
+        segment = path[1:].partition("/")[0]
         for candidate in self._buckets.get(segment, self._wildcards):
             if isinstance(candidate, Route):
                 if kind != "http":
@@ -313,7 +317,7 @@ class Router:
                 await candidate.app(self._child(scope, params), receive, send)
                 return
 
-        if ROUTE_TEMPLATE_SINK in scope or ROUTE_TEMPLATE in scope:
+        if "asgikit.route_template_sink" in scope or "route_template" in scope:
             scope = _unmatched(scope)
         if allowed:
             await method_not_allowed(scope, receive, send, allowed)
@@ -321,27 +325,26 @@ class Router:
         if kind == "http" and self.redirect_slashes and path != "/":
             # The path with its trailing slash toggled: a static path is one
             # look-up, and patterns are tried only where some could match.
-            other = path[:-1] if path[-1] == "/" else path + "/"
             routes = self._route_buckets.get(segment, self._route_wildcards)
-            if other in self._http_static or (routes and _any_matches(routes, other)):
-                location = self._slash_redirect(scope, other)
+            if path in self._toggled_static or (routes and _any_matches(routes, _toggle(path))):
+                location = self._slash_redirect(scope, _toggle(path))
                 if location is not None:
                     await RedirectResponse(location)(scope, receive, send)
                     return
         if (
             self._default_not_found
             and kind == "http"
-            and HANDLERS_KEY not in scope
-            and RAISE_KEY not in scope
+            and "asgikit.exception_handlers" not in scope  # HANDLERS_KEY
+            and "asgikit.raise_http_exceptions" not in scope  # RAISE_KEY
         ):
             # ``routes.not_found``'s own shortcut, inline: the answer without Accept.
             for name, _ in scope.get("headers", ()):
                 if name == b"accept":
                     break
             else:
-                headers = list(PLAIN_NOT_FOUND._raw_headers)
+                headers = list(_NOT_FOUND_HEADERS)
                 await send({"type": "http.response.start", "status": 404, "headers": headers})
-                body = b"" if method == "HEAD" else PLAIN_NOT_FOUND.body
+                body = b"" if method == "HEAD" else _NOT_FOUND_BODY
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.not_found(scope, receive, send)
@@ -416,6 +419,11 @@ class Router:
 def _flattens(entry: Mount) -> bool:
     """Whether ``entry`` is a plain router at a fixed prefix, whose routes can join ours."""
     return type(entry.app) is Router and bool(entry.prefix) and not entry.path.convertors
+
+
+def _toggle(path: str) -> str:
+    """``path`` with its trailing slash removed, or added."""
+    return path[:-1] if path[-1] == "/" else path + "/"
 
 
 def _any_matches(routes: list[Route], path: str) -> bool:

@@ -313,3 +313,16 @@ async def test_one_router_mounted_at_many_prefixes_many_levels_deep_builds_in_bo
     assert len(top._mounted_static) <= asgikit.routing.MAX_JOINED_ROUTES
     sent = await _call(top, _scope("/t29/u29/m29/hello"))
     assert sent[1]["body"] == b"hello"
+
+
+def test_the_404_shortcut_spells_the_error_keys_of_asgikit_errors() -> None:
+    # The router writes them as literals, for speed; they must stay the same.
+    import inspect
+
+    from asgikit import _errors, routing
+
+    source = inspect.getsource(routing.Router.__call__)
+    assert repr(_errors.HANDLERS_KEY).replace("'", '"') in source
+    assert repr(_errors.RAISE_KEY).replace("'", '"') in source
+    assert f'"{routing.ROUTE_TEMPLATE_SINK}" in scope' in source
+    assert f'"{routing.ROUTE_TEMPLATE}" in scope' in source
