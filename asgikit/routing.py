@@ -214,7 +214,18 @@ class Router:
             # "--root-path /x/": every child sees "/x", and paths below it.
             scope = without_trailing_slash_root(scope)
         if kind == "http":
-            path = route_path(scope) if root else scope["path"]
+            if root:
+                # ``route_path`` inline for the common shape (``path`` under
+                # ``root_path``, as a mount leaves it): one call less a level.
+                path = scope.get("path", "/")
+                base: str = scope["root_path"]
+                end = len(base)
+                if path.startswith(base) and path[end : end + 1] in ("", "/") and base[-1:] != "/":
+                    path = path[end:] or "/"
+                else:
+                    path = route_path(scope)
+            else:
+                path = scope["path"]
             method = scope["method"]
             allowed: set[str] | None = None
             table = self._static_methods.get(path)
@@ -368,13 +379,33 @@ class Router:
         found = compiled.regex.match(path)
         if found is None:
             return None
-        params = compiled.convert(found.groupdict()) if compiled.convertors else {}
-        if params is None:
-            return None
-        child = self._child(scope, params, entry.path.template or "/")
-        child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + entry.path.template
-        child["path"] = full_path(scope)
-        child["root_path"] = scope.get("root_path", "") + found.group(0)
+        if compiled.convertors:
+            params = compiled.convert(found.groupdict())
+            if params is None:
+                return None
+        else:
+            params = {}
+        # ``_child`` and ``full_path`` inline: this runs at every mount level.
+        child = dict(scope)
+        outer = scope.get("path_params")
+        child["path_params"] = {**outer, **params} if outer else params
+        if _ROUTER_KEY not in child:
+            child[_ROUTER_KEY] = self
+            child[_ROOT_KEY] = child.get("root_path", "")
+        prefixes = scope.get(_PREFIX_KEY, "")
+        template = child[ROUTE_TEMPLATE] = prefixes + (compiled.template or "/")
+        sink = child.get(ROUTE_TEMPLATE_SINK)
+        if sink is not None:
+            sink[0] = template
+        child[_PREFIX_KEY] = prefixes + compiled.template
+        root: str = scope.get("root_path", "")
+        if root:
+            full: str = scope.get("path", "/")
+            end = len(root)
+            if not (full.startswith(root) and full[end : end + 1] in ("", "/")):
+                full = full_path(scope)
+            child["path"] = full
+        child["root_path"] = root + found.group(0)
         return child
 
     def _slash_redirect(self, scope: Scope, other: str) -> str | None:

@@ -199,12 +199,14 @@ def _trees(seen: list[Scope]) -> tuple[ASGIApp, ASGIApp]:
             route("/", endpoint, name="root"),
             route("/hello", endpoint, methods=["GET", "POST"], name="hello"),
             route("/slash/", endpoint, name="slash"),
+            route("/users/{id:int}", endpoint, name="user"),
         )
         middle = router(mount("/b", wrap(inner), name="b"), route("/own", endpoint))
         return router(
             route("/a/b/hello", endpoint, methods=["PUT"], name="shadow_put"),
             mount("/a", wrap(middle), name="a"),
             mount("/c/d", wrap(inner), name="cd"),
+            mount("/t/{tenant}", wrap(inner), name="t"),
         )
 
     return build(lambda app: app), build(_opaque)
@@ -221,6 +223,10 @@ PATHS = [
     "/c/d",
     "/c/d/",
     "/a/b/nope",
+    "/a/b/users/3",
+    "/c/d/users/3",
+    "/t/acme/users/3",
+    "/t/acme/hello",
 ]
 
 
