@@ -368,9 +368,11 @@ class Router:
             child[_ROUTER_KEY] = self
             child[_ROOT_KEY] = child.get("root_path", "")
         if template is not None:  # a host adds nothing to the path's template
-            child[ROUTE_TEMPLATE] = template
-            if _PREFIX_KEY in child or ROUTE_TEMPLATE_SINK in child:
-                _record_template(child, template)
+            # The mounts' prefix before it, and an observer's sink told.
+            full = child[ROUTE_TEMPLATE] = child.get(_PREFIX_KEY, "") + template
+            sink = child.get(ROUTE_TEMPLATE_SINK)
+            if sink is not None:
+                sink[0] = full
         return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
