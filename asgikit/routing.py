@@ -159,9 +159,13 @@ class Router:
         # prefixes, the route's template).  Only where the mount is reached
         # for sure (see ``_reaches``); anything else takes the ordinary path.
         self._mounted_static: dict[str, tuple[dict[str | None, ASGIApp], str, str]] = {}
+        # Those mounts: a pattern route inside one is found from here too
+        # (``_find_route``), without the mounted routers' own scopes.
+        self._plain_mounts: set[Mount] = set()
         for entry in self.routes:
             if isinstance(entry, Mount) and _flattens(entry):
                 self._add_mounted(entry)
+                self._plain_mounts.add(entry)
         # Host entries are matched here, by name without case and port by
         # number (see ``HostPattern``), so every router agrees on one rule.
         self._hosts = {
@@ -314,6 +318,16 @@ class Router:
             if isinstance(candidate, Mount):
                 if allowed:
                     continue  # a route matched the path; its 405 comes first
+                if candidate in self._plain_mounts and kind == "http":
+                    hit = self._through(candidate, path, method)
+                    if hit is not None:
+                        app, params, template, below = hit
+                        await app(
+                            self._joined_child(scope, candidate.prefix + below, params, template),
+                            receive,
+                            send,
+                        )
+                        return
                 await_app = self._mount_scope(candidate, scope, path)
                 if await_app is None:
                     continue
@@ -373,6 +387,79 @@ class Router:
             sink = child.get(ROUTE_TEMPLATE_SINK)
             if sink is not None:
                 sink[0] = full
+        return child
+
+    def _through(
+        self, entry: Mount, path: str, method: str
+    ) -> tuple[ASGIApp, dict[str, Any], str, str] | None:
+        """What the router mounted plainly at ``entry`` would serve for ``path``, if a route."""
+        assert entry.path.regex is not None
+        if entry.path.regex.match(path) is None:
+            return None
+        inner: Router = entry.app  # type: ignore[assignment]
+        return inner._find_route(path[len(entry.prefix) :] or "/", method)
+
+    def _find_route(
+        self, path: str, method: str
+    ) -> tuple[ASGIApp, dict[str, Any], str, str] | None:
+        """The route this router would run for an HTTP ``path`` and ``method``.
+
+        ``(app, path parameters, template, prefix of the mounts below)``, or
+        ``None`` when the answer would be anything else (a 404, a 405, a
+        redirect, a host, a mount that is not a plain router): then the
+        request goes the ordinary way, router by router.
+        """
+        table = self._static_methods.get(path)
+        if table is not None:
+            app = table.get(method) or table.get(None)
+            return None if app is None else (app, {}, path, "")
+        mounted = self._mounted_static.get(path)
+        if mounted is not None:
+            app = mounted[0].get(method) or mounted[0].get(None)
+            return None if app is None else (app, {}, mounted[2], mounted[1])
+        allowed = False
+        for candidate in self._buckets.get(path[1:].partition("/")[0], self._wildcards):
+            if isinstance(candidate, Route):
+                params = candidate.path.match(path)
+                if params is None:
+                    continue
+                if candidate.methods is not None and method not in candidate.methods:
+                    allowed = True  # a 405 unless a later route takes the method
+                    continue
+                return candidate.app, params, candidate.path.template, ""
+            if isinstance(candidate, WebSocketRoute):
+                continue
+            if isinstance(candidate, Mount) and candidate in self._plain_mounts and not allowed:
+                assert candidate.path.regex is not None
+                if candidate.path.regex.match(path) is None:
+                    continue
+                hit = self._through(candidate, path, method)
+                if hit is None:
+                    return None
+                app, params, template, below = hit
+                return app, params, template, candidate.prefix + below
+            return None
+        return None
+
+    def _joined_child(
+        self, scope: Scope, prefix: str, params: dict[str, Any], template: str
+    ) -> Scope:
+        """The scope the routers mounted at ``prefix`` would give the route's app."""
+        child = dict(scope)
+        outer = scope.get("path_params")
+        child["path_params"] = {**outer, **params} if outer else params
+        if _ROUTER_KEY not in child:
+            child[_ROUTER_KEY] = self
+            child[_ROOT_KEY] = child.get("root_path", "")
+        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
+        full = child[ROUTE_TEMPLATE] = prefixes + template
+        sink = child.get(ROUTE_TEMPLATE_SINK)
+        if sink is not None:
+            sink[0] = full
+        root: str = scope.get("root_path", "")
+        if root:
+            child["path"] = full_path(scope)
+        child["root_path"] = root + prefix
         return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
