@@ -10,9 +10,12 @@ that matches only with another method answers 405 with ``Allow``.
 A router mounted at a fixed prefix with nothing in between (``mount("/api",
 router(...))``) has its static routes joined into the outer router's
 look-up, where no earlier entry could take the path first: such a request
-costs one look-up however deep it is mounted, and its endpoint sees the
-very scope the mounted routers would have built.  Everything else (patterns,
-405, redirects, lifespan, WebSockets) goes through each router in turn.
+costs one look-up however deep it is mounted.  A pattern route in such a
+router is looked for from the outer router (``_find_route``), without the
+mounted routers' own scopes or calls.  Either way the endpoint sees the very
+scope the mounted routers would have built.  Everything else (a 404 or 405
+inside, redirects, hosts, other mounted apps, lifespan, WebSockets) goes
+through each router in turn.
 A miss with no ``exception_handlers`` table and no ``Accept`` field gets a
 404 built once; any other miss is answered by ``asgikit._errors``.
 
@@ -318,15 +321,35 @@ class Router:
             if isinstance(candidate, Mount):
                 if allowed:
                     continue  # a route matched the path; its 405 comes first
-                if candidate in self._plain_mounts and kind == "http":
-                    hit = self._through(candidate, path, method)
+                if (
+                    candidate in self._plain_mounts
+                    and kind == "http"
+                    and candidate.path.regex.match(path) is not None  # type: ignore[union-attr]
+                ):
+                    inner: Router = candidate.app  # type: ignore[assignment]
+                    hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
                     if hit is not None:
+                        # The scope the mounted routers would give the route's
+                        # app, built at once (as for ``_mounted_static``).
                         app, params, template, below = hit
-                        await app(
-                            self._joined_child(scope, candidate.prefix + below, params, template),
-                            receive,
-                            send,
-                        )
+                        prefix = candidate.prefix + below
+                        child = dict(scope)
+                        outer = scope.get("path_params")
+                        child["path_params"] = {**outer, **params} if outer else params
+                        if _ROUTER_KEY not in child:
+                            child[_ROUTER_KEY] = self
+                            child[_ROOT_KEY] = child.get("root_path", "")
+                        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
+                        template = child[ROUTE_TEMPLATE] = prefixes + template
+                        sink = child.get(ROUTE_TEMPLATE_SINK)
+                        if sink is not None:
+                            sink[0] = template
+                        if root:
+                            child["path"] = full_path(scope)
+                            child["root_path"] = scope["root_path"] + prefix
+                        else:
+                            child["root_path"] = prefix
+                        await app(child, receive, send)
                         return
                 await_app = self._mount_scope(candidate, scope, path)
                 if await_app is None:
@@ -389,16 +412,6 @@ class Router:
                 sink[0] = full
         return child
 
-    def _through(
-        self, entry: Mount, path: str, method: str
-    ) -> tuple[ASGIApp, dict[str, Any], str, str] | None:
-        """What the router mounted plainly at ``entry`` would serve for ``path``, if a route."""
-        assert entry.path.regex is not None
-        if entry.path.regex.match(path) is None:
-            return None
-        inner: Router = entry.app  # type: ignore[assignment]
-        return inner._find_route(path[len(entry.prefix) :] or "/", method)
-
     def _find_route(
         self, path: str, method: str
     ) -> tuple[ASGIApp, dict[str, Any], str, str] | None:
@@ -433,34 +446,14 @@ class Router:
                 assert candidate.path.regex is not None
                 if candidate.path.regex.match(path) is None:
                     continue
-                hit = self._through(candidate, path, method)
+                inner: Router = candidate.app  # type: ignore[assignment]
+                hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
                 if hit is None:
                     return None
                 app, params, template, below = hit
                 return app, params, template, candidate.prefix + below
             return None
         return None
-
-    def _joined_child(
-        self, scope: Scope, prefix: str, params: dict[str, Any], template: str
-    ) -> Scope:
-        """The scope the routers mounted at ``prefix`` would give the route's app."""
-        child = dict(scope)
-        outer = scope.get("path_params")
-        child["path_params"] = {**outer, **params} if outer else params
-        if _ROUTER_KEY not in child:
-            child[_ROUTER_KEY] = self
-            child[_ROOT_KEY] = child.get("root_path", "")
-        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
-        full = child[ROUTE_TEMPLATE] = prefixes + template
-        sink = child.get(ROUTE_TEMPLATE_SINK)
-        if sink is not None:
-            sink[0] = full
-        root: str = scope.get("root_path", "")
-        if root:
-            child["path"] = full_path(scope)
-        child["root_path"] = root + prefix
-        return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
         compiled = entry.path
