@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from asgikit._cookies import format_set_cookie
+from asgikit._json import dumps_fast, to_builtins
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import URL, MutableHeaders, validate_header
 from asgikit.exceptions import HTTPException
@@ -220,14 +221,11 @@ class HTMLResponse(Response):
     media_type = "text/html"
 
 
-_encode_json_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-
-
 def _not_serializable(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _make_json_encoder() -> Callable[[Any], str]:
+def _make_json_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
     """The fastest compact, UTF-8, NaN-refusing JSON encoder this Python has.
 
     ``JSONEncoder.encode`` builds its C encoder anew on every call; built once
@@ -237,10 +235,12 @@ def _make_json_encoder() -> Callable[[Any], str]:
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator (PyPy): the standard path
-        return json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+        return json.JSONEncoder(
+            ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=default
+        ).encode
     encode = make(
         None,
-        _not_serializable,
+        default,
         json.encoder.encode_basestring,
         None,
         ":",
@@ -256,23 +256,63 @@ def _make_json_encoder() -> Callable[[Any], str]:
     return encode_json
 
 
-_encode_json = _make_json_encoder()
+def _json_renderer(default: Callable[[Any], Any]) -> Callable[[Any], bytes]:
+    """A function rendering a value as compact UTF-8 JSON, ``default`` called for other types."""
+    encode = _make_json_encoder(default)
+    encode_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=default).encode
 
-
-class JSONResponse(Response):
-    """A JSON response: compact, UTF-8, and NaN/Infinity refused (RFC 8259 has none)."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        """``content`` as compact UTF-8 JSON."""
-        text = _encode_json(content)
+    def render_json(content: Any) -> bytes:
+        text = encode(content)
         try:
             return text.encode("utf-8")
         except UnicodeEncodeError:
             # A lone surrogate (a client's JSON may carry "\ud800") has no UTF-8
             # form; escaped as \ud800 it is valid JSON for the same value.
-            return _encode_json_ascii(content).encode("ascii")
+            return encode_ascii(content).encode("ascii")
+
+    return render_json
+
+
+_render_json = _json_renderer(_not_serializable)
+
+
+class JSONResponse(Response):
+    """A JSON response: compact, UTF-8, and NaN/Infinity refused (RFC 8259 has none).
+
+    Encoded by the standard library whatever is installed; see
+    ``FastJSONResponse`` for msgspec.
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        """``content`` as compact UTF-8 JSON."""
+        return _render_json(content)
+
+
+_render_json_builtins = _json_renderer(to_builtins or _not_serializable)
+
+
+class FastJSONResponse(JSONResponse):
+    """``JSONResponse`` encoded by msgspec when it is installed (the ``fast`` extra).
+
+    The output is compact UTF-8 JSON with the same meaning as
+    ``JSONResponse``'s, NaN and Infinity are still refused, and without
+    msgspec it is ``JSONResponse``.  It is opt-in, not what ``JSONResponse``
+    does whenever msgspec happens to be installed (another package may
+    have brought it), because msgspec also encodes types the standard
+    library refuses: datetimes and UUIDs as strings, dataclasses and
+    msgspec structs as objects, sets as arrays, ``bytes`` as base64.  Numbers
+    may be written differently (``1e16`` for ``1e+16``), never with another
+    value.  A value msgspec cannot write identically (a lone surrogate, a
+    ``None`` or ``bool`` key, anything holding ``null``, which might be a
+    NaN) goes through the standard library with msgspec's type conversions.
+    """
+
+    def render(self, content: Any) -> bytes:
+        """``content`` as compact UTF-8 JSON, by msgspec where it can."""
+        fast = dumps_fast(content)
+        return fast if fast is not None else _render_json_builtins(content)
 
 
 # Characters a Location keeps as they are; everything else is percent-encoded.
@@ -319,6 +359,7 @@ def http_exception_response(scope: Scope, exc: HTTPException) -> Response:
 
 
 __all__ = [
+    "FastJSONResponse",
     "HTMLResponse",
     "JSONResponse",
     "PlainTextResponse",
