@@ -98,9 +98,7 @@ def open_and_prefetch(
     return prefetch(*open_regular(path), prefetch_limit)
 
 
-def open_with_head(
-    path: str, limit: int
-) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+def open_with_head(path: str, limit: int) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
     """``open_and_prefetch``, and for a larger file its first ``limit`` bytes read as well.
 
     Returns ``(None, stat, content)`` for a file of at most ``limit`` bytes,

@@ -27,10 +27,21 @@ from typing import Any
 import pytest
 
 from asgikit import JSONResponse, PlainTextResponse, Request, route, router
+from asgikit.middleware.rate_limit import rate_limit
+from asgikit.middleware.request_id import request_id
+from asgikit.middleware.security_headers import security_headers
+from asgikit.middleware.timing import timing
 
 # Counted on CPython 3.11 (see the module docstring to re-pin).
 HELLO_CALLS = 23
 JSON_CALLS = 40
+# What each header middleware adds around the JSON route.
+LAYERS = {
+    "request_id": (request_id, 16),
+    "security_headers": (security_headers, 8),
+    "timing": (timing, 6),
+    "rate_limit": (lambda app: rate_limit(app, limits="1000000/minute"), 10),
+}
 MARGIN = 1.10
 
 
@@ -87,10 +98,11 @@ def _request(app: Any, path: str, answers: list[int]) -> Callable[[], None]:
     return one
 
 
-def calls_per_request(path: str) -> int:
+def calls_per_request(path: str, layer: Callable[[Any], Any] | None = None) -> int:
     """Python and C calls made while the router answers ``GET path`` once, after warm-up."""
     answers: list[int] = []
-    one = _request(_app(), path, answers)
+    app = _app() if layer is None else layer(_app())
+    one = _request(app, path, answers)
     for _ in range(20):
         one()
     count = 0
@@ -123,4 +135,16 @@ def test_calls_per_request_stay_within_the_pinned_count(name: str, path: str, pi
         f"deliberate, set {name} = {count} in tests/test_hot_path.py and say why in the "
         "commit; if not, find the new calls (e.g. with pyinstrument, or by diffing "
         "sys.setprofile traces of the two versions)."
+    )
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_a_header_middleware_adds_at_most_its_pinned_calls(name: str) -> None:
+    layer, pinned = LAYERS[name]
+    added = calls_per_request("/users/123", layer) - calls_per_request("/users/123")
+    print(f"\n{name}: +{added} calls per request (pinned +{pinned})")
+    assert added <= pinned * MARGIN + 1, (
+        f"{name} now adds {added} Python/C calls per request; LAYERS pins +{pinned}.  "
+        f"If the growth is deliberate, set its count to {added} in tests/test_hot_path.py "
+        "and say why in the commit."
     )

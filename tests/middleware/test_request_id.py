@@ -93,3 +93,17 @@ def test_through_uvicorn_with_httpx() -> None:
         response = httpx.get(base, headers={"x-request-id": "from-client"})
     assert response.headers["x-request-id"] == "from-client"
     assert response.text == "from-client|from-client"
+
+
+async def test_a_generated_id_is_the_hex_of_a_version_4_uuid() -> None:
+    import uuid
+
+    from asgikit.middleware.request_id import _new_id
+
+    ids = {_new_id() for _ in range(200)}
+    assert len(ids) == 200
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
