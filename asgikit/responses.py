@@ -42,12 +42,13 @@ class Response:
             self.media_type = media_type
         self.background = background
         body = self.body = self.render(content)
-        if headers is None and media_type is not None and 200 <= status_code < 300:
-            # The common case, kept short: it runs for nearly every response.
+        if headers is None and media_type is not None and status_code >= 200:
+            # The common case, kept short: it runs for nearly every response
+            # (a 404 or a 400 too).
             content_type = _CONTENT_TYPES_UTF8.get(media_type)
             if content_type is None or self.charset != "utf-8":
                 content_type = _content_type(media_type, self.charset)
-            if status_code == 204:
+            if status_code == 204 or status_code == 304:
                 self._raw_headers = [(b"content-type", content_type)]
             else:
                 self._raw_headers = [

@@ -215,6 +215,23 @@ def asgikit_fast_decode_echo() -> tuple[Any, Startup]:
     return router(route("/echo", echo, methods=["POST"])), None
 
 
+def asgikit_prebuilt_not_found() -> tuple[Any, Startup]:
+    """The router's 404 sent as prepared messages: what routes.not_found could do."""
+    from asgikit import router
+    from asgikit.responses import wants_json
+
+    headers = [(b"content-length", b"9"), (b"content-type", b"text/plain; charset=utf-8")]
+
+    async def not_found(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or wants_json(scope):
+            raise NotImplementedError  # not what this scenario sends
+        await send({"type": "http.response.start", "status": 404, "headers": list(headers)})
+        body = b"" if scope["method"] == "HEAD" else b"Not Found"
+        await send({"type": "http.response.body", "body": body})
+
+    return router(*_asgikit_routes(), not_found=not_found), None
+
+
 def asgikit_layered() -> tuple[Any, Startup]:
     from asgikit import JSONResponse, Request, route, router
     from asgikit.middleware.compress import compress
@@ -531,7 +548,12 @@ SCENARIOS: dict[str, Scenario] = {
         "404 miss in a 20-route table",
         "GET",
         "/nothing/here",
-        {"raw": raw, "asgikit": asgikit_app, **_PEERS},
+        {
+            "raw": raw,
+            "asgikit": asgikit_app,
+            "asgikit, prepared 404": asgikit_prebuilt_not_found,
+            **_PEERS,
+        },
         status=404,
     ),
     "mount": Scenario(
@@ -595,6 +617,7 @@ SCENARIOS: dict[str, Scenario] = {
             "+request_id": _asgikit_with(_request_id),
             "+security_headers": _asgikit_with(_security_headers),
             "+timing": _asgikit_with(_timing),
+            "+rate_limit": _asgikit_with(_rate_limited()),
         },
     ),
 }

@@ -35,6 +35,7 @@ from asgikit.middleware.timing import timing
 # Counted on CPython 3.11 (see the module docstring to re-pin).
 HELLO_CALLS = 23
 JSON_CALLS = 40
+MISS_CALLS = 40
 # What each header middleware adds around the JSON route.
 LAYERS = {
     "request_id": (request_id, 16),
@@ -98,7 +99,9 @@ def _request(app: Any, path: str, answers: list[int]) -> Callable[[], None]:
     return one
 
 
-def calls_per_request(path: str, layer: Callable[[Any], Any] | None = None) -> int:
+def calls_per_request(
+    path: str, layer: Callable[[Any], Any] | None = None, status: int = 200
+) -> int:
     """Python and C calls made while the router answers ``GET path`` once, after warm-up."""
     answers: list[int] = []
     app = _app() if layer is None else layer(_app())
@@ -118,16 +121,22 @@ def calls_per_request(path: str, layer: Callable[[Any], Any] | None = None) -> i
     finally:
         sys.setprofile(None)
     assert answers, "no response"
-    assert all(status == 200 for status in answers), answers
+    assert all(answer == status for answer in answers), answers
     return count
 
 
 @pytest.mark.parametrize(
-    ("name", "path", "pinned"),
-    [("HELLO_CALLS", "/", HELLO_CALLS), ("JSON_CALLS", "/users/123", JSON_CALLS)],
+    ("name", "path", "status", "pinned"),
+    [
+        ("HELLO_CALLS", "/", 200, HELLO_CALLS),
+        ("JSON_CALLS", "/users/123", 200, JSON_CALLS),
+        ("MISS_CALLS", "/nothing/here", 404, MISS_CALLS),
+    ],
 )
-def test_calls_per_request_stay_within_the_pinned_count(name: str, path: str, pinned: int) -> None:
-    count = calls_per_request(path)
+def test_calls_per_request_stay_within_the_pinned_count(
+    name: str, path: str, status: int, pinned: int
+) -> None:
+    count = calls_per_request(path, status=status)
     print(f"\n{name}: {count} calls per request (pinned {pinned})")
     assert count <= pinned * MARGIN, (
         f"GET {path} now makes {count} Python/C calls per request; {name} pins {pinned} "
