@@ -26,6 +26,13 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
+    # Whether render is Response's own: then a str body is encoded in place,
+    # without the call (see __init_subclass__).
+    _own_render = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_render = cls.render is Response.render
 
     def __init__(
         self,
@@ -41,7 +48,10 @@ class Response:
         else:
             self.media_type = media_type
         self.background = background
-        body = self.body = self.render(content)
+        if type(content) is str and self._own_render:
+            body = self.body = content.encode(self.charset)
+        else:
+            body = self.body = self.render(content)
         if headers is None and media_type is not None and status_code >= 200:
             # The common case, kept short: it runs for nearly every response
             # (a 404 or a 400 too).
@@ -226,50 +236,37 @@ def _not_serializable(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _make_json_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """The fastest compact, UTF-8, NaN-refusing JSON encoder this Python has.
+def _json_renderer(default: Callable[[Any], Any]) -> Callable[[Any], bytes]:
+    """The fastest compact, UTF-8, NaN-refusing JSON renderer this Python has.
 
-    ``JSONEncoder.encode`` builds its C encoder anew on every call; built once
-    here it is about twice as fast.  Without the circular-reference markers
-    (shared markers would race between threads), a circular structure raises
+    ``default`` is called for values of other types.  ``JSONEncoder.encode``
+    builds its C encoder anew on every call; built once here it is about
+    twice as fast.  Without the circular-reference markers (shared markers
+    would race between threads), a circular structure raises
     ``RecursionError`` instead of ``ValueError``.
     """
+    options: dict[str, Any] = {"allow_nan": False, "separators": (",", ":"), "default": default}
+    encode_ascii = json.JSONEncoder(**options).encode
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator (PyPy): the standard path
-        return json.JSONEncoder(
-            ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=default
-        ).encode
-    encode = make(
-        None,
-        default,
-        json.encoder.encode_basestring,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        False,
-    )
+        encode = json.JSONEncoder(ensure_ascii=False, **options).encode
 
-    def encode_json(value: Any) -> str:
-        return "".join(encode(value, 0))
+        def render_json(content: Any) -> bytes:
+            try:
+                return encode(content).encode("utf-8")
+            except UnicodeEncodeError:
+                return encode_ascii(content).encode("ascii")
 
-    return encode_json
+    else:
+        chunks = make(None, default, json.encoder.encode_basestring, None, ":", ",", *[False] * 3)
 
-
-def _json_renderer(default: Callable[[Any], Any]) -> Callable[[Any], bytes]:
-    """A function rendering a value as compact UTF-8 JSON, ``default`` called for other types."""
-    encode = _make_json_encoder(default)
-    encode_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=default).encode
-
-    def render_json(content: Any) -> bytes:
-        text = encode(content)
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate (a client's JSON may carry "\ud800") has no UTF-8
-            # form; escaped as \ud800 it is valid JSON for the same value.
-            return encode_ascii(content).encode("ascii")
+        def render_json(content: Any) -> bytes:
+            try:
+                return "".join(chunks(content, 0)).encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate (a client's JSON may carry "\ud800") has no
+                # UTF-8 form; escaped as \ud800 it is valid JSON for the same value.
+                return encode_ascii(content).encode("ascii")
 
     return render_json
 
