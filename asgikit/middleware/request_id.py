@@ -109,7 +109,7 @@ class RequestIDApp:
                 # The app's own field of that name is replaced; only names of
                 # its length can be it, so most are never lower-cased.
                 for name, _ in headers:
-                    if len(name) == length:
+                    if len(name) == length and name.lower() == header:
                         headers = [(k, v) for k, v in headers if k.lower() != header]
                         break
                 message = {**message, "headers": [*headers, pair]}
