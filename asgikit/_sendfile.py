@@ -296,10 +296,14 @@ async def send_file(
             pieces = [(b"", len(head), pieces[0][2])]
 
         async def produce() -> None:
+            nonlocal head
             await send(start)
             if head:
                 more = pieces[0][1] < pieces[0][2]
-                await send({"type": "http.response.body", "body": head, "more_body": more})
+                message = {"type": "http.response.body", "body": head, "more_body": more}
+                head = b""  # not held while the rest streams
+                await send(message)
+                del message
             await _stream(send, opened, pieces, plan.trailer, chunk_size)
 
         return await run_until_disconnect(scope, receive, produce)
