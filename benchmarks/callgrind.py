@@ -3,9 +3,15 @@
 Wall-clock figures move with whatever else the machine runs; the number of
 instructions a request executes does not (callgrind repeats to a few
 hundredths of a percent).  For each app of a scenario this runs a child
-process under ``valgrind --tool=callgrind`` twice, serving ``N`` and then
-``2N`` requests after the same warm-up; start-up, imports and warm-up cancel
-out, and ``(I(2N) - I(N)) / N`` is what one request costs.  The apps are
+process under ``valgrind --tool=callgrind``: after a warm-up it serves ``N``
+requests and then ``2N``, each batch inside a call of ``functools.reduce``,
+and callgrind counts only inside that function (``--toggle-collect``) and
+writes one count per batch (``--dump-after``).  Whatever a batch costs
+besides its requests (starting the batch, a collection it triggers at the
+end) is in both, so ``(I(2N) - I(N)) / N`` is what one request costs; the
+start-up and imports are not counted at all.  (``--separate-runs`` measures
+the two batches in two processes instead, counting everything, the check
+that both ways agree.)  The apps are
 the ones ``_scenarios.py`` defines: raw ASGI (the floor), asgikit,
 Starlette, Litestar and BlackSheep where the scenario exists.
 
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
+import glob
 import os
 import re
 import shutil
@@ -79,61 +87,104 @@ class _Sink:
             self.body += len(message.get("body", b""))
 
 
-def serve(scenario: Scenario, app_name: str, n: int) -> _Sink:
-    """Build the app, warm it up, and serve ``n`` requests on one event loop."""
+def serve(scenario: Scenario, app_name: str, n: int, *, batches: bool = False) -> _Sink:
+    """Build the app, warm it up, and serve ``n`` requests on one event loop.
+
+    With ``batches``, serve ``n`` and then ``2n`` requests, each batch inside
+    its own ``functools.reduce`` call: the function callgrind is told to count in.
+    """
     app, startup = scenario.apps[app_name]()
     scope = scope_for(scenario)
     body = scenario.body
     sink = _Sink()
+    no_gc = os.environ.get("ASGIKIT_CALLGRIND_GC") == "off"
 
-    async def run() -> None:
+    async def run(count: int) -> None:
+        for _ in range(count):
+            await app(dict(scope), _receive_for(body), sink)
+
+    async def warm_up() -> None:
         if startup is not None:
             await startup()
-        for _ in range(WARM_UP):
-            await app(dict(scope), _receive_for(body), sink)
+        await run(WARM_UP)
         if sink.status != scenario.status:
             raise SystemExit(f"{app_name} answered {sink.status}, not {scenario.status}")
-        gc.collect()
-        if os.environ.get("ASGIKIT_CALLGRIND_GC") == "off":
-            gc.disable()
-        for _ in range(n):
-            await app(dict(scope), _receive_for(body), sink)
 
-    asyncio.run(run())
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(warm_up())
+        for count in (n, 2 * n) if batches else (n,):
+            gc.collect()
+            if no_gc:
+                gc.disable()
+            if batches:
+                functools.reduce(lambda _a, _b: loop.run_until_complete(run(count)), [0, 0])
+            else:
+                loop.run_until_complete(run(count))
+            gc.enable()
+    finally:
+        loop.close()
     return sink
 
 
-def _instructions(scenario_name: str, app_name: str, n: int) -> int:
+def _valgrind(arguments: list[str], child: list[str]) -> bytes:
+    command = ["valgrind", "--tool=callgrind", *arguments, sys.executable, __file__, *child]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={tmp}/out",
-            sys.executable,
-            __file__,
-            "--child",
-            scenario_name,
-            app_name,
-            str(n),
-        ]
-        done = subprocess.run(command, env=env, capture_output=True, check=False)
+    done = subprocess.run(command, env=env, capture_output=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(
-            f"{app_name} failed under valgrind:\n{done.stderr.decode(errors='replace')[-2000:]}"
+        raise SystemExit(f"failed under valgrind:\n{done.stderr.decode(errors='replace')[-2000:]}")
+    return done.stderr
+
+
+def _batches(scenario_name: str, app_name: str, n: int) -> tuple[int, int]:
+    """Instructions of the ``n`` and ``2n`` batches, counted in one process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/out"
+        _valgrind(
+            [
+                "--collect-atstart=no",
+                "--toggle-collect=functools_reduce",
+                "--dump-after=functools_reduce",
+                f"--callgrind-out-file={out}",
+            ],
+            ["--child", scenario_name, app_name, str(n), "--batches"],
         )
-    found = _COLLECTED.findall(done.stderr)
+        counts = []
+        for number in (1, 2):
+            text = Path(f"{out}.{number}").read_text()
+            found = re.search(r"^totals: (\d+)", text, re.MULTILINE)
+            if found is None:
+                raise SystemExit(f"{app_name}: no totals in callgrind's dump {number}")
+            counts.append(int(found[1]))
+        extra = sorted(glob.glob(f"{out}.*"))
+        if len(extra) != 2:
+            raise SystemExit(f"{app_name}: expected two batches, callgrind wrote {extra}")
+    return counts[0], counts[1]
+
+
+def _whole_run(scenario_name: str, app_name: str, n: int) -> int:
+    """Instructions of a whole child process serving ``n`` requests."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stderr = _valgrind(
+            [f"--callgrind-out-file={tmp}/out"], ["--child", scenario_name, app_name, str(n)]
+        )
+    found = _COLLECTED.findall(stderr)
     if not found:
         raise SystemExit(f"no instruction count in valgrind's output for {app_name}")
     return int(found[-1])
 
 
-def measure(scenario_name: str, app_names: list[str], n: int) -> dict[str, float]:
-    """Instructions per request for each app, from runs of ``n`` and ``2n`` requests."""
+def measure(
+    scenario_name: str, app_names: list[str], n: int, *, separate_runs: bool = False
+) -> dict[str, float]:
+    """Instructions per request for each app, from batches of ``n`` and ``2n`` requests."""
     results: dict[str, float] = {}
     for app_name in app_names:
-        once = _instructions(scenario_name, app_name, n)
-        twice = _instructions(scenario_name, app_name, 2 * n)
+        if separate_runs:
+            once = _whole_run(scenario_name, app_name, n)
+            twice = _whole_run(scenario_name, app_name, 2 * n)
+        else:
+            once, twice = _batches(scenario_name, app_name, n)
         results[app_name] = (twice - once) / n
         print(f"  {app_name}: {results[app_name]:,.0f}", file=sys.stderr, flush=True)
     return results
@@ -173,10 +224,16 @@ def main() -> None:
     parser.add_argument(
         "--child", nargs=3, metavar=("SCENARIO", "APP", "N"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--batches", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--separate-runs",
+        action="store_true",
+        help="one process per batch, everything counted (slower; the cross-check)",
+    )
     args = parser.parse_args()
     if args.child:
         scenario_name, app_name, n = args.child
-        serve(SCENARIOS[scenario_name], app_name, int(n))
+        serve(SCENARIOS[scenario_name], app_name, int(n), batches=args.batches)
         return
     if args.list or args.scenario is None:
         for name, scenario in SCENARIOS.items():
@@ -199,7 +256,7 @@ def main() -> None:
         os.environ["ASGIKIT_CALLGRIND_GC"] = "off"
     n = args.n or scenario.n
     print(f"{scenario.title}: {n} and {2 * n} requests under callgrind", file=sys.stderr)
-    results = measure(args.scenario, names, n)
+    results = measure(args.scenario, names, n, separate_runs=args.separate_runs)
     command = "python benchmarks/callgrind.py " + " ".join(sys.argv[1:])
     text = table(scenario.title, results, command)
     if args.markdown:
