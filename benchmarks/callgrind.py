@@ -21,6 +21,7 @@ or two, most of it the frameworks' imports under valgrind)::
     .venv/bin/python benchmarks/callgrind.py hello
     .venv/bin/python benchmarks/callgrind.py echo --n 200 --apps raw,asgikit,litestar
     .venv/bin/python benchmarks/callgrind.py --list
+    .venv/bin/python benchmarks/callgrind.py json --apps asgikit --tree /tmp/before
 
 ``--markdown`` prints the table for ``RESULTS.md``; ``--check`` runs each
 app once without valgrind and prints its answer, to see that every app
@@ -45,7 +46,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+# --tree measures the asgikit of another checkout (a "before" for a change).
+sys.path.insert(0, os.environ.get("ASGIKIT_BENCH_TREE") or str(HERE.parent))
 
 from _scenarios import SCENARIOS, Scenario, scope_for  # noqa: E402
 
@@ -226,11 +228,19 @@ def main() -> None:
     )
     parser.add_argument("--batches", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
+        "--tree",
+        help="import asgikit from this directory (another checkout: the 'before' of a change)",
+    )
+    parser.add_argument(
         "--separate-runs",
         action="store_true",
         help="one process per batch, everything counted (slower; the cross-check)",
     )
     args = parser.parse_args()
+    if args.tree:
+        # Read by the children at start-up (this process has imported asgikit already).
+        os.environ["ASGIKIT_BENCH_TREE"] = str(Path(args.tree).resolve())
+        sys.path.insert(0, os.environ["ASGIKIT_BENCH_TREE"])  # for --check
     if args.child:
         scenario_name, app_name, n = args.child
         serve(SCENARIOS[scenario_name], app_name, int(n), batches=args.batches)
