@@ -500,6 +500,9 @@ class Scenario:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     status: int = 200
     n: int = 1000
+    # Work in worker threads: counted only by whole runs (callgrind's
+    # --toggle-collect follows the thread that enters the function).
+    threads: bool = False
 
 
 _MW_HEADERS = [(b"origin", ORIGIN.encode()), (b"accept-encoding", b"gzip")]
@@ -588,6 +591,7 @@ SCENARIOS: dict[str, Scenario] = {
         "/file-1k",
         {"raw": raw, "asgikit": asgikit_app, **_PEERS},
         n=300,
+        threads=True,
     ),
     "file-1m": Scenario(
         "1 MiB FileResponse (raw: the file read in one worker-thread hop)",
@@ -595,6 +599,7 @@ SCENARIOS: dict[str, Scenario] = {
         "/file-1m",
         {"raw": raw, "asgikit": asgikit_app, **_PEERS},
         n=30,
+        threads=True,
     ),
     "rate_limit": Scenario(
         "rate_limit (memory store) around the JSON route",

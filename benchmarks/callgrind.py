@@ -11,7 +11,8 @@ besides its requests (starting the batch, a collection it triggers at the
 end) is in both, so ``(I(2N) - I(N)) / N`` is what one request costs; the
 start-up and imports are not counted at all.  (``--separate-runs`` measures
 the two batches in two processes instead, counting everything, the check
-that both ways agree.)  The apps are
+that both ways agree; it is the way for the file scenarios, whose worker
+threads the toggle does not follow.)  The apps are
 the ones ``_scenarios.py`` defines: raw ASGI (the floor), asgikit,
 Starlette, Litestar and BlackSheep where the scenario exists.
 
@@ -266,7 +267,9 @@ def main() -> None:
         os.environ["ASGIKIT_CALLGRIND_GC"] = "off"
     n = args.n or scenario.n
     print(f"{scenario.title}: {n} and {2 * n} requests under callgrind", file=sys.stderr)
-    results = measure(args.scenario, names, n, separate_runs=args.separate_runs)
+    # Worker threads' instructions are only counted by whole runs.
+    separate = args.separate_runs or scenario.threads
+    results = measure(args.scenario, names, n, separate_runs=separate)
     command = "python benchmarks/callgrind.py " + " ".join(sys.argv[1:])
     text = table(scenario.title, results, command)
     if args.markdown:
