@@ -36,15 +36,14 @@ def is_safe_id(value: bytes) -> bool:
     return 0 < len(value) <= MAX_LENGTH and _SAFE.issuperset(value)
 
 
-# RFC 9562 §5.4: a version-4 UUID is 122 random bits, the version (0100) in
-# bits 48-51 and the variant (10) in bits 64-65, counted from the left.
-_UUID4_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
 def _new_id() -> str:
-    # uuid.uuid4().hex, without building a UUID object.
-    return "%032x" % (int.from_bytes(os.urandom(16), "big") & _UUID4_KEEP | _UUID4_SET)
+    # uuid.uuid4().hex without building a UUID object (a third of the cost):
+    # 122 random bits, the version (4) in the high nibble of octet 6 and the
+    # variant (10) in the top bits of octet 8 (RFC 9562 §5.4).
+    octets = bytearray(os.urandom(16))
+    octets[6] = octets[6] & 0x0F | 0x40
+    octets[8] = octets[8] & 0x3F | 0x80
+    return octets.hex()
 
 
 class RequestIDApp:
