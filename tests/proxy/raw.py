@@ -63,10 +63,16 @@ def read_request(sock: socket.socket) -> bytes:
     if b"content-length:" in lowered:
         length = int(lowered.split(b"content-length:")[1].split(b"\r\n")[0])
         while len(body) < length:
-            body += sock.recv(65536)
+            chunk = sock.recv(65536)
+            if not chunk:  # the peer left mid-body: never spin on EOF
+                return b""
+            body += chunk
     elif b"transfer-encoding: chunked" in lowered:
         while not body.endswith(b"0\r\n\r\n"):
-            body += sock.recv(65536)
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b""
+            body += chunk
     return head
 
 
