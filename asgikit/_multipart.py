@@ -29,7 +29,15 @@ from multipart import (  # type: ignore[import-untyped]
 
 from asgikit.datastructures import Headers
 from asgikit.exceptions import HTTPException
-from asgikit.forms import FormData, FormLimits, UploadFile, close_files_now, new_upload
+from asgikit.forms import (
+    FormData,
+    FormLimits,
+    UploadFile,
+    close_files_now,
+    in_memory,
+    new_upload,
+    spool_to_disk,
+)
 
 #: Bytes of a file gathered before they are written (in a worker thread, on disk).
 WRITE_BATCH = 512 * 1024
@@ -40,7 +48,7 @@ def _utf8(text: str) -> str:
     return text.encode("latin-1").decode("utf-8", "replace")
 
 
-def _decode_field(data: bytes, charset: str) -> str:
+def _decode_field(data: bytes | bytearray, charset: str) -> str:
     try:
         return data.decode(charset, "replace")
     except (LookupError, ValueError, TypeError):
@@ -63,10 +71,13 @@ class _Reader:
         "buffer",
         "buffered",
         "default_charset",
+        "field_bytes",
         "fields",
+        "file_bytes",
         "files",
         "items",
         "limits",
+        "memory_files",
         "name",
         "pending",
         "text",
@@ -77,7 +88,7 @@ class _Reader:
         self.limits = limits
         self.items: list[tuple[str, str | UploadFile]] = []
         # Fields wait here for decoding: (index in items, bytes, own charset).
-        self.pending: list[tuple[int, bytes, str | None]] = []
+        self.pending: list[tuple[int, bytes | bytearray, str | None]] = []
         self.files = 0
         self.fields = 0
         self.default_charset = "utf-8"
@@ -88,6 +99,11 @@ class _Reader:
         # a worker thread (one per 64 KiB message would dominate the cost).
         self.buffer: list[bytes] = []
         self.buffered = 0
+        # What the form holds in memory (max_memory_size): text fields, and
+        # files not on disk yet (finished ones are listed in memory_files).
+        self.field_bytes = 0
+        self.file_bytes = 0
+        self.memory_files: list[UploadFile] = []
 
     def start(self, segment: MultipartSegment) -> None:
         limits = self.limits
@@ -137,23 +153,52 @@ class _Reader:
                 raise HTTPException(
                     413, f"Form field larger than {limits.max_part_size} bytes (max_part_size)"
                 )
+            self.field_bytes += len(chunk)
+            if self.field_bytes + self.file_bytes > limits.max_memory_size:
+                await self.spool_files()
+                if self.field_bytes > limits.max_memory_size:
+                    raise HTTPException(
+                        413,
+                        f"Form fields larger than {limits.max_memory_size} bytes in all "
+                        "(max_memory_size)",
+                    )
             self.text += chunk
+
+    async def spool_files(self) -> None:
+        """Move every finished file still in memory to disk."""
+        for upload in self.memory_files:
+            await spool_to_disk(upload)
+        self.memory_files.clear()
+        self.file_bytes = 0
 
     async def flush(self, upload: UploadFile) -> None:
         data = self.buffer[0] if len(self.buffer) == 1 else b"".join(self.buffer)
         self.buffer.clear()
         self.buffered = 0
+        held = upload.size or 0  # all of it in memory, while the file is
+        memory = in_memory(upload)
+        if memory and self.field_bytes + self.file_bytes + len(data) > self.limits.max_memory_size:
+            await spool_to_disk(upload)
+            self.file_bytes -= held
+            memory = False
         await upload.write(data)
+        if memory:
+            if in_memory(upload):
+                self.file_bytes += len(data)
+            else:  # it passed spool_max_size and moved to disk by itself
+                self.file_bytes -= held
 
     async def end(self) -> None:
         if self.upload is not None:
             if self.buffer:
                 await self.flush(self.upload)
             await self.upload.seek(0)
+            if in_memory(self.upload):
+                self.memory_files.append(self.upload)
             self.upload = None
         elif self.text is not None:
             index, _, charset = self.pending[-1]
-            data = bytes(self.text)
+            data = self.text
             self.pending[-1] = (index, data, charset)
             if self.name == "_charset_":
                 declared = data.decode("ascii", "replace").strip()
@@ -162,9 +207,12 @@ class _Reader:
             self.text = None
 
     def finish(self) -> FormData:
-        for index, data, charset in self.pending:
+        # Popped, so each field's bytes go as soon as its text exists.
+        while self.pending:
+            index, data, charset = self.pending.pop()
             name = self.items[index][0]
             self.items[index] = (name, _decode_field(data, charset or self.default_charset))
+            del data
         return FormData(self.items)
 
 

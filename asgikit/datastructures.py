@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from asgikit._headers import Headers, MutableHeaders, validate_header
+from asgikit._percent import pairs as form_pairs
 from asgikit._url import URL, Address, full_path, normalize_origin, route_path, valid_host
 
 _T = TypeVar("_T")
@@ -25,16 +26,31 @@ MAX_ACCEPT_CODINGS = 32
 
 
 class ImmutableMultiDict(Mapping[str, _T]):
-    """A mapping where a key may have several values; ``[]`` and ``get`` give the first."""
+    """A mapping where a key may have several values; ``[]`` and ``get`` give the first.
+
+    Keys, values and items follow the input: each key where it first appears,
+    with its first value (Werkzeug's choice; Starlette gives the last).  Two
+    multi-dicts are equal when every key has the same values in the same
+    order; the order between different keys does not count.
+    """
 
     __slots__ = ("_dict", "_list")
 
-    def __init__(self, items: Iterable[tuple[str, _T]] | Mapping[str, _T] = ()) -> None:
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+    def __init__(
+        self, items: ImmutableMultiDict[_T] | Iterable[tuple[str, _T]] | Mapping[str, _T] = ()
+    ) -> None:
+        if isinstance(items, ImmutableMultiDict):
+            pairs = list(items._list)
+        elif isinstance(items, Mapping):
+            pairs = list(items.items())
+        else:
+            pairs = list(items)
         self._list: list[tuple[str, _T]] = pairs
-        self._dict: dict[str, _T] = {}
-        for key, value in reversed(pairs):
-            self._dict[key] = value
+        first: dict[str, _T] = {}
+        for key, value in pairs:
+            if key not in first:
+                first[key] = value
+        self._dict = first
 
     def getlist(self, key: str) -> list[_T]:
         """Every value for ``key``, in order."""
@@ -58,7 +74,11 @@ class ImmutableMultiDict(Mapping[str, _T]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ImmutableMultiDict):
-            return sorted(self._list) == sorted(other._list)
+            # Grouped by key rather than sorted: values need not be orderable
+            # (two uploads under one key) nor hashable.
+            return len(self._list) == len(other._list) and _grouped(self._list) == _grouped(
+                other._list
+            )
         return NotImplemented
 
     def __hash__(self) -> int:
@@ -68,12 +88,21 @@ class ImmutableMultiDict(Mapping[str, _T]):
         return f"{type(self).__name__}({self._list!r})"
 
 
+def _grouped(pairs: list[tuple[str, _T]]) -> dict[str, list[_T]]:
+    groups: dict[str, list[_T]] = {}
+    for key, value in pairs:
+        groups.setdefault(key, []).append(value)
+    return groups
+
+
 class QueryParams(ImmutableMultiDict[str]):
     """The query string as an immutable multi-dict of strings.
 
     Parsed as ``application/x-www-form-urlencoded`` (URL standard §5.1): ``+``
     is a space, bad percent-escapes stay as they are and bad UTF-8 becomes
-    U+FFFD.  More than ``max_fields`` pairs raise ``ValueError``.
+    U+FFFD; only ``&`` separates pairs.  Decoding runs in C (``_percent``),
+    so no query string costs much more than its length in letters.  More
+    than ``max_fields`` pairs raise ``ValueError``.
     """
 
     __slots__ = ()
@@ -84,23 +113,25 @@ class QueryParams(ImmutableMultiDict[str]):
         *,
         max_fields: int | None = MAX_QUERY_FIELDS,
     ) -> None:
-        if isinstance(query, bytes):
-            # Raw non-ASCII bytes are UTF-8 as the URL standard reads them.
-            query = query.decode("utf-8", "replace")
         if isinstance(query, str):
-            if max_fields is not None and query.count("&") + query.count(";") >= max_fields:
+            # Percent-escapes and raw characters are both UTF-8 bytes, decoded
+            # together, as the URL standard reads them.
+            query = query.encode("utf-8", "surrogatepass")
+        if isinstance(query, bytes):
+            if max_fields is not None and query.count(b"&") >= max_fields:
                 # Count before parsing so a hostile string costs nothing.
-                pairs = [p for p in query.split("&") if p]
-                if len(pairs) > max_fields:
+                pieces = [p for p in query.split(b"&") if p]
+                if len(pieces) > max_fields:
                     raise ValueError(f"more than {max_fields} query parameters")
-            super().__init__(
-                parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace")
-            )
+            super().__init__(form_pairs(query))
         else:
             super().__init__(query)
 
     def __str__(self) -> str:
         return urlencode(self._list)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 def parse_cookie_header(header: str, *, max_cookies: int = 200) -> dict[str, str]:
@@ -171,7 +202,11 @@ def _qvalue(text: str) -> float | None:
 
 
 class State:
-    """Attribute access over a dict: ``request.state.db`` is ``scope["state"]["db"]``."""
+    """Attribute access over a dict: ``request.state.db`` is ``scope["state"]["db"]``.
+
+    Item access works too (``state["db"]``), as do ``in``, ``len`` and
+    iteration over the names.
+    """
 
     __slots__ = ("_state",)
 
@@ -195,6 +230,21 @@ class State:
 
     def __contains__(self, name: object) -> bool:
         return name in self._state
+
+    def __getitem__(self, name: str) -> Any:
+        return self._state[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._state[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._state[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._state)
+
+    def __len__(self) -> int:
+        return len(self._state)
 
     @overload
     def get(self, name: str) -> Any: ...

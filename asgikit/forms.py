@@ -15,7 +15,16 @@ Two encodings are read, both incrementally as the body streams in:
 Every limit has a safe default and a name (see ``FormContext``).  Past a size
 limit ``form()`` raises ``HTTPException(413)``, past a count limit or on a
 malformed body ``HTTPException(400)``, each with a message naming the limit
-or the fault; spooled files are closed (and so deleted) on any error.
+or the fault; spooled files are closed (and so deleted) on any error.  What
+one form holds in memory is bounded as a whole (``max_memory_size``), not
+only per field: past it files go to disk and text fields answer 413.
+
+Where Starlette differs, on purpose: it answers 400 for size limits too; it
+decodes text parts with a ``charset`` parameter of the form's own
+``Content-Type`` (which RFC 7578 does not define) and falls back to latin-1,
+where asgikit uses the part's charset, ``_charset_``, then UTF-8 with
+U+FFFD; and a repeated name gives its last value to ``form[name]`` there,
+its first here (``getlist`` gives all, in order, in both).
 
 Another content type (or none) gives an empty ``FormData`` and leaves the body
 unread, as Starlette does, so ``form()`` is harmless on a ``GET``.  The
@@ -36,7 +45,7 @@ import anyio.to_thread
 
 from asgikit.datastructures import Headers, ImmutableMultiDict
 from asgikit.exceptions import HTTPException
-from asgikit.requests import _longer_than
+from asgikit.requests import BODY_SCOPE_KEY, SharedBody, _longer_than, shared_body
 from asgikit.types import Scope
 
 if TYPE_CHECKING:
@@ -59,9 +68,16 @@ class FormLimits:
     max_file_size: int | None = None
     max_body_size: int | None = 1024 * _MIB
     spool_max_size: int = _MIB
+    max_memory_size: int = 16 * _MIB
 
     def __post_init__(self) -> None:
-        for name in ("max_files", "max_fields", "max_part_size", "spool_max_size"):
+        for name in (
+            "max_files",
+            "max_fields",
+            "max_part_size",
+            "spool_max_size",
+            "max_memory_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (1 if name == "spool_max_size" else 0):
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
@@ -156,6 +172,18 @@ def new_upload(filename: str | None, headers: Headers, spool_max_size: int) -> U
     return UploadFile(file, filename=filename, headers=headers, size=0)
 
 
+def in_memory(upload: UploadFile) -> bool:
+    """Whether ``upload``'s bytes are still held in memory (not yet on disk)."""
+    return upload._in_memory()
+
+
+async def spool_to_disk(upload: UploadFile) -> None:
+    """Move an upload still held in memory to disk (in a worker thread)."""
+    rollover = getattr(upload.file, "rollover", None)
+    if rollover is not None and upload._in_memory():
+        await anyio.to_thread.run_sync(rollover)
+
+
 class FormData(ImmutableMultiDict[str | UploadFile]):
     """An immutable multi-dict of a form's fields: ``str`` values and ``UploadFile``s."""
 
@@ -216,6 +244,12 @@ async def read_form(request: Request, limits: FormLimits | None = None) -> FormD
     """Read the request's form once; later calls return the same ``FormData``."""
     if request._form is not None:
         return request._form
+    shared: SharedBody | None = request.scope.get(BODY_SCOPE_KEY)
+    if shared is not None and shared.form is not None:
+        # Another Request over this scope read it (the endpoint, before an
+        # exception handler asks): the body is gone, the form is not.
+        request._form = shared.form
+        return shared.form
     if request._streamed:
         raise RuntimeError("the body was already consumed by stream(); form() cannot read it")
     limits = limits if limits is not None else FormLimits()
@@ -242,6 +276,10 @@ async def read_form(request: Request, limits: FormLimits | None = None) -> FormD
     else:
         form = FormData()
     request._form = form
+    shared = shared_body(request.scope)
+    shared.form = form
+    if shared.lost is not None:
+        shared.lost = "form()"
     if any(isinstance(value, UploadFile) for _, value in form._list):
         request.scope.setdefault(FORMS_SCOPE_KEY, []).append(form)
     return form
@@ -272,9 +310,13 @@ class FormContext:
     - ``max_body_size`` (1 GiB, ``None`` lifts it): bytes in the whole body.  413.
     - ``spool_max_size`` (1 MiB): bytes a file keeps in memory before it moves
       to a temporary file on disk.
+    - ``max_memory_size`` (16 MiB): bytes the whole form holds in memory, its
+      text fields and the files not yet on disk together.  Past it, files move
+      to disk (the ones in memory first, then each new one as it comes); text
+      fields that pass it alone answer 413.
 
-    Memory held per form is at most about ``max_fields * max_part_size``
-    (fields) plus ``max_files * spool_max_size`` (files still in memory).
+    So memory per form stays about ``max_memory_size``, plus a few buffers of
+    the size of a body chunk, whatever the body holds.
     """
 
     __slots__ = ("_form", "_limits", "_request")
@@ -289,6 +331,7 @@ class FormContext:
         max_file_size: int | None = None,
         max_body_size: int | None = 1024 * _MIB,
         spool_max_size: int = _MIB,
+        max_memory_size: int = 16 * _MIB,
     ) -> None:
         self._request = request
         self._limits = FormLimits(
@@ -298,6 +341,7 @@ class FormContext:
             max_file_size=max_file_size,
             max_body_size=max_body_size,
             spool_max_size=spool_max_size,
+            max_memory_size=max_memory_size,
         )
         self._form: FormData | None = None
 
@@ -327,7 +371,9 @@ __all__ = [
     "UploadFile",
     "close_files_now",
     "close_request_forms",
+    "in_memory",
     "new_upload",
     "parse_content_type",
     "read_form",
+    "spool_to_disk",
 ]

@@ -5,6 +5,26 @@ and a middleware can peek at it (``await request.peek(n)`` or ``body()``) and
 pass ``request.receive`` inward, which replays what was read before handing
 over to the server's ``receive`` — the app inside sees the body intact.
 
+Every ``Request`` over one scope shares one body.  Once a ``Request`` has read
+the whole body (``body()``, ``json()``, a ``peek()`` that reached its end) or
+the form, both are kept in a ``SharedBody`` in the scope, under
+``"asgikit.body"``, so an exception handler or a middleware that builds its
+own ``Request`` after the endpoint still gets them, as in Starlette.  A body
+handed out by ``stream()`` is not kept: another ``Request`` that asks for it
+then gets a ``RuntimeError`` at once, never a wait on a drained ``receive``.
+The scope's copies made later (by a router, say) share the same
+``SharedBody``; a layer whose copies are made before any ``Request`` reads
+should call ``shared_body(scope)`` first; a layer that changes the body it
+passes inward (decompressing it, say) must pass a scope without the
+``"asgikit.body"`` key.  Nothing of this is done when a ``Request`` is
+built: only reading the body looks it up.
+
+Where Starlette differs, on purpose: a ``Request`` takes no ``send``, so it
+has no ``send_push_promise`` (HTTP/2 push is gone from browsers) nor
+``send_early_hints``; ``stream()`` hands each chunk out once, so a second
+``stream()`` while one is running is a ``RuntimeError``, not a second reader
+splitting the chunks.
+
 The client's disconnect has one source of truth per connection, kept in the
 scope under ``"asgikit.disconnect"``, so ``is_disconnected()`` and a
 streaming response never race each other for ``receive()``.
@@ -37,6 +57,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
 
 _DISCONNECT_KEY = "asgikit.disconnect"
+#: The scope key of the ``SharedBody`` every ``Request`` over the scope reads.
+BODY_SCOPE_KEY = "asgikit.body"
 
 
 class DisconnectState:
@@ -56,6 +78,36 @@ def disconnect_state(scope: Scope) -> DisconnectState:
     if state is None:
         state = scope[_DISCONNECT_KEY] = DisconnectState()
     return state
+
+
+class SharedBody:
+    """What the ``Request``s over one scope know of its body, kept in the scope.
+
+    ``body`` is the whole body once one of them read and kept it; ``form``
+    the form one of them read; ``lost`` names how the body was handed out
+    without being kept (``"stream()"``, ``"form()"``, a ``body()`` stopped
+    at its ``max_size``), after which no ``Request`` but ``lost_by`` can read
+    it: the others get a ``RuntimeError`` rather than a truncated body or a
+    wait on a drained ``receive``.
+    """
+
+    __slots__ = ("body", "form", "lost", "lost_by")
+    body: bytes | None
+    form: FormData | None
+    lost: str | None
+    lost_by: Request | None
+
+    def __init__(self, body: bytes | None = None) -> None:
+        # One line: this runs on every request that reads its body.
+        self.body, self.form, self.lost, self.lost_by = body, None, None, None
+
+
+def shared_body(scope: Scope) -> SharedBody:
+    """The scope's ``SharedBody`` (made on first use), for a layer to create before copying it."""
+    shared: SharedBody | None = scope.get(BODY_SCOPE_KEY)
+    if shared is None:
+        shared = scope[BODY_SCOPE_KEY] = SharedBody()
+    return shared
 
 
 async def empty_receive() -> Message:
@@ -221,6 +273,15 @@ class Request(HTTPConnection):
     @property
     def receive(self) -> Receive:
         """A ``receive`` for an app inside: replays what was read, then goes on."""
+        if self._body is None:
+            # The app inside reads over this scope or a copy: give both one
+            # body (once read, the body is in the scope already).
+            shared = shared_body(self.scope)
+            if shared.lost_by is self and not self._streamed:
+                # What was peeked reaches the app inside through this receive.
+                shared.lost = shared.lost_by = None
+            elif shared.body is not None and not self._consumed:
+                self._keep(shared.body)  # another Request read it: replay that
         if not self._buffer and not self._consumed:
             return self._receive
         replay = list(self._buffer)
@@ -269,6 +330,38 @@ class Request(HTTPConnection):
             raise RuntimeError("the body was already consumed by form()")
         if self._streamed:
             raise RuntimeError("the body was already consumed by stream()")
+        if not self._consumed:
+            shared: SharedBody | None = self.scope.get(BODY_SCOPE_KEY)
+            if shared is not None:
+                self._take_shared(shared)
+
+    def _take_shared(self, shared: SharedBody) -> None:
+        """Take the body another ``Request`` over this scope read; if it is lost, fail now."""
+        if shared.body is not None:
+            self._keep(shared.body)
+        elif shared.lost is not None and shared.lost_by is not self:
+            raise RuntimeError(
+                f"the body was already consumed by {shared.lost} on another Request "
+                "over this scope, and not kept: read it whole with body() to keep it"
+            )
+
+    def _lose(self, how: str) -> None:
+        """Say in the scope that this request took body chunks it will not share."""
+        shared = shared_body(self.scope)
+        shared.lost, shared.lost_by = how, self
+
+    def _keep(self, body: bytes) -> None:
+        self._body = body
+        self._buffer = [body] if body else []
+        self._consumed = True
+
+    def _publish(self, body: bytes) -> None:
+        """Keep the whole body, just read, for every ``Request`` over this scope."""
+        shared: SharedBody | None = self.scope.get(BODY_SCOPE_KEY)
+        if shared is None:
+            self.scope[BODY_SCOPE_KEY] = SharedBody(body)
+        elif shared.body is None:
+            shared.body = body
 
     async def peek(self, size: int) -> bytes:
         """Up to ``size`` bytes from the start of the body, kept for ``receive`` to replay."""
@@ -280,7 +373,16 @@ class Request(HTTPConnection):
                 break
             self._buffer.append(chunk)
             have += len(chunk)
-        return b"".join(self._buffer)[:size]
+        body = b"".join(self._buffer)
+        if self._consumed and self._body is None:
+            # The whole body is here: keep it as body() would.
+            self._keep(body)
+            self._publish(body)
+        elif self._buffer:
+            # Kept here, for this request's receive to replay, but no other
+            # Request over the scope can have these chunks until then.
+            self._lose("peek() (hand request.receive to the app that reads the body)")
+        return body[:size]
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The body chunk by chunk, as it arrives, without keeping it in memory."""
@@ -290,6 +392,7 @@ class Request(HTTPConnection):
                 yield self._body
             return
         self._streamed = True
+        self._lose("stream()")
         while self._buffer:
             yield self._buffer.pop(0)
         while (chunk := await self._next_chunk()) is not None:
@@ -298,11 +401,12 @@ class Request(HTTPConnection):
 
     async def body(self, *, max_size: int | None = DEFAULT_MAX_BODY_SIZE) -> bytes:
         """The whole body; past ``max_size`` bytes, ``HTTPException(413)``."""
+        if self._body is None:
+            self._check_unconsumed()
         if self._body is not None:
             if max_size is not None and len(self._body) > max_size:
                 raise HTTPException(413, f"Request body larger than {max_size} bytes")
             return self._body
-        self._check_unconsumed()
         if max_size is not None:
             declared = self.headers.get("content-length")
             if declared is not None and _longer_than(declared, max_size):
@@ -311,14 +415,22 @@ class Request(HTTPConnection):
         while (chunk := await self._next_chunk()) is not None:
             have += len(chunk)
             self._buffer.append(chunk)
-            if max_size is not None and have > max_size:
+            if max_size is not None and have > max_size and not self._consumed:
+                self._lose(f"body(max_size={max_size}), stopped at that size")
                 raise HTTPException(413, f"Request body larger than {max_size} bytes")
+        body = self._body = b"".join(self._buffer)
+        self._buffer = [body] if body else []
+        # Kept in the scope too, for any other Request over it (no method
+        # call: this is on every request that reads its body).
+        shared: SharedBody | None = self.scope.get(BODY_SCOPE_KEY)
+        if shared is None:
+            self.scope[BODY_SCOPE_KEY] = SharedBody(body)
+        elif shared.body is None:
+            shared.body = body
         if max_size is not None and have > max_size:
-            # peek() may already have buffered more than the limit.
+            # Read to its end (or by peek() before): kept, but past the limit.
             raise HTTPException(413, f"Request body larger than {max_size} bytes")
-        self._body = b"".join(self._buffer)
-        self._buffer = [self._body] if self._body else []
-        return self._body
+        return body
 
     async def json(self, *, max_size: int | None = DEFAULT_MAX_BODY_SIZE) -> Any:
         """The body parsed as JSON; a malformed body is ``HTTPException(400)``."""
@@ -336,6 +448,11 @@ class Request(HTTPConnection):
 
         return FormContext(self, **limits)
 
+    async def close(self) -> None:
+        """Close the files of the form this request read (the route does it anyway)."""
+        if self._form is not None:
+            await self._form.close()
+
     async def is_disconnected(self) -> bool:
         """Whether the client has gone, without waiting and without stealing body data.
 
@@ -348,6 +465,10 @@ class Request(HTTPConnection):
         state = disconnect_state(self.scope)
         if state.disconnected or state.listening:
             return state.disconnected
+        if not self._consumed:
+            shared: SharedBody | None = self.scope.get(BODY_SCOPE_KEY)
+            if shared is not None and shared.body is not None:
+                self._keep(shared.body)
         if not self._consumed:
             # A body message might come first; reading it now would lose it
             # unless it is kept, so keep it.
@@ -369,10 +490,13 @@ class Request(HTTPConnection):
 
 
 __all__ = [
+    "BODY_SCOPE_KEY",
     "DEFAULT_MAX_BODY_SIZE",
     "DisconnectState",
     "HTTPConnection",
     "Request",
+    "SharedBody",
     "disconnect_state",
     "empty_receive",
+    "shared_body",
 ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import sys
+from tempfile import SpooledTemporaryFile
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -11,6 +15,7 @@ from hypothesis import strategies as st
 from asgikit.datastructures import (
     URL,
     Headers,
+    ImmutableMultiDict,
     MutableHeaders,
     QueryParams,
     State,
@@ -19,6 +24,7 @@ from asgikit.datastructures import (
     route_path,
     valid_host,
 )
+from asgikit.forms import FormData, UploadFile
 from tests.conftest import make_scope
 
 # -- URL.from_scope ----------------------------------------------------------
@@ -451,6 +457,54 @@ def test_query_params_over_max_fields_raise_value_error() -> None:
     assert len(QueryParams("&".join(f"k{i}" for i in range(2000)), max_fields=None)) == 2000
 
 
+def python_lines_to_parse(query: bytes) -> int:
+    """How many lines of Python run while ``query`` is parsed (a deterministic cost)."""
+    lines = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        QueryParams(query)
+    finally:
+        sys.settrace(None)
+    return lines
+
+
+@pytest.mark.parametrize("hostile", [b"%", b"%4", b"%4x", b"%41", b"%%41"])
+def test_query_string_percent_flood_costs_no_more_python_work_than_plain_text(
+    hostile: bytes,
+) -> None:
+    # 16 KiB, what servers let through in a request line: parse_qsl ran a
+    # Python loop (and raised) per "%" here, about 6 ms of CPU a request.
+    size = 16 * 1024
+    plain = python_lines_to_parse(b"a=" + b"x" * size)
+    flood = python_lines_to_parse(b"a=" + hostile * (size // len(hostile)))
+    assert flood <= 3 * plain + 50
+
+
+def test_query_params_decode_percent_escapes_and_raw_bytes_as_one_utf8_string() -> None:
+    # URL standard §5.1: percent-decode the bytes, then decode them as UTF-8.
+    assert QueryParams(b"a=\xc3%A9&b=%C3\xa9")["a"] == "é"
+    assert QueryParams(b"a=\xc3%A9&b=%C3\xa9")["b"] == "é"
+
+
+def test_query_params_repr_and_str_are_the_query_string() -> None:
+    params = QueryParams("a=123&a=456&b=x+y")
+    assert str(params) == "a=123&a=456&b=x+y"
+    assert repr(params) == "QueryParams('a=123&a=456&b=x+y')"
+
+
+def test_query_params_copy_keeps_repeated_keys() -> None:
+    params = QueryParams("a=1&a=2")
+    assert QueryParams(params).getlist("a") == ["1", "2"]
+    assert QueryParams(params) == params
+
+
 def test_query_params_are_unhashable() -> None:
     with pytest.raises(TypeError):
         hash(QueryParams("a=1"))
@@ -481,6 +535,52 @@ _pairs = st.lists(st.tuples(st.text(max_size=10), st.text(max_size=10)), max_siz
 def test_query_params_round_trip_through_urlencode(pairs: list[tuple[str, str]]) -> None:
     assert QueryParams(urlencode(pairs)).multi_items() == pairs
     assert QueryParams(str(QueryParams(pairs))).multi_items() == pairs
+
+
+# -- Multi-dicts: order and equality ------------------------------------------
+
+
+def test_query_params_keys_items_and_iteration_follow_the_input_order() -> None:
+    params = QueryParams("z=1&a=2&m=3&a=4")
+    assert list(params) == ["z", "a", "m"]
+    assert list(params.keys()) == ["z", "a", "m"]
+    assert list(params.values()) == ["1", "2", "3"]
+    assert list(params.items()) == [("z", "1"), ("a", "2"), ("m", "3")]
+    assert dict(params) == {"z": "1", "a": "2", "m": "3"}
+
+
+def test_form_data_keys_follow_the_input_order() -> None:
+    form = FormData([("b", "1"), ("a", "2"), ("c", "3"), ("b", "4")])
+    assert list(form) == ["b", "a", "c"]
+    assert list(form.items()) == [("b", "1"), ("a", "2"), ("c", "3")]
+
+
+def test_multi_dict_equality_ignores_the_order_of_keys_not_of_a_keys_values() -> None:
+    assert QueryParams("a=1&b=2") == QueryParams("b=2&a=1")
+    assert QueryParams("a=1&a=2&b=3") == QueryParams("b=3&a=1&a=2")
+    assert QueryParams("a=1&a=2") != QueryParams("a=2&a=1")
+    assert QueryParams("a=1&a=1") != QueryParams("a=1")
+    assert QueryParams("a=1") != QueryParams("a=1&b=")
+    assert QueryParams() == QueryParams({})
+    assert QueryParams("a=1") != "a=1"
+    assert QueryParams("a=1") != {"a": "1"}
+
+
+def test_form_data_with_two_uploads_under_one_key_compares_without_type_error() -> None:
+    with io.BytesIO(b"a") as first, io.BytesIO(b"b") as second:
+        one, two = UploadFile(first, filename="a"), UploadFile(second, filename="b")
+        form = FormData([("files", one), ("files", two), ("name", "x")])
+        assert form == FormData(form.multi_items())
+        assert form == FormData([("name", "x"), ("files", one), ("files", two)])
+        assert form != FormData([("files", two), ("files", one), ("name", "x")])
+        assert form != FormData([("files", one), ("name", "x")])
+
+
+def test_multi_dict_equality_with_unorderable_and_unhashable_values() -> None:
+    left = ImmutableMultiDict([("k", [1]), ("k", {"x": 1}), ("j", None)])
+    right = ImmutableMultiDict([("j", None), ("k", [1]), ("k", {"x": 1})])
+    assert left == right
+    assert left != ImmutableMultiDict([("k", [1]), ("j", None)])
 
 
 # -- Cookie header -----------------------------------------------------------
@@ -546,6 +646,22 @@ def test_state_is_attribute_access_over_a_dict() -> None:
     assert repr(State()) == "State({})"
 
 
+def test_state_has_item_access_len_and_iteration_over_its_dict() -> None:
+    state = State({"old": "foo"})
+    state["key"] = "value"
+    assert state["key"] == "value"
+    assert state.key == "value"
+    state["other"] = 1
+    assert list(state) == ["old", "key", "other"]
+    assert len(state) == 3
+    del state["key"]
+    assert len(state) == 2
+    with pytest.raises(KeyError):
+        state["key"]
+    with pytest.raises(KeyError):
+        del state["key"]
+
+
 @pytest.mark.parametrize("path", ["/\ud800", "/a\udcff/b", "/\udc80\ud800"])
 def test_url_from_a_path_with_lone_surrogates_is_percent_encoded_not_an_error(path: str) -> None:
     scope = make_scope()
@@ -554,3 +670,137 @@ def test_url_from_a_path_with_lone_surrogates_is_percent_encoded_not_an_error(pa
     assert url.path.isascii()
     assert "%" in url.path
     assert url.path.count("/") == path.count("/")
+
+
+# -- Starlette's test_datastructures.py, behaviour by behaviour ---------------
+#
+# Deliberate differences, pinned here: a key repeated in a multi-dict gives
+# its first value to [] / get / values() / items() (Starlette: the last; see
+# ImmutableMultiDict); there is no mutable MultiDict (forms and query strings
+# are read, never edited: build a new one from multi_items()); UploadFile's
+# repr names the content type rather than dumping every part header.
+
+
+def test_query_params_as_starlette_checks_them_with_first_value_wins() -> None:
+    q = QueryParams("a=123&a=456&b=789")
+    assert "a" in q
+    assert "A" not in q
+    assert "c" not in q
+    assert q["a"] == "123"
+    assert q.get("a") == "123"
+    assert q.get("nope", None) is None
+    assert q.getlist("a") == ["123", "456"]
+    assert list(q.keys()) == ["a", "b"]
+    assert list(q.values()) == ["123", "789"]
+    assert list(q.items()) == [("a", "123"), ("b", "789")]
+    assert len(q) == 2
+    assert dict(q) == {"a": "123", "b": "789"}
+    assert str(q) == "a=123&a=456&b=789"
+    assert repr(q) == "QueryParams('a=123&a=456&b=789')"
+    assert QueryParams({"a": "123", "b": "456"}) == QueryParams([("a", "123"), ("b", "456")])
+    assert QueryParams({"a": "123", "b": "456"}) == QueryParams("a=123&b=456")
+    assert QueryParams({"a": "123", "b": "456"}) == QueryParams({"b": "456", "a": "123"})
+    assert QueryParams() == QueryParams({})
+    assert QueryParams([("a", "123"), ("a", "456")]) == QueryParams("a=123&a=456")
+    assert QueryParams({"a": "123", "b": "456"}) != "invalid"
+
+
+def test_query_params_blank_values_keep_their_keys_in_order() -> None:
+    q = QueryParams("a=123&abc&def&b=456")
+    assert "abc" in q
+    assert "def" in q
+    assert q.get("abc") == ""
+    assert len(q["a"]) == 3
+    assert list(q.keys()) == ["a", "abc", "def", "b"]
+
+
+def test_form_data_as_starlette_checks_it_with_first_value_wins() -> None:
+    upload = UploadFile(io.BytesIO(b"data"), filename="file", size=4)
+    form = FormData([("a", "123"), ("a", "456"), ("b", upload)])
+    assert "a" in form
+    assert "A" not in form
+    assert form["a"] == "123"
+    assert form.get("nope", None) is None
+    assert form.getlist("a") == ["123", "456"]
+    assert list(form.keys()) == ["a", "b"]
+    assert list(form.values()) == ["123", upload]
+    assert list(form.items()) == [("a", "123"), ("b", upload)]
+    assert len(form) == 2
+    assert dict(form) == {"a": "123", "b": upload}
+    assert repr(form) == f"FormData([('a', '123'), ('a', '456'), ('b', {upload!r})])"
+    assert FormData(form) == form
+    assert FormData({"a": "123", "b": "789"}) == FormData([("a", "123"), ("b", "789")])
+    assert FormData({"a": "123", "b": "789"}) != {"a": "123", "b": "789"}
+
+
+async def test_upload_file_over_a_bytes_io_counts_its_size() -> None:
+    upload = UploadFile(io.BytesIO(b"data"), filename="file", size=4)
+    assert await upload.read() == b"data"
+    await upload.write(b" and more data!")
+    assert await upload.read() == b""
+    assert upload.size == 19
+    await upload.seek(0)
+    assert await upload.read() == b"data and more data!"
+
+
+async def test_upload_file_without_a_size_keeps_none() -> None:
+    upload = UploadFile(io.BytesIO(b"data"), filename="file")
+    assert await upload.read() == b"data"
+    await upload.write(b" and more")
+    assert upload.size is None
+    await upload.seek(0)
+    assert await upload.read() == b"data and more"
+
+
+@pytest.mark.parametrize("max_size", [1, 1024], ids=["rolled", "unrolled"])
+async def test_upload_file_reads_and_writes_before_and_after_rolling_to_disk(
+    max_size: int,
+) -> None:
+    file = SpooledTemporaryFile(max_size=max_size)  # noqa: SIM115 - the UploadFile closes it
+    upload = UploadFile(file, filename="file", size=0)
+    assert await upload.read() == b""
+    await upload.write(b"data")
+    assert await upload.read() == b""
+    await upload.seek(0)
+    assert await upload.read() == b"data"
+    await upload.write(b" more")
+    assert upload.size == 9
+    await upload.seek(0)
+    assert await upload.read() == b"data more"
+    await upload.close()
+    assert upload.file.closed
+
+
+def test_upload_file_repr_names_filename_size_and_content_type() -> None:
+    upload = UploadFile(
+        io.BytesIO(b"data"), filename="file", headers=Headers({"content-type": "text/plain"})
+    )
+    assert repr(upload) == "UploadFile(filename='file', size=None, content_type='text/plain')"
+
+
+def test_headers_as_starlette_checks_them() -> None:
+    h = Headers(raw=[(b"a", b"123"), (b"a", b"456"), (b"b", b"789")])
+    assert "a" in h
+    assert "A" in h
+    assert "c" not in h
+    assert h["a"] == "123"
+    assert h.get("nope", None) is None
+    assert h.getlist("a") == ["123", "456"]
+    assert dict(h) == {"a": "123", "b": "789"}
+    assert h == Headers(raw=[(b"a", b"123"), (b"b", b"789"), (b"a", b"456")])
+    assert h != [(b"a", b"123"), (b"A", b"456"), (b"b", b"789")]
+    assert Headers({"a": "123", "b": "789"}).raw == [(b"a", b"123"), (b"b", b"789")]
+
+
+def test_mutable_headers_as_starlette_checks_them() -> None:
+    h = MutableHeaders()
+    h["a"] = "1"
+    h["a"] = "2"
+    h.setdefault("a", "3")
+    h.setdefault("b", "4")
+    assert dict(h) == {"a": "2", "b": "4"}
+    del h["a"]
+    assert h.raw == [(b"b", b"4")]
+    from_scope = MutableHeaders(scope={"headers": ((b"a", b"1"),)})
+    from_scope.update({"b": "2"})
+    assert list(from_scope.raw) == [(b"a", b"1"), (b"b", b"2")]

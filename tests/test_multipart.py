@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import tracemalloc
 from typing import Any
 
 import httpx
@@ -225,6 +226,89 @@ async def test_multipart_disk_writes_run_off_the_event_loop(
     assert upload.file._rolled  # type: ignore[attr-defined]
     assert on_loop_disk_writes == []
     await form.close()
+
+
+# -- Memory held by one form (issue 12 #6) -------------------------------------
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+async def peak_memory_to_read(*chunks: bytes, **limits: Any) -> tuple[int, str | FormData]:
+    """Peak bytes allocated while the form is read, and the form or the error."""
+    request = form_request(*chunks)
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        try:
+            outcome: str | FormData = await request.form(**limits)
+        except HTTPException as exc:
+            outcome = f"{exc.status_code} {exc.detail}"
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    return peak, outcome
+
+
+def in_chunks(body: bytes, size: int = 64 * KIB) -> list[bytes]:
+    return [body[i : i + size] for i in range(0, len(body), size)]
+
+
+async def test_many_large_text_fields_are_a_413_naming_max_memory_size_not_unbounded_memory() -> (
+    None
+):
+    # 40 fields just under max_part_size (1 MiB): each within every per-field
+    # limit, 40 MiB in all, past the default 16 MiB held in memory per form.
+    field = "x" * (MIB - KIB)
+    body = build([(f"f{i}", field) for i in range(40)])
+    peak, outcome = await peak_memory_to_read(*in_chunks(body))
+    assert outcome == ("413 Form fields larger than 16777216 bytes in all (max_memory_size)"), (
+        outcome
+    )
+    assert peak < 24 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+async def test_text_fields_within_max_memory_size_are_read() -> None:
+    body = build([(f"f{i}", "y" * (60 * KIB)) for i in range(4)])
+    form = await read(*in_chunks(body), max_memory_size=256 * KIB)
+    assert [len(v) for v in form.values()] == [60 * KIB] * 4
+    detail = await status_of(*in_chunks(body), max_memory_size=200 * KIB)
+    assert detail.startswith("413 ")
+    assert "max_memory_size" in detail
+
+
+async def test_many_small_files_under_the_spool_size_spool_past_max_memory_size() -> None:
+    # 200 files of 48 KiB, each under spool_max_size (1 MiB): 9.4 MiB that
+    # would all stay in memory; past max_memory_size they go to disk instead.
+    content = bytes(range(256)) * (48 * 4)
+    body = build([("f", (f"{i}.bin", content, None)) for i in range(200)])
+    peak, form = await peak_memory_to_read(*in_chunks(body), max_memory_size=MIB)
+    assert isinstance(form, FormData), form
+    try:
+        files = form.getlist("f")
+        assert len(files) == 200
+        in_memory = [f for f in files if isinstance(f, UploadFile) and not f.file._rolled]  # type: ignore[attr-defined]
+        assert sum(f.size or 0 for f in in_memory) <= MIB
+        for upload in (files[0], files[-1]):
+            assert isinstance(upload, UploadFile)
+            assert await upload.read() == content
+    finally:
+        await form.close()
+    assert peak < 4 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+async def test_fields_after_files_push_the_files_to_disk_not_a_413() -> None:
+    files: list[Part] = [("f", (f"{i}", b"z" * (100 * KIB), None)) for i in range(3)]
+    body = build([*files, ("t", "w" * (200 * KIB))])
+    form = await read(*in_chunks(body), max_memory_size=256 * KIB, max_part_size=MIB)
+    try:
+        assert form["t"] == "w" * (200 * KIB)
+        uploads = [f for f in form.getlist("f") if isinstance(f, UploadFile)]
+        assert [await f.read() for f in uploads] == [b"z" * (100 * KIB)] * 3
+        held = sum(f.size or 0 for f in uploads if not f.file._rolled)  # type: ignore[attr-defined]
+        assert held + 200 * KIB <= 256 * KIB
+    finally:
+        await form.close()
 
 
 # -- Limits ---------------------------------------------------------------------

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote_to_bytes, urlencode
 
+import anyio
+import anyio.lowlevel
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -119,6 +124,20 @@ async def test_urlencoded_stops_reading_an_endless_field_at_the_limit() -> None:
     assert info.value.status_code == 413
 
 
+async def test_many_large_urlencoded_fields_are_a_413_naming_max_memory_size() -> None:
+    # Each field is within max_part_size; together they pass the default 16 MiB.
+    field = b"a=" + b"x" * (1024 * 1024 - 3)
+    body = b"&".join([field] * 17)
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    with pytest.raises(HTTPException) as info:
+        await read(*chunks)
+    assert info.value.status_code == 413
+    assert info.value.detail == ("Form fields larger than 16777216 bytes in all (max_memory_size)")
+    assert len(await read(b"a=123&b=456", max_memory_size=10)) == 2
+    with pytest.raises(HTTPException, match="max_memory_size"):
+        await read(b"a=123&b=456&c", max_memory_size=10)
+
+
 async def test_urlencoded_max_body_size_is_a_413() -> None:
     with pytest.raises(HTTPException) as info:
         await read(b"a=1&", b"b=2&", b"c=3", max_body_size=10)
@@ -143,6 +162,74 @@ def test_limits_must_be_sane() -> None:
         request.form(spool_max_size=0)
     with pytest.raises(ValueError, match="max_body_size"):
         request.form(max_body_size=-5)
+
+
+# -- Work per byte (issue 12 #4) --------------------------------------------------
+
+
+async def python_lines_to_read(body: bytes) -> int:
+    """How many lines of Python run while the form is read (a deterministic cost)."""
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    request = form_request(body_receive(*chunks))
+    lines = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Callable[..., Any]:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        form = await request.form(max_part_size=len(body))
+    finally:
+        sys.settrace(None)
+    assert len(form.multi_items()) >= 1
+    return lines
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [b"%", b"%4", b"%4x", b"%41", b"%%41", b"+%"],
+    ids=["percent", "half-escape", "almost-escape", "escape", "percent-escape", "plus-percent"],
+)
+async def test_urlencoded_percent_flood_costs_no_more_python_work_than_plain_text(
+    hostile: bytes,
+) -> None:
+    # 192 KiB in one field and in many: a decoder that loops in Python over
+    # each "%" runs ~200,000 lines here; the plain text of the same size a few
+    # hundred.  Counted lines, not seconds, so the machine's load cannot matter.
+    size = 192 * 1024
+    plain = await python_lines_to_read(b"a=" + b"x" * size)
+    one_field = await python_lines_to_read(b"a=" + hostile * (size // len(hostile)))
+    many = b"&".join([b"a=" + hostile * (4096 // len(hostile))] * (size // 4096))
+    many_fields = await python_lines_to_read(many)
+    many_plain = await python_lines_to_read(b"&".join([b"a=" + b"x" * 4096] * (size // 4096)))
+    assert one_field <= 3 * plain + 200
+    assert many_fields <= 3 * many_plain + 200
+
+
+async def test_urlencoded_one_huge_field_lets_other_tasks_run_while_it_is_decoded() -> None:
+    # One 4 MiB field that arrives in a single message: decoding must hand the
+    # event loop back between slices rather than hold it for the whole field.
+    body = b"a=" + b"%41" * (4 * 1024 * 1024 // 3)
+    ticks = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await anyio.lowlevel.checkpoint()
+        start = ticks
+        form = await read(body, max_part_size=len(body))
+        done = True
+    assert form["a"] == "A" * (len(body) // 3)
+    assert ticks - start >= 16
 
 
 # -- Through a route ----------------------------------------------------------
@@ -193,6 +280,30 @@ async def test_urlencoded_round_trips_whatever_the_chunking(
     form = await read(*split(body, cuts))
     # An empty name and value still make a pair ("="), so nothing is lost.
     assert form.multi_items() == fields
+
+
+def _reference(raw: bytes) -> str:
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.lists(
+        st.sampled_from([b"%", b"4", b"1", b"A", b"f", b"x", b"+", b"=", b"&", b"\xc3", b"\xa9"]),
+        max_size=60,
+    ).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0), max_size=8),
+)
+async def test_urlencoded_decodes_like_unquote_to_bytes_whatever_the_chunking(
+    body: bytes, cuts: list[int]
+) -> None:
+    expected = []
+    for piece in body.split(b"&"):
+        if piece:
+            name, _, value = piece.partition(b"=")
+            expected.append((_reference(name), _reference(value)))
+    form = await read(*split(body, cuts), max_fields=100)
+    assert form.multi_items() == expected
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -43,6 +43,7 @@ from asgikit._send import SentWatch
 from asgikit.composition import middleware
 from asgikit.exceptions import HTTPException
 from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.requests import shared_body
 from asgikit.routes import deny_websocket
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
@@ -72,6 +73,7 @@ def exception_handlers(
             scope = {**scope, HANDLERS_KEY: entry, RAISE_KEY: True}
         else:
             scope = {**scope, HANDLERS_KEY: entry}
+        shared_body(scope)  # so a handler's Request gets the body the app read
         watch = SentWatch(send, ("http.response.start",))
         try:
             await app(scope, receive, watch)

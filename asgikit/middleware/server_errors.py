@@ -33,7 +33,7 @@ from asgikit._accept import accept_values, preferred
 from asgikit._errors import is_async_callable
 from asgikit._send import SentWatch
 from asgikit.composition import middleware
-from asgikit.requests import Request
+from asgikit.requests import Request, shared_body
 from asgikit.responses import HTMLResponse, PlainTextResponse
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
@@ -88,6 +88,8 @@ def server_errors(
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        if handler is not None:
+            shared_body(scope)  # so the handler's Request gets the body the app read
         watch = SentWatch(send, ("http.response.start",))
         try:
             await app(scope, receive, watch)

@@ -557,38 +557,48 @@ async def test_a_discarded_app_response_stops_the_app() -> None:
     assert stopped == ["stopped"]
 
 
-STREAMED_BODY_HANGS = pytest.mark.xfail(
-    reason="issue 13 #1 (requests.py, not this piece): after func streamed the body, "
-    "the app's read waits for the server instead of seeing the body's end",
-    run=False,
-)
-
-
-@pytest.mark.parametrize("func_reads", ["body", pytest.param("stream", marks=STREAMED_BODY_HANGS)])
 @pytest.mark.parametrize("app_reads", ["body", "stream"])
-async def test_the_app_reads_the_body_after_func_read_it(func_reads: str, app_reads: str) -> None:
+async def test_the_app_reads_the_body_after_func_read_it(app_reads: str) -> None:
     async def endpoint(request: Request) -> Response:
         if app_reads == "body":
             return PlainTextResponse(await request.body())
         return PlainTextResponse(b"".join([chunk async for chunk in request.stream()]))
 
     async def consume(request: Request, call_next: CallNext) -> StreamedResponse:
-        if func_reads == "body":
-            assert await request.body() == b"a"
-        else:
-            assert b"".join([chunk async for chunk in request.stream()]) == b"a"
+        assert await request.body() == b"a"
         return await call_next(request)
 
     app = http_middleware(consume, router(route("/", endpoint, methods=["POST"])))
     async with TestClient(app) as client:
         with anyio.fail_after(10):
             response = await client.post("/", content=b"a")
-    if func_reads == "stream":
-        # Deliberate: a body streamed by func is gone (it was never held);
-        # the app sees an empty body, as in Starlette.
-        assert response.text == ""
-    else:
-        assert response.text == "a"
+    assert response.text == "a"
+
+
+async def test_a_body_func_streamed_away_is_a_clear_error_for_the_app_never_a_wait() -> None:
+    # Deliberate difference: Starlette gives the app an empty body; a body
+    # streamed by func was never held, so the app's read fails at once and
+    # says how to keep it.
+    seen: list[str] = []
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            await request.body()
+        except RuntimeError as exc:
+            seen.append(str(exc))
+            return PlainTextResponse("gone", status_code=500)
+        return PlainTextResponse("read")
+
+    async def consume(request: Request, call_next: CallNext) -> StreamedResponse:
+        assert b"".join([chunk async for chunk in request.stream()]) == b"a"
+        return await call_next(request)
+
+    app = http_middleware(consume, router(route("/", endpoint, methods=["POST"])))
+    with anyio.fail_after(10):
+        sent = await run_app(app, make_scope("POST"), body=b"a")
+    assert sent.body == b"gone"
+    assert "consumed by stream()" in seen[0]
+    assert "body()" in seen[0]
 
 
 async def test_early_hints_before_the_start_pass_through() -> None:
@@ -620,19 +630,13 @@ async def test_func_reads_the_body_before_and_after_call_next() -> None:
     assert sent.body == b"a"
 
 
-@pytest.mark.xfail(
-    reason="issue 13 #1 (requests.py, not this piece): a read of a body the app "
-    "already consumed waits for the server instead of failing at once",
-    run=False,
-)
-async def test_func_reading_a_body_the_app_consumed_fails_at_once() -> None:
+async def test_func_reads_the_body_the_app_consumed() -> None:
     async def endpoint(request: Request) -> Response:
         return PlainTextResponse(await request.body())
 
     async def late(request: Request, call_next: CallNext) -> StreamedResponse:
         response = await call_next(request)
-        with pytest.raises(RuntimeError):
-            await request.body()
+        assert await request.body() == b"a"  # every Request over the scope shares one body
         return response
 
     app = http_middleware(late, router(route("/", endpoint, methods=["POST"])))
