@@ -34,22 +34,17 @@ nested ``multipart/mixed`` parts are not interpreted.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import anyio
 import anyio.to_thread
 
 from asgikit.datastructures import Headers, ImmutableMultiDict
-from asgikit.exceptions import HTTPException
-from asgikit.requests import BODY_SCOPE_KEY, SharedBody, _longer_than, shared_body
 from asgikit.types import Scope
-
-if TYPE_CHECKING:
-    from asgikit.requests import Request
 
 #: The scope key under which the forms read for a request are kept, so the
 #: route that ran the endpoint can close their files once the response is sent.
@@ -218,73 +213,6 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), params
 
 
-async def _limited_stream(
-    request: Request, max_body_size: int | None
-) -> AsyncGenerator[bytes, None]:
-    """The request body, chunk by chunk; past ``max_body_size`` bytes, 413."""
-    too_large = HTTPException(413, f"Form body larger than {max_body_size} bytes (max_body_size)")
-    if max_body_size is not None:
-        declared = request.headers.get("content-length")
-        if declared is not None and _longer_than(declared, max_body_size):
-            raise too_large
-    seen = 0
-    chunks = request.stream()
-    try:
-        async for chunk in chunks:
-            seen += len(chunk)
-            if max_body_size is not None and seen > max_body_size:
-                raise too_large
-            yield chunk
-    finally:
-        if isinstance(chunks, AsyncGenerator):
-            await chunks.aclose()
-
-
-async def read_form(request: Request, limits: FormLimits | None = None) -> FormData:
-    """Read the request's form once; later calls return the same ``FormData``."""
-    if request._form is not None:
-        return request._form
-    shared: SharedBody | None = request.scope.get(BODY_SCOPE_KEY)
-    if shared is not None and shared.form is not None:
-        # Another Request over this scope read it (the endpoint, before an
-        # exception handler asks): the body is gone, the form is not.
-        request._form = shared.form
-        return shared.form
-    if request._streamed:
-        raise RuntimeError("the body was already consumed by stream(); form() cannot read it")
-    limits = limits if limits is not None else FormLimits()
-    kind, params = parse_content_type(request.headers.get("content-type", ""))
-    if kind == "multipart/form-data":
-        from asgikit._multipart import parse_multipart
-
-        boundary = params.get("boundary", "")
-        if not boundary or len(boundary) > 200 or "\n" in boundary or "\r" in boundary:
-            raise HTTPException(400, "Malformed multipart body: missing or invalid boundary")
-        body = _limited_stream(request, limits.max_body_size)
-        try:
-            form = await parse_multipart(body, boundary, limits)
-        finally:
-            await body.aclose()
-    elif kind == "application/x-www-form-urlencoded":
-        from asgikit._urlencoded import parse_urlencoded
-
-        body = _limited_stream(request, limits.max_body_size)
-        try:
-            form = await parse_urlencoded(body, limits)
-        finally:
-            await body.aclose()
-    else:
-        form = FormData()
-    request._form = form
-    shared = shared_body(request.scope)
-    shared.form = form
-    if shared.lost is not None:
-        shared.lost = "form()"
-    if any(isinstance(value, UploadFile) for _, value in form._list):
-        request.scope.setdefault(FORMS_SCOPE_KEY, []).append(form)
-    return form
-
-
 async def close_request_forms(scope: Scope) -> None:
     """Close the files of every form read for this request (the route calls this)."""
     forms = scope.get(FORMS_SCOPE_KEY)
@@ -319,11 +247,11 @@ class FormContext:
     the size of a body chunk, whatever the body holds.
     """
 
-    __slots__ = ("_form", "_limits", "_request")
+    __slots__ = ("_form", "_limits", "_read")
 
     def __init__(
         self,
-        request: Request,
+        read: Callable[[FormLimits], Awaitable[FormData]],
         *,
         max_files: int = 1000,
         max_fields: int = 1000,
@@ -333,7 +261,7 @@ class FormContext:
         spool_max_size: int = _MIB,
         max_memory_size: int = 16 * _MIB,
     ) -> None:
-        self._request = request
+        self._read = read
         self._limits = FormLimits(
             max_files=max_files,
             max_fields=max_fields,
@@ -346,10 +274,10 @@ class FormContext:
         self._form: FormData | None = None
 
     def __await__(self) -> Generator[Any, None, FormData]:
-        return read_form(self._request, self._limits).__await__()
+        return self._read(self._limits).__await__()
 
     async def __aenter__(self) -> FormData:
-        self._form = await read_form(self._request, self._limits)
+        self._form = await self._read(self._limits)
         return self._form
 
     async def __aexit__(
@@ -374,6 +302,5 @@ __all__ = [
     "in_memory",
     "new_upload",
     "parse_content_type",
-    "read_form",
     "spool_to_disk",
 ]
