@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from asgikit._headers import content_length_over
+from asgikit._reverse import url_path_for
 from asgikit.datastructures import (
     URL,
     Address,
@@ -228,8 +229,6 @@ class HTTPConnection(Mapping[str, Any]):
 
     def url_for(self, name: str, /, **path_params: Any) -> URL:
         """The absolute URL of the route called ``name`` (``"api:user"`` through mounts)."""
-        from asgikit.routing import url_path_for
-
         path, _, query = url_path_for(self.scope, name, **path_params).partition("?")
         return self.url.replace(path=path, query=query, fragment="")
 
