@@ -19,6 +19,7 @@ import path that closes it, so the edge to cut is visible::
 from __future__ import annotations
 
 import ast
+import itertools
 import sys
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> dict[str, i
     found: dict[str, int] = {}
 
     def add(name: str, line: int) -> None:
-        if name in modules and name != module or name == module and name in modules:
+        if name in modules:
             found.setdefault(name, line)
 
     for node in ast.walk(tree):
@@ -164,7 +165,7 @@ def main(argv: list[str]) -> int:
     found = cycles(package_dir)
     for number, (members, path) in enumerate(found, 1):
         print(f"cycle {number}: {len(members)} modules: {', '.join(members)}")
-        for here, there in zip(path, path[1:]):
+        for here, there in itertools.pairwise(path):
             line = edges[here][there]
             where = modules[here].relative_to(package_dir.parent)
             print(f"    {here} -> {there}  ({where}:{line})")
