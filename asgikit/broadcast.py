@@ -183,12 +183,42 @@ class Broadcast:
     ``Broadcast()`` keeps channels in this process; ``Broadcast("redis://...")``
     or ``Broadcast(backend=RedisBackend(url))`` shares them through Redis.
     Enter it in a lifespan handler, so the listener task lives as long as
-    the application::
+    the application.  A chat room, whole, and two clients talking in it::
+
+        import anyio
+        from contextlib import asynccontextmanager
+        from asgikit import WebSocket, lifespan, router, stack, websocket_route
+        from asgikit.broadcast import Broadcast
+        from asgikit.testing import TestClient
+
+        broadcast = Broadcast()  # Broadcast("redis://...") to share it between processes
 
         @asynccontextmanager
         async def handler():
             async with broadcast:
                 yield
+
+        async def room(websocket: WebSocket) -> None:
+            await websocket.accept()
+            async with broadcast.subscribe("room") as messages, anyio.create_task_group() as tasks:
+
+                async def forward() -> None:
+                    async for event in messages:
+                        await websocket.send_text(str(event.message))
+
+                tasks.start_soon(forward)
+                await websocket.send_text("joined")  # subscribed: no message is missed
+                async for text in websocket.iter_text():
+                    await broadcast.publish("room", text)
+                tasks.cancel_scope.cancel()  # the client left
+
+        app = stack(lifespan(handler=handler), router(websocket_route("/room", room)))
+
+        with TestClient(app) as client, client.websocket_connect("/room") as ada:
+            with client.websocket_connect("/room") as bob:
+                assert ada.receive_text() == bob.receive_text() == "joined"
+                ada.send_text("hello")
+                assert bob.receive_text() == ada.receive_text() == "hello"
     """
 
     def __init__(

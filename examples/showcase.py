@@ -6,7 +6,13 @@ a ``router``, and every piece is an ASGI app of its own.
 
 Environment: ``SESSION_SECRET`` (sign the session cookie), ``SESSION_STORE``
 (``redis://...`` keeps sessions in Redis), ``BROADCAST_URL`` (``redis://...``
-shares chat rooms between processes), ``SHOWCASE_DEBUG=1`` (debug error pages).
+shares chat rooms between processes), ``SHOWCASE_DEBUG=1`` (debug error pages),
+``SHOWCASE_API_RATE`` (each client's limit on ``/api``, ``120/minute`` by
+default), and ``OTEL_EXPORTER_OTLP_ENDPOINT`` (``http://collector:4318``:
+send a span per request there, OTLP over HTTP; needs the
+``opentelemetry-exporter-otlp-proto-http`` package, and the usual ``OTEL_*``
+variables tune the exporter).  Without that variable nothing of
+OpenTelemetry is imported.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from asgikit import (
     FileResponse,
@@ -36,6 +43,7 @@ from asgikit import (
     cors,
     lifespan,
     mount,
+    rate_limit,
     request_id,
     route,
     router,
@@ -49,10 +57,13 @@ from asgikit import (
     websocket_origin,
     websocket_route,
 )
+from asgikit.types import ASGIApp
 from examples.showcase_live import chat_page, chat_socket, clock_events, clock_page, make_broadcast
 
 HERE = Path(__file__).resolve().parent
 BIG_FILE_SIZE = 8 * 1024 * 1024
+#: Each client's requests to the API (the pages are not limited).
+API_RATE = os.environ.get("SHOWCASE_API_RATE", "120/minute")
 
 HEAD = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -68,7 +79,8 @@ HOME = (
     + """<h1>asgikit showcase</h1>
 <p>You have visited this page {visits} time(s) (a signed-cookie session).</p>
 <ul>
-  <li><a href="{users}">the users API</a>: JSON, typed path parameters, reverse URLs</li>
+  <li><a href="{users}">the users API</a>: JSON, typed path parameters, reverse URLs,
+      a rate limit per client (<code>RateLimit</code> headers, then 429)</li>
   <li><a href="/upload">upload files</a>: streaming multipart, spooled to disk</li>
   <li><a href="/chat/lobby">a chat room</a> over WebSockets</li>
   <li><a href="/clock/">a live clock</a> over server-sent events</li>
@@ -243,7 +255,8 @@ routes = router(
     websocket_route("/chat/{room}/ws", chat_socket),
     route("/clock/", clock_page),
     route("/clock/events", clock_events),
-    mount("/api", api, name="api"),
+    # Counted per client address: behind a proxy, put proxy_headers outside.
+    mount("/api", rate_limit(api, limits=API_RATE, key="client"), name="api"),
     mount("/static", static_files(directory=HERE / "static", html=True), name="static"),
 )
 # A page on another origin must not open the chat with the visitor's cookies
@@ -256,7 +269,7 @@ session_options: dict[str, Any] = {
 if os.environ.get("SESSION_STORE"):
     session_options["store_from_state"] = "session_store"
 
-app = stack(
+site = stack(
     lifespan(handler=resources),
     server_errors(debug=os.environ.get("SHOWCASE_DEBUG") == "1"),
     request_id(),
@@ -268,3 +281,37 @@ app = stack(
     sessions(**session_options),
     routes,
 )
+
+
+def traced(app: ASGIApp) -> ASGIApp:
+    """``app`` sending its spans to ``OTEL_EXPORTER_OTLP_ENDPOINT``, or ``app`` itself when unset.
+
+    The SDK batches spans; lifespan shutdown flushes the last ones.
+    """
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return app
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from asgikit import telemetry
+
+    name = os.environ.get("OTEL_SERVICE_NAME") or "asgikit-showcase"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    # The exporter reads the endpoint (and OTEL_EXPORTER_OTLP_* options) itself.
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+
+    @asynccontextmanager
+    async def flush_on_shutdown() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            # A blocking HTTP call: in a thread, so the event loop runs on meanwhile.
+            await anyio.to_thread.run_sync(provider.shutdown)
+
+    # Outermost, so that a span covers every layer (a 429 from the limit too).
+    return stack(lifespan(handler=flush_on_shutdown), telemetry(tracer_provider=provider), app)
+
+
+app = traced(site)

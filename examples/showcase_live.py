@@ -2,7 +2,9 @@
 
 The chat fans out through a ``Broadcast``: in memory by default, or through
 Redis when ``BROADCAST_URL=redis://...`` is set, so a room works across
-several server processes behind a load balancer.
+several server processes behind a load balancer.  After a Redis outage
+the chat goes on and tells its clients (``{"type": "gap"}``) that messages
+may have been lost; the page shows that as a line of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import anyio
 
 from asgikit import EventSourceResponse, HTMLResponse, Request, WebSocket
-from asgikit.broadcast import Broadcast, SlowSubscriber
+from asgikit.broadcast import Broadcast, MessagesLost, SlowSubscriber
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.sse import last_event_id
 from asgikit.websockets import WebSocketState
@@ -35,7 +37,11 @@ async def chat_page(request: Request) -> HTMLResponse:
 
 
 async def chat_socket(websocket: WebSocket) -> None:
-    """Everyone in ``/chat/{room}`` sees what anyone there says."""
+    """Everyone in ``/chat/{room}`` sees what anyone there says.
+
+    The server sends ``{"type": "joined"}`` once subscribed, each message as
+    ``{"name", "text"}``, and ``{"type": "gap"}`` where messages may be missing.
+    """
     channel = "chat:" + websocket.path_params["room"]
     broadcast: Broadcast = websocket.state.broadcast
     await websocket.accept()
@@ -43,10 +49,17 @@ async def chat_socket(websocket: WebSocket) -> None:
 
         async def forward() -> None:
             try:
-                async for event in subscription:
-                    if websocket.application_state is not WebSocketState.CONNECTED:
-                        break  # closed meanwhile (say, for a malformed message)
-                    await websocket.send_text(str(event.message))
+                while True:
+                    try:
+                        async for event in subscription:
+                            if websocket.application_state is not WebSocketState.CONNECTED:
+                                break  # closed meanwhile (say, for a malformed message)
+                            await websocket.send_text(str(event.message))
+                        break
+                    except MessagesLost:
+                        # Redis was away and is back: what was said meanwhile
+                        # is gone. The room goes on; the page shows the hole.
+                        await websocket.send_json({"type": "gap"})
             except SlowSubscriber:
                 await websocket.close(1013, "too slow, reconnect")
             except WebSocketDisconnect:

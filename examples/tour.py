@@ -12,13 +12,15 @@ nests them, outermost first.  What each URL shows:
   task), ``/api/users/{user_id:int}``;
 - ``/redirect``: a 302 to the users API;
 - ``/api/stream``: server-sent events; ``/api/stream/file``: a streamed body;
-- ``/ws/chat`` and ``/ws/json``: WebSocket echoes;
+- ``/ws/chat`` and ``/ws/json``: WebSocket echoes, for pages of this site
+  and of the CORS origins only (a handshake from any other origin is a 403);
 - ``/static/...``: files from ``examples/static``;
 - ``/hello?name=...``: a template page (autoescaped) with a session counter;
 - ``/error``: an unexpected exception, answered by the JSON 500 handler.
 
 Settings come from the environment: ``TOUR_SECRET_KEY`` signs the session
-cookie, ``TOUR_ALLOW_ORIGINS`` lists the origins CORS lets read the API.
+cookie, ``TOUR_ALLOW_ORIGINS`` lists the origins CORS lets read the API
+(and lets open the WebSockets).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from asgikit import (
     stack,
     static_files,
     timing,
+    websocket_origin,
     websocket_route,
 )
 from asgikit.composition import middleware, wrap_send
@@ -319,6 +322,10 @@ routes = router(
     websocket_route("/ws/chat", chat, name="chat"),
     websocket_route("/ws/json", JSONEcho, name="json_echo"),
 )
+# CORS does not cover WebSockets, and a browser sends the visitor's cookies
+# with a handshake from any page: only this site's pages and the origins
+# CORS lets read the API may open the sockets (others get a 403).
+routes = websocket_origin(routes, allowed_origins=list(ALLOW_ORIGINS))
 
 app = stack(
     lifespan(handler=resources),

@@ -1,6 +1,6 @@
 """A Flask (WSGI) app mounted under an asgikit router, through a2wsgi.
 
-    pip install 'asgikit[wsgi]' flask
+    pip install 'asgikit-toolkit[wsgi]' flask
     uvicorn examples.wsgi_mount:app
 
 ``/`` is asgikit; everything below ``/flask`` is the Flask app, which sees

@@ -267,7 +267,6 @@ def test_server_table_matches_the_server_matrix() -> None:
 #: them), not programs yet: each must fail, so the day one is made whole the
 #: test says to drop it from here.
 SKETCHES = {
-    "asgikit.broadcast.Broadcast",
     "asgikit.middleware.http_middleware",
     "asgikit.middleware.session_stores",
 }

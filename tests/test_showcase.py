@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -12,18 +13,35 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from websockets.sync.client import connect
 
-from asgikit.testing import TestClient, WebSocketDenialResponse
+from asgikit import (
+    WebSocket,
+    lifespan,
+    mount,
+    route,
+    router,
+    stack,
+    static_files,
+    websocket_route,
+)
+from asgikit.broadcast import Broadcast, Event, Gap
+from asgikit.testing import AsyncTestClient, TestClient, WebSocketDenialResponse
+from examples import showcase
 from examples.showcase import BIG_FILE_SIZE, HERE, app
+from examples.showcase_live import chat_page, chat_socket
 from tests.servers.chromium import Browser, chromium
-from tests.servers.live import free_port, serve
+from tests.servers.live import free_port, serve, serve_process
 
 STATIC = HERE / "static"
 
@@ -402,3 +420,218 @@ def test_showcase_script_stops_on_ctrl_c_with_the_clock_and_chat_open(checkout: 
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# -- the API's rate limit ---------------------------------------------------------------
+
+
+def test_the_api_answers_429_past_its_rate_limit_and_pages_stay_open() -> None:
+    # A client address of its own: the limit counts per client, and no other test uses it.
+    with TestClient(app, client=("198.51.100.7", 40000)) as client:
+        first = client.get("/api/users/1")
+        assert first.status_code == 200
+        assert first.headers["ratelimit-policy"] == '"default";q=120;w=60'
+        assert first.headers["ratelimit"].startswith('"default";r=119;')
+        # The quota refills (one request every 0.5 s) while the loop runs, so
+        # count the answers until the first refusal instead of timing them.
+        allowed = 1
+        while (answer := client.get("/api/users")).status_code == 200:
+            allowed += 1
+            assert allowed < 1000, "never limited"
+        assert answer.status_code == 429
+        assert allowed >= 120
+        assert int(answer.headers["retry-after"]) >= 1
+        page = client.get("/health")  # only the API is limited
+        assert page.status_code == 200
+        assert "ratelimit" not in page.headers
+    with TestClient(app, client=("198.51.100.8", 40000)) as other:
+        assert other.get("/api/users/1").status_code == 200  # each client has its own
+
+
+# -- spans to an OTLP collector ---------------------------------------------------------
+
+
+class Collector(http.server.BaseHTTPRequestHandler):
+    """A stand-in OTLP/HTTP collector: keeps each POST (path, content type, body)."""
+
+    posts: list[tuple[str, str, bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.posts.append((self.path, self.headers.get("content-type", ""), body))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    posts: list[tuple[str, str, bytes]] = []
+    handler = type("Recorder", (Collector,), {"posts": posts})
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}", posts
+        finally:
+            server.shutdown()
+            thread.join(10)
+
+
+def test_spans_reach_the_otlp_endpoint_and_shutdown_flushes_them(
+    monkeypatch: pytest.MonkeyPatch, collector: tuple[str, list[tuple[str, str, bytes]]]
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    url, posts = collector
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+    # Ten minutes between scheduled exports: only the shutdown's flush can send the span.
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
+    traced = showcase.traced(showcase.site)
+    assert traced is not showcase.site
+    with TestClient(traced, client=("198.51.100.20", 1)) as client:
+        assert client.get("/api/users/1").json()["name"] == "Ada"
+        assert posts == []  # batched, not sent yet
+    assert [(path, kind) for path, kind, _ in posts] == [("/v1/traces", "application/x-protobuf")]
+    assert b"/api/users/{user_id:int}" in posts[0][2]
+    sent = ExportTraceServiceRequest.FromString(posts[0][2])
+    spans = [span for rs in sent.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    assert [span.name for span in spans] == ["GET /api/users/{user_id:int}"]
+    attributes = {a.key: a.value for a in spans[0].attributes}
+    assert attributes["http.route"].string_value == "/api/users/{user_id:int}"
+    assert attributes["http.response.status_code"].int_value == 200
+    service = {a.key: a.value.string_value for a in sent.resource_spans[0].resource.attributes}
+    assert service["service.name"] == "asgikit-showcase"
+
+
+def test_under_uvicorn_the_variable_alone_turns_the_export_on(
+    monkeypatch: pytest.MonkeyPatch, collector: tuple[str, list[tuple[str, str, bytes]]]
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    url, posts = collector
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",  # only the shutdown's flush sends
+        "OTEL_SERVICE_NAME": "showcase-under-uvicorn",
+    }
+    with serve_process("examples.showcase:app", env=env, probe="/health") as base:
+        assert httpx.get(base + "/api/users/1", timeout=10).status_code == 200
+        assert posts == []
+    # uvicorn stopped (SIGTERM): its lifespan shutdown flushed the batch.
+    bodies = [body for path, kind, body in posts if path == "/v1/traces"]
+    assert bodies
+    assert any(b"/api/users/{user_id:int}" in body for body in bodies)
+    assert any(b"showcase-under-uvicorn" in body for body in bodies)
+
+
+def test_without_an_otlp_endpoint_nothing_of_opentelemetry_is_imported() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    code = (
+        "import sys, examples.showcase as s\n"
+        "assert s.app is s.site\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# -- the chat after a broadcast outage --------------------------------------------------
+
+
+class ReconnectingBackend:
+    """A broadcast backend in memory that can do what RedisBackend does on reconnecting.
+
+    ``reconnected(channel)`` delivers a ``Gap``: every subscriber of the
+    channel then reads ``MessagesLost`` once, as after a Redis outage.
+    """
+
+    async def connect(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[Event | Gap](64)
+
+    async def disconnect(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+    async def subscribe(self, channel: str) -> None:
+        pass
+
+    async def unsubscribe(self, channel: str) -> None:
+        pass
+
+    async def publish(self, channel: str, message: str | bytes) -> None:
+        await self._send.send(Event(channel, message))
+
+    async def next_published(self) -> Event | Gap:
+        return await self._receive.receive()
+
+    async def reconnected(self, channel: str) -> None:
+        await self._send.send(Gap(channel))
+
+
+async def test_the_chat_tells_its_clients_of_a_gap_and_goes_on() -> None:
+    backend = ReconnectingBackend()
+
+    @asynccontextmanager
+    async def resources() -> AsyncIterator[dict[str, Any]]:
+        async with Broadcast(backend=backend) as broadcast:
+            yield {"broadcast": broadcast}
+
+    chat = stack(
+        lifespan(handler=resources), router(websocket_route("/chat/{room}/ws", chat_socket))
+    )
+    async with (
+        AsyncTestClient(chat) as client,
+        client.websocket_connect("/chat/r/ws") as alice,
+        client.websocket_connect("/chat/r/ws") as bob,
+    ):
+        with anyio.fail_after(10):  # a hang guard
+            assert await alice.receive_json() == {"type": "joined"}
+            assert await bob.receive_json() == {"type": "joined"}
+            await backend.reconnected("chat:r")
+            assert await alice.receive_json() == {"type": "gap"}
+            assert await bob.receive_json() == {"type": "gap"}
+            await alice.send_json({"name": "alice", "text": "still here"})
+            assert await bob.receive_json() == {"name": "alice", "text": "still here"}
+            assert await alice.receive_json() == {"name": "alice", "text": "still here"}
+
+
+def test_the_chat_page_shows_a_gap_as_a_system_line_in_chromium() -> None:
+    async def gap_socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"type": "joined"})
+        await websocket.send_json({"type": "gap"})
+        await websocket.send_json({"name": "bob", "text": "after"})
+        await websocket.receive()  # until the page goes
+
+    page = router(
+        route("/chat/{room}", chat_page),
+        websocket_route("/chat/{room}/ws", gap_socket),
+        mount("/static", static_files(directory=STATIC)),
+    )
+    with serve(page) as base, chromium() as plain:
+        browser = RecordingBrowser(plain)
+        session = browser.load(base + "/chat/x")
+        browser.wait_for(session, "document.querySelectorAll('#log li').length >= 2")
+        lines = browser.evaluate(
+            session,
+            "[...document.querySelectorAll('#log li')].map(li => [li.className, li.textContent])",
+        )
+        assert lines[0][0] == "system"
+        assert "missed" in lines[0][1]
+        assert lines[1] == ["", "bob: after"]
+        assert browser.errors(session) == []

@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from asgikit import WebSocketDisconnect
 from asgikit.testing import AsyncTestClient, TestClient, WebSocketDenialResponse
@@ -273,6 +274,27 @@ async def test_unknown_websocket_path_is_refused_with_404(client: AsyncTestClien
     assert info.value.status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/ws/chat", "/ws/json"])
+async def test_a_websocket_from_another_origin_is_refused_with_403(
+    client: AsyncTestClient, path: str
+) -> None:
+    # A hostile page would open the socket with the visitor's session cookie.
+    with pytest.raises(WebSocketDenialResponse) as info:
+        async with client.websocket_connect(path, headers={"origin": "https://evil.example"}):
+            pass  # pragma: no cover - the handshake is refused
+    assert info.value.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/ws/chat", "/ws/json"])
+@pytest.mark.parametrize("origin", ["http://testserver", ORIGIN])
+async def test_a_websocket_from_the_sites_own_or_a_cors_origin_is_accepted(
+    client: AsyncTestClient, path: str, origin: str
+) -> None:
+    async with client.websocket_connect(path, headers={"origin": origin}) as ws:
+        await ws.send_text('"hi"')
+        assert "hi" in await ws.receive_text()
+
+
 # -- Static files and the template page ----------------------------------------
 
 
@@ -515,6 +537,12 @@ def test_live_websockets(live: str) -> None:
         with pytest.raises(ConnectionClosed):
             echo.recv(timeout=5)
         assert echo.close_code == 1003
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(live, "/ws/chat"), origin=Origin("https://evil.example"))
+    assert refused.value.response.status_code == 403
+    with connect(ws_url(live, "/ws/chat"), origin=Origin(live)) as same_site:
+        same_site.send("same site")
+        assert same_site.recv(timeout=5) == "Message text was: same site"
 
 
 def test_live_lifespan_tears_down(caplog: pytest.LogCaptureFixture) -> None:

@@ -268,7 +268,7 @@ class RedisStore:
             from redis.exceptions import NoScriptError, RedisError
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "RedisStore needs the redis extra: pip install 'asgikit[redis]'"
+                "RedisStore needs the redis extra: pip install 'asgikit-toolkit[redis]'"
             ) from exc
         self.client = client
         self.prefix = prefix
@@ -290,7 +290,7 @@ class RedisStore:
             import redis.asyncio
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "RedisStore needs the redis extra: pip install 'asgikit[redis]'"
+                "RedisStore needs the redis extra: pip install 'asgikit-toolkit[redis]'"
             ) from exc
         options.setdefault("socket_timeout", timeout)
         options.setdefault("socket_connect_timeout", timeout)

@@ -56,7 +56,7 @@ try:
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "asgikit's telemetry needs opentelemetry-api: pip install 'asgikit[otel]'"
+        "asgikit's telemetry needs opentelemetry-api: pip install 'asgikit-toolkit[otel]'"
     ) from None
 
 from asgikit._version import __version__

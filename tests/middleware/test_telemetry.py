@@ -507,7 +507,7 @@ def test_without_opentelemetry_installed_the_import_error_says_what_to_install()
             print(exc)
         """
     )
-    assert "pip install 'asgikit[otel]'" in out
+    assert "pip install 'asgikit-toolkit[otel]'" in out
 
 
 def test_metrics_without_tracing_when_only_a_meter_provider_is_real(otel: Otel) -> None:
