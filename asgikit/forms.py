@@ -55,7 +55,24 @@ _MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class FormLimits:
-    """The limits a form is read with; see ``FormContext`` for each one."""
+    """The limits a form is read with: ``request.form(**limits)`` takes these, keyword-only.
+
+    - ``max_files`` (1000): file parts; more is 400.
+    - ``max_fields`` (1000): non-file fields, in either encoding; more is 400.
+    - ``max_part_size`` (1 MiB): bytes in one non-file field (Starlette's name
+      and meaning); in the urlencoded form, the whole ``name=value`` pair.  413.
+    - ``max_file_size`` (``None``, no cap of its own): bytes in one file.  413.
+    - ``max_body_size`` (1 GiB, ``None`` lifts it): bytes in the whole body.  413.
+    - ``spool_max_size`` (1 MiB): bytes a file keeps in memory before it moves
+      to a temporary file on disk.
+    - ``max_memory_size`` (16 MiB): bytes the whole form holds in memory, its
+      text fields and the files not yet on disk together.  Past it, files move
+      to disk (the ones in memory first, then each new one as it comes); text
+      fields that pass it alone answer 413.
+
+    So memory per form stays about ``max_memory_size``, plus a few buffers of
+    the size of a body chunk, whatever the body holds.
+    """
 
     max_files: int = 1000
     max_fields: int = 1000
@@ -228,49 +245,16 @@ class FormContext:
     ``form = await request.form()`` reads the form; ``async with
     request.form() as form:`` also closes every ``UploadFile`` on exit.  Files
     are closed anyway once the route that ran the endpoint has sent its
-    response.  The limits, all keyword-only:
-
-    - ``max_files`` (1000): file parts; more is 400.
-    - ``max_fields`` (1000): non-file fields, in either encoding; more is 400.
-    - ``max_part_size`` (1 MiB): bytes in one non-file field (Starlette's name
-      and meaning); in the urlencoded form, the whole ``name=value`` pair.  413.
-    - ``max_file_size`` (``None``, no cap of its own): bytes in one file.  413.
-    - ``max_body_size`` (1 GiB, ``None`` lifts it): bytes in the whole body.  413.
-    - ``spool_max_size`` (1 MiB): bytes a file keeps in memory before it moves
-      to a temporary file on disk.
-    - ``max_memory_size`` (16 MiB): bytes the whole form holds in memory, its
-      text fields and the files not yet on disk together.  Past it, files move
-      to disk (the ones in memory first, then each new one as it comes); text
-      fields that pass it alone answer 413.
-
-    So memory per form stays about ``max_memory_size``, plus a few buffers of
-    the size of a body chunk, whatever the body holds.
+    response.  The limits (``request.form(max_files=...)``) are ``FormLimits``.
     """
 
     __slots__ = ("_form", "_limits", "_read")
 
     def __init__(
-        self,
-        read: Callable[[FormLimits], Awaitable[FormData]],
-        *,
-        max_files: int = 1000,
-        max_fields: int = 1000,
-        max_part_size: int = _MIB,
-        max_file_size: int | None = None,
-        max_body_size: int | None = 1024 * _MIB,
-        spool_max_size: int = _MIB,
-        max_memory_size: int = 16 * _MIB,
+        self, read: Callable[[FormLimits], Awaitable[FormData]], limits: FormLimits
     ) -> None:
         self._read = read
-        self._limits = FormLimits(
-            max_files=max_files,
-            max_fields=max_fields,
-            max_part_size=max_part_size,
-            max_file_size=max_file_size,
-            max_body_size=max_body_size,
-            spool_max_size=spool_max_size,
-            max_memory_size=max_memory_size,
-        )
+        self._limits = limits
         self._form: FormData | None = None
 
     def __await__(self) -> Generator[Any, None, FormData]:

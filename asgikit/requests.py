@@ -430,10 +430,10 @@ class Request(HTTPConnection):
             raise HTTPException(400, f"Malformed JSON body: {exc}") from None
 
     def form(self, **limits: Any) -> FormContext:
-        """The form in the body: await it, or ``async with`` it (limits: ``FormContext``)."""
-        from asgikit.forms import FormContext
+        """The form in the body: await it, or ``async with`` it (limits: ``FormLimits``)."""
+        from asgikit.forms import FormContext, FormLimits
 
-        return FormContext(self._read_form, **limits)
+        return FormContext(self._read_form, FormLimits(**limits))
 
     async def _read_form(self, limits: FormLimits) -> FormData:
         """Read the form once; later calls (by any ``Request`` over the scope) return it."""

@@ -62,7 +62,6 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 
 
-
 ROUTE_TEMPLATE = "route_template"
 ROUTE_TEMPLATE_SINK = "asgikit.route_template_sink"
 # The templates of the mounts already matched, for the routes below them.

@@ -116,3 +116,10 @@ def test_static_files_has_one_signature_and_help_shows_it() -> None:
     assert options[:2] == ["directory", "html"]
     assert list(inspect.signature(StaticFiles).parameters) == ["settings"]
     assert isinstance(static_files(ROOT), StaticFiles)
+
+
+def test_form_limits_are_declared_once_in_form_limits() -> None:
+    from asgikit.forms import FormContext, FormLimits
+
+    assert list(inspect.signature(FormContext).parameters) == ["read", "limits"]
+    assert "max_memory_size" in {f.name for f in dataclasses.fields(FormLimits)}
