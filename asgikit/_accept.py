@@ -16,13 +16,15 @@ are ignored when matching (``text/plain;format=flowed`` counts as
 ``text/plain``); a structured-syntax suffix range such as
 ``application/problem+json`` matches the ``application/json`` offer as
 exactly as ``application/json`` itself (the client reads JSON, RFC 6839 §3.1),
-and a range whose weight is malformed is skipped.  With no ``Accept`` field,
+a range whose weight is malformed is skipped, and a quoted parameter value
+may hold ``,`` and ``;`` (RFC 9110 §5.6.6) without splitting anything.  With no ``Accept`` field,
 or when nothing offered is acceptable, the first offer is the answer: an
 error body is better sent in the default shape than refused with a 406.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 # Specificity of the range that matched an offer.
@@ -32,6 +34,9 @@ _TYPE = 1  # type/*
 _EXACT = 2  # type/subtype (or a +suffix of it)
 
 _DIGITS = "0123456789"
+# RFC 9110 §5.6.4: a quoted-string (an unterminated one runs to the end).
+# Its two alternatives cannot both match a character, so the scan is linear.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
 
 
 def _weight(params: list[str]) -> float | None:
@@ -76,7 +81,12 @@ def preferred(accept: Iterable[bytes], offers: tuple[str, ...]) -> str:
     """
     best = dict.fromkeys(offers, (_NONE, 0.0))  # offer -> (specificity, weight)
     for value in accept:
-        for item in value.decode("latin-1").split(","):
+        text = value.decode("latin-1")
+        if '"' in text:
+            # Only q counts, and q is a bare token: a quoted parameter value
+            # is emptied, so a "," or ";" inside it splits nothing.
+            text = _QUOTED.sub('""', text)
+        for item in text.split(","):
             media_range, *params = item.split(";")
             media_range = media_range.strip().lower()
             if "/" not in media_range:

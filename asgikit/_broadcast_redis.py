@@ -27,6 +27,8 @@ class RedisBackend:
 
     Messages travel as one type byte (``s`` for ``str``, ``b`` for ``bytes``)
     and the payload, so they arrive with the type they were published with.
+    A payload without that form (published by something else on the
+    channel, or an ``s`` payload that is not UTF-8) is logged and skipped.
 
     A lost connection is reopened after ``reconnect_delay`` seconds, then
     twice that, up to ``max_reconnect_delay`` (each with up to 50 % jitter,
@@ -131,9 +133,17 @@ class RedisBackend:
                     return Gap(channel)
             elif message["type"] == "message":
                 data: bytes = message["data"]
-                if data[:1] == b"s":
-                    return Event(channel, data[1:].decode("utf-8"))
-                return Event(channel, data[1:])
+                tag = data[:1]
+                if tag == b"b":
+                    return Event(channel, data[1:])
+                if tag == b"s":
+                    try:
+                        return Event(channel, data[1:].decode("utf-8"))
+                    except UnicodeDecodeError:
+                        pass
+                # Not from a Broadcast (another publisher on the channel):
+                # skipped, or one bad payload would end the listener.
+                _log.warning("skipped a payload on %r no Broadcast published", channel)
 
     async def _reconnect(self) -> None:
         self._up = False

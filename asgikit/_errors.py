@@ -29,7 +29,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from asgikit.exceptions import HTTPException
+from asgikit.exceptions import ClientDisconnect, HTTPException
 from asgikit.requests import Request
 from asgikit.responses import http_exception_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
@@ -133,7 +133,14 @@ async def answer_error(
                 request = Request(scope, receive)
             try:
                 response = await entry.table.respond(handler, request, exc)
+                if not callable(response):
+                    raise TypeError(_not_a_response(handler, response))
+            except ClientDisconnect:
+                # The handler read a body whose client left: nobody to answer,
+                # and not the application's error to log (as routes do).
+                return True
             except BaseException as failure:
+                # Raised once, not handled again by each layer further out.
                 inner = chain
                 while inner is not None:
                     inner.spent = failure
@@ -150,6 +157,15 @@ async def answer_error(
         _drop_traceback(exc)
         return True
     return False
+
+
+def _not_a_response(handler: ExceptionHandler, returned: object) -> str:
+    name = getattr(handler, "__qualname__", None) or repr(handler)
+    return (
+        f"the exception handler {getattr(handler, '__module__', '?')}.{name} returned "
+        f"{type(returned).__name__} {returned!r:.80}; it must return a response "
+        "(an ASGI app, such as JSONResponse(...))"
+    )
 
 
 def _drop_traceback(exc: BaseException) -> None:

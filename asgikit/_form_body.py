@@ -13,9 +13,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 
-from asgikit._headers import content_length_over
+from asgikit._headers import Headers, content_length_over
 from asgikit.exceptions import HTTPException
 from asgikit.forms import FormData, FormLimits, parse_content_type
+
+
+def _repeats_boundary(value: str) -> bool:
+    """Whether a content type names its ``boundary`` parameter more than once."""
+    return (
+        sum(item.partition("=")[0].strip().lower() == "boundary" for item in value.split(";")) > 1
+    )
 
 
 async def _limited_stream(
@@ -43,17 +50,30 @@ async def _limited_stream(
 
 
 async def parse_form(
-    headers: Mapping[str, str],
+    headers: Headers,
     stream: Callable[[], AsyncIterator[bytes]],
     limits: FormLimits,
 ) -> FormData:
     """The form in the body ``stream()`` gives, as the ``Content-Type`` in ``headers`` says."""
-    kind, params = parse_content_type(headers.get("content-type", ""))
+    content_types = headers.getlist("content-type")
+    if len(content_types) > 1:
+        # Which one counts is the reader's guess (the first here, the last
+        # elsewhere): a proxy inspecting the body would read another form.
+        raise HTTPException(400, "Malformed form: more than one Content-Type header")
+    kind, params = parse_content_type(content_types[0] if content_types else "")
     if kind == "multipart/form-data":
         from asgikit._multipart import parse_multipart
 
         boundary = params.get("boundary", "")
-        if not boundary or len(boundary) > 200 or "\n" in boundary or "\r" in boundary:
+        if (
+            not boundary
+            or len(boundary) > 200
+            or "\n" in boundary
+            or "\r" in boundary
+            # Two boundaries: parsers disagree on which counts (the first
+            # here, the last in others), so a proxy would inspect another body.
+            or _repeats_boundary(content_types[0])
+        ):
             raise HTTPException(400, "Malformed multipart body: missing or invalid boundary")
         body = _limited_stream(headers, stream, limits.max_body_size)
         try:

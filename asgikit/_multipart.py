@@ -12,11 +12,15 @@ Part headers are read as latin-1, so any byte is accepted there; the ``name``
 and ``filename`` parameters are then taken as UTF-8 (what browsers send, per
 the HTML standard's form submission) with U+FFFD for invalid sequences.  A
 preamble before the first boundary and an epilogue after the last one are
-ignored (RFC 2046 §5.1.1).
+ignored (RFC 2046 §5.1.1).  A part with two ``Content-Disposition`` headers
+or a repeated parameter in one is refused (400): parsers disagree on which
+one counts, and a proxy inspecting the body must see the fields the app sees.
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import AsyncIterator
 
 from multipart import (  # type: ignore[import-untyped]
@@ -48,14 +52,44 @@ def _utf8(text: str) -> str:
     return text.encode("latin-1").decode("utf-8", "replace")
 
 
+#: Codecs a client may not name for a field.  Transforms, not charsets:
+#: CPython's punycode decoder is quadratic (256 KiB of field took 7 s of
+#: event-loop CPU); idna runs it per label; the escape codecs read Python
+#: string literals.  And UTF-7, which the HTML standard forbids user agents
+#: to support: "+ADw-script+AD4-" decodes to "<script>", past any filter
+#: in front that reads the bytes.
+_NOT_CHARSETS = frozenset({"punycode", "idna", "unicode-escape", "raw-unicode-escape", "utf-7"})
+
+
 def _decode_field(data: bytes | bytearray, charset: str) -> str:
     try:
+        if codecs.lookup(charset).name in _NOT_CHARSETS:
+            raise LookupError(charset)
         return data.decode(charset, "replace")
     except (LookupError, ValueError, TypeError):
         # LookupError: no such codec, or not a text encoding ("base64").
         raise HTTPException(
             400, f"Malformed multipart body: unknown charset {charset!r}"
         ) from None
+
+
+# A parameter of a part header: name, "=", a quoted-string or a token.
+_PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"(?:[^"\\]|\\.)*"?|[^;]*)')
+_AMBIGUOUS = (
+    "Malformed multipart body: a part names itself twice (two Content-Disposition "
+    "headers, or a repeated name or filename parameter)"
+)
+
+
+def _repeated_param(disposition: str) -> bool:
+    """Whether a ``Content-Disposition`` repeats a parameter.
+
+    Parsers disagree on which one counts (the ``multipart`` package takes the
+    last, others the first): a proxy or WAF inspecting the body and the app
+    would see different fields, so the part is refused instead.
+    """
+    names = [m.group(1).lower() for m in _PARAM.finditer(disposition)]
+    return len(names) != len(set(names))
 
 
 def _parser_error(err: MultipartError) -> HTTPException:
@@ -107,8 +141,10 @@ class _Reader:
 
     def start(self, segment: MultipartSegment) -> None:
         limits = self.limits
-        disposition = next(v for k, v in segment.headerlist if k == "Content-Disposition")
-        _, name, filename = parse_content_disposition(disposition)
+        dispositions = [v for k, v in segment.headerlist if k == "Content-Disposition"]
+        if len(dispositions) > 1 or _repeated_param(dispositions[0]):
+            raise HTTPException(400, _AMBIGUOUS)
+        _, name, filename = parse_content_disposition(dispositions[0])
         if name is None:
             raise HTTPException(400, "Malformed multipart body: a part has no name")
         self.name = _utf8(name)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 import anyio
 import anyio.abc
 import anyio.from_thread
-import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from asgikit._httpx import httpx
 from asgikit._testing_ws import (
     ConnectionClosed,
     Spawn,
@@ -31,6 +31,7 @@ from asgikit.types import ASGIApp, Message, Scope
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _DEFAULT_EXTENSIONS: Mapping[str, Mapping[str, Any]] = {
     "http.response.pathsend": {},
+    "http.response.trailers": {},
     "websocket.http.response": {},
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -38,6 +39,7 @@ _BODY_BUFFER = 4  # chunks the app may run ahead of the reader
 _FILE_CHUNK = 64 * 1024
 
 ReadBody = Callable[[], Awaitable[bytes | None]]
+T = TypeVar("T")
 
 
 class LifespanFailed(RuntimeError):
@@ -153,12 +155,20 @@ class _HTTPExchange:
         read_body: ReadBody,
         *,
         raise_server_exceptions: bool,
+        read_timeout: float | None = None,
     ) -> None:
         self._app = app
         self._scope = scope
+        self._read_timeout = read_timeout
         self._read_body = read_body
         self._raise = raise_server_exceptions
         self._pathsend = "http.response.pathsend" in scope["extensions"]
+        self._trailers_allowed = "http.response.trailers" in scope["extensions"]
+        self._trailers_declared = False
+        self._body_complete = False
+        # Filled as the app sends them; the response's
+        # ``extensions["http.response.trailers"]`` is this very list.
+        self.trailers: list[tuple[bytes, bytes]] = []
         self._head = scope["method"] == "HEAD"
         self._chunks_in, self._chunks_out = anyio.create_memory_object_stream[bytes](_BODY_BUFFER)
         self._started = anyio.Event()
@@ -177,7 +187,7 @@ class _HTTPExchange:
     async def start(self, spawn: Spawn) -> tuple[int, list[tuple[bytes, bytes]]]:
         """Run the app until it starts the response; return status and headers."""
         spawn(self._run)
-        await self._started.wait()
+        await self._wait(self._started.wait)
         if self._status is None:
             if self._raise:
                 self._chunks_out.close()
@@ -189,7 +199,7 @@ class _HTTPExchange:
     async def next_chunk(self) -> bytes | None:
         """The next body chunk, or ``None`` once the app has finished."""
         try:
-            return await self._chunks_out.receive()
+            return await self._wait(self._chunks_out.receive)
         except anyio.EndOfStream:
             pass
         # Wait for the app, so that work it does after the body (background
@@ -209,6 +219,24 @@ class _HTTPExchange:
         self._chunks_out.close()
         await self._finished.wait()
         self._raise_error()
+
+    async def _wait(self, step: Callable[[], Awaitable[T]]) -> T:
+        # A per-request ``timeout`` bounds each wait for the app, as httpx's
+        # read timeout bounds each wait for a server.
+        if self._read_timeout is None:
+            return await step()
+        with anyio.move_on_after(self._read_timeout):
+            return await step()
+        self._client_gone = True  # the app is told the client left
+        self._over.set()
+        self._closed = True
+        self._chunks_out.close()
+        raise httpx.ReadTimeout(f"the app did not answer within {self._read_timeout} s")
+
+    def abandon(self) -> None:
+        """Drop the response without the app: its event loop is already gone."""
+        self._closed = True
+        self._chunks_out.close()
 
     def _raise_error(self) -> None:
         error, self._error = self._error, None
@@ -257,13 +285,27 @@ class _HTTPExchange:
                 raise RuntimeError("http.response.start sent twice")
             self._status = int(message["status"])
             self._headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+            self._trailers_declared = self._trailers_allowed and bool(message.get("trailers"))
             self._started.set()
         elif kind == "http.response.body":
             self._check_open(kind)
+            if self._body_complete:
+                raise RuntimeError("http.response.body sent after the body was complete")
             body = message.get("body", b"")
             if body and not self._head:
                 await self._emit(bytes(body))
             if not message.get("more_body", False):
+                self._finish_body()
+        elif kind == "http.response.trailers" and self._trailers_allowed:
+            # ASGI HTTP trailers extension: after a complete body, once
+            # declared in http.response.start, until more_trailers is false.
+            self._check_open(kind)
+            if not self._trailers_declared:
+                raise RuntimeError("http.response.trailers sent without declaring trailers")
+            if not self._body_complete:
+                raise RuntimeError("http.response.trailers sent before the body was complete")
+            self.trailers.extend((bytes(k), bytes(v)) for k, v in message.get("headers", ()))
+            if not message.get("more_trailers", False):
                 self._finish_response()
         elif kind == "http.response.pathsend" and self._pathsend:
             self._check_open(kind)
@@ -271,7 +313,7 @@ class _HTTPExchange:
                 async with await anyio.open_file(message["path"], "rb") as file:
                     while chunk := await file.read(_FILE_CHUNK):
                         await self._emit(chunk)
-            self._finish_response()
+            self._finish_body()
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an HTTP connection")
 
@@ -286,6 +328,14 @@ class _HTTPExchange:
             await self._chunks_in.send(chunk)
         except anyio.BrokenResourceError:
             raise ConnectionClosed("the test client closed the response") from None
+
+    def _finish_body(self) -> None:
+        self._body_complete = True
+        if self._trailers_declared:
+            # The body ends for the reader; the response once the trailers are in.
+            self._chunks_in.close()
+        else:
+            self._finish_response()
 
     def _finish_response(self) -> None:
         self._complete = True
@@ -320,7 +370,7 @@ class _Config:
             "root_path": self.root_path,
             "headers": [(name.lower(), value) for name, value in request.headers.raw],
             "client": self.client,
-            "server": (url.host, url.port or _DEFAULT_PORTS.get(scheme, 80)),
+            "server": (url.host, _DEFAULT_PORTS.get(scheme, 80) if url.port is None else url.port),
             "state": dict(state),
             "extensions": {name: dict(value) for name, value in self.extensions.items()},
         }
@@ -330,7 +380,14 @@ class _Config:
     ) -> _HTTPExchange:
         scope = self.scope("http", request, state)
         raise_errors = self.raise_server_exceptions
-        return _HTTPExchange(self.app, scope, read_body, raise_server_exceptions=raise_errors)
+        timeouts = request.extensions.get("timeout") or {}
+        return _HTTPExchange(
+            self.app,
+            scope,
+            read_body,
+            raise_server_exceptions=raise_errors,
+            read_timeout=timeouts.get("read"),
+        )
 
     def websocket_exchange(
         self, request: httpx.Request, subprotocols: list[str] | None, state: dict[str, Any]

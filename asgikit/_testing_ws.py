@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import anyio
 import anyio.from_thread
-import httpx
 
+from asgikit._httpx import httpx
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.types import ASGIApp, Message, Scope
 

@@ -259,12 +259,12 @@ class URL:
     def remove_query_params(self, keys: str | Sequence[str]) -> URL:
         """A copy without the query parameters named ``keys``."""
         drop = {keys} if isinstance(keys, str) else set(keys)
-        query = [(k, v) for k, v in query_pairs(self.query) if k not in drop]
+        query = [(k, v) for k, v in query_pairs(self.query, None) if k not in drop]
         return self.replace(query=urlencode(query))
 
     def include_query_params(self, **params: Any) -> URL:
         """A copy with ``params`` set in the query, replacing values of the same names."""
-        query = [(k, v) for k, v in query_pairs(self.query) if k not in params]
+        query = [(k, v) for k, v in query_pairs(self.query, None) if k not in params]
         query.extend((k, str(v)) for k, v in params.items())
         return self.replace(query=urlencode(query))
 

@@ -252,11 +252,13 @@ class Broadcast:
         self.unsubscribe_timeout = unsubscribe_timeout
         self._subscribers: dict[str, set[Subscription]] = {}
         self._group: anyio.abc.TaskGroup | None = None
+        self._failure: Exception | None = None
 
     async def __aenter__(self) -> Broadcast:
         if self._group is not None:
             raise RuntimeError("this Broadcast is already running")
         self._lock = anyio.Lock()
+        self._failure = None
         await self.backend.connect()
         group = anyio.create_task_group()
         await group.__aenter__()
@@ -298,7 +300,9 @@ class Broadcast:
             return
         except Exception as exc:
             # The backend failed for good (RedisBackend reconnects instead):
-            # every subscriber hears of it rather than waiting forever.
+            # every subscriber hears of it rather than waiting forever, and
+            # so does every later one (nothing would deliver to it).
+            self._failure = exc
             for subscriptions in self._subscribers.values():
                 for subscription in subscriptions:
                     subscription._fail(exc)
@@ -309,6 +313,7 @@ class Broadcast:
             raise RuntimeError("enter the Broadcast (async with) before publishing")
         if not isinstance(message, (str, bytes)):
             raise TypeError(f"a broadcast message is str or bytes, not {type(message).__name__}")
+        self._check_alive()
         await self.backend.publish(channel, message)
 
     @asynccontextmanager
@@ -325,6 +330,7 @@ class Broadcast:
         """
         if self._group is None:
             raise RuntimeError("enter the Broadcast (async with) before subscribing")
+        self._check_alive()
         subscription = Subscription(channel, self.max_queue, self.overflow, end_on_shutdown)
         async with self._lock:
             subscribers = self._subscribers.setdefault(channel, set())
@@ -341,6 +347,12 @@ class Broadcast:
                     if not subscribers and self._group is not None:
                         self._subscribers.pop(channel, None)
                         await self._unsubscribe(channel)
+
+    def _check_alive(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError(
+                f"the broadcast backend failed for good: {self._failure!r}"
+            ) from self._failure
 
     async def _unsubscribe(self, channel: str) -> None:
         # Leaving must never fail, nor hang under the shield: a backend that

@@ -19,7 +19,10 @@ or the fault; spooled files are closed (and so deleted) on any error.  What
 one form holds in memory is bounded as a whole (``max_memory_size``), not
 only per field: past it files go to disk and text fields answer 413.
 
-Where Starlette differs, on purpose: it answers 400 for size limits too; it
+Where Starlette differs, on purpose: it allows 1000 files by default, each
+of which may hold a descriptor, where asgikit allows 100 (``max_files``; a
+16 MiB body could otherwise hold ~1000 descriptors, the whole of a common
+``ulimit -n``); it answers 400 for size limits too; it
 decodes text parts with a ``charset`` parameter of the form's own
 ``Content-Type`` (which RFC 7578 does not define) and falls back to latin-1,
 where asgikit uses the part's charset, ``_charset_``, then UTF-8 with
@@ -57,7 +60,10 @@ _MIB = 1024 * 1024
 class FormLimits:
     """The limits a form is read with: ``request.form(**limits)`` takes these, keyword-only.
 
-    - ``max_files`` (1000): file parts; more is 400.
+    - ``max_files`` (100): file parts; more is 400.  Each file on disk holds
+      a file descriptor until the response is sent, and fields that fill
+      ``max_memory_size`` send every later file to disk, however small: the
+      bound on descriptors per request is this one (Django's default too).
     - ``max_fields`` (1000): non-file fields, in either encoding; more is 400.
     - ``max_part_size`` (1 MiB): bytes in one non-file field (Starlette's name
       and meaning); in the urlencoded form, the whole ``name=value`` pair.  413.
@@ -74,7 +80,7 @@ class FormLimits:
     the size of a body chunk, whatever the body holds.
     """
 
-    max_files: int = 1000
+    max_files: int = 100
     max_fields: int = 1000
     max_part_size: int = _MIB
     max_file_size: int | None = None

@@ -8,6 +8,10 @@ spec 2.4). ``async with TestClient(app) as client`` gives an
 current event loop, asyncio or trio. Both drive the app through one core,
 ``_HTTPExchange``; the transports only differ in how they reach it.
 
+Trailers (the ASGI ``http.response.trailers`` extension, advertised by
+default) land in ``response.extensions["http.response.trailers"]`` as a
+list of raw pairs, complete once the body has been read.
+
 Bodies stream both ways: the request body reaches ``receive()`` chunk by
 chunk, and each chunk the app sends is handed to the httpx response as it is
 produced, so ``client.stream(...)`` sees a streaming response as a real
@@ -15,7 +19,21 @@ client would. Closing a response early sends ``http.disconnect`` to the app.
 Exceptions raised by the app are re-raised in the test by default.
 
 Without ``with``, each request (or WebSocket session) gets its own event loop
-and lifespan does not run. There is no network, no HTTP/1.1 framing and no
+and lifespan does not run; a client works before, between and after its
+``with`` blocks, and each block runs the lifespan again.  Leaving a block
+cancels the app of any response still open.
+
+Deliberate differences from Starlette's ``TestClient``: ASGI 3 apps only;
+the app may run up to four body chunks ahead of the reader (Starlette
+holds it at every chunk); an app that raises on the lifespan scope is taken
+to have no lifespan, as servers do (Starlette re-raises); the
+Starlette's private ``http.response.debug`` message is refused (a clear
+``RuntimeError``); ``websocket_connect`` takes no ``params`` (the query goes
+in the URL).  A ``timeout`` given with a request is applied, not ignored
+(Starlette warns and ignores it): each wait for the app (the response
+start, each body chunk) is bounded by its read timeout, past which the app
+is told the client left and ``httpx.ReadTimeout`` is raised.  The client's
+default is no timeout. There is no network, no HTTP/1.1 framing and no
 HTTP/2; ``root_path`` behaves like a server's ``--root-path`` behind a proxy
 that strips the prefix (it is prepended to ``path`` and ``raw_path``).
 """
@@ -30,8 +48,8 @@ from typing import Any, Literal, TypeVar
 import anyio
 import anyio.abc
 import anyio.from_thread
-import httpx
 
+from asgikit._httpx import httpx
 from asgikit._testing_core import (
     _DEFAULT_EXTENSIONS,
     LifespanFailed,
@@ -56,10 +74,15 @@ class _SyncResponseStream(httpx.SyncByteStream):
         portal: anyio.from_thread.BlockingPortal,
         exchange: _HTTPExchange,
         release: contextlib.ExitStack,
+        open_streams: set[_SyncResponseStream] | None,
     ) -> None:
         self._portal = portal
         self._exchange = exchange
         self._release: contextlib.ExitStack | None = release
+        # The with block's open responses, when the stream runs in its portal.
+        self._open_streams = open_streams
+        if open_streams is not None:
+            open_streams.add(self)
 
     def __iter__(self) -> Iterator[bytes]:
         while (chunk := self._portal.call(self._exchange.next_chunk)) is not None:
@@ -68,8 +91,15 @@ class _SyncResponseStream(httpx.SyncByteStream):
     def close(self) -> None:
         release, self._release = self._release, None
         if release is not None:
+            if self._open_streams is not None:
+                self._open_streams.discard(self)
             with release:
                 self._portal.call(self._exchange.aclose)
+
+    def abandon(self) -> None:
+        """The ``with`` block ended with this response open: its app is cancelled."""
+        self._release = None
+        self._exchange.abandon()
 
 
 class _SyncTransport(httpx.BaseTransport):
@@ -80,15 +110,22 @@ class _SyncTransport(httpx.BaseTransport):
         self._backend = backend
         self._shared: tuple[anyio.from_thread.BlockingPortal, _AppRunner] | None = None
         self._stack: contextlib.ExitStack | None = None
+        self._open_streams: set[_SyncResponseStream] = set()
 
     def start(self) -> None:
+        if self._stack is not None:
+            raise RuntimeError("the test client's with block is already running")
         portal, runner, self._stack = self._open(lifespan=True)
         self._shared = (portal, runner)
 
     def close(self) -> None:
         stack, self._stack, self._shared = self._stack, None, None
         if stack is not None:
+            # Leaving the block cancels the app of every response still open.
             stack.close()
+        streams, self._open_streams = self._open_streams, set()
+        for stream in streams:
+            stream.abandon()
 
     def _open(
         self, *, lifespan: bool
@@ -125,8 +162,10 @@ class _SyncTransport(httpx.BaseTransport):
 
             exchange = portal.call(self._config.http_exchange, request, runner.state, read_body)
             status, headers = portal.call(exchange.start, runner.spawn)
-            stream = _SyncResponseStream(portal, exchange, release.pop_all())
-        return httpx.Response(status, headers=headers, stream=stream)
+            open_streams = self._open_streams if self._shared is not None else None
+            stream = _SyncResponseStream(portal, exchange, release.pop_all(), open_streams)
+        extensions = {"http.response.trailers": exchange.trailers}
+        return httpx.Response(status, headers=headers, stream=stream, extensions=extensions)
 
     @contextlib.contextmanager
     def websocket(
@@ -194,7 +233,12 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
 
         exchange = self._config.http_exchange(request, runner.state, read_body)
         status, headers = await exchange.start(runner.spawn)
-        return httpx.Response(status, headers=headers, stream=_AsyncResponseStream(exchange))
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=_AsyncResponseStream(exchange),
+            extensions={"http.response.trailers": exchange.trailers},
+        )
 
     @contextlib.asynccontextmanager
     async def websocket(
@@ -250,6 +294,7 @@ class AsyncTestClient(httpx.AsyncClient):
             follow_redirects=follow_redirects,
             cookies=cookies,
             transport=self._test_transport,
+            timeout=None,  # only a timeout given with a request bounds the app
         )
 
     async def __aenter__(self: _AsyncClient) -> _AsyncClient:
@@ -325,16 +370,23 @@ class TestClient(httpx.Client):
             follow_redirects=follow_redirects,
             cookies=cookies,
             transport=self._test_transport,
+            timeout=None,  # only a timeout given with a request bounds the app
         )
 
+    # Not httpx's enter and exit, which would close the client for good: a
+    # test client works before, between and after its ``with`` blocks, and
+    # each block runs the lifespan again.
     def __enter__(self: _SyncClient) -> _SyncClient:
-        super().__enter__()
-        try:
-            self._test_transport.start()
-        except BaseException:
-            self.close()
-            raise
+        self._test_transport.start()
         return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        self._test_transport.close()
 
     async def __aenter__(self) -> AsyncTestClient:
         client = AsyncTestClient(self._app, self._test_base_url, **self._options)

@@ -30,3 +30,16 @@ fi
 .venv/bin/mypy
 .venv/bin/lint-imports
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+# asgikit.testing and asgikit.proxy run on httpx2 (above) and on plain httpx:
+# a small second venv, made once, with only what their tests import.
+if [ "$#" -eq 0 ]; then
+    if [ ! -x .venv-httpx/bin/python ]; then
+        python3 -m venv .venv-httpx
+        .venv-httpx/bin/python -m pip install -q 'httpx>=0.27' 'anyio>=4.4' 'multipart>=1.2' \
+            'h11>=0.14' 'websockets>=13' 'pytest>=8' 'hypothesis>=6.100' 'trio>=0.25' \
+            'uvicorn>=0.30' 'hypercorn>=0.17'
+    fi
+    PYTHONPATH="$PWD" .venv-httpx/bin/python -m pytest -q -p no:cacheprovider \
+        tests/proxy tests/test_testing.py
+fi

@@ -282,7 +282,7 @@ async def test_many_small_files_under_the_spool_size_spool_past_max_memory_size(
     # would all stay in memory; past max_memory_size they go to disk instead.
     content = bytes(range(256)) * (48 * 4)
     body = build([("f", (f"{i}.bin", content, None)) for i in range(200)])
-    peak, form = await peak_memory_to_read(*in_chunks(body), max_memory_size=MIB)
+    peak, form = await peak_memory_to_read(*in_chunks(body), max_memory_size=MIB, max_files=200)
     assert isinstance(form, FormData), form
     try:
         files = form.getlist("f")

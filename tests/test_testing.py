@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import anyio
-import httpx
+import anyio.to_thread
 import pytest
 
+from asgikit import JSONResponse, RedirectResponse
+from asgikit._httpx import httpx
 from asgikit.exceptions import WebSocketDisconnect
 from asgikit.testing import AsyncTestClient, LifespanFailed, TestClient, WebSocketDenialResponse
 from asgikit.types import Message, Receive, Scope, Send
@@ -77,7 +85,11 @@ def test_http_scope_has_decoded_path_raw_path_query_and_lowercased_headers() -> 
     assert all(name == name.lower() for name, _ in scope["headers"])
     assert tuple(scope["client"]) == ("testclient", 50000)
     assert tuple(scope["server"]) == ("testserver", 80)
-    assert set(scope["extensions"]) == {"http.response.pathsend", "websocket.http.response"}
+    assert set(scope["extensions"]) == {
+        "http.response.pathsend",
+        "http.response.trailers",
+        "websocket.http.response",
+    }
 
 
 def test_scope_follows_base_url_client_and_root_path_options() -> None:
@@ -506,7 +518,9 @@ def test_closing_a_response_after_reading_part_of_it_sends_http_disconnect() -> 
 
     with TestClient(app) as client:
         with client.stream("GET", "/") as response:
-            assert next(response.iter_raw()) == b"first"
+            # Held: httpx2 closes the response when its iterator is dropped.
+            chunks = response.iter_raw()
+            assert next(chunks) == b"first"
             assert seen == []
         assert seen == ["http.disconnect"]
 
@@ -752,3 +766,621 @@ async def test_async_test_client_outside_async_with_is_a_clear_error() -> None:
 async def test_async_test_client_can_be_used_directly() -> None:
     async with AsyncTestClient(no_lifespan_ok, root_path="/x") as client:
         assert (await client.get("/")).text == "{}"
+
+
+# The HTTP client library: httpx2 when installed, else httpx
+
+
+def test_httpx2_is_preferred_and_nothing_is_aliased_in_the_users_process() -> None:
+    # In a fresh interpreter: importing the test client and the proxy adds
+    # no import hook and never makes one library answer for the other.
+    code = """
+import importlib.util, sys
+hooks = list(sys.meta_path)
+import asgikit.testing, asgikit.proxy
+from asgikit._httpx import httpx
+assert sys.meta_path == hooks, sys.meta_path
+has_httpx2 = importlib.util.find_spec("httpx2") is not None
+assert httpx.__name__ == ("httpx2" if has_httpx2 else "httpx"), httpx.__name__
+other = "httpx" if has_httpx2 else "httpx2"
+assert other not in sys.modules, other
+assert isinstance(asgikit.testing.TestClient(None), httpx.Client)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+# Parity with Starlette's tests/test_testclient.py, behaviour by behaviour.
+# Deliberate differences are pinned here and listed in asgikit/testing.py.
+
+
+def json_app(make: Any) -> Any:
+    """An app answering ``make(scope)`` as JSON; lifespan refused."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        if scope["type"] == "http":
+            await JSONResponse(make(scope))(scope, receive, send)
+
+    return app
+
+
+def test_a_test_client_can_be_used_inside_an_app_to_stand_in_for_a_service() -> None:
+    service = json_app(lambda scope: {"mock": "example"})
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        answer = await anyio.to_thread.run_sync(lambda: TestClient(service).get("/").json())
+        await JSONResponse(answer)(scope, receive, send)
+
+    assert TestClient(app).get("/").json() == {"mock": "example"}
+
+
+def test_user_agent_is_testclient_unless_given_and_other_headers_keep_it() -> None:
+    assert TestClient(None).headers["user-agent"] == "testclient"
+    assert TestClient(None, headers={"user-agent": "mine"}).headers["user-agent"] == "mine"
+    client = TestClient(None, headers={"Authentication": "Bearer 123"})
+    assert client.headers["user-agent"] == "testclient"
+    assert client.headers["authentication"] == "Bearer 123"
+
+
+def test_one_event_loop_and_one_lifespan_task_per_with_block() -> None:
+    seen: dict[str, list[object]] = {"loop": [], "startup": [], "shutdown": []}
+
+    def current() -> object:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            seen["startup"].append(anyio.get_current_task().id)
+            async with anyio.create_task_group():  # entered and left in one task
+                await send({"type": "lifespan.startup.complete"})
+                await receive()
+            seen["shutdown"].append(anyio.get_current_task().id)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        seen["loop"].append(id(current()))
+        await respond(send, b"ok")
+
+    client = TestClient(app)
+    with client:
+        client.get("/")
+        client.get("/")
+    client.get("/")  # outside the block: a fresh loop, no lifespan
+    with client:  # the block can be entered again, with a new lifespan
+        client.get("/")
+    loops = seen["loop"]
+    assert loops[0] == loops[1]
+    assert seen["startup"] == seen["shutdown"]
+    assert len(seen["startup"]) == 2
+
+
+def test_an_app_raising_on_the_lifespan_scope_is_taken_to_have_no_lifespan() -> None:
+    # Deliberate difference: Starlette's client re-raises; asgikit's does what
+    # servers do (ASGI lifespan spec: an app that raises before answering
+    # startup does not support lifespan) and serves requests.  A startup that
+    # fails with ``lifespan.startup.failed`` raises (LifespanFailed, above).
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            raise Boom("no lifespan here")
+        await respond(send, b"served")
+
+    with TestClient(app) as client:
+        assert client.get("/").content == b"served"
+
+
+def test_asgi2_apps_are_not_supported() -> None:
+    # Deliberate difference: asgikit is ASGI 3 only; an ASGI 2 app (scope ->
+    # instance) is called with three arguments and fails loudly.
+    def asgi2(scope: Scope) -> Any:  # pragma: no cover - never called right
+        raise AssertionError
+
+    with pytest.raises(TypeError):
+        TestClient(asgi2).get("/")
+
+
+def test_a_streamed_response_is_available_before_its_first_chunk() -> None:
+    release = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        assert await anyio.to_thread.run_sync(release.wait, 10)
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    with TestClient(app).stream("GET", "/") as response:
+        release.set()
+        assert response.read() == b"hello"
+
+
+def test_an_app_runs_at_most_a_few_chunks_ahead_of_the_reader() -> None:
+    # Deliberate difference: Starlette's client holds the app at every chunk;
+    # asgikit's lets it run a bounded 4 chunks ahead (memory stays bounded,
+    # the app is not stopped on each send).
+    produced: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for index in range(50):
+            produced.append(index)
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    with TestClient(app) as client, client.stream("GET", "/") as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"x"
+        ahead = len(produced)
+        assert sum(1 for _ in chunks) == 49
+    assert ahead <= 7
+
+
+@pytest.mark.parametrize(("method", "chunk"), [("GET", b""), ("HEAD", b"chunk")])
+def test_empty_chunks_and_head_bodies_never_reach_the_reader(method: str, chunk: bytes) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(1000):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    with TestClient(app).stream(method, "/") as response:
+        assert response.read() == b""
+
+
+def test_mutable_chunks_are_copied_when_sent() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        buffer = bytearray(b"one")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": memoryview(buffer), "more_body": True})
+        buffer[:] = b"two"
+        await send({"type": "http.response.body", "body": memoryview(buffer)})
+
+    with TestClient(app).stream("GET", "/") as response:
+        assert list(response.iter_raw()) == [b"one", b"two"]
+    assert TestClient(app).get("/").content == b"onetwo"
+
+
+def test_closing_an_unfinished_response_cancels_the_app() -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello", "more_body": True})
+        try:
+            await send({"type": "http.response.body", "body": b"more", "more_body": True})
+            with anyio.fail_after(10):
+                await read_body(receive)
+                await receive()  # http.disconnect once the client leaves
+        finally:
+            cancelled.set()
+
+    with TestClient(app).stream("GET", "/") as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"hello"
+    assert cancelled.is_set()
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_closing_a_complete_response_waits_for_work_after_the_body(
+    raise_server_exceptions: bool,
+) -> None:
+    completed = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await respond(send, b"hello")
+        await anyio.sleep(0.05)  # a background task
+        completed.set()
+        raise Boom("background failure")
+
+    client = TestClient(app, raise_server_exceptions=raise_server_exceptions)
+    expected = pytest.raises(Boom) if raise_server_exceptions else contextlib.nullcontext()
+    with expected, client.stream("GET", "/") as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"hello"
+    assert completed.is_set()
+
+
+def test_closing_a_response_inside_an_unrelated_except_still_waits_for_the_app() -> None:
+    completed = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await respond(send, b"hello")
+        await anyio.sleep(0.05)
+        completed.set()
+
+    try:
+        raise KeyError("unrelated")
+    except KeyError:
+        with TestClient(app).stream("GET", "/") as response:
+            assert next(response.iter_raw()) == b"hello"
+    assert completed.is_set()
+
+
+def test_leaving_the_with_block_cancels_a_response_left_open() -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await respond(send, b"hello")
+        try:
+            await anyio.sleep(10)
+        finally:
+            cancelled.set()
+
+    with TestClient(app) as client:
+        response = client.send(client.build_request("GET", "/"), stream=True)
+        chunks = response.iter_raw()
+        assert next(chunks) == b"hello"
+    assert cancelled.is_set()
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_an_app_failing_after_its_body_fails_the_read(raise_server_exceptions: bool) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await respond(send, b"body")
+        await anyio.sleep(0)
+        raise Boom("late failure")
+
+    client = TestClient(app, raise_server_exceptions=raise_server_exceptions)
+    expected = pytest.raises(Boom) if raise_server_exceptions else contextlib.nullcontext()
+    with expected, client.stream("GET", "/") as response:
+        assert response.read() == b"body"
+
+
+def test_starlettes_debug_message_is_not_an_asgi_message() -> None:
+    # Deliberate difference: ``http.response.debug`` is Starlette's private
+    # message for its template tests; asgikit's client refuses it clearly.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.debug", "info": {}})
+
+    with pytest.raises(RuntimeError, match=r"http\.response\.debug"):
+        TestClient(app).get("/")
+
+
+def test_a_websocket_app_blocked_in_receive_still_sends() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await receive()
+        await send({"type": "websocket.accept"})
+
+        async def talk() -> None:
+            await send({"type": "websocket.send", "text": '{"message": "test"}'})
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(talk)
+            await receive()  # blocks: the client sends nothing
+
+    with TestClient(app).websocket_connect("/") as websocket:
+        assert websocket.receive_json() == {"message": "test"}
+
+
+def test_leaving_a_websocket_session_never_blocks_on_an_app_that_waits() -> None:
+    stopped = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            with anyio.fail_after(10):
+                while (await receive())["type"] != "websocket.disconnect":
+                    pass
+        finally:
+            stopped.set()
+
+    with TestClient(app).websocket_connect("/"):
+        pass
+    assert stopped.is_set()
+
+
+@pytest.mark.parametrize("value", ["2020-07-14T00:00:00+00:00", "España", "voilà"])
+def test_query_params_round_trip(value: str) -> None:
+    app = json_app(lambda scope: scope["query_string"].decode("latin-1"))
+    query = TestClient(app).get("/", params={"param": value}).json()
+    assert unquote_plus(query.removeprefix("param=")) == value
+
+
+@pytest.mark.parametrize(
+    ("domain", "kept"),
+    [
+        ("testserver", True),
+        ("testserver.local", True),
+        ("localhost", False),
+        ("example.com", False),
+    ],
+)
+def test_cookies_for_another_domain_are_not_kept(domain: str, kept: bool) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        cookie = f"mycookie=myvalue; Path=/; Domain={domain}".encode()
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"set-cookie", cookie)]}
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    response = TestClient(app).get("/")
+    assert (len(response.cookies) == 1) == kept
+
+
+def test_redirects_are_followed_unless_told_not_to() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        if scope["path"] == "/ok":
+            await respond(send, b"ok")
+        else:
+            await RedirectResponse("/ok")(scope, receive, send)
+
+    assert TestClient(app).get("/").status_code == 200
+    assert TestClient(app, follow_redirects=False).get("/").status_code == 307
+
+
+def test_repeated_request_headers_reach_the_app_in_order() -> None:
+    app = json_app(lambda scope: [v.decode() for k, v in scope["headers"] if k == b"x-token"])
+    response = TestClient(app).get("/", headers=[("x-token", "foo"), ("x-token", "bar")])
+    assert response.json() == ["foo", "bar"]
+
+
+def test_a_base_url_with_a_path_is_merged_with_the_request_path() -> None:
+    app = json_app(lambda scope: scope["path"])
+    assert (
+        TestClient(app, base_url="http://testserver/api/v1/").get("/bar").json() == "/api/v1/bar"
+    )
+
+
+def test_raw_path_has_no_query_string() -> None:
+    app = json_app(lambda scope: scope["raw_path"].decode())
+    assert TestClient(app).get("/hello-world", params={"foo": "bar"}).json() == "/hello-world"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "server", "host"),
+    [
+        ("http://[::1]", ["::1", 80], "[::1]"),
+        ("http://[::1]:8000", ["::1", 8000], "[::1]:8000"),
+        ("http://[::1]:0", ["::1", 0], "[::1]:0"),
+    ],
+)
+def test_an_ipv6_base_url_gives_server_and_host(
+    base_url: str, server: list[Any], host: str
+) -> None:
+    app = json_app(lambda scope: [list(scope["server"]), dict(scope["headers"])[b"host"].decode()])
+    assert TestClient(app, base_url=base_url).get("/").json() == [server, host]
+
+
+def test_websocket_raw_path_has_no_query_string() -> None:
+    # Deliberate difference: websocket_connect takes no ``params``; the query
+    # goes in the URL, as for a real WebSocket client.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "bytes": scope["raw_path"]})
+
+    with TestClient(app).websocket_connect("/hello-world?foo=bar") as websocket:
+        assert websocket.receive_bytes() == b"/hello-world"
+
+
+def trailers_app(*messages: Message) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        assert "http.response.trailers" in scope["extensions"]
+        for message in messages:
+            await send(message)
+
+    return app
+
+
+START_WITH_TRAILERS: Message = {"type": "http.response.start", "status": 200, "trailers": True}
+
+
+def test_trailers_are_captured_in_the_response_extensions() -> None:
+    app = trailers_app(
+        START_WITH_TRAILERS,
+        {"type": "http.response.body", "body": b"hello"},
+        {
+            "type": "http.response.trailers",
+            "headers": [(b"x-item", b"one")],
+            "more_trailers": True,
+        },
+        {"type": "http.response.trailers", "headers": [(b"x-item", b"two")]},
+    )
+    response = TestClient(app).get("/", headers={"te": "trailers"})
+    assert response.content == b"hello"
+    assert response.extensions["http.response.trailers"] == [
+        (b"x-item", b"one"),
+        (b"x-item", b"two"),
+    ]
+    assert "x-item" not in response.headers
+
+
+async def test_async_trailers_are_captured_in_the_response_extensions() -> None:
+    app = trailers_app(
+        START_WITH_TRAILERS,
+        {"type": "http.response.body", "body": b"hello"},
+        {"type": "http.response.trailers", "headers": [(b"x-item", b"one")]},
+    )
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/")
+    assert response.extensions["http.response.trailers"] == [(b"x-item", b"one")]
+
+
+@pytest.mark.parametrize("partial", [True, False])
+def test_trailers_left_incomplete_keep_what_was_sent(partial: bool) -> None:
+    messages: list[Message] = [
+        START_WITH_TRAILERS,
+        {"type": "http.response.body", "body": b"hello"},
+    ]
+    if partial:
+        messages.append(
+            {
+                "type": "http.response.trailers",
+                "headers": [(b"x-item", b"partial")],
+                "more_trailers": True,
+            }
+        )
+    response = TestClient(trailers_app(*messages)).get("/")
+    assert response.content == b"hello"
+    assert response.extensions["http.response.trailers"] == (
+        [(b"x-item", b"partial")] if partial else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([{"type": "http.response.trailers"}], "before http.response.start"),
+        (
+            [
+                {"type": "http.response.start", "status": 200},
+                {"type": "http.response.body"},
+                {"type": "http.response.trailers"},
+            ],
+            "after the response was complete",
+        ),
+        (
+            [
+                {"type": "http.response.start", "status": 200, "trailers": False},
+                {"type": "http.response.body", "more_body": True},
+                {"type": "http.response.trailers"},
+            ],
+            "without declaring trailers",
+        ),
+        (
+            [START_WITH_TRAILERS, {"type": "http.response.trailers"}],
+            "before the body was complete",
+        ),
+        (
+            [START_WITH_TRAILERS, {"type": "http.response.body"}, {"type": "http.response.body"}],
+            "after the body was complete",
+        ),
+        (
+            [
+                START_WITH_TRAILERS,
+                {"type": "http.response.body"},
+                {"type": "http.response.trailers"},
+                {"type": "http.response.trailers"},
+            ],
+            "after the response was complete",
+        ),
+    ],
+)
+def test_trailer_messages_out_of_order_are_a_clear_error(
+    messages: list[Message], error: str
+) -> None:
+    with pytest.raises(RuntimeError, match=error):
+        TestClient(trailers_app(*messages)).get("/")
+
+
+@pytest.mark.parametrize("raise_server_exceptions", [True, False])
+def test_an_app_failing_between_trailers_follows_raise_server_exceptions(
+    raise_server_exceptions: bool,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send(START_WITH_TRAILERS)
+        await send({"type": "http.response.body", "body": b"hello"})
+        await send(
+            {
+                "type": "http.response.trailers",
+                "headers": [(b"x-item", b"partial")],
+                "more_trailers": True,
+            }
+        )
+        raise Boom("trailer production failed")
+
+    client = TestClient(app, raise_server_exceptions=raise_server_exceptions)
+    if raise_server_exceptions:
+        with pytest.raises(Boom, match="trailer production failed"):
+            client.get("/")
+    else:
+        response = client.get("/")
+        assert response.content == b"hello"
+        assert response.extensions["http.response.trailers"] == [(b"x-item", b"partial")]
+
+
+def test_closing_a_body_read_to_its_end_waits_for_the_trailers() -> None:
+    sent = threading.Event()
+    completed = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send(START_WITH_TRAILERS)
+        await send({"type": "http.response.body", "body": b"hello"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-item", b"one")]})
+        sent.set()
+        await anyio.sleep(0.05)
+        completed.set()
+
+    with TestClient(app).stream("GET", "/") as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"hello"
+        assert sent.wait(10)
+        assert response.extensions["http.response.trailers"] == [(b"x-item", b"one")]
+    assert completed.is_set()
+
+
+def test_without_the_extension_advertised_trailers_are_refused() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await send(START_WITH_TRAILERS)
+        await send({"type": "http.response.body", "body": b"hello"})
+        await send({"type": "http.response.trailers", "headers": []})
+
+    with pytest.raises(RuntimeError, match="unexpected ASGI message"):
+        TestClient(app, extensions={}).get("/")
+
+
+def slow_app(before_start: float, after_first_chunk: float) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await no_lifespan(scope, receive, send)
+        await anyio.sleep(before_start)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await anyio.sleep(after_first_chunk)
+        await send({"type": "http.response.body", "body": b"second"})
+
+    return app
+
+
+def test_a_timeout_given_with_a_request_bounds_the_wait_for_the_app() -> None:
+    # Starlette's client ignores it (with a warning); asgikit's applies it.
+    with pytest.raises(httpx.ReadTimeout):
+        TestClient(slow_app(10, 0)).get("/", timeout=0.05)
+    with (
+        TestClient(slow_app(0, 10)) as client,
+        # Room for a loaded machine to start the response; none for the stalled chunk.
+        client.stream("GET", "/", timeout=2) as response,
+    ):
+        chunks = response.iter_raw()
+        assert next(chunks) == b"first"
+        with pytest.raises(httpx.ReadTimeout):
+            next(chunks)
+
+
+async def test_async_a_timeout_given_with_a_request_bounds_the_wait_for_the_app() -> None:
+    async with AsyncTestClient(slow_app(10, 0)) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get("/", timeout=0.05)
+
+
+def test_without_a_timeout_the_app_takes_the_time_it_needs() -> None:
+    client = TestClient(slow_app(0.1, 0.1))
+    assert client.timeout == httpx.Timeout(None)
+    assert client.get("/").content == b"firstsecond"

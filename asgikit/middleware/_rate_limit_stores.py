@@ -309,10 +309,18 @@ class RedisStore:
                 raw = await self.client.eval(GCRA_SCRIPT, len(names), *names, *args)
         except self._errors as exc:
             raise StoreUnavailable(f"Redis did not answer: {exc!r}") from exc
-        return [
-            Verdict(bool(int(raw[i])), int(raw[i + 1]), int(raw[i + 2]))
-            for i in range(1, len(raw), 3)
-        ]
+        try:
+            # One flag, then three numbers a limit.  Anything else (a
+            # Redis-compatible server or proxy that answers otherwise) is no
+            # answer: the policy of on_store_error applies, not a 500.
+            if not isinstance(raw, list) or len(raw) != 1 + 3 * len(quotas):
+                raise TypeError(f"an answer of the wrong shape: {raw!r:.80}")
+            return [
+                Verdict(bool(int(raw[i])), int(raw[i + 1]), int(raw[i + 2]))
+                for i in range(1, len(raw), 3)
+            ]
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise StoreUnavailable(f"Redis answered no verdict: {exc}") from exc
 
     async def aclose(self) -> None:
         """Close the client's connections (if it has ``aclose``)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, quote_from_bytes, unquote, urlsplit
 
 from asgikit._url import path_bytes
@@ -62,20 +64,24 @@ class ProxyOptions:
     upstream: Upstream
     timeout: float | None
     connect_timeout: float | None
+    deadline: float | None
+    body_timeout: float | None
     rewrite_path: Callable[[str], str] | None
     preserve_host: bool
     add_forwarded: bool
     websocket_max_size: int | None
+    verify: Any = True  # TLS to a wss upstream, as httpx takes it (the HTTP client has its own)
 
     def target(self, scope: Scope) -> str:
         """The upstream request target for ``scope``: base path, path, ``?query``.
 
-        A path with a ``.`` or ``..`` segment (encoded or not) raises
-        ``UnsafeTarget``: forwarded, it would be resolved against the
-        upstream's base path (RFC 3986 §5.2.4) and could leave it.
+        A path with a ``.`` or ``..`` segment raises ``UnsafeTarget``:
+        forwarded, it would be resolved against the upstream's base path
+        (RFC 3986 §5.2.4) and could leave it.  See :func:`climbs` for the
+        spellings servers read as a dot segment.
         """
         decoded = route_path(scope)
-        if "." in decoded and _DOT_SEGMENTS.intersection(decoded.split("/")):
+        if climbs(decoded):
             raise UnsafeTarget(f"dot segment in {decoded!r}")
         path = raw_path_below_root(scope)
         if self.rewrite_path is not None:
@@ -92,6 +98,28 @@ class UnsafeTarget(ValueError):
 
 
 _DOT_SEGMENTS = frozenset({".", ".."})
+_SEPARATORS = re.compile(r"[/\\]")
+
+
+def climbs(decoded: str) -> bool:
+    """Whether a decoded path has a segment some server reads as ``.`` or ``..``.
+
+    Besides ``/../``: a backslash separates segments on Windows servers and
+    in many URL parsers (``..\\``, sent as ``..%5c``); Tomcat and other Java
+    servers drop a ``;parameter`` from a segment (``..;/``); and a lenient
+    upstream decodes once more (``%252e%252e`` arrives as ``%2e%2e``).
+    """
+    if "%" in decoded:
+        texts: tuple[str, ...] = (decoded, unquote(decoded))
+    elif "." in decoded:
+        texts = (decoded,)
+    else:
+        return False  # the common case, decided without a split
+    for text in texts:
+        for segment in _SEPARATORS.split(text):
+            if segment.partition(";")[0] in _DOT_SEGMENTS:
+                return True
+    return False
 
 
 def _ascii_safe(text: str) -> str:
@@ -136,4 +164,4 @@ def _strip_root(raw: str, root: str) -> str | None:
         index = raw.find("/", index + 1)
 
 
-__all__ = ["ProxyOptions", "UnsafeTarget", "Upstream", "raw_path_below_root"]
+__all__ = ["ProxyOptions", "UnsafeTarget", "Upstream", "climbs", "raw_path_below_root"]

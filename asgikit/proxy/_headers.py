@@ -10,11 +10,18 @@ a client cannot strip the ``Host`` or the trail an earlier proxy left in
 ``X-Forwarded-For`` or ``Forwarded``.
 
 The forwarding headers: ``X-Forwarded-For`` is appended to (the de facto
-convention), ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` are replaced,
-and ``Forwarded`` (RFC 7239) gets one more element, with nodes written as
-§6 requires (IPv6 in brackets, quoted; obfuscated ``_name`` identifiers
-kept; anything else becomes ``unknown``).  Nothing here decides which
-proxies to trust: that is the reading side's job (``proxy_headers``).
+convention), and ``Forwarded`` (RFC 7239) gets one more element, with nodes
+written as §6 requires (IPv6 in brackets, quoted; obfuscated ``_name``
+identifiers kept; anything else becomes ``unknown``).  Every other header a
+client could write to pass for a proxy (``CLIENT_WRITTEN``: ``X-Real-IP``,
+``X-Forwarded-Proto/Host/Port/Prefix``, ``X-Original-URL``...) is dropped,
+and the ones this proxy knows are set from what it saw.  Nothing here
+decides which proxies to trust: that is the reading side's job
+(``proxy_headers``).
+
+Before any of that, ``check_request_framing`` refuses headers that two
+servers could read two ways (two ``Host``; ``Content-Length`` with
+``Transfer-Encoding``; a malformed ``Content-Length``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from ipaddress import IPv6Address, ip_address
+from urllib.parse import quote
 
 from asgikit.datastructures import valid_host
 from asgikit.types import Scope
@@ -53,11 +61,38 @@ PROTECTED: frozenset[bytes] = frozenset(
         b"x-forwarded-proto",
     }
 )
+# Headers that tell an upstream where a request came from or what it was
+# before this proxy: a client must not write them.  With ``add_forwarded``
+# each is dropped, and the ones this proxy knows are set again from what it
+# saw: ``X-Real-IP`` (nginx), ``X-Forwarded-Port``, ``X-Forwarded-Prefix``.
+# ``X-Original-URL`` and ``X-Rewrite-URL`` override the request path in IIS
+# and Symfony, which would let a client reach a path the gateway refused.
+CLIENT_WRITTEN: frozenset[bytes] = frozenset(
+    {
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-server",
+        b"x-forwarded-scheme",
+        b"x-forwarded-ssl",
+        b"x-url-scheme",
+        b"front-end-https",
+        b"x-real-ip",
+        b"x-client-ip",
+        b"true-client-ip",
+        b"x-cluster-client-ip",
+        b"x-original-url",
+        b"x-rewrite-url",
+        b"x-original-host",
+    }
+)
 # RFC 9110 §5.6.2 tchar: a parameter value made only of these needs no quotes.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # RFC 7239 §6.3 obfnode / §6.4 obfport.
 _OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
 _WEB_SCHEME = {"ws": "http", "wss": "https"}
+_PREFIX_SAFE = "/:@!$&'()*+,;=-._~"  # a path, percent-encoded (RFC 3986 §3.3)
 
 
 def connection_listed(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
@@ -93,6 +128,39 @@ def drop_hop_by_hop(
         if listed:
             out = [(name, value) for name, value in out if name not in listed]
     return out
+
+
+class RefusedRequest(ValueError):
+    """The request's headers are ambiguous and must not be forwarded (answer 400)."""
+
+
+def check_request_framing(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Raise :class:`RefusedRequest` for headers two servers could read two ways.
+
+    - More than one ``Host`` (RFC 9112 §3.2: "MUST respond with a 400").
+    - ``Content-Length`` with ``Transfer-Encoding`` (RFC 9112 §6.1: a
+      smuggling attempt or an error; an intermediary must not forward both).
+    - A ``Content-Length`` that is not exactly one run of digits (RFC 9110
+      §8.6): repeated, a list, signed, empty.
+    """
+    hosts = 0
+    lengths = 0
+    transfer_encoding = False
+    for name, value in headers:
+        if name == b"host":
+            hosts += 1
+        elif name == b"content-length":
+            lengths += 1
+            if not value.isdigit():  # bytes: ASCII digits only
+                raise RefusedRequest("malformed Content-Length")
+        elif name == b"transfer-encoding":
+            transfer_encoding = True
+    if hosts > 1:
+        raise RefusedRequest("more than one Host header")
+    if lengths > 1:
+        raise RefusedRequest("more than one Content-Length header")
+    if lengths and transfer_encoding:
+        raise RefusedRequest("both Content-Length and Transfer-Encoding")
 
 
 def _param(value: str) -> str:
@@ -172,7 +240,7 @@ def upstream_request_headers(
             trail_for.append(value)
         elif name == b"forwarded":
             trail.append(value)
-        elif name not in (b"x-forwarded-proto", b"x-forwarded-host"):
+        elif name not in CLIENT_WRITTEN:
             out.append((name, value))
     host = client_host if preserve_host and client_host is not None else upstream_host
     out.insert(0, (b"host", host))
@@ -195,13 +263,21 @@ def _forwarding(
             host = decoded
     out: RawHeaders = []
     if client_ip is not None:
-        trail_for.append(client_ip.encode("latin-1"))
+        address = client_ip.encode("latin-1")
+        trail_for.append(address)
         out.append((b"x-forwarded-for", b", ".join(trail_for)))
+        out.append((b"x-real-ip", address))
     elif trail_for:
         out.append((b"x-forwarded-for", b", ".join(trail_for)))
     out.append((b"x-forwarded-proto", proto.encode("latin-1")))
     if host is not None:
         out.append((b"x-forwarded-host", host.encode("latin-1")))
+    server = scope.get("server")
+    if server and server[1] is not None:
+        out.append((b"x-forwarded-port", str(server[1]).encode("ascii")))
+    root_path: str = scope.get("root_path", "")
+    if root_path:
+        out.append((b"x-forwarded-prefix", quote(root_path, safe=_PREFIX_SAFE).encode("ascii")))
     element = forwarded_element(for_=forwarded_node(client_ip), host=host, proto=proto)
     trail.append(element.encode("latin-1"))
     out.append((b"forwarded", b", ".join(trail)))
@@ -209,8 +285,11 @@ def _forwarding(
 
 
 __all__ = [
+    "CLIENT_WRITTEN",
     "HOP_BY_HOP",
     "PROTECTED",
+    "RefusedRequest",
+    "check_request_framing",
     "connection_listed",
     "drop_hop_by_hop",
     "forwarded_element",

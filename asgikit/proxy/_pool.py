@@ -5,10 +5,14 @@ warm ones and the rest age out (``keepalive_expiry``).  ``max_connections``
 bounds the connections open, idle or busy; a request that finds none free
 waits, first come first served, for one to be released or closed.
 
-No connection is probed on the hot path.  Servers close idle connections
-after a few seconds (gunicorn 2 s, uvicorn 5 s), so one idle for longer than
-``_PROBE_AFTER`` gets one non-blocking poll of its own socket before reuse;
-the transport retries what still slips through, when that is safe.
+Only the connection about to be reused is checked, never the whole pool:
+one non-blocking ``poll`` of its own socket (a poller made once per
+connection).  An idle HTTP/1.1 connection has nothing to say, so a readable
+socket means the server closed it (gunicorn after 2 s idle, uvicorn after
+5 s), reset it, or sent bytes past the end of its last response; any of
+these closes it, because stray bytes would be read as the next client's
+response.  The transport retries a request on a connection that dies after
+the check, when that is safe.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.streams.tls
 import h11
-import httpx
+
+from asgikit._httpx import httpx
 
 Origin = tuple[bytes, bytes, int]  # scheme, host, port
 
-_PROBE_AFTER = 1.0  # seconds idle before a connection is checked on reuse
 _MAX_HEAD = 100 * 1024  # a response head larger than this is refused (h11's default is 16 KiB)
 _CONNECTION_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
@@ -34,7 +39,7 @@ _CONNECTION_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceEr
 class Connection:
     """One HTTP/1.1 connection: its stream, its h11 state, where it goes."""
 
-    __slots__ = ("h11", "idle_since", "origin", "reused", "stream")
+    __slots__ = ("h11", "idle_since", "origin", "poller", "reused", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
         self.stream = stream
@@ -42,27 +47,52 @@ class Connection:
         self.origin = origin
         self.idle_since = 0.0
         self.reused = False
+        self.poller: Any = None
 
-    def looks_closed(self) -> bool:
-        # An idle HTTP/1.1 connection has nothing to say: a readable socket
-        # means EOF, a reset or junk, and is not worth a request.  TLS is not
-        # checked (a session ticket may arrive at any time).
-        if self.origin[0] != b"http":
-            return False
-        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        if sock is None:
-            return False
-        try:
-            fileno = sock.fileno()
-            if fileno < 0:
+    def has_spoken(self) -> bool:
+        """Whether the idle connection has anything to read: EOF, a reset or stray bytes.
+
+        Over TLS a readable socket may also be a late session ticket; the
+        connection is closed all the same (a new one costs a handshake; a
+        misread one costs another client's response).
+        """
+        if _read_ahead(self.stream):
+            return True
+        if self.origin[0] == b"https":
+            ssl_object = self.stream.extra(anyio.streams.tls.TLSAttribute.ssl_object)
+            # Decrypted bytes left in the TLS object, or records read off the
+            # socket but not yet decrypted (anyio keeps them in its read BIO).
+            read_bio = getattr(self.stream, "_read_bio", None)
+            if ssl_object.pending() or (read_bio is not None and read_bio.pending):
                 return True
-            if hasattr(select, "poll"):
-                poller = select.poll()
+        try:
+            poller = self.poller
+            if poller is None:
+                sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+                if sock is None:
+                    return False  # not a socket (a test's memory stream): nothing to poll
+                fileno = sock.fileno()
+                if fileno < 0:
+                    return True
+                if not hasattr(select, "poll"):  # Windows
+                    return bool(select.select([fileno], [], [], 0)[0])
+                poller = self.poller = select.poll()
                 poller.register(fileno, select.POLLIN)
-                return bool(poller.poll(0))
-            return bool(select.select([fileno], [], [], 0)[0])
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
+
+
+def _read_ahead(stream: anyio.abc.ByteStream) -> bool:
+    # anyio on asyncio reads a socket through a protocol that may queue bytes
+    # (or the EOF) ahead of the reader, out of a poll's sight; its read event
+    # is set while anything waits there.  Private, hence looked up carefully;
+    # over TLS the socket stream is the transport stream.
+    for layer in (stream, getattr(stream, "transport_stream", None)):
+        event = getattr(getattr(layer, "_protocol", None), "read_event", None)
+        if event is not None and event.is_set():
+            return True
+    return False
 
 
 class _Waiter:
@@ -108,7 +138,7 @@ class Pool:
                         self.idle_count -= 1
                         await self.discard(idle.pop())
                     break
-                if age > _PROBE_AFTER and connection.looks_closed():
+                if connection.has_spoken():
                     await self.discard(connection)
                     continue
                 return connection

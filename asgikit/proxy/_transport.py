@@ -29,13 +29,14 @@ from typing import Any
 import anyio
 import anyio.abc
 import h11
-import httpx
 
+from asgikit._httpx import httpx
 from asgikit.proxy._pool import Connection, Pool
 
 _READ_SIZE = 64 * 1024
 _FITS_EMPTY_BUFFER = 8 * 1024  # below any TCP send buffer (Linux's default is 16 KiB)
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
+_BODILESS = frozenset({204, 304})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _CONNECTION_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
@@ -130,6 +131,10 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                     if aclose is not None:
                         await aclose()
                 await _write(stream, conn.send(h11.EndOfMessage()) or b"", write_timeout)
+        except h11.LocalProtocolError as exc:
+            # The body does not match its framing (more or less than its
+            # Content-Length): the request is the caller's fault.
+            raise httpx.LocalProtocolError(str(exc)) from exc
         except (httpx.WriteError, httpx.WriteTimeout) as exc:
             if connection.reused and not written:
                 raise _Stale(nothing_written=True) from exc
@@ -166,6 +171,19 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                 conn.receive_data(data)
             elif type(event) is h11.Response:
                 body = ResponseBody(self._pool, connection, timeout)
+                if event.status_code in _BODILESS or request.method == "HEAD":
+                    # RFC 9110 §6.4.1: these responses end with their head.
+                    # Bytes already here after it are a body the server
+                    # should not have sent: the whole exchange is suspect.
+                    try:
+                        body._next = conn.next_event()
+                    except h11.RemoteProtocolError as exc:
+                        raise httpx.RemoteProtocolError(str(exc)) from exc
+                    if conn.trailing_data[0]:
+                        raise httpx.RemoteProtocolError(
+                            f"the server sent a body with a {event.status_code} "
+                            f"answer to {request.method}"
+                        )
                 return httpx.Response(
                     event.status_code,
                     headers=list(event.headers),
@@ -218,7 +236,11 @@ class ResponseBody(httpx.AsyncByteStream):
                 elif type(event) is h11.EndOfMessage:
                     self._connection = None
                     reusable = conn.our_state is h11.DONE and conn.their_state is h11.DONE
-                    if reusable and not self._closed_by_peer:
+                    # A byte past the end of the response (a body on HEAD,
+                    # 204 or 304, more than Content-Length) would be read as
+                    # the next client's response: such a connection is never
+                    # reused (nginx: "upstream sent more data than specified").
+                    if reusable and not self._closed_by_peer and not conn.trailing_data[0]:
                         conn.start_next_cycle()
                         await self._pool.release(connection)
                     else:

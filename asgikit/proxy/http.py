@@ -12,12 +12,17 @@ a disconnect).  On asyncio the watcher is a bare task cancelled on the way
 out: an anyio task group per request costs several times more, and the
 watcher has nothing to report back.  On trio it runs in a nursery.
 
-Failures are answers: an upstream that cannot be reached is a ``502``, one
-that is too slow a ``504``, a pool with no free connection in time a
-``503``.  Once the response has started there is no status left to change,
-so a failure then ends the exchange without completing the response; the
-server closes the connection and the client sees a truncated body (never a
-short body that looks whole).
+Slow clients are bounded: the wait for each chunk of the request body ends
+after ``body_timeout``, and the whole request phase (the body, then the
+upstream's answer) at the ``deadline``; a client cut off gets a ``408``
+and its upstream connection is closed, so stalled uploads cannot hold the
+pool.  Failures are answers: an upstream that cannot be reached is a
+``502``, one that is too slow a ``504``, a pool with no free connection in
+time a ``503``, a request whose framing is ambiguous a ``400``.  Once the
+response has started there is no status left to change, so a failure then
+ends the exchange without completing the response; the server closes the
+connection and the client sees a truncated body (never a short body that
+looks whole).
 
 Not done here: trailers, ``Via`` (RFC 9110 §7.6.3; add it with a header
 layer if wanted), HTTP/2 to the upstream, retries (the transport retries a
@@ -27,19 +32,26 @@ request on a dead kept-alive connection when that is safe).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import anyio
-import httpx
 
+from asgikit._httpx import httpx
 from asgikit.exceptions import ClientDisconnect
 from asgikit.proxy._config import ProxyOptions, UnsafeTarget
-from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
+from asgikit.proxy._headers import (
+    RefusedRequest,
+    check_request_framing,
+    drop_hop_by_hop,
+    upstream_request_headers,
+)
 from asgikit.proxy._transport import ProxyTransport, ResponseBody
 from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.types import Message, Receive, Scope, Send
 
+_STALLED = "Request Timeout: the request body did not come in time"
 _GRACE = 0.05  # seconds an exchange runs before its disconnect listener starts (asyncio)
 
 
@@ -50,6 +62,7 @@ async def forward_http(
     client: httpx.AsyncClient,
     options: ProxyOptions,
     transport: ProxyTransport | None = None,
+    timeouts: dict[str, float | None] | None = None,
 ) -> None:
     """Forward the request in ``scope`` and relay the response to ``send``.
 
@@ -57,15 +70,28 @@ async def forward_http(
     client) the request goes straight to it: the client has no hooks, auth,
     cookies or redirects to apply, and ``client.send`` costs more per request
     than the transport itself.  Otherwise it goes through ``client.send``.
+    ``timeouts`` (httpx's ``connect``/``read``/``write``/``pool``) go with
+    each request, and win over the client's own; without them, the
+    client's apply.
     """
     state = disconnect_state(scope)
     if state.disconnected:
         return
-    first = await receive()
+    limits = _Limits(options)
+    with anyio.CancelScope(deadline=limits.next_chunk()) as waiting:
+        first = await receive()
+    if waiting.cancelled_caught:
+        await _answer(send, 408, _STALLED)
+        return
     if first["type"] == "http.disconnect":
         state.disconnected = True
         return
     upstream = options.upstream
+    try:
+        check_request_framing(scope.get("headers", ()))
+    except RefusedRequest as exc:
+        await _answer(send, 400, f"Bad Request: {exc}", close=True)
+        return
     headers = upstream_request_headers(
         scope,
         upstream.host_header,
@@ -85,18 +111,21 @@ async def forward_http(
     body: bytes = first.get("body", b"")
     content: bytes | _RequestBody = body
     if first.get("more_body", False):
-        content = _RequestBody(body, receive, state, watch)
+        content = _RequestBody(body, receive, state, watch, limits)
     # Built directly, not with ``client.build_request``, which would add the
     # client's default headers (an ``Accept-Encoding`` the client never sent
     # among them).  A body that came whole gets a Content-Length (none when
     # empty); a streamed one keeps the client's, or goes chunked without one.
     request = httpx.Request(scope["method"], url, headers=headers, content=content)
+    if timeouts is not None:
+        request.extensions["timeout"] = timeouts
     if transport is not None:
-        request.extensions["timeout"] = client.timeout.as_dict()
+        if timeouts is None:
+            request.extensions["timeout"] = client.timeout.as_dict()
         send_request: Callable[[httpx.Request], Any] = transport.handle_async_request
     else:
         send_request = _via_client(client)
-    exchange = _exchange(send_request, request, send, state, watch)
+    exchange = _exchange(send_request, request, send, state, watch, limits, content)
     if loop is not None:
         with watch.cancel:
             if not isinstance(content, _RequestBody):
@@ -208,16 +237,44 @@ class _Watch:
             state.listening = False
 
 
+class _Limits:
+    """The two bounds on the request phase of one exchange (see ``reverse_proxy``)."""
+
+    __slots__ = ("body_timeout", "deadline")
+
+    def __init__(self, options: ProxyOptions) -> None:
+        self.body_timeout = options.body_timeout
+        self.deadline = math.inf
+        if options.deadline is not None:
+            self.deadline = anyio.current_time() + options.deadline
+
+    def next_chunk(self) -> float:
+        """When the wait for the client's next body chunk must end."""
+        if self.body_timeout is None:
+            return self.deadline
+        return min(self.deadline, anyio.current_time() + self.body_timeout)
+
+
+class _BodyStalled(Exception):
+    """The client's body stopped coming (``body_timeout``) or ran past the ``deadline``."""
+
+
 class _RequestBody:
     """The request body, read from ``receive()`` as httpx asks for it."""
 
     def __init__(
-        self, first: bytes, receive: Receive, state: DisconnectState, watch: _Watch
+        self,
+        first: bytes,
+        receive: Receive,
+        state: DisconnectState,
+        watch: _Watch,
+        limits: _Limits,
     ) -> None:
         self.first: bytes | None = first
         self.receive = receive
         self.state = state
         self.watch = watch
+        self.limits = limits
         self.done = False
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -228,7 +285,10 @@ class _RequestBody:
             first, self.first = self.first, None
             return first
         while not self.done:
-            message = await self.receive()
+            with anyio.CancelScope(deadline=self.limits.next_chunk()) as waiting:
+                message = await self.receive()
+            if waiting.cancelled_caught:
+                raise _BodyStalled
             if message["type"] == "http.disconnect":
                 self.state.disconnected = True
                 raise ClientDisconnect
@@ -248,9 +308,27 @@ async def _exchange(
     send: Send,
     state: DisconnectState,
     watch: _Watch,
+    limits: _Limits,
+    content: bytes | _RequestBody,
 ) -> None:
     try:
-        response: httpx.Response = await send_request(request)
+        with anyio.CancelScope(deadline=limits.deadline) as waiting:
+            response: httpx.Response = await send_request(request)
+        if waiting.cancelled_caught:
+            # Cancelled inside the transport, which closed the connection.
+            if isinstance(content, _RequestBody) and not content.done:
+                raise _BodyStalled
+            raise httpx.ReadTimeout("the upstream did not answer before the deadline")
+    except _BodyStalled:
+        await _answer(send, 408, _STALLED)
+        return
+    except httpx.LocalProtocolError:
+        # The request could not be written as its headers framed it (a body
+        # longer or shorter than its Content-Length, a header h11 refuses).
+        await _answer(
+            send, 400, "Bad Request: the request cannot be forwarded as framed", close=True
+        )
+        return
     except httpx.PoolTimeout:
         await _answer(send, 503, "Service Unavailable: no upstream connection free")
         return
@@ -295,7 +373,7 @@ async def _exchange(
                 await response.aclose()
 
 
-async def _answer(send: Send, status: int, text: str) -> None:
+async def _answer(send: Send, status: int, text: str, *, close: bool = False) -> None:
     body = text.encode("ascii")
     start: Message = {
         "type": "http.response.start",
@@ -305,6 +383,11 @@ async def _answer(send: Send, status: int, text: str) -> None:
             (b"content-length", str(len(body)).encode("ascii")),
         ],
     }
+    if close or status == 408:
+        # The rest of the body will not be read, or its framing is in doubt:
+        # the connection cannot carry another request (RFC 9110 §15.5.9,
+        # RFC 9112 §6.3 item 3).
+        start["headers"].append((b"connection", b"close"))
     try:
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -20,9 +20,11 @@ negotiated with the upstream: each hop negotiates its own.
 from __future__ import annotations
 
 import functools
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -34,7 +36,12 @@ from websockets.typing import Subprotocol
 from websockets.uri import WebSocketURI
 
 from asgikit.proxy._config import ProxyOptions, UnsafeTarget
-from asgikit.proxy._headers import drop_hop_by_hop, upstream_request_headers
+from asgikit.proxy._headers import (
+    RefusedRequest,
+    check_request_framing,
+    drop_hop_by_hop,
+    upstream_request_headers,
+)
 from asgikit.routes import deny_websocket
 from asgikit.types import Message, Receive, Scope, Send
 
@@ -66,8 +73,9 @@ async def forward_websocket(
         return
     upstream = options.upstream
     try:
+        check_request_framing(scope.get("headers", ()))
         target = options.target(scope)
-    except UnsafeTarget:
+    except (RefusedRequest, UnsafeTarget):
         await deny_websocket(scope, receive, send, 400, "Bad Request")
         return
     path, _, query = target.partition("?")
@@ -93,7 +101,7 @@ async def forward_websocket(
         with anyio.fail_after(options.connect_timeout):
             stream: anyio.abc.ByteStream
             if secure:
-                context = ssl.create_default_context()
+                context = _tls_context(options.verify)
                 stream = await anyio.connect_tcp(upstream.host, upstream.port, ssl_context=context)
             else:
                 stream = await anyio.connect_tcp(upstream.host, upstream.port)
@@ -109,6 +117,24 @@ async def forward_websocket(
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(verify: Any) -> ssl.SSLContext:
+    # ``verify`` as httpx reads it: a context, a CA bundle (file or
+    # directory), ``False`` for none, ``True`` for the default trust store.
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    return ssl.create_default_context()
 
 
 async def _then_cancel(stop: anyio.CancelScope, work: Callable[[], Awaitable[None]]) -> None:

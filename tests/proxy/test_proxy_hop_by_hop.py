@@ -177,8 +177,10 @@ def test_forwarding_headers_are_appended_or_replaced() -> None:
         (b"host", b"backend:8000"),
         (b"accept", b"*/*"),
         (b"x-forwarded-for", b"198.51.100.1, 198.51.100.2, 2001:db8::7"),
+        (b"x-real-ip", b"2001:db8::7"),
         (b"x-forwarded-proto", b"https"),
         (b"x-forwarded-host", b"public.example"),
+        (b"x-forwarded-port", b"80"),
         (b"forwarded", b'for=198.51.100.1, for="[2001:db8::7]";host=public.example;proto=https'),
     ]
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import httpx
 import pytest
 
 from asgikit import (
@@ -36,6 +35,7 @@ from asgikit import (
     router,
     websocket_route,
 )
+from asgikit._httpx import httpx
 from asgikit.exceptions import ClientDisconnect
 from asgikit.middleware.body_limit import body_limit
 from asgikit.proxy import reverse_proxy

@@ -18,13 +18,23 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
 import anyio.to_thread
-import httpx
 import pytest
 
-from asgikit import JSONResponse, PlainTextResponse, Request, Response, route, router
-from asgikit.proxy import _pool, reverse_proxy
+from asgikit import (
+    JSONResponse,
+    PlainTextResponse,
+    Request,
+    Response,
+    WebSocket,
+    route,
+    router,
+    websocket_route,
+)
+from asgikit._httpx import httpx
+from asgikit.proxy import reverse_proxy
 from asgikit.proxy._transport import ProxyTransport
-from asgikit.testing import AsyncTestClient
+from asgikit.testing import AsyncTestClient, TestClient
+from tests.proxy.raw import Handler, RawServer, answer_each, ok, read_request
 from tests.servers.live import free_port, serve
 
 # -- the uvicorn upstream ----------------------------------------------------
@@ -53,96 +63,6 @@ def upstream() -> Iterator[str]:
     )
     with serve(app) as base:
         yield base
-
-
-# -- a scripted raw upstream -------------------------------------------------
-
-Handler = Callable[[socket.socket, int], None]
-
-
-class RawServer:
-    """Accepts connections and runs ``handler(sock, index)`` on each, in threads."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.handler = handler
-        self.connections = 0
-        self.closed = threading.Event()  # set when a connection is closed here
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            index = self.connections
-            threading.Thread(target=self._run, args=(sock, index), daemon=True).start()
-
-    def _run(self, sock: socket.socket, index: int) -> None:
-        with sock:
-            try:
-                self.handler(sock, index)
-            except OSError:
-                pass
-        self.closed.set()
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-@pytest.fixture
-def raw_server() -> Iterator[Callable[[Handler], RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(handler: Handler) -> RawServer:
-        servers.append(RawServer(handler))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def read_request(sock: socket.socket) -> bytes:
-    """One request head and its body (Content-Length or chunked); ``b""`` at EOF."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return b""
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lowered = head.lower()
-    if b"content-length:" in lowered:
-        length = int(lowered.split(b"content-length:")[1].split(b"\r\n")[0])
-        while len(body) < length:
-            body += sock.recv(65536)
-    elif b"transfer-encoding: chunked" in lowered:
-        while not body.endswith(b"0\r\n\r\n"):
-            body += sock.recv(65536)
-    return head
-
-
-def ok(body: bytes = b"ok", extra: bytes = b"") -> bytes:
-    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
-
-
-def answer_each(*responses: bytes, then_close: bool = False) -> Handler:
-    """Answer requests on a connection with ``responses`` in turn."""
-
-    def handler(sock: socket.socket, index: int) -> None:
-        for response in responses:
-            if not read_request(sock):
-                return
-            sock.sendall(response)
-        if not then_close:
-            while read_request(sock):
-                sock.sendall(responses[-1])
-
-    return handler
 
 
 def client_for(url: str, **limits: float | None) -> httpx.AsyncClient:
@@ -197,7 +117,8 @@ def tls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         check=True,
         capture_output=True,
     )
-    with serve(router(route("/hello", hello)), ssl_certfile=cert, ssl_keyfile=key) as base:
+    app = router(route("/hello", hello), websocket_route("/ws", echo_once))
+    with serve(app, ssl_certfile=cert, ssl_keyfile=key) as base:
         yield base.replace("http://", "https://"), cert
 
 
@@ -210,6 +131,23 @@ async def test_https_upstream_with_a_verified_certificate(tls_upstream: tuple[st
     async with AsyncTestClient(reverse_proxy(url)) as proxied:
         # Not signed by anyone the default trust store knows: refused.
         assert (await proxied.get("/hello")).status_code == 502
+
+
+async def echo_once(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(await websocket.receive_text())
+    await websocket.close()
+
+
+def test_verify_reaches_a_wss_upstream(tls_upstream: tuple[str, str]) -> None:
+    url, cert = tls_upstream
+    trusted = ssl.create_default_context(cafile=cert)
+    with (
+        TestClient(reverse_proxy(url, verify=trusted)) as client,
+        client.websocket_connect("/ws") as ws,
+    ):
+        ws.send_text("over tls")
+        assert ws.receive_text() == "over tls"
 
 
 async def test_slow_upstream_read_times_out(upstream: str) -> None:
@@ -342,42 +280,49 @@ async def test_a_request_to_another_origin_waits_for_a_slot(
     assert results == [b"other"]
 
 
-async def test_connection_closed_between_requests_is_retried_once(
+def answer_once_then_drop_the_next_request(sock: socket.socket, index: int) -> None:
+    # The first connection answers once, then reads the next request and
+    # closes without a word: the kept-alive connection passed the check on
+    # reuse, and died under the request.  Later connections answer.
+    if index == 1:
+        read_request(sock)
+        sock.sendall(ok(b"one"))
+        read_request(sock)
+        return
+    while read_request(sock):
+        sock.sendall(ok(b"%d" % index))
+
+
+async def test_connection_dying_under_a_request_is_retried_once(
     raw_server: Callable[[Handler], RawServer],
 ) -> None:
-    # The server keeps the connection open after its answer, then drops it
-    # without a word: the next request finds it dead and goes on a new one.
-    server = raw_server(answer_each(ok(b"one"), then_close=True))
+    server = raw_server(answer_once_then_drop_the_next_request)
     async with client_for(server.url) as client:
         assert (await client.get("/")).content == b"one"
-        assert await anyio.to_thread.run_sync(server.closed.wait, 5)
         # Idempotent, and its body can be sent again.
-        assert (await client.put("/", content=b"replayable")).content == b"one"
+        assert (await client.put("/", content=b"replayable")).content == b"2"
     assert server.connections == 2
 
 
 async def test_streamed_post_is_not_retried_on_a_dead_connection(
     raw_server: Callable[[Handler], RawServer],
 ) -> None:
-    server = raw_server(answer_each(ok(b"one"), then_close=True))
+    server = raw_server(answer_once_then_drop_the_next_request)
 
     async def upload() -> AsyncIterator[bytes]:
         yield b"cannot be sent twice"
 
     async with client_for(server.url) as client:
         assert (await client.get("/")).content == b"one"
-        assert await anyio.to_thread.run_sync(server.closed.wait, 5)
         async with contextlib.aclosing(upload()) as body:
             with pytest.raises(httpx.RemoteProtocolError):
                 await client.post("/", content=body)
     assert server.connections == 1
 
 
-async def test_connection_idle_a_while_is_checked_before_reuse(
-    raw_server: Callable[[Handler], RawServer], monkeypatch: pytest.MonkeyPatch
+async def test_connection_closed_while_idle_is_found_out_before_reuse(
+    raw_server: Callable[[Handler], RawServer],
 ) -> None:
-    monkeypatch.setattr(_pool, "_PROBE_AFTER", 0.0)
-
     def handler(sock: socket.socket, index: int) -> None:
         read_request(sock)
         sock.sendall(ok(b"%d" % index))
@@ -448,3 +393,36 @@ async def test_body_cut_short_is_a_remote_protocol_error(
     async with client_for(server.url) as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/")
+
+
+async def test_bytes_the_event_loop_queued_on_an_idle_connection_close_it(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The race in slow motion: stray bytes reach an idle connection and, on
+    # asyncio, the event loop reads them into anyio's queue (as it may when
+    # they land just as a response ends), where a poll of the socket misses them.
+    go, stray = threading.Event(), threading.Event()
+
+    def handler(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            sock.sendall(ok(b"genuine"))
+            if index == 1 and go.wait(5):
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")
+                stray.set()
+
+    server = raw_server(handler)
+    transport = ProxyTransport()
+    async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
+        assert (await client.get("/")).content == b"genuine"
+        go.set()
+        assert await anyio.to_thread.run_sync(stray.wait, 5)
+        (idle,) = transport._pool._idle[(b"http", b"127.0.0.1", int(server.url.rsplit(":", 1)[1]))]
+        asyncio_transport = getattr(idle.stream, "_transport", None)
+        if asyncio_transport is not None:
+            asyncio_transport.resume_reading()
+            protocol = idle.stream._protocol  # type: ignore[attr-defined]
+            with anyio.fail_after(5):
+                await protocol.read_event.wait()
+            asyncio_transport.pause_reading()
+        assert (await client.get("/")).content == b"genuine"
+    assert server.connections == 2

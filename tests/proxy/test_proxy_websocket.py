@@ -254,3 +254,16 @@ def test_an_upstream_message_over_the_size_limit_closes_with_1014(upstream: str)
         assert ws.receive_text() == "small"
         ws.send_bytes(b"x" * 5000)
         assert ws.receive()["code"] == 1014
+
+
+def test_two_host_headers_refuse_the_websocket_with_400(upstream: str) -> None:
+    # RFC 9112 §3.2; the upstream never sees the handshake.
+    with (
+        TestClient(reverse_proxy(upstream)) as client,
+        pytest.raises(WebSocketDenialResponse) as refused,
+        client.websocket_connect(
+            "/describe/x", headers=[("host", "public.example"), ("host", "internal.example")]
+        ),
+    ):
+        pass  # pragma: no cover
+    assert refused.value.status_code == 400

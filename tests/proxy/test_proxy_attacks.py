@@ -1,0 +1,643 @@
+"""Attacks on reverse_proxy: a broken upstream, a hostile client, a slow one.
+
+Each test names the attack it performs.  Upstreams are scripted raw sockets
+(``tests/proxy/raw.py``) that send exactly the bytes a broken or malicious
+server would, so the proxy's framing and pooling are judged byte by byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from asgikit import mount, router
+from asgikit._httpx import httpx
+from asgikit.proxy import reverse_proxy
+from asgikit.testing import AsyncTestClient
+from asgikit.types import ASGIApp, Message, Receive, Scope
+from tests.conftest import SendRecorder, body_receive, disconnect_after, make_scope, run_app
+from tests.proxy.raw import Handler, RawServer, ok, read_request
+
+SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+
+
+def smuggler(first: bytes, later: bool) -> tuple[Handler, threading.Event]:
+    """Answers the first request with ``first`` plus a whole smuggled response.
+
+    With ``later`` the smuggled bytes go in a second write after the answer,
+    so they arrive after the proxy has seen the end of the first response.
+    Every other request on any connection gets ``genuine``.
+    """
+    sent = threading.Event()
+
+    def handler(sock: socket.socket, index: int) -> None:
+        if index == 1 and read_request(sock):
+            if later:
+                sock.sendall(first)
+                sock.sendall(SMUGGLED)
+            else:
+                sock.sendall(first + SMUGGLED)
+            sent.set()
+        while read_request(sock):
+            sock.sendall(ok(b"genuine"))
+
+    return handler, sent
+
+
+FIRST_ANSWERS = {
+    "head_with_a_body": ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+    "204_with_a_body": ("GET", b"HTTP/1.1 204 No Content\r\n\r\nhello"),
+    "304_with_a_body": ("GET", b"HTTP/1.1 304 Not Modified\r\n\r\nhello"),
+    "more_than_content_length": ("GET", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhello"),
+    "after_the_last_chunk": (
+        "GET",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhe\r\n0\r\n\r\nhello",
+    ),
+}
+
+
+async def check_no_mixing(
+    raw_server: Callable[[Handler], RawServer], case: str, later: bool
+) -> None:
+    method, first = FIRST_ANSWERS[case]
+    handler, sent = smuggler(first, later)
+    server = raw_server(handler)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url)) as client:
+            await client.request(method, "/victim-1")
+            assert await anyio.to_thread.run_sync(sent.wait, 5)
+            second = await client.get("/victim-2")
+    assert second.content == b"genuine"
+    assert server.connections == 2
+
+
+async def test_upstream_body_on_head_never_reaches_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    await check_no_mixing(raw_server, "head_with_a_body", later=False)
+    await check_no_mixing(raw_server, "head_with_a_body", later=True)
+
+
+async def test_upstream_body_on_204_never_reaches_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    await check_no_mixing(raw_server, "204_with_a_body", later=False)
+    await check_no_mixing(raw_server, "204_with_a_body", later=True)
+
+
+async def test_upstream_body_on_304_never_reaches_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    await check_no_mixing(raw_server, "304_with_a_body", later=False)
+    await check_no_mixing(raw_server, "304_with_a_body", later=True)
+
+
+async def test_bytes_past_content_length_never_reach_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    await check_no_mixing(raw_server, "more_than_content_length", later=False)
+    await check_no_mixing(raw_server, "more_than_content_length", later=True)
+
+
+async def test_bytes_past_the_last_chunk_never_reach_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    await check_no_mixing(raw_server, "after_the_last_chunk", later=False)
+    await check_no_mixing(raw_server, "after_the_last_chunk", later=True)
+
+
+# -- a hostile client ---------------------------------------------------------
+
+
+def echo_head(sock: socket.socket, index: int) -> None:
+    """Answers every request with its own head, so a test sees what went upstream."""
+    while head := read_request(sock):
+        sock.sendall(ok(head + b"\r\n"))
+
+
+async def drive(proxy: ASGIApp, scope: Scope, receive: Receive | None = None) -> SendRecorder:
+    """Run ``proxy`` once on a hand-built scope (an HTTP client would tidy it up)."""
+    with anyio.fail_after(10):
+        sent = await run_app(proxy, scope, receive)
+        await proxy.aclose()  # type: ignore[attr-defined]
+    return sent
+
+
+SPOOFABLE = {
+    "x-real-ip": "6.6.6.6",
+    "x-forwarded-port": "31337",
+    "x-forwarded-prefix": "/spoofed-prefix",
+    "x-original-url": "/spoofed-original",
+    "x-rewrite-url": "/spoofed-rewrite",
+    "x-forwarded-host": "spoofed.example",
+    "x-forwarded-scheme": "spoofed-scheme",
+    "x-forwarded-ssl": "on",
+    "x-url-scheme": "spoofed-url-scheme",
+    "front-end-https": "on",
+    "x-client-ip": "6.6.6.7",
+    "true-client-ip": "6.6.6.8",
+    "x-forwarded-server": "spoofed-server",
+    "x-original-host": "spoofed-original-host",
+}
+
+
+async def test_client_written_x_real_ip_port_prefix_and_original_url_never_reach_the_upstream(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    headers = [(b"host", b"gateway.example")]
+    headers += [(name.encode(), value.encode()) for name, value in SPOOFABLE.items()]
+    scope = make_scope(
+        "GET", "/x", headers=headers, client=("192.0.2.7", 5000), server=("10.0.0.1", 8443)
+    )
+    scope["root_path"] = ""
+    sent = await drive(reverse_proxy(server.url), scope)
+    upstream_head = sent.body.decode("latin-1").lower()
+    for value in SPOOFABLE.values():
+        assert value not in upstream_head, value
+    # Set by the proxy from what it knows, as nginx's conventions have it.
+    assert "\r\nx-real-ip: 192.0.2.7\r\n" in upstream_head
+    assert "\r\nx-forwarded-port: 8443\r\n" in upstream_head
+    assert "\r\nx-forwarded-host: gateway.example\r\n" in upstream_head
+
+
+async def test_forwarded_prefix_is_the_root_path_the_proxy_is_mounted_at(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    headers = [(b"host", b"gateway.example"), (b"x-forwarded-prefix", b"/spoofed")]
+    scope = make_scope("GET", "/api/x", headers=headers, root_path="/api")
+    sent = await drive(reverse_proxy(server.url), scope)
+    upstream_head = sent.body.decode("latin-1").lower()
+    assert upstream_head.startswith("get /x http/1.1\r\n")
+    assert "\r\nx-forwarded-prefix: /api\r\n" in upstream_head
+    assert "spoofed" not in upstream_head
+
+
+async def test_without_add_forwarded_the_forwarding_headers_pass_untouched(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # add_forwarded=False: an outer balancer owns these headers.
+    server = raw_server(echo_head)
+    headers = [(b"host", b"gateway.example"), (b"x-real-ip", b"198.51.100.1")]
+    sent = await drive(
+        reverse_proxy(server.url, add_forwarded=False), make_scope("GET", "/", headers=headers)
+    )
+    assert "\r\nx-real-ip: 198.51.100.1\r\n" in sent.body.decode("latin-1").lower()
+
+
+CLIMBING_PATHS = [
+    ("/api/..;/admin", b"/api/..;/admin"),
+    ("/api/..;jsessionid=1/admin", b"/api/..;jsessionid=1/admin"),
+    ("/api/..\\admin", b"/api/..%5cadmin"),
+    ("/api/..\\admin", b"/api/..%5Cadmin"),
+    ("/api/..\\admin", b"/api/..\\admin"),
+    ("/api/.\\admin", b"/api/.%5cadmin"),
+    ("/api/../admin", b"/api/%2e%2e/admin"),
+    ("/api/../admin", b"/api/.%2e/admin"),
+    ("/api/../admin", b"/api/%2e./admin"),
+    ("/api/..\\admin", b"/api/%2e%2e%5cadmin"),
+    ("/api/a\\..\\..\\admin", b"/api/a%5c..%5c..%5cadmin"),
+    ("/api/%2e%2e/admin", b"/api/%252e%252e/admin"),  # decoded twice by a lenient upstream
+    ("/api/..%5cadmin", b"/api/..%255cadmin"),
+    ("/api/..%3b/admin", b"/api/..%253b/admin"),
+]
+
+
+async def test_dot_segment_variants_with_semicolon_backslash_and_encoding_are_refused(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    for path, raw in CLIMBING_PATHS:
+        proxy = router(mount("/api", reverse_proxy(f"{server.url}/v1")))
+        scope = make_scope("GET", path, headers=[(b"host", b"gateway")], raw_path=raw)
+        sent = await drive_router(proxy, scope)
+        assert sent.status == 400, raw
+    assert server.connections == 0
+
+
+async def test_dotted_names_that_do_not_climb_still_go_through(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url)
+    for path in ("/a/...", "/a/..x", "/a/.well-known/x", "/a/x..;y", "/file.tar.gz"):
+        scope = make_scope("GET", path, headers=[(b"host", b"gateway")])
+        sent = await run_app(proxy, scope)
+        assert sent.status == 200, path
+    await proxy.aclose()  # type: ignore[attr-defined]
+
+
+async def drive_router(app: ASGIApp, scope: Scope) -> SendRecorder:
+    with anyio.fail_after(10):
+        return await run_app(app, scope)
+
+
+async def test_content_length_with_transfer_encoding_from_the_client_is_400(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # RFC 9112 §6.1: both at once is a smuggling attempt or an error; a
+    # proxy must not forward the Content-Length, and asgikit refuses it.
+    server = raw_server(echo_head)
+    headers = [(b"host", b"g"), (b"content-length", b"3"), (b"transfer-encoding", b"chunked")]
+    sent = await drive(
+        reverse_proxy(server.url),
+        make_scope("POST", "/", headers=headers),
+        body_receive(b"abc", b"defgh"),
+    )
+    assert sent.status == 400
+    assert (b"connection", b"close") in sent.headers  # RFC 9112 §6.3: framing in doubt
+    assert server.connections == 0
+
+
+async def test_conflicting_or_malformed_content_lengths_from_the_client_are_400(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    for lengths in ([b"3", b"4"], [b"3, 4"], [b"-1"], [b"+3"], [b"0x3"], [b""]):
+        headers = [(b"host", b"g")] + [(b"content-length", value) for value in lengths]
+        sent = await drive(
+            reverse_proxy(server.url),
+            make_scope("POST", "/", headers=headers),
+            body_receive(b"abc"),
+        )
+        assert sent.status == 400, lengths
+    assert server.connections == 0
+
+
+async def test_a_body_longer_than_its_content_length_is_400_not_500(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # A server should not let this through; the proxy must still not crash on it.
+    server = raw_server(echo_head)
+    headers = [(b"host", b"g"), (b"content-length", b"3")]
+    sent = await drive(
+        reverse_proxy(server.url),
+        make_scope("POST", "/", headers=headers),
+        body_receive(b"abc", b"defgh"),
+    )
+    assert sent.status == 400
+
+
+async def test_two_host_headers_are_400_and_never_forwarded(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # RFC 9112 §3.2: a request with more than one Host field is refused.
+    server = raw_server(echo_head)
+    for preserve_host in (False, True):
+        headers = [(b"host", b"public.example"), (b"host", b"internal.example")]
+        sent = await drive(
+            reverse_proxy(server.url, preserve_host=preserve_host),
+            make_scope("GET", "/", headers=headers),
+        )
+        assert sent.status == 400
+    assert server.connections == 0
+
+
+# -- a broken upstream, answered with a status ---------------------------------
+
+
+async def test_upstream_204_with_a_body_is_502_and_its_connection_closed(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    def handler(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            if index == 1:
+                sock.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello")
+            else:
+                sock.sendall(ok(b"genuine"))
+
+    server = raw_server(handler)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url)) as client:
+            broken = await client.get("/")
+            after = await client.get("/")
+    assert broken.status_code == 502
+    assert after.content == b"genuine"
+    assert server.connections == 2
+
+
+# -- slow clients --------------------------------------------------------------
+
+
+def stalled_body(*chunks: bytes, pause: float | None = None) -> Receive:
+    """``chunks`` with ``more_body``, then nothing more (``pause=None``) or one byte per pause."""
+    messages: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks
+    ]
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        if pause is None:
+            await anyio.sleep_forever()
+        await anyio.sleep(pause)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    return receive
+
+
+async def test_stalled_request_bodies_cannot_exhaust_the_upstream_pool(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # Four clients start a body and stall, on a pool of two connections;
+    # each is cut off (408) and frees its connection, and a normal client
+    # behind them gets through instead of a 503.
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url, max_connections=2, pool_timeout=8, body_timeout=0.2)
+    stalled: list[int] = []
+    normal: list[int] = []
+    headers = [(b"host", b"g"), (b"content-length", b"100")]
+
+    async def stall() -> None:
+        scope = make_scope("POST", "/upload", headers=headers)
+        stalled.append((await run_app(proxy, scope, stalled_body(b"a" * 10))).status)
+
+    async def ordinary() -> None:
+        await anyio.wait_all_tasks_blocked()
+        normal.append(
+            (await run_app(proxy, make_scope("GET", "/", headers=[(b"host", b"g")]))).status
+        )
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(stall)
+            group.start_soon(ordinary)
+        await proxy.aclose()  # type: ignore[attr-defined]
+    assert stalled == [408] * 4
+    assert normal == [200]
+
+
+async def test_a_body_trickling_past_the_deadline_is_cut_off_with_408(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # One byte every 20 ms never trips the idle timeout; the deadline ends it.
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url, deadline=0.3, body_timeout=5)
+    headers = [(b"host", b"g"), (b"content-length", b"100000")]
+    sent = await drive(
+        proxy, make_scope("POST", "/", headers=headers), stalled_body(b"a", pause=0.02)
+    )
+    assert sent.status == 408
+    assert (b"connection", b"close") in sent.headers
+
+
+async def test_a_client_that_never_sends_its_body_gets_408_without_reaching_the_upstream(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    headers = [(b"host", b"g"), (b"content-length", b"5")]
+    sent = await drive(
+        reverse_proxy(server.url, body_timeout=0.1),
+        make_scope("POST", "/", headers=headers),
+        stalled_body(),
+    )
+    assert sent.status == 408
+    assert server.connections == 0
+
+
+async def test_an_upstream_past_the_deadline_is_504(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    done = threading.Event()
+
+    def silent(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        done.wait(10)
+
+    server = raw_server(silent)
+    try:
+        sent = await drive(reverse_proxy(server.url, deadline=0.2), make_scope("GET", "/"))
+    finally:
+        done.set()
+    assert sent.status == 504
+
+
+# -- an option is applied or refused, never ignored ------------------------------
+
+
+def silent_upstream(
+    raw_server: Callable[[Handler], RawServer],
+) -> tuple[RawServer, threading.Event]:
+    """An upstream that reads the request and never answers (until released)."""
+    release = threading.Event()
+
+    def silent(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        release.wait(10)
+
+    return raw_server(silent), release
+
+
+async def test_a_timeout_given_with_a_client_applies_to_its_requests(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server, release = silent_upstream(raw_server)
+    try:
+        with anyio.fail_after(8):
+            async with (
+                httpx.AsyncClient(timeout=30) as own,
+                AsyncTestClient(reverse_proxy(server.url, client=own, timeout=0.2)) as client,
+            ):
+                response = await client.get("/")
+    finally:
+        release.set()
+    assert response.status_code == 504
+
+
+async def test_a_client_passed_without_timeout_keeps_its_own(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server, release = silent_upstream(raw_server)
+    try:
+        with anyio.fail_after(8):
+            async with (
+                httpx.AsyncClient(timeout=httpx.Timeout(30, read=0.2)) as own,
+                AsyncTestClient(reverse_proxy(server.url, client=own)) as client,
+            ):
+                response = await client.get("/")
+    finally:
+        release.set()
+    assert response.status_code == 504
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"max_connections": 5},
+        {"max_keepalive_connections": 5},
+        {"keepalive_expiry": 1.0},
+        {"verify": False},
+    ],
+)
+async def test_pool_options_with_a_passed_client_are_refused_not_ignored(
+    option: dict[str, Any],
+) -> None:
+    async with httpx.AsyncClient() as own:
+        with pytest.raises(TypeError, match=next(iter(option))):
+            reverse_proxy("http://upstream", client=own, **option)
+
+
+# -- the fixes, attacked once more -------------------------------------------------
+
+
+async def test_a_chunk_longer_than_sent_never_hands_the_rest_to_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The chunk claims 32 bytes and the smuggled response fills them: the
+    # first answer is wrong (garbage in, garbage out), the second is genuine.
+    handler, sent = smuggler(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n20\r\nshort\r\n", later=False
+    )
+    server = raw_server(handler)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url)) as client:
+            async with client.stream("GET", "/victim-1") as first:
+                with contextlib.suppress(httpx.HTTPError):
+                    await first.aread()
+            assert await anyio.to_thread.run_sync(sent.wait, 5)
+            second = await client.get("/victim-2")
+    assert second.content == b"genuine"
+    assert server.connections == 2
+
+
+async def test_a_late_answer_to_a_timed_out_request_never_reaches_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    release = threading.Event()
+
+    def late(sock: socket.socket, index: int) -> None:
+        if index == 1 and read_request(sock):
+            release.wait(10)
+            sock.sendall(ok(b"late answer for the first client"))
+        while read_request(sock):
+            sock.sendall(ok(b"genuine"))
+
+    server = raw_server(late)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url, timeout=0.2)) as client:
+            timed_out = await client.get("/first")
+            release.set()
+            second = await client.get("/second")
+    assert timed_out.status_code == 504
+    assert second.content == b"genuine"
+
+
+async def test_after_a_502_for_garbage_the_next_request_gets_a_clean_connection(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    def garbage_first(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n" + SMUGGLED if index == 1 else ok(b"genuine"))
+
+    server = raw_server(garbage_first)
+    with anyio.fail_after(10):
+        async with AsyncTestClient(reverse_proxy(server.url)) as client:
+            broken = await client.get("/")
+            second = await client.get("/")
+    assert broken.status_code == 502
+    assert second.content == b"genuine"
+
+
+async def test_upstream_closing_mid_body_truncates_and_the_next_request_is_clean(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    def cut(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            if index == 1:
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+                return
+            sock.sendall(ok(b"genuine"))
+
+    server = raw_server(cut)
+    proxy = reverse_proxy(server.url)
+    with anyio.fail_after(10):
+        first = await run_app(proxy, make_scope("GET", "/", headers=[(b"host", b"g")]))
+        second = await run_app(proxy, make_scope("GET", "/", headers=[(b"host", b"g")]))
+        await proxy.aclose()  # type: ignore[attr-defined]
+    assert first.status == 200
+    assert not first.complete  # never a short body that looks whole
+    assert second.body == b"genuine"
+
+
+async def test_a_client_vanishing_mid_upload_never_leaves_its_body_on_a_pooled_connection(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url)
+    upload = [(b"host", b"g"), (b"content-length", b"100")]
+    with anyio.fail_after(10):
+        gone = await run_app(
+            proxy, make_scope("POST", "/", headers=upload), disconnect_after(b"ab")
+        )
+        after = await run_app(proxy, make_scope("GET", "/next", headers=[(b"host", b"g")]))
+        await proxy.aclose()  # type: ignore[attr-defined]
+    assert [m for m in gone.messages if m["type"] == "http.response.start"] == []
+    assert after.body.startswith(b"GET /next HTTP/1.1\r\n")
+    assert server.connections == 2
+
+
+async def test_the_deadline_never_cuts_a_response_that_has_started(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # A download or an event stream outlives the deadline: it bounds the
+    # request phase only, and ``timeout`` each read after that.
+    release = threading.Event()
+
+    def streaming(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
+        release.wait(10)
+        sock.sendall(b"later")
+
+    server = raw_server(streaming)
+    with anyio.fail_after(10):
+        async with (
+            AsyncTestClient(reverse_proxy(server.url, deadline=1.0)) as client,
+            client.stream("GET", "/") as response,
+        ):
+            chunks = response.aiter_raw()
+            assert await anext(chunks) == b"first"
+            await anyio.sleep(1.5)  # past the deadline
+            release.set()
+            rest = b"".join([chunk async for chunk in chunks])
+    assert rest == b"later"
+
+
+async def test_smuggled_bytes_the_event_loop_read_ahead_never_reach_the_next_client(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # On asyncio, anyio's socket stream reads ahead into its own queue: bytes
+    # that arrive just after a response may sit there, where neither h11 nor
+    # a poll of the socket sees them.  Twenty rounds make the race likely.
+    smuggled = threading.Semaphore(0)
+
+    def handler(sock: socket.socket, index: int) -> None:
+        # No Nagle delay: the smuggled bytes must leave before the next request
+        # arrives (after it, no HTTP/1.1 client could tell them from its answer).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while head := read_request(sock):
+            if head.startswith(b"HEAD"):
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+                sock.sendall(SMUGGLED)
+                smuggled.release()
+            else:
+                sock.sendall(ok(b"genuine"))
+
+    server = raw_server(handler)
+    answers: list[bytes] = []
+    with anyio.fail_after(20):
+        async with AsyncTestClient(reverse_proxy(server.url)) as client:
+            for _ in range(20):
+                await client.head("/")
+                assert await anyio.to_thread.run_sync(smuggled.acquire, True, 5)
+                answers.append((await client.get("/")).content)
+    assert answers == [b"genuine"] * 20
