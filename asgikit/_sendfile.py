@@ -98,6 +98,23 @@ def open_and_prefetch(
     return prefetch(*open_regular(path), prefetch_limit)
 
 
+def open_with_head(path: str, limit: int) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+    """``open_and_prefetch``, and for a larger file its first ``limit`` bytes read as well.
+
+    Returns ``(None, stat, content)`` for a file of at most ``limit`` bytes,
+    else ``(file, stat, head)``: the file open and ``head`` its first bytes,
+    read in the same worker-thread hop as the open (one hop fewer a response).
+    """
+    file, info = open_regular(path)
+    if info.st_size <= limit:
+        return prefetch(file, info, limit)
+    try:
+        return file, info, file.read(limit)
+    except BaseException:
+        file.close()
+        raise
+
+
 def prefetch(
     file: BinaryIO, info: os.stat_result, prefetch_limit: int
 ) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
@@ -239,7 +256,8 @@ async def send_file(
 ) -> bool:
     """Answer with the file at absolute ``path`` (``info`` its stat, ``file`` it open or ``None``).
 
-    ``prefetched`` is the whole file when the caller already read it.
+    ``prefetched`` is the whole file when the caller already read it, or,
+    with ``file`` open, its first bytes (``open_with_head``).
     Whatever file is open is closed before this returns.  Returns ``False``
     if the client left before the response was complete.
     """
@@ -271,8 +289,21 @@ async def send_file(
             body = await anyio.to_thread.run_sync(_read_pieces, opened, pieces, plan.trailer)
             return await _send_whole(send, start, body)
 
+        head = b""
+        if prefetched and len(pieces) == 1 and not plan.trailer and pieces[0][:2] == (b"", 0):
+            # The whole file from its first byte: its head was read with the open.
+            head = prefetched[: pieces[0][2]]
+            pieces = [(b"", len(head), pieces[0][2])]
+
         async def produce() -> None:
+            nonlocal head
             await send(start)
+            if head:
+                more = pieces[0][1] < pieces[0][2]
+                message = {"type": "http.response.body", "body": head, "more_body": more}
+                head = b""  # not held while the rest streams
+                await send(message)
+                del message
             await _stream(send, opened, pieces, plan.trailer, chunk_size)
 
         return await run_until_disconnect(scope, receive, produce)
@@ -334,6 +365,7 @@ __all__ = [
     "adopt_regular",
     "open_and_prefetch",
     "open_regular",
+    "open_with_head",
     "prefetch",
     "send_file",
 ]

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
-from asgikit._sendfile import FileRequest, open_and_prefetch, send_file
+from asgikit._sendfile import FileRequest, open_and_prefetch, open_with_head, send_file
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import validate_header
 from asgikit.responses import Response
@@ -114,9 +114,13 @@ class FileResponse(Response):
                 info = await anyio.to_thread.run_sync(_stat_regular, self.path)
         else:
             # Without a Range, a small file is read in the same thread hop
-            # that opens it: one hop in all for the common case.
+            # that opens it (one hop in all), and a larger one's first chunk
+            # is (unless a precondition may make the body unneeded).
             limit = 0 if request.range is not None else self.chunk_size
-            file, info, data = await anyio.to_thread.run_sync(_open_or_fail, self.path, limit)
+            head = request.range is None and not request.has_preconditions()
+            file, info, data = await anyio.to_thread.run_sync(
+                _open_or_fail, self.path, limit, head
+            )
         completed = await send_file(
             scope,
             receive,
@@ -145,10 +149,12 @@ def _stat_regular(path: str) -> os.stat_result:
 
 
 def _open_or_fail(
-    path: str, prefetch_limit: int
+    path: str, limit: int, head: bool
 ) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
     try:
-        return open_and_prefetch(path, prefetch_limit)
+        if head:
+            return open_with_head(path, limit)
+        return open_and_prefetch(path, limit)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise RuntimeError(f"File at path {path} does not exist or is not a file.") from exc
 

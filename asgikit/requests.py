@@ -32,13 +32,13 @@ streaming response never race each other for ``receive()``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from asgikit._headers import content_length_over
+from asgikit._json import loads as _json_loads
 from asgikit._reverse import url_path_for
 from asgikit.datastructures import (
     URL,
@@ -424,7 +424,7 @@ class Request(HTTPConnection):
         body = await self.body(max_size=max_size)
         try:
             # RFC 8259 §8.1: JSON exchanged between systems is UTF-8.
-            return json.loads(body.decode("utf-8"))
+            return _json_loads(body)
         except (ValueError, RecursionError) as exc:
             # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
             raise HTTPException(400, f"Malformed JSON body: {exc}") from None

@@ -15,6 +15,7 @@ from typing import Any
 
 from asgikit._accept import accept_values, preferred
 from asgikit._cookies import format_set_cookie
+from asgikit._json import dumps_fast, to_builtins
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import URL, MutableHeaders, validate_header
 from asgikit.exceptions import HTTPException
@@ -26,6 +27,13 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
+    # Whether render is Response's own: then a str body is encoded in place,
+    # without the call (see __init_subclass__).
+    _own_render = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_render = cls.render is Response.render
 
     def __init__(
         self,
@@ -41,13 +49,17 @@ class Response:
         else:
             self.media_type = media_type
         self.background = background
-        body = self.body = self.render(content)
-        if headers is None and media_type is not None and 200 <= status_code < 300:
-            # The common case, kept short: it runs for nearly every response.
+        if type(content) is str and self._own_render:
+            body = self.body = content.encode(self.charset)
+        else:
+            body = self.body = self.render(content)
+        if headers is None and media_type is not None and status_code >= 200:
+            # The common case, kept short: it runs for nearly every response
+            # (a 404 or a 400 too).
             content_type = _CONTENT_TYPES_UTF8.get(media_type)
             if content_type is None or self.charset != "utf-8":
                 content_type = _content_type(media_type, self.charset)
-            if status_code == 204:
+            if status_code == 204 or status_code == 304:
                 self._raw_headers = [(b"content-type", content_type)]
             else:
                 self._raw_headers = [
@@ -221,59 +233,85 @@ class HTMLResponse(Response):
     media_type = "text/html"
 
 
-_encode_json_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-
-
 def _not_serializable(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _make_json_encoder() -> Callable[[Any], str]:
-    """The fastest compact, UTF-8, NaN-refusing JSON encoder this Python has.
+def _json_renderer(default: Callable[[Any], Any]) -> Callable[[Any], bytes]:
+    """The fastest compact, UTF-8, NaN-refusing JSON renderer this Python has.
 
-    ``JSONEncoder.encode`` builds its C encoder anew on every call; built once
-    here it is about twice as fast.  Without the circular-reference markers
-    (shared markers would race between threads), a circular structure raises
+    ``default`` is called for values of other types.  ``JSONEncoder.encode``
+    builds its C encoder anew on every call; built once here it is about
+    twice as fast.  Without the circular-reference markers (shared markers
+    would race between threads), a circular structure raises
     ``RecursionError`` instead of ``ValueError``.
     """
+    options: dict[str, Any] = {"allow_nan": False, "separators": (",", ":"), "default": default}
+    encode_ascii = json.JSONEncoder(**options).encode
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator (PyPy): the standard path
-        return json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-    encode = make(
-        None,
-        _not_serializable,
-        json.encoder.encode_basestring,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        False,
-    )
+        encode = json.JSONEncoder(ensure_ascii=False, **options).encode
 
-    def encode_json(value: Any) -> str:
-        return "".join(encode(value, 0))
+        def render_json(content: Any) -> bytes:
+            try:
+                return encode(content).encode("utf-8")
+            except UnicodeEncodeError:
+                return encode_ascii(content).encode("ascii")
 
-    return encode_json
+    else:
+        chunks = make(None, default, json.encoder.encode_basestring, None, ":", ",", *[False] * 3)
+
+        def render_json(content: Any) -> bytes:
+            try:
+                return "".join(chunks(content, 0)).encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate (a client's JSON may carry "\ud800") has no
+                # UTF-8 form; escaped as \ud800 it is valid JSON for the same value.
+                return encode_ascii(content).encode("ascii")
+
+    return render_json
 
 
-_encode_json = _make_json_encoder()
+_render_json = _json_renderer(_not_serializable)
 
 
 class JSONResponse(Response):
-    """A JSON response: compact, UTF-8, and NaN/Infinity refused (RFC 8259 has none)."""
+    """A JSON response: compact, UTF-8, and NaN/Infinity refused (RFC 8259 has none).
+
+    Encoded by the standard library whatever is installed; see
+    ``FastJSONResponse`` for msgspec.
+    """
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         """``content`` as compact UTF-8 JSON."""
-        text = _encode_json(content)
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate (a client's JSON may carry "\ud800") has no UTF-8
-            # form; escaped as \ud800 it is valid JSON for the same value.
-            return _encode_json_ascii(content).encode("ascii")
+        return _render_json(content)
+
+
+_render_json_builtins = _json_renderer(to_builtins or _not_serializable)
+
+
+class FastJSONResponse(JSONResponse):
+    """``JSONResponse`` encoded by msgspec when it is installed (the ``fast`` extra).
+
+    The output is compact UTF-8 JSON with the same meaning as
+    ``JSONResponse``'s, NaN and Infinity are still refused, and without
+    msgspec it is ``JSONResponse``.  It is opt-in, not what ``JSONResponse``
+    does whenever msgspec happens to be installed (another package may
+    have brought it), because msgspec also encodes types the standard
+    library refuses: datetimes and UUIDs as strings, dataclasses and
+    msgspec structs as objects, sets as arrays, ``bytes`` as base64.  Numbers
+    may be written differently (``1e16`` for ``1e+16``), never with another
+    value.  A value msgspec cannot write identically (a lone surrogate, a
+    ``None`` or ``bool`` key, anything holding ``null``, which might be a
+    NaN) goes through the standard library with msgspec's type conversions.
+    """
+
+    def render(self, content: Any) -> bytes:
+        """``content`` as compact UTF-8 JSON, by msgspec where it can."""
+        fast = dumps_fast(content)
+        return fast if fast is not None else _render_json_builtins(content)
 
 
 # Characters a Location keeps as they are; everything else is percent-encoded.
@@ -339,6 +377,7 @@ def http_exception_response(scope: Scope, exc: HTTPException) -> Response:
 
 
 __all__ = [
+    "FastJSONResponse",
     "HTMLResponse",
     "JSONResponse",
     "PlainTextResponse",

@@ -20,11 +20,12 @@ from typing import Any
 
 import anyio.to_thread
 
-from asgikit._errors import answer_error
+from asgikit._errors import HANDLERS_KEY, RAISE_KEY, answer_error
 from asgikit._url import host_header
 from asgikit.convertors import CompiledPath, compile_host, compile_path
 from asgikit.exceptions import ClientDisconnect, HTTPException, WebSocketDisconnect
 from asgikit.requests import Request
+from asgikit.responses import http_exception_response
 from asgikit.types import ASGIApp, Receive, Scope, Send
 from asgikit.websockets import WebSocket
 
@@ -390,15 +391,29 @@ async def method_not_allowed(
     await answer_http_exception(scope, receive, send, HTTPException(405, headers={"Allow": allow}))
 
 
+#: The default 404 as a request without ``Accept`` gets it, built once: a miss
+#: with no handler table and no ``Accept`` (most of them: scanners, bots) then
+#: costs little more than a raw ASGI 404.  A response object is reusable.
+PLAIN_NOT_FOUND = http_exception_response({}, HTTPException(404))
+
+
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """The default answer when nothing matches: 404 (a refused handshake for WebSockets)."""
     if scope["type"] == "websocket":
         await deny_websocket(scope, receive, send, 404, "Not Found")
         return
+    if HANDLERS_KEY not in scope and RAISE_KEY not in scope:
+        for name, _ in scope.get("headers", ()):
+            if name == b"accept":
+                break
+        else:
+            await PLAIN_NOT_FOUND(scope, receive, send)
+            return
     await answer_http_exception(scope, receive, send, HTTPException(404))
 
 
 __all__ = [
+    "PLAIN_NOT_FOUND",
     "BaseRoute",
     "Host",
     "Mount",

@@ -7,6 +7,18 @@ tries only the patterns that can match it.  The first entry that matches
 path and method wins; a static path is tried before the patterns.  A path
 that matches only with another method answers 405 with ``Allow``.
 
+A router mounted at a fixed prefix with nothing in between (``mount("/api",
+router(...))``) has its static routes joined into the outer router's
+look-up, where no earlier entry could take the path first: such a request
+costs one look-up however deep it is mounted.  A pattern route in such a
+router is looked for from the outer router (``_find_route``), without the
+mounted routers' own scopes or calls.  Either way the endpoint sees the very
+scope the mounted routers would have built.  Everything else (a 404 or 405
+inside, redirects, hosts, other mounted apps, lifespan, WebSockets) goes
+through each router in turn.
+A miss with no ``exception_handlers`` table and no ``Accept`` field gets a
+404 built once; any other miss is answered by ``asgikit._errors``.
+
 Mounted apps see ``root_path`` grown by the mount's prefix and ``path`` kept
 as the full path, as the current ASGI HTTP spec has it; a server that gives
 ``path`` relative to ``root_path`` is accepted too, and normalised at the mount.
@@ -46,14 +58,15 @@ from asgikit.convertors import compile_host
 from asgikit.datastructures import full_path, route_path
 from asgikit.responses import RedirectResponse
 from asgikit.routes import (
+    PLAIN_NOT_FOUND,
     BaseRoute,
     Host,
     Mount,
     Route,
     WebSocketRoute,
     method_not_allowed,
-    not_found,
 )
+from asgikit.routes import not_found as _not_found
 from asgikit.types import ASGIApp, Receive, Scope, Send
 
 # RFC 3986 §3.3: what a path segment may hold unencoded, plus "/".
@@ -62,10 +75,18 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 
 
+_NOT_FOUND_HEADERS = PLAIN_NOT_FOUND._raw_headers
+_NOT_FOUND_BODY = PLAIN_NOT_FOUND.body
+
 ROUTE_TEMPLATE = "route_template"
 ROUTE_TEMPLATE_SINK = "asgikit.route_template_sink"
 # The templates of the mounts already matched, for the routes below them.
 _PREFIX_KEY = "asgikit.route_prefix"
+
+
+#: How many static routes of mounted routers one router joins into its own
+#: look-up: one router mounted at many prefixes, at many levels, multiplies.
+MAX_JOINED_ROUTES = 10_000
 
 
 class NoMatchFound(LookupError):
@@ -90,7 +111,8 @@ class Router:
     ) -> None:
         self.routes = list(routes)
         self.redirect_slashes = redirect_slashes
-        self.not_found: ASGIApp = not_found if not_found is not None else _default_not_found
+        self.not_found: ASGIApp = not_found if not_found is not None else _not_found
+        self._default_not_found = not_found is None
         self._http_static: dict[str, list[Route]] = {}
         self._ws_static: dict[str, list[WebSocketRoute]] = {}
         dynamic: list[tuple[str | None, BaseRoute]] = []
@@ -109,6 +131,15 @@ class Router:
         self._buckets: dict[str, list[BaseRoute]] = {}
         for key in {key for key, _ in dynamic if key is not None}:
             self._buckets[key] = [e for k, e in dynamic if k in (key, None)]
+        # The paths one trailing slash away from a static route.
+        self._toggled_static = {_toggle(p) for p in self._http_static if p != "/"}
+        # The same buckets with only the HTTP patterns, for the slash redirect:
+        # a miss whose bucket has none costs one look-up there.
+        self._route_wildcards = [e for e in self._wildcards if isinstance(e, Route)]
+        self._route_buckets = {
+            key: [e for e in entries if isinstance(e, Route)]
+            for key, entries in self._buckets.items()
+        }
         # For each static path, the app that answers each method: the first
         # entry (in order) that takes it; ``None`` keys the first any-method app.
         self._static_methods: dict[str, dict[str | None, ASGIApp]] = {}
@@ -121,6 +152,18 @@ class Router:
                 for method in entry.methods:
                     table.setdefault(method, entry.app)
             self._static_methods[path] = table
+        # The static routes of routers mounted here, found by one look-up as
+        # this router's own are: full path -> (method table, the mounts'
+        # prefixes, the route's template).  Only where the mount is reached
+        # for sure (see ``_reaches``); anything else takes the ordinary path.
+        self._mounted_static: dict[str, tuple[dict[str | None, ASGIApp], str, str]] = {}
+        # Those mounts: a pattern route inside one is found from here too
+        # (``_find_route``), without the mounted routers' own scopes.
+        self._plain_mounts: set[Mount] = set()
+        for entry in self.routes:
+            if isinstance(entry, Mount) and _flattens(entry):
+                self._add_mounted(entry)
+                self._plain_mounts.add(entry)
         # Host entries are matched here, by name without case and port by
         # number (see ``HostPattern``), so every router agrees on one rule.
         self._hosts = {
@@ -132,9 +175,39 @@ class Router:
             if app is not None:
                 self._lifespan_apps.append((repr(entry), app))
 
-    def _candidates(self, path: str) -> list[BaseRoute]:
-        segment = path[1:].split("/", 1)[0]
-        return self._buckets.get(segment, self._wildcards)
+    def _add_mounted(self, entry: Mount) -> None:
+        inner: Router = entry.app  # type: ignore[assignment]
+        reachable = [(sub, table, "", sub) for sub, table in inner._static_methods.items()]
+        reachable += [(sub, *found) for sub, found in inner._mounted_static.items()]
+        for sub, table, inner_prefix, template in reachable:
+            # The bare prefix reaches the mounted router's "/" as well.
+            paths = (entry.prefix, entry.prefix + "/") if sub == "/" else (entry.prefix + sub,)
+            for path in paths:
+                if len(self._mounted_static) >= MAX_JOINED_ROUTES:
+                    return  # the rest go the ordinary way, router by router
+                if path in self._http_static or path in self._mounted_static:
+                    continue
+                if self._reaches(entry, path):
+                    self._mounted_static[path] = (table, entry.prefix + inner_prefix, template)
+
+    def _reaches(self, entry: Mount, path: str) -> bool:
+        """Whether a request for ``path`` (with no static route here) reaches ``entry`` surely."""
+        for candidate in self._buckets.get(path[1:].split("/", 1)[0], self._wildcards):
+            if candidate is entry:
+                assert entry.path.regex is not None
+                found = entry.path.regex.match(path)
+                return found is not None and found.group(0) == entry.prefix
+            if isinstance(candidate, WebSocketRoute):
+                continue
+            if isinstance(candidate, Route) and candidate.path.match(path) is None:
+                continue
+            if isinstance(candidate, Mount):
+                regex = candidate.path.regex
+                if regex is not None and regex.match(path) is None:
+                    continue
+            # It matches first (or answers 405), or a host decides per request.
+            return False
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -143,7 +216,18 @@ class Router:
             # "--root-path /x/": every child sees "/x", and paths below it.
             scope = without_trailing_slash_root(scope)
         if kind == "http":
-            path = route_path(scope) if root else scope["path"]
+            if root:
+                # ``route_path`` inline for the common shape (``path`` under
+                # ``root_path``, as a mount leaves it): one call less a level.
+                path = scope.get("path", "/")
+                base: str = scope["root_path"]
+                end = len(base)
+                if path.startswith(base) and path[end : end + 1] in ("", "/") and base[-1:] != "/":
+                    path = path[end:] or "/"
+                else:
+                    path = route_path(scope)
+            else:
+                path = scope["path"]
             method = scope["method"]
             allowed: set[str] | None = None
             table = self._static_methods.get(path)
@@ -164,6 +248,31 @@ class Router:
                     await app(child, receive, send)
                     return
                 allowed = {m for m in table if m is not None}
+            else:
+                mounted = self._mounted_static.get(path)
+                if mounted is not None:
+                    table, prefix, template = mounted
+                    app = table.get(method) or table.get(None)
+                    if app is not None:
+                        # The scope the mounted routers would build, built at once.
+                        child = dict(scope)
+                        outer = scope.get("path_params")
+                        child["path_params"] = {**outer} if outer else {}
+                        if RESOLVER_KEY not in child:
+                            child[RESOLVER_KEY] = self
+                            child[ROOT_PATH_KEY] = child.get("root_path", "")
+                        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
+                        template = child[ROUTE_TEMPLATE] = prefixes + template
+                        sink = child.get(ROUTE_TEMPLATE_SINK)
+                        if sink is not None:
+                            sink[0] = template
+                        if root:
+                            child["path"] = full_path(scope)
+                            child["root_path"] = scope["root_path"] + prefix
+                        else:
+                            child["root_path"] = prefix
+                        await app(child, receive, send)
+                        return
         elif kind == "lifespan":
             await serve_lifespan(self._lifespan_apps, scope, receive, send)
             return
@@ -178,7 +287,9 @@ class Router:
         else:
             raise RuntimeError(f"router cannot handle scope type {kind!r}")
 
-        for candidate in self._candidates(path):
+        # The first segment picks the bucket; toggling a trailing slash keeps it.
+        segment = path[1:].partition("/")[0]
+        for candidate in self._buckets.get(segment, self._wildcards):
             if isinstance(candidate, Route):
                 if kind != "http":
                     continue
@@ -205,6 +316,36 @@ class Router:
             if isinstance(candidate, Mount):
                 if allowed:
                     continue  # a route matched the path; its 405 comes first
+                if (
+                    candidate in self._plain_mounts
+                    and kind == "http"
+                    and candidate.path.regex.match(path) is not None  # type: ignore[union-attr]
+                ):
+                    inner: Router = candidate.app  # type: ignore[assignment]
+                    hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
+                    if hit is not None:
+                        # The scope the mounted routers would give the route's
+                        # app, built at once (as for ``_mounted_static``).
+                        app, params, template, below = hit
+                        prefix = candidate.prefix + below
+                        child = dict(scope)
+                        outer = scope.get("path_params")
+                        child["path_params"] = {**outer, **params} if outer else params
+                        if RESOLVER_KEY not in child:
+                            child[RESOLVER_KEY] = self
+                            child[ROOT_PATH_KEY] = child.get("root_path", "")
+                        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
+                        template = child[ROUTE_TEMPLATE] = prefixes + template
+                        sink = child.get(ROUTE_TEMPLATE_SINK)
+                        if sink is not None:
+                            sink[0] = template
+                        if root:
+                            child["path"] = full_path(scope)
+                            child["root_path"] = scope["root_path"] + prefix
+                        else:
+                            child["root_path"] = prefix
+                        await app(child, receive, send)
+                        return
                 await_app = self._mount_scope(candidate, scope, path)
                 if await_app is None:
                     continue
@@ -219,15 +360,35 @@ class Router:
                 await candidate.app(self._child(scope, params), receive, send)
                 return
 
-        if ROUTE_TEMPLATE_SINK in scope or ROUTE_TEMPLATE in scope:
+        if "asgikit.route_template_sink" in scope or "route_template" in scope:
             scope = _unmatched(scope)
         if allowed:
             await method_not_allowed(scope, receive, send, allowed)
             return
         if kind == "http" and self.redirect_slashes and path != "/":
-            location = self._slash_redirect(scope, path)
-            if location is not None:
-                await RedirectResponse(location)(scope, receive, send)
+            # The path with its trailing slash toggled: a static path is one
+            # look-up, and patterns are tried only where some could match.
+            routes = self._route_buckets.get(segment, self._route_wildcards)
+            if path in self._toggled_static or (routes and _any_matches(routes, _toggle(path))):
+                location = self._slash_redirect(scope, _toggle(path))
+                if location is not None:
+                    await RedirectResponse(location)(scope, receive, send)
+                    return
+        if (
+            self._default_not_found
+            and kind == "http"
+            and "asgikit.exception_handlers" not in scope  # HANDLERS_KEY
+            and "asgikit.raise_http_exceptions" not in scope  # RAISE_KEY
+        ):
+            # ``routes.not_found``'s own shortcut, inline: the answer without Accept.
+            for name, _ in scope.get("headers", ()):
+                if name == b"accept":
+                    break
+            else:
+                headers = list(_NOT_FOUND_HEADERS)
+                await send({"type": "http.response.start", "status": 404, "headers": headers})
+                body = b"" if method == "HEAD" else _NOT_FOUND_BODY
+                await send({"type": "http.response.body", "body": body})
                 return
         await self.not_found(scope, receive, send)
 
@@ -239,10 +400,55 @@ class Router:
             child[RESOLVER_KEY] = self
             child[ROOT_PATH_KEY] = child.get("root_path", "")
         if template is not None:  # a host adds nothing to the path's template
-            child[ROUTE_TEMPLATE] = template
-            if _PREFIX_KEY in child or ROUTE_TEMPLATE_SINK in child:
-                _record_template(child, template)
+            # The mounts' prefix before it, and an observer's sink told.
+            full = child[ROUTE_TEMPLATE] = child.get(_PREFIX_KEY, "") + template
+            sink = child.get(ROUTE_TEMPLATE_SINK)
+            if sink is not None:
+                sink[0] = full
         return child
+
+    def _find_route(
+        self, path: str, method: str
+    ) -> tuple[ASGIApp, dict[str, Any], str, str] | None:
+        """The route this router would run for an HTTP ``path`` and ``method``.
+
+        ``(app, path parameters, template, prefix of the mounts below)``, or
+        ``None`` when the answer would be anything else (a 404, a 405, a
+        redirect, a host, a mount that is not a plain router): then the
+        request goes the ordinary way, router by router.
+        """
+        table = self._static_methods.get(path)
+        if table is not None:
+            app = table.get(method) or table.get(None)
+            return None if app is None else (app, {}, path, "")
+        mounted = self._mounted_static.get(path)
+        if mounted is not None:
+            app = mounted[0].get(method) or mounted[0].get(None)
+            return None if app is None else (app, {}, mounted[2], mounted[1])
+        allowed = False
+        for candidate in self._buckets.get(path[1:].partition("/")[0], self._wildcards):
+            if isinstance(candidate, Route):
+                params = candidate.path.match(path)
+                if params is None:
+                    continue
+                if candidate.methods is not None and method not in candidate.methods:
+                    allowed = True  # a 405 unless a later route takes the method
+                    continue
+                return candidate.app, params, candidate.path.template, ""
+            if isinstance(candidate, WebSocketRoute):
+                continue
+            if isinstance(candidate, Mount) and candidate in self._plain_mounts and not allowed:
+                assert candidate.path.regex is not None
+                if candidate.path.regex.match(path) is None:
+                    continue
+                inner: Router = candidate.app  # type: ignore[assignment]
+                hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
+                if hit is None:
+                    return None
+                app, params, template, below = hit
+                return app, params, template, candidate.prefix + below
+            return None
+        return None
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
         compiled = entry.path
@@ -250,19 +456,37 @@ class Router:
         found = compiled.regex.match(path)
         if found is None:
             return None
-        params = compiled.convert(found.groupdict()) if compiled.convertors else {}
-        if params is None:
-            return None
-        child = self._child(scope, params, entry.path.template or "/")
-        child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + entry.path.template
-        child["path"] = full_path(scope)
-        child["root_path"] = scope.get("root_path", "") + found.group(0)
+        if compiled.convertors:
+            params = compiled.convert(found.groupdict())
+            if params is None:
+                return None
+        else:
+            params = {}
+        # ``_child`` and ``full_path`` inline: this runs at every mount level.
+        child = dict(scope)
+        outer = scope.get("path_params")
+        child["path_params"] = {**outer, **params} if outer else params
+        if RESOLVER_KEY not in child:
+            child[RESOLVER_KEY] = self
+            child[ROOT_PATH_KEY] = child.get("root_path", "")
+        prefixes = scope.get(_PREFIX_KEY, "")
+        template = child[ROUTE_TEMPLATE] = prefixes + (compiled.template or "/")
+        sink = child.get(ROUTE_TEMPLATE_SINK)
+        if sink is not None:
+            sink[0] = template
+        child[_PREFIX_KEY] = prefixes + compiled.template
+        root: str = scope.get("root_path", "")
+        if root:
+            full: str = scope.get("path", "/")
+            end = len(root)
+            if not (full.startswith(root) and full[end : end + 1] in ("", "/")):
+                full = full_path(scope)
+            child["path"] = full
+        child["root_path"] = root + found.group(0)
         return child
 
-    def _slash_redirect(self, scope: Scope, path: str) -> str | None:
-        other = path[:-1] if path.endswith("/") else path + "/"
-        if not self._matches_route(other):
-            return None
+    def _slash_redirect(self, scope: Scope, other: str) -> str | None:
+        """The ``Location`` for the toggled path ``other``, which matches a route."""
         decoded: str = scope.get("root_path", "") + other
         if decoded.startswith(("//", "/\\")):
             return None  # would read as another host: never redirect there
@@ -277,14 +501,6 @@ class Router:
             location += "?" + quote(query, safe=_QUERY_SAFE)
         # A relative reference keeps the client's scheme and host, right behind a proxy.
         return location
-
-    def _matches_route(self, path: str) -> bool:
-        if path in self._http_static:
-            return True
-        return any(
-            isinstance(entry, Route) and entry.path.match(path) is not None
-            for entry in self._candidates(path)
-        )
 
     def _url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
         for entry in self.routes:
@@ -309,6 +525,20 @@ class Router:
         return f"router({len(self.routes)} entries)"
 
 
+def _flattens(entry: Mount) -> bool:
+    """Whether ``entry`` is a plain router at a fixed prefix, whose routes can join ours."""
+    return type(entry.app) is Router and bool(entry.prefix) and not entry.path.convertors
+
+
+def _toggle(path: str) -> str:
+    """``path`` with its trailing slash removed, or added."""
+    return path[:-1] if path[-1] == "/" else path + "/"
+
+
+def _any_matches(routes: list[Route], path: str) -> bool:
+    return any(entry.path.match(path) is not None for entry in routes)
+
+
 def _record_template(child: Scope, template: str) -> None:
     """Put the mounts' prefix before ``template``, and tell an observer's sink."""
     full = child.get(_PREFIX_KEY, "") + template
@@ -328,10 +558,6 @@ def _unmatched(scope: Scope) -> Scope:
     scope = dict(scope)
     del scope[ROUTE_TEMPLATE]
     return scope
-
-
-async def _default_not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    await not_found(scope, receive, send)
 
 
 def router(

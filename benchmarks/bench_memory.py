@@ -210,7 +210,14 @@ def main() -> None:
     parser.add_argument("--sizes-mib", default="64,1024", help="body sizes, comma-separated")
     parser.add_argument("--clients", default="100,1000", help="connection counts")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--only",
+        choices=["upload", "download", "connections"],
+        action="append",
+        help="run only these parts (repeatable); all by default",
+    )
     args = parser.parse_args()
+    parts = set(args.only or ["upload", "download", "connections"])
     sizes = [int(s) for s in args.sizes_mib.split(",")]
     counts = [int(c) for c in args.clients.split(",")]
     print("uvicorn --http httptools, one process; RSS of the server process in MiB.\n")
@@ -218,15 +225,15 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for size in sizes:
         label = f"{size} MiB" if size < 1024 else f"{size / 1024:g} GiB"
-        print(
-            row(f"upload {label}, multipart form", *measure_upload(size * MiB, True)), flush=True
-        )
-        print(
-            row(f"upload {label}, request.stream()", *measure_upload(size * MiB, False)),
-            flush=True,
-        )
-        print(row(f"download {label}, FileResponse", *measure_download(size * MiB)), flush=True)
-    for count in counts:
+        if "upload" in parts:
+            multipart = measure_upload(size * MiB, True)
+            print(row(f"upload {label}, multipart form", *multipart), flush=True)
+            streamed = measure_upload(size * MiB, False)
+            print(row(f"upload {label}, request.stream()", *streamed), flush=True)
+        if "download" in parts:
+            download = measure_download(size * MiB)
+            print(row(f"download {label}, FileResponse", *download), flush=True)
+    for count in counts if "connections" in parts else ():
         print(
             row(f"{count} idle WebSockets", *measure_connections("ws", count), count), flush=True
         )

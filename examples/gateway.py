@@ -14,7 +14,7 @@ The upstreams come from the environment::
 
 ``/api/users?id=1`` reaches the API service as ``/users?id=1``.  The router
 forwards lifespan to both proxies, so each opens its connection pool on
-startup and closes it on shutdown.  Needs ``pip install asgikit[proxy]``.
+startup and closes it on shutdown.  Needs ``pip install 'asgikit-toolkit[proxy]'``.
 """
 
 from __future__ import annotations

@@ -71,7 +71,6 @@ def test_import_linter_contracts_hold() -> None:
 # router(*routes, ...) is the spelling of the public class Router(routes, ...)
 # with the routes as arguments, not a middleware over a private helper.
 _NOT_A_HELPER = {"router"}
-_PENDING = {"request_id": "RequestIDApp repeats request_id()'s keywords (perf helper's file)"}
 
 
 def _factories() -> list[object]:
@@ -79,10 +78,7 @@ def _factories() -> list[object]:
     for name, module in asgikit._EXPORTS.items():
         value = getattr(importlib.import_module(module), name)
         if inspect.isfunction(value) and name not in _NOT_A_HELPER:
-            marks = (
-                [pytest.mark.xfail(reason=_PENDING[name], strict=True)] if name in _PENDING else []
-            )
-            found.append(pytest.param(name, value, id=name, marks=marks))
+            found.append(pytest.param(name, value, id=name))
     return found
 
 

@@ -9,6 +9,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx
 import pytest
 
@@ -314,6 +315,67 @@ async def test_a_large_file_is_streamed_in_chunks(data_file: Path) -> None:
     assert all(m["more_body"] for m in bodies[:-1])
     assert not bodies[-1]["more_body"]
     assert sent.body == DATA
+
+
+def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the name of every function a response runs in a worker thread."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func.__name__)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    return hops
+
+
+async def test_a_large_file_takes_one_worker_thread_hop_per_chunk(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opening the file and reading its first chunk share a hop: 11 chunks, 11 hops.
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(file_app(data_file, chunk_size=1000))
+    assert sent.body == DATA
+    assert len(hops) == 11, hops
+
+
+async def test_a_small_file_takes_one_worker_thread_hop(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(file_app(data_file))
+    assert sent.body == DATA
+    assert len(hops) == 1, hops
+
+
+async def test_a_conditional_get_of_a_large_file_reads_no_chunk_for_its_304(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        read = file.read
+
+        def counted(size: int = -1) -> bytes:
+            data = read(size)
+            reads.append(len(data))
+            return data
+
+        file.read = counted  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    first = await run_app(file_app(data_file, chunk_size=1000))
+    etag = first.header(b"etag")[0]
+    reads.clear()
+    sent = await run_app(
+        file_app(data_file, chunk_size=1000), make_scope(headers=[(b"if-none-match", etag)])
+    )
+    assert sent.status == 304
+    assert reads == []
 
 
 async def test_pathsend_is_used_for_a_whole_file_when_offered(data_file: Path) -> None:

@@ -12,7 +12,6 @@ the app set it, so a page can loosen (or tighten) its own policy.
 
 from __future__ import annotations
 
-from asgikit._send import wrap_send
 from asgikit.composition import middleware
 from asgikit.datastructures import validate_header
 from asgikit.middleware._exclude import Exclude, compile_exclude
@@ -72,7 +71,22 @@ def security_headers(
         raise ValueError("hsts_include_subdomains and hsts_preload need hsts_max_age")
     plain = tuple(defaults)
     secure = (*defaults, hsts) if hsts is not None else plain
+    # Lengths of the names this may add: an app header of another length
+    # cannot be one of them, so the usual start message (content-type,
+    # content-length...) is extended in one step, no name lower-cased.
+    lengths = frozenset(len(name) for name, _ in secure)
     excluded = compile_exclude(exclude)
+
+    def added(
+        headers: list[tuple[bytes, bytes]], wanted: tuple[tuple[bytes, bytes], ...]
+    ) -> list[tuple[bytes, bytes]]:
+        for name, _ in headers:
+            if len(name) in lengths:
+                break
+        else:
+            return [*headers, *wanted]
+        present = {name.lower() for name, _ in headers if len(name) in lengths}
+        return [*headers, *(pair for pair in wanted if pair[0] not in present)]
 
     async def security_headers_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (excluded is not None and excluded(scope)):
@@ -83,13 +97,12 @@ def security_headers(
             await app(scope, receive, send)
             return
 
-        async def on_start(message: Message) -> None:
-            headers = list(message.get("headers", ()))
-            present = {name.lower() for name, _ in headers}
-            headers.extend(pair for pair in wanted if pair[0] not in present)
-            await send({**message, "headers": headers})
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": added(list(message.get("headers", ())), wanted)}
+            await send(message)
 
-        await app(scope, receive, wrap_send(send, {"http.response.start": on_start}))
+        await app(scope, receive, send_secured)
 
     return security_headers_app
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 
-from asgikit._send import wrap_send
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
+_NAME = b"server-timing"
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -46,13 +46,13 @@ def timing(
             return
         started = clock()
 
-        async def on_start(message: Message) -> None:
-            elapsed = (clock() - started) * 1000
-            value = prefix + f"{elapsed:.3f}".encode("ascii") + suffix
-            headers = [*message.get("headers", ()), (b"server-timing", value)]
-            await send({**message, "headers": headers})
+        async def send_timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                value = b"%s%.3f%s" % (prefix, (clock() - started) * 1000, suffix)
+                message = {**message, "headers": [*message.get("headers", ()), (_NAME, value)]}
+            await send(message)
 
-        await app(scope, receive, wrap_send(send, {"http.response.start": on_start}))
+        await app(scope, receive, send_timed)
 
     return timing_app
 

@@ -8,7 +8,7 @@ on asgikit's own lean HTTP/1.1 transport (:mod:`asgikit.proxy._transport`)
 rather than httpcore, whose pool costs grow with its size.  WebSockets go
 through the ``websockets`` protocol engine (see
 :mod:`asgikit.proxy.websocket`).  Both come with the ``proxy`` extra:
-``pip install asgikit[proxy]``.
+``pip install 'asgikit-toolkit[proxy]'``.
 
 The client is opened on ``lifespan.startup`` and closed on shutdown (the
 app answers lifespan itself, so a router forwards it here); without a

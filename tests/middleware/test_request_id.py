@@ -93,3 +93,30 @@ def test_through_uvicorn_with_httpx() -> None:
         response = httpx.get(base, headers={"x-request-id": "from-client"})
     assert response.headers["x-request-id"] == "from-client"
     assert response.text == "from-client|from-client"
+
+
+async def test_a_generated_id_is_the_hex_of_a_version_4_uuid() -> None:
+    import uuid
+
+    from asgikit.middleware.request_id import _new_id
+
+    ids = {_new_id() for _ in range(200)}
+    assert len(ids) == 200
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+
+async def test_an_id_header_the_app_set_in_any_case_is_replaced_by_the_request_id() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"X-Request-ID", b"from-app"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"hi"})
+
+    scope = make_scope(headers=[(b"x-request-id", b"abc-123")])
+    sent = await run_app(request_id(app), scope)
+    ids = [v for k, v in sent.start["headers"] if k.lower() == b"x-request-id"]
+    assert ids == [b"abc-123"]
+    assert (b"content-type", b"text/plain") in sent.start["headers"]

@@ -59,3 +59,18 @@ def test_excluded_path_gets_nothing() -> None:
 def test_through_uvicorn_with_httpx() -> None:
     with serve(security_headers(hello), lifespan="off") as base:
         assert httpx.get(base).headers["x-content-type-options"] == "nosniff"
+
+
+async def test_an_app_header_with_upper_case_letters_is_kept_and_not_doubled() -> None:
+    from tests.conftest import make_scope, run_app
+
+    async def shouting(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"X-Frame-Options", b"SAMEORIGIN"), (b"Content-Type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"hi"})
+
+    sent = await run_app(security_headers(shouting), make_scope())
+    names = [name.lower() for name, _ in sent.start["headers"]]
+    assert names.count(b"x-frame-options") == 1
+    assert (b"X-Frame-Options", b"SAMEORIGIN") in sent.start["headers"]
+    assert b"x-content-type-options" in names

@@ -1,10 +1,10 @@
-"""Attacks on reverse_proxy (asgikit/proxy/ belongs to another helper: found holes are xfail)."""
+"""Attacks on reverse_proxy: requests two servers could read two ways never reach the upstream."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
+from asgikit._httpx import httpx
 from asgikit.proxy import reverse_proxy
 from tests.conftest import make_scope, run_app
 
@@ -19,12 +19,6 @@ def upstream_seeing(seen: list[httpx.Request]) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reverse_proxy(preserve_host=True) forwards the LAST Host header (and builds "
-    "X-Forwarded-Host/Forwarded host= from it) while request.url, host() routing and "
-    "every other reader use the first: issue 12 #5 asks for 400 or agreement",
-)
 async def test_two_host_headers_never_reach_the_upstream_as_the_other_one() -> None:
     seen: list[httpx.Request] = []
     async with upstream_seeing(seen) as client:
@@ -44,12 +38,6 @@ async def test_one_host_header_is_preserved() -> None:
     assert seen[0].headers["host"] == "good.example"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 #11, proxy helper: reverse_proxy forwards '..;' (Tomcat/Spring read it "
-    "as '..') and '..%5c' (IIS, Windows upstreams) verbatim, so csrf(exclude=['/webhook']) "
-    "in front is skipped for a POST the upstream resolves to /admin",
-)
 @pytest.mark.parametrize(
     "raw", [b"/webhook/..;/admin", b"/webhook/..%5cadmin", b"/webhook/..%5Cadmin"]
 )
