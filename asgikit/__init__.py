@@ -11,7 +11,7 @@ import sys as _sys
 import types as _types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from asgikit._version import __version__ as __version__
 
 _EXPORTS: dict[str, str] = {
     "stack": "asgikit.composition",

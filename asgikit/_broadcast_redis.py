@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from asgikit.broadcast import Event, Gap, Message
+from asgikit._broadcast_backend import Event, Gap, Message
 
 _log = logging.getLogger("asgikit.broadcast")
 

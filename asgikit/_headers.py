@@ -198,4 +198,17 @@ def validate_header(name: bytes, value: bytes) -> None:
         raise ValueError(f"header value contains CR, LF or NUL: {value!r}")
 
 
-__all__ = ["Headers", "MutableHeaders", "validate_header"]
+def content_length_over(content_length: str, limit: int) -> bool:
+    """Whether a ``Content-Length`` value declares more than ``limit`` bytes.
+
+    Only ASCII digits count (``"²".isdigit()`` is true, ``int("²")`` fails),
+    and thousands of them are never given to ``int()`` (a ``ValueError`` past
+    ``sys.get_int_max_str_digits()``); anything else is no declaration at all.
+    """
+    digits = content_length.lstrip("0")
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    return len(digits) > 18 or int(digits) > limit
+
+
+__all__ = ["Headers", "MutableHeaders", "content_length_over", "validate_header"]

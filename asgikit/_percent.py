@@ -52,4 +52,26 @@ def pairs(raw: bytes) -> list[tuple[str, str]]:
     return out
 
 
-__all__ = ["pairs", "text", "unescape"]
+#: Default cap on the number of ``name=value`` pairs in a query string.
+MAX_QUERY_FIELDS = 1000
+
+
+def query_pairs(
+    query: str | bytes, max_fields: int | None = MAX_QUERY_FIELDS
+) -> list[tuple[str, str]]:
+    """A query string's ``(name, value)`` pairs; more than ``max_fields`` raise ``ValueError``.
+
+    Percent-escapes and raw characters are both UTF-8 bytes, decoded
+    together, as the URL standard reads them.
+    """
+    if isinstance(query, str):
+        query = query.encode("utf-8", "surrogatepass")
+    if max_fields is not None and query.count(b"&") >= max_fields:
+        # Count before parsing so a hostile string costs nothing.
+        pieces = [p for p in query.split(b"&") if p]
+        if len(pieces) > max_fields:
+            raise ValueError(f"more than {max_fields} query parameters")
+    return pairs(query)
+
+
+__all__ = ["MAX_QUERY_FIELDS", "pairs", "query_pairs", "text", "unescape"]

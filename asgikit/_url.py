@@ -14,6 +14,7 @@ from ipaddress import IPv6Address
 from typing import Any, NamedTuple
 from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
+from asgikit._percent import query_pairs
 from asgikit.types import Scope
 
 # RFC 3986 §3.2.2 reg-name / IPv4 characters, plus ':' for the port and the
@@ -257,22 +258,13 @@ class URL:
 
     def remove_query_params(self, keys: str | Sequence[str]) -> URL:
         """A copy without the query parameters named ``keys``."""
-        from asgikit.datastructures import QueryParams
-
         drop = {keys} if isinstance(keys, str) else set(keys)
-        query = [
-            (k, v)
-            for k, v in QueryParams(self.query, max_fields=None).multi_items()
-            if k not in drop
-        ]
+        query = [(k, v) for k, v in query_pairs(self.query, None) if k not in drop]
         return self.replace(query=urlencode(query))
 
     def include_query_params(self, **params: Any) -> URL:
         """A copy with ``params`` set in the query, replacing values of the same names."""
-        from asgikit.datastructures import QueryParams
-
-        query = QueryParams(self.query, max_fields=None).multi_items()
-        query = [(k, v) for k, v in query if k not in params]
+        query = [(k, v) for k, v in query_pairs(self.query, None) if k not in params]
         query.extend((k, str(v)) for k, v in params.items())
         return self.replace(query=urlencode(query))
 

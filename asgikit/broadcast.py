@@ -38,42 +38,22 @@ raises the backend's connection error.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
 
+from asgikit._broadcast_backend import BroadcastBackend, Event, Gap, Message
 from asgikit._shutdown import unless_shutdown
 
 if TYPE_CHECKING:
     from asgikit._broadcast_redis import RedisBackend
 
-Message = str | bytes
 _log = logging.getLogger("asgikit.broadcast")
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """A message as a subscriber receives it, with the channel it came on."""
-
-    channel: str
-    message: Message
-
-
-@dataclasses.dataclass(frozen=True)
-class Gap:
-    """What a backend returns from ``next_published`` after it was reconnected.
-
-    Messages on ``channel`` may have been lost before this point; every
-    message after it is delivered again.
-    """
-
-    channel: str
 
 
 class SlowSubscriber(Exception):
@@ -93,38 +73,6 @@ class MessagesLost(Exception):
 
 
 _GAP = object()
-
-
-class BroadcastBackend(Protocol):
-    """What a backend does: carry published messages to every ``Broadcast`` listening.
-
-    ``subscribe`` returns once messages published from now on are delivered.
-    ``next_published`` waits for the next message on a subscribed channel.
-    """
-
-    async def connect(self) -> None:
-        """Open the connection (called when the ``Broadcast`` starts)."""
-        ...
-
-    async def disconnect(self) -> None:
-        """Close the connection (called when the ``Broadcast`` stops)."""
-        ...
-
-    async def subscribe(self, channel: str) -> None:
-        """Start receiving ``channel``'s messages."""
-        ...
-
-    async def unsubscribe(self, channel: str) -> None:
-        """Stop receiving ``channel``'s messages."""
-        ...
-
-    async def publish(self, channel: str, message: Message) -> None:
-        """Send ``message`` to every subscriber of ``channel`` the backend reaches."""
-        ...
-
-    async def next_published(self) -> Event | Gap:
-        """The next message on any subscribed channel, or a gap after a reconnection."""
-        ...
 
 
 class MemoryBackend:

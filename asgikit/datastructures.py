@@ -14,13 +14,11 @@ from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
 from asgikit._headers import Headers, MutableHeaders, validate_header
-from asgikit._percent import pairs as form_pairs
+from asgikit._percent import MAX_QUERY_FIELDS, query_pairs
 from asgikit._url import URL, Address, full_path, normalize_origin, route_path, valid_host
 
 _T = TypeVar("_T")
 
-#: Default cap on the number of ``name=value`` pairs in a query string.
-MAX_QUERY_FIELDS = 1000
 #: Default cap on the number of ``Accept-Encoding`` members looked at.
 MAX_ACCEPT_CODINGS = 32
 
@@ -113,17 +111,8 @@ class QueryParams(ImmutableMultiDict[str]):
         *,
         max_fields: int | None = MAX_QUERY_FIELDS,
     ) -> None:
-        if isinstance(query, str):
-            # Percent-escapes and raw characters are both UTF-8 bytes, decoded
-            # together, as the URL standard reads them.
-            query = query.encode("utf-8", "surrogatepass")
-        if isinstance(query, bytes):
-            if max_fields is not None and query.count(b"&") >= max_fields:
-                # Count before parsing so a hostile string costs nothing.
-                pieces = [p for p in query.split(b"&") if p]
-                if len(pieces) > max_fields:
-                    raise ValueError(f"more than {max_fields} query parameters")
-            super().__init__(form_pairs(query))
+        if isinstance(query, (str, bytes)):
+            super().__init__(query_pairs(query, max_fields))
         else:
             super().__init__(query)
 

@@ -37,22 +37,17 @@ nested ``multipart/mixed`` parts are not interpreted.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import anyio
 import anyio.to_thread
 
 from asgikit.datastructures import Headers, ImmutableMultiDict
-from asgikit.exceptions import HTTPException
-from asgikit.requests import BODY_SCOPE_KEY, SharedBody, _longer_than, shared_body
 from asgikit.types import Scope
-
-if TYPE_CHECKING:
-    from asgikit.requests import Request
 
 #: The scope key under which the forms read for a request are kept, so the
 #: route that ran the endpoint can close their files once the response is sent.
@@ -63,7 +58,27 @@ _MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class FormLimits:
-    """The limits a form is read with; see ``FormContext`` for each one."""
+    """The limits a form is read with: ``request.form(**limits)`` takes these, keyword-only.
+
+    - ``max_files`` (100): file parts; more is 400.  Each file on disk holds
+      a file descriptor until the response is sent, and fields that fill
+      ``max_memory_size`` send every later file to disk, however small: the
+      bound on descriptors per request is this one (Django's default too).
+    - ``max_fields`` (1000): non-file fields, in either encoding; more is 400.
+    - ``max_part_size`` (1 MiB): bytes in one non-file field (Starlette's name
+      and meaning); in the urlencoded form, the whole ``name=value`` pair.  413.
+    - ``max_file_size`` (``None``, no cap of its own): bytes in one file.  413.
+    - ``max_body_size`` (1 GiB, ``None`` lifts it): bytes in the whole body.  413.
+    - ``spool_max_size`` (1 MiB): bytes a file keeps in memory before it moves
+      to a temporary file on disk.
+    - ``max_memory_size`` (16 MiB): bytes the whole form holds in memory, its
+      text fields and the files not yet on disk together.  Past it, files move
+      to disk (the ones in memory first, then each new one as it comes); text
+      fields that pass it alone answer 413.
+
+    So memory per form stays about ``max_memory_size``, plus a few buffers of
+    the size of a body chunk, whatever the body holds.
+    """
 
     max_files: int = 100
     max_fields: int = 1000
@@ -221,93 +236,6 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), params
 
 
-def _repeats_boundary(value: str) -> bool:
-    """Whether a content type names its ``boundary`` parameter more than once."""
-    return (
-        sum(item.partition("=")[0].strip().lower() == "boundary" for item in value.split(";")) > 1
-    )
-
-
-async def _limited_stream(
-    request: Request, max_body_size: int | None
-) -> AsyncGenerator[bytes, None]:
-    """The request body, chunk by chunk; past ``max_body_size`` bytes, 413."""
-    too_large = HTTPException(413, f"Form body larger than {max_body_size} bytes (max_body_size)")
-    if max_body_size is not None:
-        declared = request.headers.get("content-length")
-        if declared is not None and _longer_than(declared, max_body_size):
-            raise too_large
-    seen = 0
-    chunks = request.stream()
-    try:
-        async for chunk in chunks:
-            seen += len(chunk)
-            if max_body_size is not None and seen > max_body_size:
-                raise too_large
-            yield chunk
-    finally:
-        if isinstance(chunks, AsyncGenerator):
-            await chunks.aclose()
-
-
-async def read_form(request: Request, limits: FormLimits | None = None) -> FormData:
-    """Read the request's form once; later calls return the same ``FormData``."""
-    if request._form is not None:
-        return request._form
-    shared: SharedBody | None = request.scope.get(BODY_SCOPE_KEY)
-    if shared is not None and shared.form is not None:
-        # Another Request over this scope read it (the endpoint, before an
-        # exception handler asks): the body is gone, the form is not.
-        request._form = shared.form
-        return shared.form
-    if request._streamed:
-        raise RuntimeError("the body was already consumed by stream(); form() cannot read it")
-    limits = limits if limits is not None else FormLimits()
-    content_types = request.headers.getlist("content-type")
-    if len(content_types) > 1:
-        # Which one counts is the reader's guess (the first here, the last
-        # elsewhere): a proxy inspecting the body would read another form.
-        raise HTTPException(400, "Malformed form: more than one Content-Type header")
-    kind, params = parse_content_type(content_types[0] if content_types else "")
-    if kind == "multipart/form-data":
-        from asgikit._multipart import parse_multipart
-
-        boundary = params.get("boundary", "")
-        if (
-            not boundary
-            or len(boundary) > 200
-            or "\n" in boundary
-            or "\r" in boundary
-            # Two boundaries: parsers disagree on which counts (the first
-            # here, the last in others), so a proxy would inspect another body.
-            or _repeats_boundary(content_types[0])
-        ):
-            raise HTTPException(400, "Malformed multipart body: missing or invalid boundary")
-        body = _limited_stream(request, limits.max_body_size)
-        try:
-            form = await parse_multipart(body, boundary, limits)
-        finally:
-            await body.aclose()
-    elif kind == "application/x-www-form-urlencoded":
-        from asgikit._urlencoded import parse_urlencoded
-
-        body = _limited_stream(request, limits.max_body_size)
-        try:
-            form = await parse_urlencoded(body, limits)
-        finally:
-            await body.aclose()
-    else:
-        form = FormData()
-    request._form = form
-    shared = shared_body(request.scope)
-    shared.form = form
-    if shared.lost is not None:
-        shared.lost = "form()"
-    if any(isinstance(value, UploadFile) for _, value in form._list):
-        request.scope.setdefault(FORMS_SCOPE_KEY, []).append(form)
-    return form
-
-
 async def close_request_forms(scope: Scope) -> None:
     """Close the files of every form read for this request (the route calls this)."""
     forms = scope.get(FORMS_SCOPE_KEY)
@@ -323,59 +251,23 @@ class FormContext:
     ``form = await request.form()`` reads the form; ``async with
     request.form() as form:`` also closes every ``UploadFile`` on exit.  Files
     are closed anyway once the route that ran the endpoint has sent its
-    response.  The limits, all keyword-only:
-
-    - ``max_files`` (100): file parts; more is 400.  Each file on disk holds
-      a file descriptor until the response is sent, and fields that fill
-      ``max_memory_size`` send every later file to disk, however small: the
-      bound on descriptors per request is this one (Django's default too).
-    - ``max_fields`` (1000): non-file fields, in either encoding; more is 400.
-    - ``max_part_size`` (1 MiB): bytes in one non-file field (Starlette's name
-      and meaning); in the urlencoded form, the whole ``name=value`` pair.  413.
-    - ``max_file_size`` (``None``, no cap of its own): bytes in one file.  413.
-    - ``max_body_size`` (1 GiB, ``None`` lifts it): bytes in the whole body.  413.
-    - ``spool_max_size`` (1 MiB): bytes a file keeps in memory before it moves
-      to a temporary file on disk.
-    - ``max_memory_size`` (16 MiB): bytes the whole form holds in memory, its
-      text fields and the files not yet on disk together.  Past it, files move
-      to disk (the ones in memory first, then each new one as it comes); text
-      fields that pass it alone answer 413.
-
-    So memory per form stays about ``max_memory_size``, plus a few buffers of
-    the size of a body chunk, whatever the body holds.
+    response.  The limits (``request.form(max_files=...)``) are ``FormLimits``.
     """
 
-    __slots__ = ("_form", "_limits", "_request")
+    __slots__ = ("_form", "_limits", "_read")
 
     def __init__(
-        self,
-        request: Request,
-        *,
-        max_files: int = 100,
-        max_fields: int = 1000,
-        max_part_size: int = _MIB,
-        max_file_size: int | None = None,
-        max_body_size: int | None = 1024 * _MIB,
-        spool_max_size: int = _MIB,
-        max_memory_size: int = 16 * _MIB,
+        self, read: Callable[[FormLimits], Awaitable[FormData]], limits: FormLimits
     ) -> None:
-        self._request = request
-        self._limits = FormLimits(
-            max_files=max_files,
-            max_fields=max_fields,
-            max_part_size=max_part_size,
-            max_file_size=max_file_size,
-            max_body_size=max_body_size,
-            spool_max_size=spool_max_size,
-            max_memory_size=max_memory_size,
-        )
+        self._read = read
+        self._limits = limits
         self._form: FormData | None = None
 
     def __await__(self) -> Generator[Any, None, FormData]:
-        return read_form(self._request, self._limits).__await__()
+        return self._read(self._limits).__await__()
 
     async def __aenter__(self) -> FormData:
-        self._form = await read_form(self._request, self._limits)
+        self._form = await self._read(self._limits)
         return self._form
 
     async def __aexit__(
@@ -400,6 +292,5 @@ __all__ = [
     "in_memory",
     "new_upload",
     "parse_content_type",
-    "read_form",
     "spool_to_disk",
 ]

@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from asgikit._headers import content_length_over
 from asgikit._json import loads as _json_loads
+from asgikit._reverse import url_path_for
 from asgikit.datastructures import (
     URL,
     Address,
@@ -51,7 +53,7 @@ from asgikit.exceptions import ClientDisconnect, HTTPException
 from asgikit.types import Message, Receive, Scope
 
 if TYPE_CHECKING:
-    from asgikit.forms import FormContext, FormData
+    from asgikit.forms import FormContext, FormData, FormLimits
 
 #: Default cap for ``body()`` and ``json()``; pass ``max_size=None`` to lift it.
 DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
@@ -227,23 +229,8 @@ class HTTPConnection(Mapping[str, Any]):
 
     def url_for(self, name: str, /, **path_params: Any) -> URL:
         """The absolute URL of the route called ``name`` (``"api:user"`` through mounts)."""
-        from asgikit.routing import url_path_for
-
         path, _, query = url_path_for(self.scope, name, **path_params).partition("?")
         return self.url.replace(path=path, query=query, fragment="")
-
-
-def _longer_than(content_length: str, limit: int) -> bool:
-    """Whether a ``Content-Length`` value declares more than ``limit`` bytes.
-
-    Only ASCII digits count (``"²".isdigit()`` is true, ``int("²")`` fails),
-    and thousands of them are never given to ``int()`` (a ``ValueError`` past
-    ``sys.get_int_max_str_digits()``); anything else is no declaration at all.
-    """
-    digits = content_length.lstrip("0")
-    if not (digits.isascii() and digits.isdigit()):
-        return False
-    return len(digits) > 18 or int(digits) > limit
 
 
 class Request(HTTPConnection):
@@ -409,7 +396,7 @@ class Request(HTTPConnection):
             return self._body
         if max_size is not None:
             declared = self.headers.get("content-length")
-            if declared is not None and _longer_than(declared, max_size):
+            if declared is not None and content_length_over(declared, max_size):
                 raise HTTPException(413, f"Request body larger than {max_size} bytes")
         have = sum(len(c) for c in self._buffer)
         while (chunk := await self._next_chunk()) is not None:
@@ -443,10 +430,35 @@ class Request(HTTPConnection):
             raise HTTPException(400, f"Malformed JSON body: {exc}") from None
 
     def form(self, **limits: Any) -> FormContext:
-        """The form in the body: await it, or ``async with`` it (limits: ``FormContext``)."""
-        from asgikit.forms import FormContext
+        """The form in the body: await it, or ``async with`` it (limits: ``FormLimits``)."""
+        from asgikit.forms import FormContext, FormLimits
 
-        return FormContext(self, **limits)
+        return FormContext(self._read_form, FormLimits(**limits))
+
+    async def _read_form(self, limits: FormLimits) -> FormData:
+        """Read the form once; later calls (by any ``Request`` over the scope) return it."""
+        if self._form is not None:
+            return self._form
+        shared: SharedBody | None = self.scope.get(BODY_SCOPE_KEY)
+        if shared is not None and shared.form is not None:
+            # Another Request over this scope read it (the endpoint, before an
+            # exception handler asks): the body is gone, the form is not.
+            self._form = shared.form
+            return shared.form
+        if self._streamed:
+            raise RuntimeError("the body was already consumed by stream(); form() cannot read it")
+        from asgikit._form_body import parse_form
+        from asgikit.forms import FORMS_SCOPE_KEY, UploadFile
+
+        form = await parse_form(self.headers, self.stream, limits)
+        self._form = form
+        shared = shared_body(self.scope)
+        shared.form = form
+        if shared.lost is not None:
+            shared.lost = "form()"
+        if any(isinstance(value, UploadFile) for _, value in form._list):
+            self.scope.setdefault(FORMS_SCOPE_KEY, []).append(form)
+        return form
 
     async def close(self) -> None:
         """Close the files of the form this request read (the route does it anyway)."""

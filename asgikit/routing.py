@@ -49,9 +49,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from asgikit._lifespan_children import serve_lifespan
+from asgikit._reverse import RESOLVER_KEY, ROOT_PATH_KEY, encode_path, url_path_for
 from asgikit._url import host_header, without_trailing_slash_root
 from asgikit.convertors import compile_host
 from asgikit.datastructures import full_path, route_path
@@ -73,12 +74,6 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # A query keeps its printable ASCII (escapes included); "#" would start a fragment.
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
 
-
-# The outermost asgikit router and its root_path, for url_path_for.  Not
-# Starlette's "router"/"app_root_path" keys: a Starlette app mounted here (or
-# one around here) must keep finding its own router under those.
-_ROUTER_KEY = "asgikit.router"
-_ROOT_KEY = "asgikit.app_root_path"
 
 _NOT_FOUND_HEADERS = PLAIN_NOT_FOUND._raw_headers
 _NOT_FOUND_BODY = PLAIN_NOT_FOUND.body
@@ -243,9 +238,9 @@ class Router:
                     child = dict(scope)  # the fastest copy of a dict
                     if "path_params" not in child:
                         child["path_params"] = {}
-                    if _ROUTER_KEY not in child:
-                        child[_ROUTER_KEY] = self
-                        child[_ROOT_KEY] = child.get("root_path", "")
+                    if RESOLVER_KEY not in child:
+                        child[RESOLVER_KEY] = self
+                        child[ROOT_PATH_KEY] = child.get("root_path", "")
                     # Literal keys: two cheap look-ups on the hot path (see ROUTE_TEMPLATE).
                     child["route_template"] = path
                     if "asgikit.route_prefix" in child or "asgikit.route_template_sink" in child:
@@ -263,9 +258,9 @@ class Router:
                         child = dict(scope)
                         outer = scope.get("path_params")
                         child["path_params"] = {**outer} if outer else {}
-                        if _ROUTER_KEY not in child:
-                            child[_ROUTER_KEY] = self
-                            child[_ROOT_KEY] = child.get("root_path", "")
+                        if RESOLVER_KEY not in child:
+                            child[RESOLVER_KEY] = self
+                            child[ROOT_PATH_KEY] = child.get("root_path", "")
                         prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
                         template = child[ROUTE_TEMPLATE] = prefixes + template
                         sink = child.get(ROUTE_TEMPLATE_SINK)
@@ -336,9 +331,9 @@ class Router:
                         child = dict(scope)
                         outer = scope.get("path_params")
                         child["path_params"] = {**outer, **params} if outer else params
-                        if _ROUTER_KEY not in child:
-                            child[_ROUTER_KEY] = self
-                            child[_ROOT_KEY] = child.get("root_path", "")
+                        if RESOLVER_KEY not in child:
+                            child[RESOLVER_KEY] = self
+                            child[ROOT_PATH_KEY] = child.get("root_path", "")
                         prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
                         template = child[ROUTE_TEMPLATE] = prefixes + template
                         sink = child.get(ROUTE_TEMPLATE_SINK)
@@ -401,9 +396,9 @@ class Router:
         child = dict(scope)
         outer = scope.get("path_params")
         child["path_params"] = {**outer, **params} if outer else params
-        if _ROUTER_KEY not in child:
-            child[_ROUTER_KEY] = self
-            child[_ROOT_KEY] = child.get("root_path", "")
+        if RESOLVER_KEY not in child:
+            child[RESOLVER_KEY] = self
+            child[ROOT_PATH_KEY] = child.get("root_path", "")
         if template is not None:  # a host adds nothing to the path's template
             # The mounts' prefix before it, and an observer's sink told.
             full = child[ROUTE_TEMPLATE] = child.get(_PREFIX_KEY, "") + template
@@ -471,9 +466,9 @@ class Router:
         child = dict(scope)
         outer = scope.get("path_params")
         child["path_params"] = {**outer, **params} if outer else params
-        if _ROUTER_KEY not in child:
-            child[_ROUTER_KEY] = self
-            child[_ROOT_KEY] = child.get("root_path", "")
+        if RESOLVER_KEY not in child:
+            child[RESOLVER_KEY] = self
+            child[ROOT_PATH_KEY] = child.get("root_path", "")
         prefixes = scope.get(_PREFIX_KEY, "")
         template = child[ROUTE_TEMPLATE] = prefixes + (compiled.template or "/")
         sink = child.get(ROUTE_TEMPLATE_SINK)
@@ -516,9 +511,10 @@ class Router:
 
     def url_path_for(self, name: str, /, **path_params: Any) -> str:
         """The path, below this router and percent-encoded, of the route called ``name``."""
-        return encode_path(self._decoded_path_for(name, path_params))
+        return encode_path(self.resolve_path(name, path_params))
 
-    def _decoded_path_for(self, name: str, path_params: dict[str, Any]) -> str:
+    def resolve_path(self, name: str, path_params: dict[str, Any], /) -> str:
+        """The decoded path, below this router, of the route called ``name`` (``_reverse``)."""
         path = self._url_path_for(name, path_params)
         if path is None:
             given = ", ".join(sorted(path_params)) or "no parameters"
@@ -562,21 +558,6 @@ def _unmatched(scope: Scope) -> Scope:
     scope = dict(scope)
     del scope[ROUTE_TEMPLATE]
     return scope
-
-
-def encode_path(decoded: str) -> str:
-    """A decoded absolute path (as ASGI's ``path`` is) percent-encoded for a URL.
-
-    The result always stays on this host: a path that would start with
-    ``//`` (RFC 3986 §4.2: a network-path reference, another host) has its
-    second slash encoded, and a backslash is always encoded (browsers read
-    ``/\\`` as ``//``, WHATWG URL §4.4).  Routing decodes ``%2F`` back to
-    ``/``, so the path leads to the same route and value.
-    """
-    path = quote(decoded.encode("utf-8", "surrogateescape"), safe=_PATH_SAFE)
-    if path.startswith("//"):
-        path = "/%2F" + path[2:]
-    return path
 
 
 def router(
@@ -628,25 +609,6 @@ def host(pattern: str, app: ASGIApp, *, name: str | None = None) -> Host:
     """
     compile_host(pattern)  # refuse a bad pattern here, where it is written
     return Host(pattern, app, name=name)
-
-
-def url_path_for(
-    scope: Scope, name: str, /, *, query: Mapping[str, Any] | None = None, **path_params: Any
-) -> str:
-    """The full path of the route called ``name``, from this request's outermost router.
-
-    Names go through named mounts as ``"mount:route"``.  ``query`` adds a
-    query string.  Raises ``NoMatchFound`` for an unknown name or parameters
-    that do not fit, and ``ValueError`` for a value its convertor refuses.
-    """
-    top: Router | None = scope.get(_ROUTER_KEY)
-    if top is None:
-        raise RuntimeError("url_path_for needs a scope that went through an asgikit router")
-    decoded = scope.get(_ROOT_KEY, "").rstrip("/") + top._decoded_path_for(name, path_params)
-    path = encode_path(decoded)
-    if query:
-        path += "?" + urlencode(list(query.items()), doseq=True)
-    return path
 
 
 __all__ = [

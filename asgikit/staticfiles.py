@@ -42,6 +42,7 @@ request time (``check_dir=False``) is a 404, not a ``RuntimeError``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import stat as stat_module
@@ -131,55 +132,27 @@ class _Found:
         self.cacheable = False
 
 
-class StaticFiles:
-    """The app ``static_files`` builds; see the module docs for its behaviour."""
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """``static_files()``'s options, checked and compiled."""
 
-    def __init__(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        html: bool = False,
-        follow_symlink: bool = False,
-        check_dir: bool = True,
-        max_age: int | None = None,
-        immutable: bool | Callable[[str], bool] = False,
-        fallback: str | None = None,
-        precompressed: bool = True,
-        chunk_size: int = 256 * 1024,
-        allow_dotfiles: bool = False,
-    ) -> None:
-        directory = os.fspath(directory)
-        if check_dir and not os.path.isdir(directory):
-            if os.path.exists(directory):
-                raise RuntimeError(f"'{directory}' is not a directory")
-            raise RuntimeError(f"Directory '{directory}' does not exist")
-        # Without follow_symlink, containment is checked on resolved paths, so
-        # the root must be resolved too (it may itself be a symlink).
-        self.directory = (
-            os.path.realpath(directory) if not follow_symlink else (os.path.abspath(directory))
-        )
-        self.html = html
-        self.allow_dotfiles = allow_dotfiles
-        self.follow_symlink = follow_symlink
-        self.precompressed = precompressed
-        self.chunk_size = chunk_size
-        self.immutable = immutable
-        self.fallback: list[str] | None = None
-        if fallback is not None:
-            segments = request_segments("/" + fallback.lstrip("/"))
-            if not segments:
-                raise ValueError(f"fallback must name a file inside the directory: {fallback!r}")
-            self.fallback = segments
-        # (plain, immutable) Cache-Control headers, fixed here.
-        self._cache_control: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None = None
-        if max_age is not None:
-            if max_age < 0:
-                raise ValueError("max_age must not be negative")
-            value = f"public, max-age={max_age}"
-            self._cache_control = (
-                (b"cache-control", value.encode()),
-                (b"cache-control", (value + ", immutable").encode()),
-            )
+    directory: str  # resolved, unless symlinks are followed
+    html: bool
+    follow_symlink: bool
+    precompressed: bool
+    chunk_size: int
+    immutable: bool | Callable[[str], bool]
+    fallback: list[str] | None  # the fallback file's path segments
+    # (plain, immutable) Cache-Control headers, or None without max_age.
+    cache_control: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None
+    allow_dotfiles: bool
+
+
+class StaticFiles:
+    """The app ``static_files()`` builds, from its checked options; see the module docs."""
+
+    def __init__(self, settings: _Settings) -> None:
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -196,10 +169,14 @@ class StaticFiles:
         path = route_path(scope)
         request = FileRequest.from_headers(scope.get("headers", ()))
         encodings: tuple[str, ...] = ()
-        if self.precompressed and request.accept_encoding:
+        if self.settings.precompressed and request.accept_encoding:
             encodings = accepted_encodings(request.accept_encoding[:1024])
         pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
-        prefetch = self.chunk_size if method == "GET" and not request.range and not pathsend else 0
+        prefetch = (
+            self.settings.chunk_size
+            if method == "GET" and not request.range and not pathsend
+            else 0
+        )
         trailing = full_path(scope).endswith("/")
         found = await anyio.to_thread.run_sync(self._find, path, trailing, encodings, prefetch)
         if found.status == 307:
@@ -218,7 +195,7 @@ class StaticFiles:
             status_code=found.status,
             headers=self._headers(found, path),
             request=request,
-            chunk_size=self.chunk_size,
+            chunk_size=self.settings.chunk_size,
             prefetched=found.content,
         )
 
@@ -236,9 +213,13 @@ class StaticFiles:
             headers.append((b"etag", etag.encode()))
         if found.vary:
             headers.append((b"vary", b"Accept-Encoding"))
-        if found.cacheable and self._cache_control is not None:
-            immutable = self.immutable(path) if callable(self.immutable) else self.immutable
-            headers.append(self._cache_control[1 if immutable else 0])
+        if found.cacheable and self.settings.cache_control is not None:
+            immutable = (
+                self.settings.immutable(path)
+                if callable(self.settings.immutable)
+                else self.settings.immutable
+            )
+            headers.append(self.settings.cache_control[1 if immutable else 0])
         return headers
 
     # -- the file-system part, run in a worker thread -----------------------
@@ -247,7 +228,7 @@ class StaticFiles:
         self, path: str, trailing: bool, encodings: tuple[str, ...], prefetch: int
     ) -> _Found:
         segments = request_segments(path)
-        if segments is not None and (self.allow_dotfiles or not _hidden(segments)):
+        if segments is not None and (self.settings.allow_dotfiles or not _hidden(segments)):
             try:
                 found = self._lookup(segments, trailing, encodings, prefetch)
             except PermissionError:
@@ -256,8 +237,8 @@ class StaticFiles:
                 found.cacheable = True
                 return found
         pages: list[tuple[list[str] | None, int]] = [
-            (self.fallback, 200),
-            (["404.html"] if self.html else None, 404),
+            (self.settings.fallback, 200),
+            (["404.html"] if self.settings.html else None, 404),
         ]
         for page, status in pages:
             if page is not None:
@@ -271,15 +252,15 @@ class StaticFiles:
 
     def _open_fd(self, segments: list[str]) -> tuple[int, str]:
         """A descriptor of what ``segments`` name, and the path it was opened by."""
-        if self.follow_symlink:
-            path = os.path.join(self.directory, *segments)
+        if self.settings.follow_symlink:
+            path = os.path.join(self.settings.directory, *segments)
             try:
                 return os.open(path, _FOLLOW_FLAGS), path
             except PermissionError:
                 if os.path.isdir(path):  # Windows cannot open a directory
                     return NOT_OPENED, path
                 raise
-        return open_inside(self.directory, segments)
+        return open_inside(self.settings.directory, segments)
 
     def _try_open(self, segments: list[str]) -> tuple[int, str] | None:
         """``_open_fd``, or ``None`` when there is nothing to serve by that name now."""
@@ -310,7 +291,7 @@ class StaticFiles:
         if is_dir:
             if fd != NOT_OPENED:
                 os.close(fd)
-            if not self.html:
+            if not self.settings.html:
                 return None
             if not trailing:
                 # Redirect only to an index that is there (else a plain 404, as Starlette).
@@ -337,7 +318,7 @@ class StaticFiles:
         found = _Found(status)
         found.name = segments[-1]
         try:
-            if self.precompressed:
+            if self.settings.precompressed:
                 self._open_sibling(found, segments, encodings, prefetch)
             if found.info is None:
                 if opened is None:
@@ -385,7 +366,7 @@ class StaticFiles:
             return
         # Whether or not this client gets one, the answer depends on
         # Accept-Encoding as soon as a sibling exists.
-        base = os.path.join(self.directory, *segments)
+        base = os.path.join(self.settings.directory, *segments)
         found.vary = any(
             os.path.isfile(base + suffix)
             for coding, suffix in _ENCODINGS
@@ -438,18 +419,39 @@ def static_files(
     ``.``, hidden by default.  ``follow_symlink=True`` follows symlinks that
     lead out of the directory too.
     """
-    return StaticFiles(
-        directory,
+    directory = os.fspath(directory)
+    if check_dir and not os.path.isdir(directory):
+        if os.path.exists(directory):
+            raise RuntimeError(f"'{directory}' is not a directory")
+        raise RuntimeError(f"Directory '{directory}' does not exist")
+    segments: list[str] | None = None
+    if fallback is not None:
+        segments = request_segments("/" + fallback.lstrip("/"))
+        if not segments:
+            raise ValueError(f"fallback must name a file inside the directory: {fallback!r}")
+    cache_control: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None = None
+    if max_age is not None:
+        if max_age < 0:
+            raise ValueError("max_age must not be negative")
+        value = f"public, max-age={max_age}"
+        cache_control = (
+            (b"cache-control", value.encode()),
+            (b"cache-control", (value + ", immutable").encode()),
+        )
+    settings = _Settings(
+        # Without follow_symlink, containment is checked on resolved paths, so
+        # the root must be resolved too (it may itself be a symlink).
+        directory=os.path.abspath(directory) if follow_symlink else os.path.realpath(directory),
         html=html,
         follow_symlink=follow_symlink,
-        check_dir=check_dir,
-        max_age=max_age,
-        immutable=immutable,
-        fallback=fallback,
         precompressed=precompressed,
         chunk_size=chunk_size,
+        immutable=immutable,
+        fallback=segments,
+        cache_control=cache_control,
         allow_dotfiles=allow_dotfiles,
     )
+    return StaticFiles(settings)
 
 
 __all__ = ["StaticFiles", "accepted_encodings", "static_files"]

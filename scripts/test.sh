@@ -28,6 +28,7 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 
 # asgikit.testing and asgikit.proxy run on httpx2 (above) and on plain httpx:

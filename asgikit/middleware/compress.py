@@ -39,7 +39,9 @@ compressed, even with a cleared list; an empty streamed chunk is not sent
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from anyio.to_thread import run_sync
 
@@ -51,7 +53,7 @@ from asgikit.middleware._encoding import (
     new_encoder,
     select_encoding,
 )
-from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.middleware._exclude import Exclude, ScopePredicate, compile_exclude
 from asgikit.middleware._http import RawHeaders
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -128,17 +130,23 @@ def compress(
     chunk) of ``thread_minimum_size`` bytes or more is compressed in a
     worker thread, so that it does not stall the event loop.
     """
-    return _Compress(
-        app,
+    if minimum_size < 0:
+        raise ValueError("minimum_size must not be negative")
+    if thread_minimum_size < 0:
+        raise ValueError("thread_minimum_size must not be negative")
+    modules = load_encodings(encodings)
+    skipped = [_media_type(t) for t in skip_media_types]
+    settings = _Settings(
+        excluded=compile_exclude(exclude),
         minimum_size=minimum_size,
-        compresslevel=compresslevel,
-        brotli_quality=brotli_quality,
-        zstd_level=zstd_level,
-        encodings=encodings,
-        skip_media_types=skip_media_types,
-        exclude=exclude,
         thread_minimum_size=thread_minimum_size,
+        modules=modules,
+        available=tuple(modules),
+        levels={"gzip": compresslevel, "br": brotli_quality, "zstd": zstd_level},
+        skip_exact=frozenset(t for t in skipped if not t.endswith("/*")),
+        skip_types=frozenset(t[:-1] for t in skipped if t.endswith("/*")),
     )
+    return _Compress(app, settings)
 
 
 _VARY_COVERED = frozenset({b"accept-encoding", b"*"})
@@ -171,41 +179,33 @@ def _media_type(value: str) -> str:
     return value.partition(";")[0].strip().lower()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """``compress()``'s options, checked and compiled."""
+
+    excluded: ScopePredicate | None
+    minimum_size: int
+    thread_minimum_size: int
+    modules: Mapping[str, Any]  # encoding name -> its loaded module, in preference order
+    available: tuple[str, ...]
+    levels: Mapping[str, int]
+    skip_exact: frozenset[str]  # media types left alone
+    skip_types: frozenset[str]  # "type/" prefixes left alone
+
+
 class _Compress:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        minimum_size: int,
-        compresslevel: int,
-        brotli_quality: int,
-        zstd_level: int,
-        encodings: Sequence[str] | None,
-        skip_media_types: Collection[str],
-        exclude: Exclude,
-        thread_minimum_size: int,
-    ) -> None:
-        if minimum_size < 0:
-            raise ValueError("minimum_size must not be negative")
-        if thread_minimum_size < 0:
-            raise ValueError("thread_minimum_size must not be negative")
-        self.thread_minimum_size = thread_minimum_size
+    """The layer ``compress()`` builds: its settings and its ``Accept-Encoding`` choices."""
+
+    def __init__(self, app: ASGIApp, settings: _Settings) -> None:
         self.app = app
-        self.excluded = compile_exclude(exclude)
-        self.minimum_size = minimum_size
-        self.modules = load_encodings(encodings)
-        self.available = tuple(self.modules)
-        self.levels = {"gzip": compresslevel, "br": brotli_quality, "zstd": zstd_level}
-        skipped = [_media_type(t) for t in skip_media_types]
-        self.skip_exact = frozenset(t for t in skipped if not t.endswith("/*"))
-        self.skip_types = frozenset(t[:-1] for t in skipped if t.endswith("/*"))
+        self.settings = settings
         self.cache: dict[bytes, str | None] = {}
 
     def choose(self, accept: bytes) -> str | None:
         cached = self.cache.get(accept, "")
         if cached != "":
             return cached
-        choice = select_encoding(accept.decode("latin-1"), self.available)
+        choice = select_encoding(accept.decode("latin-1"), self.settings.available)
         # Real values are short; remembering long ones would let a client park
         # _CACHE_SIZE header-sized keys in memory.
         if len(accept) <= _CACHE_KEY_MAX:
@@ -215,10 +215,14 @@ class _Compress:
         return choice
 
     def encoder(self, encoding: str) -> Encoder:
-        return new_encoder(encoding, self.modules[encoding], self.levels[encoding])
+        return new_encoder(
+            encoding, self.settings.modules[encoding], self.settings.levels[encoding]
+        )
 
     def whole(self, encoding: str, body: bytes) -> bytes:
-        return compress_whole(encoding, self.modules[encoding], self.levels[encoding], body)
+        return compress_whole(
+            encoding, self.settings.modules[encoding], self.settings.levels[encoding], body
+        )
 
     def skip_response(self, headers: RawHeaders) -> bool | None:
         """``True`` to leave the answer alone; ``None`` if it is big enough by its length."""
@@ -228,16 +232,16 @@ class _Compress:
                 continue
             name = name.lower()
             if name == b"content-length":  # first: responses usually send it first
-                if not value.isdigit() or int(value) < self.minimum_size:
+                if not value.isdigit() or int(value) < self.settings.minimum_size:
                     return True
                 sized = True
             elif name == b"content-encoding" or name == b"content-range":
                 return True
             elif name == b"content-type":
                 media = value.partition(b";")[0].strip().lower().decode("latin-1")
-                if media in self.skip_exact or media.startswith(_GRPC):
+                if media in self.settings.skip_exact or media.startswith(_GRPC):
                     return True
-                if media.partition("/")[0] + "/" in self.skip_types:
+                if media.partition("/")[0] + "/" in self.settings.skip_types:
                     return True
             elif name == b"cache-control" and b"no-transform" in value.lower():
                 return True
@@ -256,7 +260,7 @@ class _Compress:
             encoding = self.cache.get(accept, "")
             if encoding == "":
                 encoding = self.choose(accept)
-        if self.excluded is not None and self.excluded(scope):
+        if self.settings.excluded is not None and self.settings.excluded(scope):
             await self.app(scope, receive, send)
             return
         # Even with no coding to use, the answer may need Vary: Accept-Encoding.
@@ -324,7 +328,7 @@ class _Response:
             if more and not body:
                 return  # a flush of nothing would still cost bytes
             step = encoder.chunk if more else encoder.last
-            if len(body) >= self.owner.thread_minimum_size:
+            if len(body) >= self.owner.settings.thread_minimum_size:
                 out = await run_sync(step, body)
             else:
                 out = step(body)
@@ -336,7 +340,7 @@ class _Response:
             await send(message)
             return
         if not more:
-            if len(body) < self.owner.minimum_size:
+            if len(body) < self.owner.settings.minimum_size:
                 self.passing = True
                 await send(start)
                 await send(message)
@@ -344,7 +348,7 @@ class _Response:
             if self.encoding is None:
                 await self.send_varied(start, message)
                 return
-            if len(body) >= self.owner.thread_minimum_size:
+            if len(body) >= self.owner.settings.thread_minimum_size:
                 out = await run_sync(self.owner.whole, self.encoding, body)
             else:
                 out = self.owner.whole(self.encoding, body)
@@ -358,7 +362,7 @@ class _Response:
             return
         encoder = self.encoder = self.owner.encoder(self.encoding)
         await send(self.compressed_start(start, None))
-        if len(body) >= self.owner.thread_minimum_size:
+        if len(body) >= self.owner.settings.thread_minimum_size:
             out = await run_sync(encoder.chunk, body)
         else:
             out = encoder.chunk(body)

@@ -36,12 +36,13 @@ CORS does not cover: WebSocket scopes pass through untouched here).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 
 from asgikit._send import edit_start
 from asgikit.composition import middleware
-from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.middleware._exclude import Exclude, ScopePredicate, compile_exclude
 from asgikit.middleware._http import HeaderEdit, RawHeaders, add_vary, text_response
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -94,18 +95,57 @@ def cors(
     otherwise.  Paths in ``exclude`` (or scopes it accepts) pass
     through untouched.
     """
-    return _CORS(
-        app,
-        allow_origins=allow_origins,
-        allow_methods=allow_methods,
-        allow_headers=allow_headers,
-        allow_credentials=allow_credentials,
-        allow_origin_regex=allow_origin_regex,
-        expose_headers=expose_headers,
-        max_age=max_age,
-        allow_private_network=allow_private_network,
-        exclude=exclude,
+    if isinstance(allow_origins, str):
+        raise TypeError("allow_origins must be a list of origins, not a single string")
+    _check_list("allow_methods", allow_methods)
+    _check_list("allow_headers", allow_headers)
+    _check_list("expose_headers", expose_headers)
+    if max_age < 0:
+        raise ValueError("max_age must not be negative")
+    if allow_credentials and "*" in allow_origins:
+        raise ValueError(
+            'cors: allow_origins=["*"] with allow_credentials=True would let every '
+            "site (and the 'null' origin) read credentialed answers; list the origins "
+            '(allow_origins=["https://app.example"]) or match them with '
+            "allow_origin_regex"
+        )
+    any_method = "*" in allow_methods
+    any_header = "*" in allow_headers
+    headers = SAFELISTED_HEADERS | {h.lower() for h in allow_headers if h != "*"}
+    simple: RawHeaders = []
+    if allow_credentials:
+        simple.append((b"access-control-allow-credentials", b"true"))
+    if expose_headers:
+        simple.append((b"access-control-expose-headers", ", ".join(expose_headers).encode()))
+    preflight: RawHeaders = []
+    if allow_credentials:
+        preflight.append((b"access-control-allow-credentials", b"true"))
+    if not any_method:
+        preflight.append(
+            (b"access-control-allow-methods", ", ".join(allow_methods).encode("latin-1"))
+        )
+    if not any_header:
+        listed = sorted(headers)
+        preflight.append((b"access-control-allow-headers", ", ".join(listed).encode()))
+    preflight.append((b"access-control-max-age", str(max_age).encode()))
+    policy = _Policy(
+        excluded=compile_exclude(exclude),
+        any_origin="*" in allow_origins,
+        # Browsers serialise an origin as scheme://host[:port], lower-case and
+        # without a path; a configured trailing slash would never match.
+        origins=frozenset(
+            o.lower().rstrip("/").encode("latin-1") for o in allow_origins if o != "*"
+        ),
+        origin_regex=re.compile(allow_origin_regex) if allow_origin_regex else None,
+        private_network=allow_private_network,
+        any_method=any_method,
+        methods=frozenset(_ALL_METHODS if any_method else allow_methods),
+        any_header=any_header,
+        headers=headers,
+        simple_headers=tuple(simple),
+        preflight_headers=tuple(preflight),
     )
+    return _CORS(app, policy)
 
 
 def _check_list(kind: str, values: Sequence[str]) -> None:
@@ -116,70 +156,46 @@ def _check_list(kind: str, values: Sequence[str]) -> None:
             raise ValueError(f"invalid entry in {kind}: {value!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Policy:
+    """``cors()``'s options, checked and compiled: what every answer is decided by."""
+
+    excluded: ScopePredicate | None
+    any_origin: bool
+    origins: frozenset[bytes]
+    origin_regex: re.Pattern[str] | None
+    private_network: bool
+    any_method: bool
+    methods: frozenset[str]
+    any_header: bool
+    headers: frozenset[str]
+    simple_headers: tuple[tuple[bytes, bytes], ...]  # for every allowed simple request
+    preflight_headers: tuple[tuple[bytes, bytes], ...]  # for every allowed preflight
+
+
 class _CORS:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        allow_origins: Sequence[str],
-        allow_methods: Sequence[str],
-        allow_headers: Sequence[str],
-        allow_credentials: bool,
-        allow_origin_regex: str | None,
-        expose_headers: Sequence[str],
-        max_age: int,
-        allow_private_network: bool,
-        exclude: Exclude,
-    ) -> None:
-        if isinstance(allow_origins, str):
-            raise TypeError("allow_origins must be a list of origins, not a single string")
-        _check_list("allow_methods", allow_methods)
-        _check_list("allow_headers", allow_headers)
-        _check_list("expose_headers", expose_headers)
-        if max_age < 0:
-            raise ValueError("max_age must not be negative")
-        if allow_credentials and "*" in allow_origins:
-            raise ValueError(
-                'cors: allow_origins=["*"] with allow_credentials=True would let every '
-                "site (and the 'null' origin) read credentialed answers; list the origins "
-                '(allow_origins=["https://app.example"]) or match them with '
-                "allow_origin_regex"
-            )
+    """The layer ``cors()`` builds: one ``_Policy``, and the header edits made from it."""
+
+    def __init__(self, app: ASGIApp, policy: _Policy) -> None:
         self.app = app
-        self.excluded = compile_exclude(exclude)
-        self.any_origin = "*" in allow_origins
-        # Browsers serialise an origin as scheme://host[:port], lower-case and
-        # without a path; a configured trailing slash would never match.
-        self.origins = frozenset(
-            o.lower().rstrip("/").encode("latin-1") for o in allow_origins if o != "*"
-        )
-        self.origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
-        self.credentials = allow_credentials
-        self.private_network = allow_private_network
-        # A wildcard answer (never with credentials, refused above) is the
+        self.policy = policy
+        # Read on every request, so kept as attributes of their own.
+        self.excluded = policy.excluded
+        self.origin_regex = policy.origin_regex
+        # A wildcard answer (never with credentials, refused by cors()) is the
         # same for every origin: only then is no Vary: Origin needed (Fetch
         # §3.2.5, "CORS protocol and HTTP caches").
-        self.static_wildcard = self.any_origin
-        self.any_method = "*" in allow_methods
-        self.methods = frozenset(_ALL_METHODS if self.any_method else allow_methods)
-        self.any_header = "*" in allow_headers
-        self.headers = SAFELISTED_HEADERS | {h.lower() for h in allow_headers if h != "*"}
-
-        simple: RawHeaders = []
-        if allow_credentials:
-            simple.append((b"access-control-allow-credentials", b"true"))
-        if expose_headers:
-            simple.append((b"access-control-expose-headers", ", ".join(expose_headers).encode()))
-        self.simple_headers = simple
+        self.static_wildcard = policy.any_origin
         # The start-message edit for a simple request, made once per answer:
         # one for a wildcard, one for each configured origin, one for a
         # refusal.  When allowed, the middleware owns the CORS headers: the
         # app's go.  Every answer that depends on the origin varies on it;
         # the wildcard's does not.
         self.wildcard_edit = HeaderEdit(
-            drop=_CORS_HEADERS, add=((b"access-control-allow-origin", b"*"), *simple)
+            drop=_CORS_HEADERS,
+            add=((b"access-control-allow-origin", b"*"), *policy.simple_headers),
         ).message
-        self.origin_edits = {origin: self._allowed_edit(origin) for origin in self.origins}
+        self.origin_edits = {origin: self._allowed_edit(origin) for origin in policy.origins}
         # Also the edit for a request without Origin: the answer would differ
         # with one, unless it is a wildcard's.  The app's own CORS headers go
         # here too: this layer is the policy, and an app or upstream that
@@ -188,21 +204,8 @@ class _CORS:
         # Origins neither listed nor refused at a glance: tried against the regex.
         self.seen_edits: dict[bytes, _StartEdit] = {}
 
-        preflight: RawHeaders = []
-        if allow_credentials:
-            preflight.append((b"access-control-allow-credentials", b"true"))
-        if not self.any_method:
-            preflight.append(
-                (b"access-control-allow-methods", ", ".join(allow_methods).encode("latin-1"))
-            )
-        if not self.any_header:
-            listed = sorted(self.headers)
-            preflight.append((b"access-control-allow-headers", ", ".join(listed).encode()))
-        preflight.append((b"access-control-max-age", str(max_age).encode()))
-        self.preflight_headers = preflight
-
     def origin_allowed(self, origin: bytes) -> bool:
-        if self.any_origin or origin in self.origins:
+        if self.policy.any_origin or origin in self.policy.origins:
             return True
         if self.origin_regex is not None:
             return self.origin_regex.fullmatch(origin.decode("latin-1")) is not None
@@ -212,7 +215,7 @@ class _CORS:
         return b"*" if self.static_wildcard else origin
 
     def _allowed_edit(self, origin: bytes) -> _StartEdit:
-        add = ((b"access-control-allow-origin", origin), *self.simple_headers)
+        add = ((b"access-control-allow-origin", origin), *self.policy.simple_headers)
         return HeaderEdit(drop=_CORS_HEADERS, vary=b"Origin", add=add).message
 
     def start_edit(self, origin: bytes) -> _StartEdit:
@@ -279,16 +282,16 @@ class _CORS:
         # Methods are case-sensitive (Fetch §2.2.1); browsers upper-case the
         # standard ones before asking.
         if not (
-            method_text in self.methods
-            or (self.any_method and method_text and _TOKEN.issuperset(method_text))
+            method_text in self.policy.methods
+            or (self.policy.any_method and method_text and _TOKEN.issuperset(method_text))
         ):
             failures.append("method")
         header_texts = [h.decode("latin-1") for h in requested_headers]
-        if not self.any_header and any(h not in self.headers for h in header_texts):
+        if not self.policy.any_header and any(h not in self.policy.headers for h in header_texts):
             failures.append("headers")
         if any(not h or not _TOKEN.issuperset(h) for h in header_texts):
             failures.append("headers")
-        if private_network and not self.private_network:
+        if private_network and not self.policy.private_network:
             failures.append("private-network")
         if failures:
             reason = ", ".join(dict.fromkeys(failures))
@@ -296,17 +299,17 @@ class _CORS:
             return
 
         headers: RawHeaders = [(b"access-control-allow-origin", self.allow_origin_value(origin))]
-        headers.extend(self.preflight_headers)
-        if self.any_method:
+        headers.extend(self.policy.preflight_headers)
+        if self.policy.any_method:
             headers.append((b"access-control-allow-methods", method))
-        if self.any_header and requested_headers:
+        if self.policy.any_header and requested_headers:
             headers.append((b"access-control-allow-headers", b", ".join(requested_headers)))
         if private_network:
             headers.append((b"access-control-allow-private-network", b"true"))
         headers.extend(vary)
-        if self.any_method:
+        if self.policy.any_method:
             add_vary(headers, b"Access-Control-Request-Method")
-        if self.any_header:
+        if self.policy.any_header:
             add_vary(headers, b"Access-Control-Request-Headers")
         await text_response(scope, receive, send, 200, "OK", headers)
 

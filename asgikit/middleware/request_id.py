@@ -18,11 +18,12 @@ otherwise.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import os
 from collections.abc import Callable
 
 from asgikit.composition import middleware
-from asgikit.middleware._exclude import Exclude, compile_exclude
+from asgikit.middleware._exclude import Exclude, ScopePredicate, compile_exclude
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Scope key holding the request's id.
@@ -46,30 +47,27 @@ def _new_id() -> str:
     return octets.hex()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """``request_id()``'s options, checked and compiled."""
+
+    header: bytes  # lower-cased
+    generator: Callable[[], str]
+    trust_incoming: bool
+    context_var: contextvars.ContextVar[str | None] | None
+    excluded: ScopePredicate | None
+
+
 class RequestIDApp:
     """The app ``request_id`` returns; ``current()`` is the id of the request being served."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        header: str,
-        generator: Callable[[], str],
-        trust_incoming: bool,
-        context_var: contextvars.ContextVar[str | None] | None,
-        exclude: Exclude,
-    ) -> None:
+    def __init__(self, app: ASGIApp, settings: _Settings) -> None:
         self.app = app
-        self.header = header.lower().encode("latin-1")
-        if not self.header or not _SAFE.issuperset(self.header):
-            raise ValueError(f"invalid header name: {header!r}")
-        self.generator = generator
-        self.trust_incoming = trust_incoming
-        self.excluded = compile_exclude(exclude)
+        self.settings = settings
         #: The variable holding the id while the app runs (``None`` outside).
         self.context_var: contextvars.ContextVar[str | None] = (
-            context_var
-            if context_var is not None
+            settings.context_var
+            if settings.context_var is not None
             else contextvars.ContextVar(f"asgikit.request_id.{id(self):x}", default=None)
         )
 
@@ -79,26 +77,27 @@ class RequestIDApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        settings = self.settings
         if kind not in ("http", "websocket") or (
-            self.excluded is not None and self.excluded(scope)
+            settings.excluded is not None and settings.excluded(scope)
         ):
             await self.app(scope, receive, send)
             return
         request_id: str | None = None
-        if self.trust_incoming:
+        if settings.trust_incoming:
             for name, value in scope["headers"]:
-                if name == self.header:
+                if name == settings.header:
                     if is_safe_id(value):
                         request_id = value.decode("ascii")
                     break
         if request_id is None:
-            request_id = self.generator()
-            if self.generator is not _new_id and not is_safe_id(
+            request_id = settings.generator()
+            if settings.generator is not _new_id and not is_safe_id(
                 request_id.encode("latin-1", "replace")
             ):
                 raise ValueError(f"request id generator gave an unsafe id: {request_id!r}")
-        pair = (self.header, request_id.encode("ascii"))
-        header = self.header
+        pair = (settings.header, request_id.encode("ascii"))
+        header = settings.header
         length = len(header)
         start = "http.response.start" if kind == "http" else "websocket.accept"
 
@@ -137,14 +136,17 @@ def request_id(
     clients directly, where an incoming id means nothing).  ``generator``
     must return ids that pass :func:`is_safe_id`.
     """
-    return RequestIDApp(
-        app,
-        header=header,
+    encoded = header.lower().encode("latin-1")
+    if not encoded or not _SAFE.issuperset(encoded):
+        raise ValueError(f"invalid header name: {header!r}")
+    settings = _Settings(
+        header=encoded,
         generator=generator,
         trust_incoming=trust_incoming,
         context_var=context_var,
-        exclude=exclude,
+        excluded=compile_exclude(exclude),
     )
+    return RequestIDApp(app, settings)
 
 
 __all__ = ["MAX_LENGTH", "SCOPE_KEY", "RequestIDApp", "is_safe_id", "request_id"]

@@ -59,7 +59,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
         "asgikit's telemetry needs opentelemetry-api: pip install 'asgikit-toolkit[otel]'"
     ) from None
 
-from asgikit import __version__
+from asgikit._version import __version__
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.middleware._otel_attributes import (
