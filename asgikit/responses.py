@@ -53,6 +53,10 @@ class Response:
             body = self.body = content.encode(self.charset)
         else:
             body = self.body = self.render(content)
+        if status_code < 200 or status_code == 204 or status_code == 304:
+            # RFC 9110 §15.3.5, §15.4.5, §15.2: no content, whatever was given
+            # (a server writing it anyway would mix it into the next answer).
+            body = self.body = b""
         if headers is None and media_type is not None and status_code >= 200:
             # The common case, kept short: it runs for nearly every response
             # (a 404 or a 400 too).

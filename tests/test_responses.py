@@ -603,3 +603,10 @@ def test_the_default_error_answer_of_every_piece_varies_on_accept() -> None:
     answer = http_exception_response(scope, HTTPException(403, "no"))
     assert answer.media_type.startswith("text/plain")
     assert answer.headers["vary"] == "Accept"
+
+
+@pytest.mark.parametrize("status", [101, 204, 304])
+async def test_a_status_without_content_sends_no_body_whatever_was_given(status: int) -> None:
+    sent = await run_app(PlainTextResponse("stray", status_code=status))
+    assert sent.body == b""
+    assert b"content-length" not in dict(sent.start["headers"])
