@@ -268,7 +268,6 @@ def test_server_table_matches_the_server_matrix() -> None:
 #: test says to drop it from here.
 SKETCHES = {
     "asgikit.middleware.http_middleware",
-    "asgikit.middleware.session_stores",
 }
 
 

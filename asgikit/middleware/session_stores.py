@@ -8,14 +8,32 @@ Any object with the three methods of :class:`SessionStore` will do.
 
 Make the Redis client in the lifespan and hand the store over in its state::
 
+    from contextlib import asynccontextmanager
+
+    from asgikit import PlainTextResponse, lifespan, route, router, sessions
+    from asgikit.middleware.session_stores import RedisStore
+
+
+    async def home(request):
+        request.session["visits"] = request.session.get("visits", 0) + 1
+        return PlainTextResponse(f"visit {request.session['visits']}")
+
+
     @asynccontextmanager
     async def resources():
         store = RedisStore.from_url("redis://localhost")
         yield {"session_store": store}
         await store.aclose()
 
-    app = lifespan(sessions(router(...), secret_key=..., store_from_state="session_store"),
-                   resources)
+
+    app = lifespan(
+        sessions(
+            router(route("/", home)),
+            secret_key="a long random secret, from the environment",
+            store_from_state="session_store",
+        ),
+        resources,
+    )
 """
 
 from __future__ import annotations
