@@ -53,10 +53,9 @@ class Response:
             body = self.body = content.encode(self.charset)
         else:
             body = self.body = self.render(content)
-        if status_code < 200 or status_code == 204 or status_code == 304:
-            # RFC 9110 §15.3.5, §15.4.5, §15.2: no content, whatever was given
-            # (a server writing it anyway would mix it into the next answer).
-            body = self.body = b""
+        # RFC 9110 §15.3.5, §15.4.5, §15.2: 1xx, 204 and 304 have no content,
+        # whatever was given (a server writing it anyway would mix it into the
+        # next answer).  Checked off the common path, which has a body.
         if headers is None and media_type is not None and status_code >= 200:
             # The common case, kept short: it runs for nearly every response
             # (a 404 or a 400 too).
@@ -64,6 +63,7 @@ class Response:
             if content_type is None or self.charset != "utf-8":
                 content_type = _content_type(media_type, self.charset)
             if status_code == 204 or status_code == 304:
+                self.body = b""
                 self._raw_headers = [(b"content-type", content_type)]
             else:
                 self._raw_headers = [
@@ -71,6 +71,8 @@ class Response:
                     (b"content-type", content_type),
                 ]
         else:
+            if status_code < 200 or status_code == 204 or status_code == 304:
+                self.body = b""
             self._raw_headers = self._init_headers(headers)
 
     def render(self, content: Any) -> bytes:
