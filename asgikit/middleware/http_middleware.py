@@ -53,7 +53,6 @@ from typing import overload
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from asgikit._errors import answer_error
 from asgikit.composition import middleware
@@ -64,8 +63,6 @@ from asgikit.types import ASGIApp, Layer, Message, Receive, Scope, Send
 
 CallNext = Callable[[Request], Awaitable["StreamedResponse"]]
 DispatchFunction = Callable[[Request, CallNext], Awaitable[ASGIApp]]
-
-_Item = tuple[Message, anyio.Event]
 
 
 class StreamedResponse(Response):
@@ -93,19 +90,18 @@ class StreamedResponse(Response):
 
 
 class _AppRunner:
-    """Runs the app in a task, handing each message over as it is sent."""
+    """Runs the app in a task; once func's response sent the start, the app sends on itself."""
 
     def __init__(self, app: ASGIApp, send: Send, task_group: anyio.abc.TaskGroup) -> None:
         self._app = app
         self._send = send  # the server's, for messages before the response start
         self._task_group = task_group
-        # Made by call_next: a func that answers on its own costs no stream.
-        self._to_relay: MemoryObjectSendStream[_Item] | None = None
-        self._from_app: MemoryObjectReceiveStream[_Item] | None = None
-        self._ready = anyio.Event()  # the response started, or the app returned
-        self._finished = anyio.Event()
         self._start: Message | None = None
-        self._send_failed = False
+        # Where the app's messages after the start go: the send the response
+        # was called with, set just before _go is.
+        self._relay_send: Send | None = None
+        self._dropped = False  # func answered with another response
+        self._send_error: Exception | None = None
         self.error: Exception | None = None
         self.raised: Exception | None = None  # the app's error, once call_next raised it
         self.called = False
@@ -114,7 +110,10 @@ class _AppRunner:
         if self.called:
             raise RuntimeError("call_next() can be called only once per request")
         self.called = True
-        self._to_relay, self._from_app = anyio.create_memory_object_stream[_Item](0)
+        # Made here, not in __init__: a func that answers on its own costs none.
+        self._ready = anyio.Event()  # the response started, or the app returned
+        self._go = anyio.Event()  # the start was sent: the app may send its body
+        self._finished = anyio.Event()
         # start_soon copies the current context: context variables set by func
         # before this call are visible in the app.
         self._task_group.start_soon(self._run, request.scope, request.receive)
@@ -135,8 +134,6 @@ class _AppRunner:
             # rather than wrapped in an ExceptionGroup by the task group.
             self.error = exc
         finally:
-            assert self._to_relay is not None
-            self._to_relay.close()
             self._finished.set()
             self._ready.set()
 
@@ -150,43 +147,41 @@ class _AppRunner:
                 # before the start): nothing for func to change, so pass it on.
                 await self._send(message)
             return
-        if self._send_failed:
+        if self._relay_send is None:
+            await self._go.wait()
+        if self._dropped or self._relay_send is None:
+            raise OSError("the response was not sent on: the middleware dropped it")
+        if self._send_error is not None:
             raise OSError("the response could not be sent: the client is gone")
-        sent = anyio.Event()
-        assert self._to_relay is not None
+        # Sent from the app's own task, straight to where the start went: no
+        # hand-off per chunk, and the app's next step (its next chunk, or its
+        # background tasks after the last) follows the send by construction.
         try:
-            await self._to_relay.send((message, sent))
-        except anyio.BrokenResourceError:
-            raise OSError("the response was not sent on: the middleware dropped it") from None
-        # Wait until the server has it, so that the app's next step (its next
-        # chunk, or its background tasks after the last) follows that send.
-        await sent.wait()
-        if self._send_failed:
-            raise OSError("the response could not be sent: the client is gone")
+            await self._relay_send(message)
+        except Exception as exc:
+            # Also raised from the middleware, even if the app swallows it.
+            self._send_error = exc
+            raise
 
     async def relay(self, send: Send) -> None:
-        """Send each of the app's messages after the start, then wait for the app."""
-        assert self._from_app is not None
-        async with self._from_app:
-            async for message, sent in self._from_app:
-                try:
-                    await send(message)
-                except BaseException:
-                    self._send_failed = True
-                    raise
-                finally:
-                    sent.set()
+        """Let the app send the rest of its response on ``send``, then wait for it."""
+        self._relay_send = send
+        self._go.set()
         await self._finished.wait()
         error, self.error = self.error, None
+        send_error, self._send_error = self._send_error, None
+        if send_error is not None:
+            raise send_error
         if error is not None:
             raise error
 
     def stop(self) -> Exception | None:
         """After the answer: an app error nobody saw yet; a still-running app is cancelled."""
-        if self._from_app is None or self._to_relay is None:
+        if not self.called:
             return None
-        self._from_app.close()
-        self._to_relay.close()  # the task may be cancelled before it ever ran
+        if self._relay_send is None:
+            self._dropped = True
+            self._go.set()
         if not self._finished.is_set():
             self._task_group.cancel_scope.cancel()
         error, self.error = self.error, None
