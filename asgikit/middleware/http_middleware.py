@@ -49,8 +49,8 @@ What it cannot do, that a pure ASGI middleware (wrapping ``send``) can:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Protocol, overload
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, overload
 
 import anyio
 import anyio.abc
@@ -72,17 +72,86 @@ class _Event(Protocol):
     def wait(self) -> Awaitable[object]: ...
 
 
-def _event_type(task_group: anyio.abc.TaskGroup) -> Callable[[], _Event]:
-    """``asyncio.Event`` under anyio's asyncio backend, else ``anyio.Event``.
+_AppTask = Callable[[Scope, Receive], Coroutine[Any, Any, None]]
 
-    Each ``anyio.Event()`` asks which event loop runs (a fifth of this
-    middleware's cost, for three events a request); the task group already
-    tells.  anyio cancels an asyncio task whatever it awaits, so a plain
-    asyncio event keeps cancel scopes working.
+
+class _AnyioChild:
+    """The app's task in an anyio task group: any backend (trio)."""
+
+    def __init__(self) -> None:
+        self._task_group = anyio.create_task_group()
+        self.event: Callable[[], _Event] = anyio.Event
+
+    async def __aenter__(self) -> _AnyioChild:
+        await self._task_group.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._task_group.__aexit__(*exc_info)
+
+    def start_soon(self, func: _AppTask, scope: Scope, receive: Receive) -> None:
+        self._task_group.start_soon(func, scope, receive)
+
+    def cancel(self) -> None:
+        self._task_group.cancel_scope.cancel()
+
+
+class _AsyncioChild:
+    """The app's task as a plain asyncio task, kept inside the request's.
+
+    An anyio task group costs about half of this middleware under asyncio,
+    for what one task needs: it is cancelled when the request's task leaves
+    (an error, or a cancellation, which anyio delivers to the request's task
+    and this passes on) and waited for before it does, and an error it let
+    through is raised here.  anyio cancels an asyncio task whatever it
+    awaits, so plain asyncio events keep cancel scopes working, and they do
+    not ask which event loop runs on each ``anyio.Event()``.
     """
-    if type(task_group).__module__ == "anyio._backends._asyncio":
-        return asyncio.Event
-    return anyio.Event
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self.event: Callable[[], _Event] = asyncio.Event
+
+    async def __aenter__(self) -> _AsyncioChild:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        task = self._task
+        if task is None:
+            return
+        cancelled: BaseException | None = None
+        if not task.done():
+            task.cancel()
+            while not task.done():
+                try:
+                    await asyncio.wait((task,))
+                except asyncio.CancelledError as error:
+                    # The request itself is cancelled: still wait for the app.
+                    cancelled = error
+                    task.cancel()
+        if cancelled is not None:
+            raise cancelled
+        if exc is None and not task.cancelled():
+            leaked = task.exception()  # only a BaseException: _run keeps every Exception
+            if leaked is not None:
+                raise leaked
+
+    def start_soon(self, func: _AppTask, scope: Scope, receive: Receive) -> None:
+        # create_task copies the current context, as anyio's start_soon does.
+        self._task = asyncio.get_running_loop().create_task(func(scope, receive))
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _child() -> _AnyioChild | _AsyncioChild:
+    try:
+        on_asyncio = asyncio.current_task() is not None
+    except RuntimeError:  # no asyncio loop runs at all
+        on_asyncio = False
+    # A trio guest run on an asyncio loop has a loop but no current asyncio task.
+    return _AsyncioChild() if on_asyncio else _AnyioChild()
 
 
 class StreamedResponse(Response):
@@ -112,11 +181,11 @@ class StreamedResponse(Response):
 class _AppRunner:
     """Runs the app in a task; once func's response sent the start, the app sends on itself."""
 
-    def __init__(self, app: ASGIApp, send: Send, task_group: anyio.abc.TaskGroup) -> None:
+    def __init__(self, app: ASGIApp, send: Send, child: _AnyioChild | _AsyncioChild) -> None:
         self._app = app
         self._send = send  # the server's, for messages before the response start
-        self._task_group = task_group
-        self._event = _event_type(task_group)
+        self._child = child
+        self._event = child.event
         self._start: Message | None = None
         # Where the app's messages after the start go: the send the response
         # was called with, set just before _go is.
@@ -137,7 +206,7 @@ class _AppRunner:
         self._finished = self._event()
         # start_soon copies the current context: context variables set by func
         # before this call are visible in the app.
-        self._task_group.start_soon(self._run, request.scope, request.receive)
+        self._child.start_soon(self._run, request.scope, request.receive)
         await self._ready.wait()
         if self._start is None:
             error, self.error = self.error, None
@@ -204,7 +273,7 @@ class _AppRunner:
             self._dropped = True
             self._go.set()
         if not self._finished.is_set():
-            self._task_group.cancel_scope.cancel()
+            self._child.cancel()
         error, self.error = self.error, None
         return error
 
@@ -216,8 +285,8 @@ def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp
             await app(scope, receive, send)
             return
         failure: BaseException | None = None
-        async with anyio.create_task_group() as task_group:
-            runner = _AppRunner(app, send, task_group)
+        async with _child() as child:
+            runner = _AppRunner(app, send, child)
             request = Request(scope, receive)
             try:
                 try:
@@ -236,11 +305,11 @@ def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp
             except ClientDisconnect:
                 # The client left mid-body: nobody is there to answer, and it
                 # is not the application's error to report (as in a route).
-                task_group.cancel_scope.cancel()
+                child.cancel()
             except Exception as exc:
                 # Raised below, outside the task group, so it is not wrapped.
                 failure = exc
-                task_group.cancel_scope.cancel()
+                child.cancel()
             finally:
                 leftover = runner.stop()
             failure = failure or leftover

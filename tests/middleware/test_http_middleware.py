@@ -734,3 +734,25 @@ async def test_cancelling_the_request_while_the_app_waits_for_func_stops_the_app
             await func_waits.wait()
             task_group.cancel_scope.cancel()
     assert stopped == ["stopped"]
+
+
+class Fatal(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("when", ["before the start", "while streaming"])
+async def test_a_base_exception_the_app_raises_comes_out_of_the_middleware(when: str) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if when == "while streaming":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise Fatal
+
+    with anyio.fail_after(10):
+        try:
+            await run_app(http_middleware(add_header, app))
+        except BaseException as raised:  # bare, or in an exception group, by backend
+            found: list[BaseException] = [raised]
+        else:
+            pytest.fail("nothing was raised")
+    while not isinstance(found[0], Fatal):  # into the group (an IndexError if absent)
+        found = [*found[1:], *getattr(found[0], "exceptions", ())]
