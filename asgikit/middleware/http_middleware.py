@@ -101,15 +101,19 @@ class _AsyncioChild:
 
     An anyio task group costs about half of this middleware under asyncio,
     for what one task needs: it is cancelled when the request's task leaves
-    (an error, or a cancellation, which anyio delivers to the request's task
-    and this passes on) and waited for before it does, and an error it let
-    through is raised here.  anyio cancels an asyncio task whatever it
-    awaits, so plain asyncio events keep cancel scopes working, and they do
-    not ask which event loop runs on each ``anyio.Event()``.
+    (an error, or a cancellation, which anyio delivers to the request's task)
+    and waited for before it does, and an error it let through is raised
+    here.  It is cancelled through an anyio cancel scope of its own, never
+    ``Task.cancel()``, which would pierce the app's shielded cancel scopes.
+    anyio cancels an asyncio task whatever it awaits, so plain asyncio
+    events work in cancel scopes, and they do not ask which event loop runs
+    on each ``anyio.Event()``.
     """
 
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
+        self._cancel_scope: anyio.CancelScope | None = None
+        self._cancelled = False
         self.event: Callable[[], _Event] = asyncio.Event
 
     async def __aenter__(self) -> _AsyncioChild:
@@ -121,14 +125,13 @@ class _AsyncioChild:
             return
         cancelled: BaseException | None = None
         if not task.done():
-            task.cancel()
+            self.cancel()
             while not task.done():
                 try:
                     await asyncio.wait((task,))
                 except asyncio.CancelledError as error:
                     # The request itself is cancelled: still wait for the app.
                     cancelled = error
-                    task.cancel()
         if cancelled is not None:
             raise cancelled
         if exc is None and not task.cancelled():
@@ -138,11 +141,19 @@ class _AsyncioChild:
 
     def start_soon(self, func: _AppTask, scope: Scope, receive: Receive) -> None:
         # create_task copies the current context, as anyio's start_soon does.
-        self._task = asyncio.get_running_loop().create_task(func(scope, receive))
+        self._task = asyncio.get_running_loop().create_task(self._guarded(func, scope, receive))
+
+    async def _guarded(self, func: _AppTask, scope: Scope, receive: Receive) -> None:
+        with anyio.CancelScope() as cancel_scope:
+            self._cancel_scope = cancel_scope
+            if self._cancelled:  # before the task first ran: it stops at its first wait
+                cancel_scope.cancel()
+            await func(scope, receive)
 
     def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._cancelled = True
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
 
 
 def _child() -> _AnyioChild | _AsyncioChild:

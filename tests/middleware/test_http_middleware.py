@@ -756,3 +756,34 @@ async def test_a_base_exception_the_app_raises_comes_out_of_the_middleware(when:
             pytest.fail("nothing was raised")
     while not isinstance(found[0], Fatal):  # into the group (an IndexError if absent)
         found = [*found[1:], *getattr(found[0], "exceptions", ())]
+
+
+async def test_a_cancelled_request_returns_only_after_the_app_cleaned_up() -> None:
+    # The app's cleanup takes a few scheduler passes (shielded); the request's
+    # task, cancelled meanwhile (again and again by its cancel scope), must
+    # still wait for it: no app task outlives the request.
+    steps: list[str] = []
+    app_waits = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            app_waits.set()
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for _ in range(5):
+                    await anyio.lowlevel.checkpoint()
+            steps.append("app cleaned up")
+
+    async def request() -> None:
+        try:
+            await run_app(http_middleware(add_header, app))
+        finally:
+            steps.append("request returned")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(request)
+            await app_waits.wait()
+            task_group.cancel_scope.cancel()
+    assert steps == ["app cleaned up", "request returned"]
