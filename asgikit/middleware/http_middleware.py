@@ -96,6 +96,31 @@ class _AnyioChild:
         self._task_group.cancel_scope.cancel()
 
 
+class _Signal:
+    """A one-shot event for asyncio, lighter than ``asyncio.Event`` (each waits at most once)."""
+
+    __slots__ = ("_is_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def set(self) -> None:
+        self._is_set = True
+        for waiter in self._waiters:
+            if not waiter.done():  # a cancelled waiter's future is done
+                waiter.set_result(None)
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    async def wait(self) -> None:
+        if not self._is_set:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+
 class _AsyncioChild:
     """The app's task as a plain asyncio task, kept inside the request's.
 
@@ -114,7 +139,7 @@ class _AsyncioChild:
         self._task: asyncio.Task[None] | None = None
         self._cancel_scope: anyio.CancelScope | None = None
         self._cancelled = False
-        self.event: Callable[[], _Event] = asyncio.Event
+        self.event: Callable[[], _Event] = _Signal
 
     async def __aenter__(self) -> _AsyncioChild:
         return self

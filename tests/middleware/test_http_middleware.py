@@ -787,3 +787,19 @@ async def test_a_cancelled_request_returns_only_after_the_app_cleaned_up() -> No
             await app_waits.wait()
             task_group.cancel_scope.cancel()
     assert steps == ["app cleaned up", "request returned"]
+
+
+async def test_body_sends_from_two_tasks_of_the_app_both_reach_the_client() -> None:
+    # Two of the app's tasks wait for func's response at once: both go on.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        async with anyio.create_task_group() as task_group:
+            for part in (b"a", b"b"):
+                task_group.start_soon(
+                    send, {"type": "http.response.body", "body": part, "more_body": True}
+                )
+        await send({"type": "http.response.body", "body": b""})
+
+    with anyio.fail_after(10):
+        sent = await run_app(http_middleware(add_header, app))
+    assert sorted(sent.body) == sorted(b"ab")
