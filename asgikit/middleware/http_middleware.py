@@ -31,10 +31,13 @@ returns is any ASGI app (a response).  Unlike Starlette's
 - a context variable set before ``call_next`` is seen by the endpoint;
 - a body ``func`` read (``await request.body()``) is replayed to the app.
 
-How: ``call_next`` runs the app in a task of a task group that lives as long
-as the request — one task group per request, which a pure ASGI middleware
-does not need.  The task starts with a copy of the caller's context, which is
-why context variables set before ``call_next`` reach the endpoint.
+How: ``call_next`` runs the app in a task of its own, which never outlives
+the request (an anyio task group under trio; under asyncio a plain task with
+an anyio cancel scope, which costs far less).  The task starts with a copy of
+the caller's context, which is why context variables set before
+``call_next`` reach the endpoint.  Once ``func``'s response has sent the
+start, the app's task sends its body itself, chunk by chunk, to where the
+start went: no hand-off between tasks per chunk.
 
 What it cannot do, that a pure ASGI middleware (wrapping ``send``) can:
 
@@ -42,8 +45,9 @@ What it cannot do, that a pure ASGI middleware (wrapping ``send``) can:
 - change the response body, or the request body as it streams;
 - see a context variable the endpoint sets (it is set in another task);
 - send the first byte before ``func`` returns: the response start waits for it;
-- be free: the per-request task, memory stream and hand-off per chunk cost
-  time on every request.
+- be free: the per-request task and its two hand-offs (the start to
+  ``func``, the body back to the app) cost about four times the whole of a
+  small JSON request under asyncio (a ``wrap_send`` layer: a seventh).
 """
 
 from __future__ import annotations
