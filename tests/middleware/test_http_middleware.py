@@ -803,3 +803,25 @@ async def test_body_sends_from_two_tasks_of_the_app_both_reach_the_client() -> N
     with anyio.fail_after(10):
         sent = await run_app(http_middleware(add_header, app))
     assert sorted(sent.body) == sorted(b"ab")
+
+
+async def test_a_failed_send_comes_out_of_the_middleware_even_if_the_app_swallows_it() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await send({"type": "http.response.body", "body": b"lost", "more_body": True})
+        except OSError as exc:
+            seen.append(str(exc))
+
+    async def failing_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("connection reset")
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    with anyio.fail_after(10), pytest.raises(OSError, match="connection reset"):
+        await http_middleware(add_header, app)(make_scope(), receive, failing_send)
+    assert seen == ["connection reset"]
