@@ -57,7 +57,6 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, overload
 
 import anyio
-import anyio.abc
 
 from asgikit._errors import answer_error
 from asgikit.composition import middleware
