@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Literal
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -672,3 +673,155 @@ async def test_a_context_variable_the_endpoint_sets_is_not_seen_by_func() -> Non
     async with TestClient(http_middleware(read_after, router(route("/", endpoint)))) as client:
         response = await client.get("/")
     assert response.headers["x-tag"] == "unset"
+
+
+# Cost (issue 16): the body is not handed from task to task chunk by chunk
+
+
+async def test_body_chunks_reach_the_client_without_a_task_switch_each() -> None:
+    # A ticker that runs once per pass of the scheduler counts the passes the
+    # request needs: an app sending many chunks must not need one (or more)
+    # per chunk, only the few hand-offs of the start and the end.
+    chunks = 200
+    passes = 0
+
+    async def many_chunks(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(chunks):
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def ticker() -> None:
+        nonlocal passes
+        while True:
+            passes += 1
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(ticker)
+            await anyio.lowlevel.checkpoint()
+            before = passes
+            sent = await run_app(http_middleware(add_header, many_chunks))
+            during = passes - before
+            task_group.cancel_scope.cancel()
+    assert sent.body == b"x" * chunks
+    assert during < 20, f"{during} scheduler passes for {chunks} chunks"
+
+
+async def test_cancelling_the_request_while_the_app_waits_for_func_stops_the_app() -> None:
+    # The app waits (inside its first body send) for func's response to send
+    # the start; a cancel scope around the request must still reach it.
+    stopped: list[str] = []
+    func_waits = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await send({"type": "http.response.body", "body": b"never"})
+        finally:
+            stopped.append("stopped")
+
+    async def slow(request: Request, call_next: CallNext) -> StreamedResponse:
+        response = await call_next(request)
+        func_waits.set()
+        await anyio.sleep_forever()
+        return response
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(run_app, http_middleware(slow, app))
+            await func_waits.wait()
+            task_group.cancel_scope.cancel()
+    assert stopped == ["stopped"]
+
+
+class Fatal(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("when", ["before the start", "while streaming"])
+async def test_a_base_exception_the_app_raises_comes_out_of_the_middleware(when: str) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if when == "while streaming":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise Fatal
+
+    with anyio.fail_after(10):
+        try:
+            await run_app(http_middleware(add_header, app))
+        except BaseException as raised:  # bare, or in an exception group, by backend
+            found: list[BaseException] = [raised]
+        else:
+            pytest.fail("nothing was raised")
+    while not isinstance(found[0], Fatal):  # into the group (an IndexError if absent)
+        found = [*found[1:], *getattr(found[0], "exceptions", ())]
+
+
+async def test_a_cancelled_request_returns_only_after_the_app_cleaned_up() -> None:
+    # The app's cleanup takes a few scheduler passes (shielded); the request's
+    # task, cancelled meanwhile (again and again by its cancel scope), must
+    # still wait for it: no app task outlives the request.
+    steps: list[str] = []
+    app_waits = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            app_waits.set()
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for _ in range(5):
+                    await anyio.lowlevel.checkpoint()
+            steps.append("app cleaned up")
+
+    async def request() -> None:
+        try:
+            await run_app(http_middleware(add_header, app))
+        finally:
+            steps.append("request returned")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(request)
+            await app_waits.wait()
+            task_group.cancel_scope.cancel()
+    assert steps == ["app cleaned up", "request returned"]
+
+
+async def test_body_sends_from_two_tasks_of_the_app_both_reach_the_client() -> None:
+    # Two of the app's tasks wait for func's response at once: both go on.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        async with anyio.create_task_group() as task_group:
+            for part in (b"a", b"b"):
+                task_group.start_soon(
+                    send, {"type": "http.response.body", "body": part, "more_body": True}
+                )
+        await send({"type": "http.response.body", "body": b""})
+
+    with anyio.fail_after(10):
+        sent = await run_app(http_middleware(add_header, app))
+    assert sorted(sent.body) == sorted(b"ab")
+
+
+async def test_a_failed_send_comes_out_of_the_middleware_even_if_the_app_swallows_it() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await send({"type": "http.response.body", "body": b"lost", "more_body": True})
+        except OSError as exc:
+            seen.append(str(exc))
+
+    async def failing_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("connection reset")
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    with anyio.fail_after(10), pytest.raises(OSError, match="connection reset"):
+        await http_middleware(add_header, app)(make_scope(), receive, failing_send)
+    assert seen == ["connection reset"]
