@@ -90,6 +90,24 @@ async def _time_app(app: App, scope: dict[str, Any], body: bytes, n: int) -> flo
     return elapsed / n / 1000  # µs per request
 
 
+def header_layer(app: Any) -> Any:
+    """The same trivial pure-ASGI middleware for every framework (adds ``x-layer: 1``)."""
+
+    async def layered(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"x-layer", b"1")]}
+            await send(message)
+
+        await app(scope, receive, tagged)
+
+    return layered
+
+
 def compare(
     apps: dict[str, App],
     scope: dict[str, Any],

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+from _harness import header_layer
 
 Startup = Callable[[], Awaitable[Any]] | None
 Factory = Callable[[], tuple[Any, Startup]]
@@ -128,24 +129,6 @@ def raw() -> tuple[Any, Startup]:
 
 
 # --- asgikit ------------------------------------------------------------------------
-
-
-def header_layer(app: Any) -> Any:
-    """The same trivial pure-ASGI middleware for every framework (adds ``x-layer: 1``)."""
-
-    async def layered(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def tagged(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message["headers"], (b"x-layer", b"1")]}
-            await send(message)
-
-        await app(scope, receive, tagged)
-
-    return layered
 
 
 def _asgikit_routes(prefix: str = "") -> list[Any]:

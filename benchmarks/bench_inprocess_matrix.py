@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import anyio.to_thread
-from _harness import call_once, compare, http_scope, machine, ratio_table
+from _harness import call_once, compare, header_layer, http_scope, machine, ratio_table
 
 # BlackSheep resolves handler annotations in this module's globals.
 from blacksheep import Request as BRequest
@@ -147,24 +147,6 @@ async def raw_app(scope: Any, receive: Any, send: Any) -> None:
     else:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
-
-
-def header_layer(app: Any) -> Any:
-    """The same trivial pure-ASGI middleware for every ASGI framework."""
-
-    async def layered(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def tagged(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message["headers"], (b"x-layer", b"1")]}
-            await send(message)
-
-        await app(scope, receive, tagged)
-
-    return layered
 
 
 # --- asgikit -------------------------------------------------------------------------
