@@ -32,6 +32,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from time import monotonic_ns
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from asgikit._redis import INSTALL_HINT, client_from_url, close_client
+
 #: The default bound on the number of keys a :class:`MemoryStore` holds.
 DEFAULT_MAX_KEYS = 100_000
 
@@ -267,9 +269,7 @@ class RedisStore:
         try:
             from redis.exceptions import NoScriptError, RedisError
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "RedisStore needs the redis extra: pip install 'asgikit-toolkit[redis]'"
-            ) from exc
+            raise ImportError(INSTALL_HINT) from exc
         self.client = client
         self.prefix = prefix
         self._no_script: type[Exception] = NoScriptError
@@ -286,15 +286,9 @@ class RedisStore:
         cls, url: str, *, prefix: str = "ratelimit:", timeout: float = 0.5, **options: Any
     ) -> RedisStore:
         """A store with a new ``redis.asyncio`` client for ``url``."""
-        try:
-            import redis.asyncio
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "RedisStore needs the redis extra: pip install 'asgikit-toolkit[redis]'"
-            ) from exc
         options.setdefault("socket_timeout", timeout)
         options.setdefault("socket_connect_timeout", timeout)
-        client: RedisClient = redis.asyncio.Redis.from_url(url, **options)
+        client: RedisClient = client_from_url(url, **options)
         return cls(client, prefix=prefix)
 
     async def consume(self, key: str, quotas: Sequence[Quota]) -> list[Verdict]:
@@ -324,9 +318,7 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Close the client's connections (if it has ``aclose``)."""
-        close: Callable[[], Awaitable[None]] | None = getattr(self.client, "aclose", None)
-        if close is not None:
-            await close()
+        await close_client(self.client)
 
 
 __all__ = [

@@ -44,6 +44,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from asgikit._redis import client_from_url, close_client
+
 #: How long a stored session lives when the middleware gives no ``max_age``.
 DEFAULT_TTL = 14 * 24 * 60 * 60
 
@@ -274,13 +276,7 @@ class RedisStore:
         cls, url: str, *, prefix: str = "session:", ttl: int = DEFAULT_TTL, **options: Any
     ) -> RedisStore:
         """A store with a new ``redis.asyncio`` client for ``url`` (needs the ``redis`` extra)."""
-        try:
-            import redis.asyncio
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "RedisStore needs the redis extra: pip install 'asgikit-toolkit[redis]'"
-            ) from exc
-        client: RedisClient = redis.asyncio.Redis.from_url(url, **options)
+        client: RedisClient = client_from_url(url, **options)
         return cls(client, prefix=prefix, ttl=ttl)
 
     async def load(self, session_id: str) -> dict[str, Any] | None:
@@ -299,9 +295,7 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Close the client's connections (if it has ``aclose``)."""
-        close: Callable[[], Awaitable[None]] | None = getattr(self.client, "aclose", None)
-        if close is not None:
-            await close()
+        await close_client(self.client)
 
 
 __all__ = [
