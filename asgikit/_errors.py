@@ -12,7 +12,7 @@ to a 404 from that API), and the handler gets the endpoint's own
 
 Within one table a status key goes first for an ``HTTPException``, then
 the closest class along the exception's MRO.  An ``HTTPException`` no table
-matches gets the default answer (:func:`http_error_response`); any other
+matches gets the default answer (``responses.http_exception_response``); any other
 exception no table matches goes on, towards ``server_errors`` and the
 server, as does whatever a handler itself raises.
 
@@ -153,7 +153,7 @@ async def answer_error(
     if isinstance(exc, HTTPException):
         if chain is None and scope.get(RAISE_KEY):
             return False
-        await http_error_response(scope, exc)(scope, _replaying(request, receive), send)
+        await http_exception_response(scope, exc)(scope, _replaying(request, receive), send)
         _drop_traceback(exc)
         return True
     return False
@@ -182,9 +182,6 @@ def _replaying(request: Request | None, receive: Receive) -> Receive:
     return receive
 
 
-http_error_response = http_exception_response
-
-
 __all__ = [
     "HANDLERS_KEY",
     "RAISE_KEY",
@@ -192,6 +189,5 @@ __all__ = [
     "HandlerTable",
     "Handlers",
     "answer_error",
-    "http_error_response",
     "is_async_callable",
 ]
