@@ -71,3 +71,22 @@ async def test_the_first_of_two_host_headers_is_the_one_routed_on() -> None:
     scope = make_scope(headers=[(b"host", b"acme.example.com"), (b"host", b"admin.example.com")])
     sent = await run_app(APP, scope)
     assert sent.body == b"tenant:acme"
+
+
+@pytest.mark.parametrize(
+    "huge",
+    [
+        b"a." * 100_000 + b"example.com",  # 100,000 labels
+        b"a" * 200_000 + b".example.com",  # one label far past DNS's 63
+        b"sub.example.com:" + b"9" * 100_000,  # a port of 100,000 digits
+        b"[" + b":" * 100_000 + b"]",  # an endless bracketed literal
+    ],
+    ids=["labels", "long-label", "long-port", "bracketed"],
+)
+async def test_a_huge_host_header_matches_no_host_route_and_is_no_500(huge: bytes) -> None:
+    async def sub(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.path_params["sub"])
+
+    app = router(host("{sub}.example.com", router(route("/", sub))))
+    sent = await run_app(app, make_scope(headers=[(b"host", huge)]))
+    assert sent.status == 404
