@@ -52,22 +52,54 @@ def _utf8(text: str) -> str:
     return text.encode("latin-1").decode("utf-8", "replace")
 
 
-#: Codecs a client may not name for a field.  Transforms, not charsets:
-#: CPython's punycode decoder is quadratic (256 KiB of field took 7 s of
-#: event-loop CPU); idna runs it per label; the escape codecs read Python
-#: string literals.  And UTF-7, which the HTML standard forbids user agents
-#: to support: "+ADw-script+AD4-" decodes to "<script>", past any filter
-#: in front that reads the bytes.
-_NOT_CHARSETS = frozenset({"punycode", "idna", "unicode-escape", "raw-unicode-escape", "utf-7"})
+#: The codecs a field may be decoded with: those of the WHATWG Encoding
+#: Standard (§4, "Encodings"), the ones a browser can submit a form in,
+#: as Python names them.  Anything else is refused: EBCDIC (cp037, cp500)
+#: makes "<" and quotes out of bytes a filter in front reads as harmless;
+#: UTF-7 does the same ("+ADw-script+AD4-"); UTF-16/32 hide ASCII from it
+#: (and a browser submits a UTF-16 form as UTF-8, HTML §4.10.21.8); and
+#: transforms such as punycode (quadratic in CPython: 256 KiB of field took
+#: 7 s of event-loop CPU) or the escape codecs are not charsets at all.
+_FORM_CHARSETS = frozenset(
+    {
+        "utf-8",
+        "cp866",
+        "ascii",  # WHATWG reads "ascii" and "latin1" as windows-1252, a superset
+        *(f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16)),
+        "koi8-r",
+        "koi8-u",
+        "mac-roman",
+        "mac-cyrillic",
+        "cp874",
+        *(f"cp{n}" for n in range(1250, 1259)),
+        "gbk",
+        "gb18030",
+        "big5",
+        "euc_jp",
+        "iso2022_jp",
+        "shift_jis",
+        "euc_kr",
+    }
+)
+#: Encoding Standard labels Python's codec registry does not know.
+_LABELS = {
+    "windows-874": "cp874",
+    "x-mac-cyrillic": "mac-cyrillic",
+    "x-mac-ukrainian": "mac-cyrillic",
+    "iso-8859-8-i": "iso8859-8",
+    "csiso88598i": "iso8859-8",
+}
 
 
 def _decode_field(data: bytes | bytearray, charset: str) -> str:
     try:
-        if codecs.lookup(charset).name in _NOT_CHARSETS:
+        label = charset.strip().lower()
+        codec = codecs.lookup(_LABELS.get(label, label)).name
+        if codec not in _FORM_CHARSETS:
             raise LookupError(charset)
-        return data.decode(charset, "replace")
+        return data.decode(codec, "replace")
     except (LookupError, ValueError, TypeError):
-        # LookupError: no such codec, or not a text encoding ("base64").
+        # LookupError: no such codec, or not one a form is written in.
         raise HTTPException(
             400, f"Malformed multipart body: unknown charset {charset!r}"
         ) from None

@@ -7,7 +7,9 @@ Two encodings are read, both incrementally as the body streams in:
   U+FFFD for what is not; ``&`` alone separates pairs).
 - ``multipart/form-data`` (RFC 7578), through the ``multipart`` package's
   non-blocking push parser.  Text fields are decoded with their part's
-  charset (else the form's ``_charset_`` field, RFC 7578 §4.6, else UTF-8).
+  charset (else the form's ``_charset_`` field, RFC 7578 §4.6, else UTF-8);
+  a charset outside the WHATWG Encoding Standard's list (EBCDIC, UTF-7,
+  UTF-16, punycode...) is a 400, since it can hide markup from a filter.
   Files go to ``SpooledTemporaryFile``s that move to disk past
   ``spool_max_size``; whatever touches the disk runs in a worker thread, so
   the event loop never waits on it.
