@@ -9,7 +9,10 @@ or LF in ``event`` or ``id``, NUL in ``id`` (§9.2.6: such an id is ignored).
 
 While the stream is open a comment (``: ping``) goes out whenever nothing
 was sent for ``ping`` seconds, so proxies keep the connection and the client
-notices a dead one.  The client's disconnect is watched all along (as for
+notices a dead one.  A client that stops reading (its TCP window full, the
+server's ``send`` blocked) is given up after ``send_timeout`` seconds
+(60 by default): a keeper task watches the write in progress, so the
+events themselves pay for no timer.  The client's disconnect is watched all along (as for
 ``StreamingResponse``): the iterator is closed at once, and its ``finally``
 runs.
 
@@ -148,10 +151,11 @@ class _Writer:
     where a lock's acquire would yield to the event loop for every event.
     """
 
-    def __init__(self, send: Send, send_timeout: float | None) -> None:
+    def __init__(self, send: Send) -> None:
         self.send = send
-        self.send_timeout = send_timeout
         self.busy = False
+        #: When the write in progress began (meaningful while ``busy``).
+        self.busy_since = 0.0
         self.writes = 0
         self.idle: anyio.Event | None = None
         self.last_sent = time.monotonic()
@@ -163,14 +167,10 @@ class _Writer:
                 self.idle = anyio.Event()
             await self.idle.wait()
         self.busy = True
+        self.busy_since = time.monotonic()
         message = {"type": "http.response.body", "body": chunk, "more_body": True}
         try:
-            if self.send_timeout is None:
-                await self.send(message)
-            else:
-                # fail_after's TimeoutError is an OSError: like a vanished client.
-                with anyio.fail_after(self.send_timeout):
-                    await self.send(message)
+            await self.send(message)
             self.last_sent = time.monotonic()
             self.writes += 1
             if not self.writes & 31:
@@ -192,7 +192,7 @@ class EventSourceResponse(StreamingResponse):
     ``retry`` and ``comment`` keys, or :class:`ServerSentEvent`.  ``ping``
     is the idle time in seconds before a keep-alive comment (``None`` or 0
     turns pings off).  ``send_timeout`` ends the stream when one send blocks
-    that long (a client that stopped reading).  ``shutdown_event`` (any
+    that long (a client that stopped reading; ``None`` waits for ever).  ``shutdown_event`` (any
     object with an awaitable ``wait()``) ends the stream cleanly when set;
     so does the server's shutdown, unless ``end_on_shutdown=False``.
     """
@@ -207,7 +207,7 @@ class EventSourceResponse(StreamingResponse):
         headers: Mapping[str, str] | None = None,
         *,
         ping: float | None = 15,
-        send_timeout: float | None = None,
+        send_timeout: float | None = 60,
         shutdown_event: _Waitable | None = None,
         background: BackgroundTask | None = None,
         end_on_shutdown: bool = True,
@@ -230,7 +230,7 @@ class EventSourceResponse(StreamingResponse):
         # StreamingResponse.__call__ runs this under its disconnect watch and
         # closes the iterator; HEAD never gets here.
         await send(self._start_message())
-        writer = _Writer(send, self.send_timeout)
+        writer = _Writer(send)
         with cancel_on_shutdown(self.end_on_shutdown):
             await self._send_events(writer, iterator)
         if writer.error is not None:
@@ -239,8 +239,8 @@ class EventSourceResponse(StreamingResponse):
 
     async def _send_events(self, writer: _Writer, iterator: AsyncIterator[Any]) -> None:
         async with anyio.create_task_group() as group:
-            if self.ping is not None:
-                group.start_soon(self._pinger, writer, group.cancel_scope)
+            if self.ping is not None or self.send_timeout is not None:
+                group.start_soon(self._keeper, writer, group.cancel_scope)
             if self.shutdown_event is not None:
                 group.start_soon(self._watch_shutdown, group.cancel_scope)
             try:
@@ -252,16 +252,34 @@ class EventSourceResponse(StreamingResponse):
                 writer.error = exc
             group.cancel_scope.cancel()
 
-    async def _pinger(self, writer: _Writer, stop: anyio.CancelScope) -> None:
-        assert self.ping is not None
+    async def _keeper(self, writer: _Writer, stop: anyio.CancelScope) -> None:
+        """Ping an idle stream; end one whose write has blocked past ``send_timeout``."""
+        ping, limit = self.ping, self.send_timeout
         try:
             while True:
-                idle = time.monotonic() - writer.last_sent
-                if idle >= self.ping:
-                    await writer.write(_PING)
+                now = time.monotonic()
+                if writer.busy:
+                    if limit is None:
+                        wait = ping or 1.0
+                    else:
+                        wait = writer.busy_since + limit - now
+                        if wait <= 0:
+                            # Like a vanished client: the stream ends, no traceback.
+                            raise TimeoutError(f"one send blocked for {limit} s (send_timeout)")
                 else:
-                    await anyio.sleep(self.ping - idle)
-        except OSError as exc:
+                    # Checked at least every limit / 2: a stalled write ends
+                    # between send_timeout and 1.5 times it.
+                    wait = limit / 2 if limit is not None else float("inf")
+                    if ping is not None:
+                        idle = now - writer.last_sent
+                        if idle >= ping:
+                            # The keeper's own write is bounded by the same limit.
+                            with anyio.fail_after(limit):
+                                await writer.write(_PING)
+                            continue
+                        wait = min(wait, ping - idle)
+                await anyio.sleep(wait)
+        except OSError as exc:  # TimeoutError included
             writer.error = exc
             stop.cancel()
 

@@ -261,6 +261,60 @@ async def test_send_timeout_gives_up_on_a_client_that_stopped_reading() -> None:
     assert cleaned == [True]
 
 
+def test_send_timeout_has_a_default() -> None:
+    assert EventSourceResponse(iter(())).send_timeout == 60
+
+
+@pytest.mark.parametrize("ping", [None, 15.0, 0.01])
+async def test_send_timeout_ends_a_stream_whose_send_blocks_whatever_the_ping(
+    ping: float | None,
+) -> None:
+    cleaned: list[bool] = []
+    sent: list[bytes] = []
+
+    async def gen() -> AsyncIterator[str]:
+        try:
+            yield "first"
+            yield "stuck here"
+            await anyio.sleep_forever()
+        finally:
+            cleaned.append(True)
+
+    async def stalling_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            sent.append(message.get("body", b""))
+            if len(sent) >= 2:
+                await anyio.sleep_forever()  # the client stopped reading
+
+    with anyio.fail_after(10):
+        await EventSourceResponse(gen(), ping=ping, send_timeout=0.05)(
+            make_scope(), body_receive(), stalling_send
+        )
+    assert cleaned == [True]
+    assert sent[0] == b"data: first\n\n"
+
+
+async def test_send_timeout_spares_a_slow_client_that_keeps_reading() -> None:
+    async def gen() -> AsyncIterator[str]:
+        for n in range(5):
+            yield str(n)
+
+    bodies: list[bytes] = []
+
+    async def slow_send(message: Message) -> None:
+        await anyio.sleep(0.01)  # slow, but every send completes
+        if message["type"] == "http.response.body":
+            bodies.append(message.get("body", b""))
+
+    with anyio.fail_after(10):
+        await EventSourceResponse(gen(), ping=0.005, send_timeout=5)(
+            make_scope(), body_receive(), slow_send
+        )
+    events = [body for body in bodies if body.startswith(b"data:")]
+    assert events == [f"data: {n}\n\n".encode() for n in range(5)]
+    assert bodies[-1] == b""
+
+
 async def test_shutdown_event_ends_the_stream_cleanly() -> None:
     shutdown = anyio.Event()
     cleaned: list[bool] = []
