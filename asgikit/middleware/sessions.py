@@ -49,21 +49,16 @@ an error, not a silently dropped cookie.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import enum
-import hashlib
-import hmac
 import json
 import secrets
-import time
 from collections.abc import (
     ItemsView,
     Iterable,
     Iterator,
     KeysView,
     Mapping,
-    Sequence,
     ValuesView,
 )
 from datetime import datetime, timezone
@@ -75,77 +70,21 @@ from asgikit.composition import middleware
 from asgikit.datastructures import parse_cookie_header
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.middleware._http import add_vary
+from asgikit.middleware._session_cookie import (
+    SecretKey,
+    Signer,
+    decode_session,
+    encode_session,
+)
 from asgikit.middleware.session_stores import IDENTITY_KEYS, SessionStore
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 
 #: RFC 6265 §6.1: browsers keep cookies of at least 4096 bytes (name, value and attributes).
 MAX_COOKIE_SIZE = 4096
 
-SecretKey = str | bytes | Sequence[str | bytes]
-
 
 class SessionCookieTooLarge(ValueError):
     """The session does not fit in a cookie: store less, or use a server-side store."""
-
-
-class Signer:
-    """HMAC-SHA256 signatures with a timestamp: ``payload.timestamp.signature``, base64url.
-
-    ``salt`` separates uses of one secret: a value signed for one salt never
-    verifies for another.  The first of several keys signs; all verify.
-    """
-
-    __slots__ = ("_keys",)
-
-    def __init__(self, secret_key: SecretKey, *, salt: bytes) -> None:
-        keys = [secret_key] if isinstance(secret_key, (str, bytes)) else list(secret_key)
-        if not keys or not all(isinstance(k, (str, bytes)) and k for k in keys):
-            raise ValueError("secret_key must be a non-empty str or bytes, or a list of them")
-        # One derived key per purpose, so the raw secret signs nothing directly.
-        self._keys = [
-            hmac.new(k.encode("utf-8") if isinstance(k, str) else k, salt, hashlib.sha256).digest()
-            for k in keys
-        ]
-
-    def sign(self, payload: bytes, *, timestamp: int | None = None) -> str:
-        """``payload`` signed with the first key, stamped with ``timestamp`` (default: now)."""
-        stamp = int(time.time()) if timestamp is None else timestamp
-        body = f"{_b64encode(payload)}.{stamp}"
-        digest = hmac.new(self._keys[0], body.encode("ascii"), hashlib.sha256).digest()
-        return f"{body}.{_b64encode(digest)}"
-
-    def unsign(self, token: str, *, max_age: int | None) -> bytes | None:
-        """The payload of a valid ``token`` not older than ``max_age`` seconds, else ``None``."""
-        body, dot, signature = token.rpartition(".")
-        if not dot:
-            return None
-        try:
-            body_bytes = body.encode("ascii")
-            expected = _b64decode(signature)
-        except ValueError:  # non-ASCII text, bad base64
-            return None
-        if not any(
-            hmac.compare_digest(hmac.new(key, body_bytes, hashlib.sha256).digest(), expected)
-            for key in self._keys
-        ):
-            return None
-        encoded, dot, stamp = body.rpartition(".")
-        if not dot or not stamp.isdigit():
-            return None
-        if max_age is not None and time.time() - int(stamp) > max_age:
-            return None
-        try:
-            return _b64decode(encoded)
-        except ValueError:
-            return None
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class Session(dict[str, Any]):
@@ -316,26 +255,6 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return parse_cookie_header("; ".join(header)).get(name)
 
 
-def _encode_session(session: Mapping[str, Any]) -> bytes:
-    try:
-        text = json.dumps(session, separators=(",", ":"), ensure_ascii=False)
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate has no UTF-8 form; escaped it is the same JSON.
-            return json.dumps(session, separators=(",", ":")).encode("ascii")
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"session values must be JSON-serializable: {exc}") from exc
-
-
-def _decode_session(payload: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _identity(data: dict[str, Any], keys: tuple[str, ...]) -> str:
     """The identity values of ``data`` as text: a snapshot a later in-place change cannot alter."""
     if not keys:
@@ -462,7 +381,7 @@ def sessions(
             return None
         if not dict.__len__(session):
             return clear_cookie if token is not None else None
-        return cookie_header(signer.sign(_encode_session(session)))
+        return cookie_header(signer.sign(encode_session(session)))
 
     async def save_to_store(
         session: Session, token: str | None, session_id: str | None, sessions_store: SessionStore
@@ -499,7 +418,7 @@ def sessions(
                 # Never adopt an id the store does not know (session fixation).
                 session_id, data = None, {}
         else:
-            data = {} if payload is None else _decode_session(payload)
+            data = {} if payload is None else decode_session(payload)
         session = Session(data)
         scope = {**scope, "session": session}
         if scope["type"] != "http":
