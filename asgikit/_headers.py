@@ -111,10 +111,16 @@ class MutableHeaders(Headers):
     __slots__ = ()
 
     def __setitem__(self, key: str, value: str) -> None:
+        """Set ``key`` to ``value``: in the place of its first field, the others dropped."""
         name = _name_bytes(key)
         encoded = _value_bytes(value)
-        self._raw[:] = [(k, v) for k, v in self._raw if k.lower() != name]
-        self._raw.append((name, encoded))
+        raw = self._raw
+        place = next((i for i, (k, _) in enumerate(raw) if k.lower() == name), None)
+        if place is None:
+            raw.append((name, encoded))
+        else:
+            raw[place + 1 :] = [(k, v) for k, v in raw[place + 1 :] if k.lower() != name]
+            raw[place] = (name, encoded)
         self._index = None
 
     def __delitem__(self, key: str) -> None:
@@ -143,6 +149,20 @@ class MutableHeaders(Headers):
         items = other.items() if isinstance(other, Mapping) else other
         for key, value in items:
             self[key] = value
+
+    def __or__(self, other: Mapping[str, str]) -> MutableHeaders:
+        """A copy with each ``key: value`` of ``other`` set, as ``update`` sets them."""
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        merged = self.mutablecopy()
+        merged.update(other)
+        return merged
+
+    def __ior__(self, other: Mapping[str, str]) -> MutableHeaders:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        self.update(other)
+        return self
 
     def pop(self, key: str, default: Any = None) -> Any:
         """Remove ``key`` and return its first value (or ``default``)."""

@@ -305,11 +305,32 @@ def test_headers_equality_ignores_order_and_name_case() -> None:
         hash(Headers())
 
 
-def test_mutable_headers_set_replaces_every_value() -> None:
-    headers = MutableHeaders(raw=[(b"a", b"1"), (b"A", b"2"), (b"b", b"3")])
+def test_mutable_headers_set_replaces_every_value_in_the_first_ones_place() -> None:
+    headers = MutableHeaders(raw=[(b"a", b"1"), (b"b", b"3"), (b"A", b"2"), (b"c", b"4")])
     headers["A"] = "x"
-    assert headers.raw == [(b"b", b"3"), (b"a", b"x")]
+    assert headers.raw == [(b"a", b"x"), (b"b", b"3"), (b"c", b"4")]
     assert headers["a"] == "x"
+    headers["d"] = "5"
+    assert headers.raw[-1] == (b"d", b"5")
+
+
+def test_mutable_headers_merge_with_or() -> None:
+    base = MutableHeaders(raw=[(b"a", b"1"), (b"b", b"2")])
+    merged = base | {"B": "3", "c": "4"}
+    assert isinstance(merged, MutableHeaders)
+    assert merged.raw == [(b"a", b"1"), (b"b", b"3"), (b"c", b"4")]
+    assert base.raw == [(b"a", b"1"), (b"b", b"2")]  # unchanged
+    assert (MutableHeaders() | MutableHeaders({"a": "1"})).raw == [(b"a", b"1")]
+    same = base
+    base |= Headers({"z": "9"})
+    assert base is same
+    assert base["z"] == "9"
+    with pytest.raises(TypeError):
+        base | {"not a mapping"}  # type: ignore[operator]
+    with pytest.raises(TypeError):
+        base |= {"not a mapping"}  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        base | {"a": "bad\r\nvalue"}
 
 
 def test_mutable_headers_delete() -> None:
