@@ -238,7 +238,13 @@ async def ws_echo(websocket: WebSocket) -> None:
 
 
 async def ws_state(websocket: WebSocket) -> None:
-    """Send the lifespan state and the path parameters, then close normally."""
+    """Send the lifespan state and the path parameters, then wait for the client to close.
+
+    Not closing from here as well: the two closing handshakes would cross, and
+    hypercorn's trio worker then writes the reply to the client's close while
+    the app's own close is being written, which kills the worker
+    (``trio.BusyResourceError``) on a loaded machine.
+    """
     await websocket.accept()
     started = getattr(websocket.state, "started", None)
     await websocket.send_json(
@@ -248,7 +254,8 @@ async def ws_state(websocket: WebSocket) -> None:
             "extensions": sorted((websocket.scope.get("extensions") or {}).keys()),
         }
     )
-    await websocket.close(1000)
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
 
 
 async def ws_deny(websocket: WebSocket) -> None:
