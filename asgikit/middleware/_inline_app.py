@@ -47,11 +47,12 @@ import contextvars
 import sys
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
+import anyio.abc
 
-from asgikit.middleware._app_task import Dropped, only_dropped
+from asgikit.middleware._app_task import Dropped, TaskRunner, only_dropped
 from asgikit.requests import Request
 from asgikit.types import ASGIApp, Message, Send
 
@@ -122,7 +123,7 @@ def _pause() -> Generator[object, None, None]:
 
 
 @types.coroutine
-def _drive(runner: InlineRunner, error: BaseException | None) -> Generator[Any, Any, None]:
+def _drive(runner: AppCaller, error: BaseException | None) -> Generator[Any, Any, None]:
     """Step the app until it pauses at its start or ends; pass its other yields on."""
     coro = runner.coro
     run = runner.context.run
@@ -151,53 +152,93 @@ def _drive(runner: InlineRunner, error: BaseException | None) -> Generator[Any, 
             error, value = exc, None
 
 
-class InlineRunner:
-    """The app's coroutine, driven in the caller's task (see the module docstring)."""
+class Runner(Protocol):
+    """What the response ``call_next`` returns needs from where the app runs."""
+
+    async def relay(self, send: Send) -> None: ...
+
+
+class AppCaller:
+    """``call_next`` for one request: runs the app inline (see the module docstring).
+
+    Or, when ``func`` holds a cancel scope around the call, in a task
+    (``_app_task.TaskRunner``).  ``respond`` makes the response from the
+    runner and the app's start.
+    """
 
     __slots__ = (
         "_app",
-        "_cancelling",
         "_go",
         "_held",
+        "_outside",
         "_probe",
         "_relay_send",
+        "_respond",
         "_send",
         "_send_error",
         "_start",
+        "_task_group",
         "context",
         "coro",
         "done",
+        "raised",
+        "runner",
         "stepping",
     )
 
-    def __init__(self, app: ASGIApp, send: Send, probe: Probe) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        send: Send,
+        probe: Probe,
+        task_group: anyio.abc.TaskGroup | None,
+        respond: Callable[[Runner, Message], Any],
+    ) -> None:
         self._app = app
         self._send = send  # the server's, for messages before the response start
         self._probe = probe
+        self._task_group = task_group
+        self._respond = respond
+        self._outside = probe()  # the cancel scope func was called in
         self._start: Message | None = None
         self._relay_send: Send | None = None
         self._send_error: Exception | None = None
         self._held: object = None  # the app's own scope at its start, if it holds one
         self._go: anyio.Event | None = None  # for the app's other tasks, made on demand
         self.coro: Coroutine[Any, Any, None] = _NOT_STARTED
-        self.context = contextvars.copy_context()
-        self.done = False
+        self.done = False  # nothing left to finish: the app ended, or never ran
         self.stepping = False
+        self.runner: AppCaller | TaskRunner | None = None
+        self.raised: Exception | None = None  # the app's error, once call_next raised it
 
-    async def start(self, request: Request) -> Message:
-        """Run the app until it sent its response start; its error, raised unchanged."""
-        probe = self._probe
-        outside = probe()
-        self._cancelling = _cancelling()
+    async def __call__(self, request: Request) -> Any:
+        if self.runner is not None:
+            raise RuntimeError("call_next() can be called only once per request")
+        if self._probe() is not self._outside:  # func holds a cancel scope of its own
+            task_runner = self.runner = TaskRunner(self._app, self._send, self._task_group)
+            try:
+                start = await task_runner.start(request)
+            except Exception as exc:
+                self.raised = exc
+                raise
+            return self._respond(task_runner, start)
+        self.runner = self
+        # A copy of the context, as a task gets: what func set before
+        # call_next is seen by the app, not what the app sets by func.
+        self.context = contextvars.copy_context()
         called = self._app(request.scope, request.receive, self._app_send)
         self.coro = called if type(called) is types.CoroutineType else _awaiting(called)
-        await _drive(self, None)
+        try:
+            await _drive(self, None)
+        except Exception as exc:
+            self.raised = exc
+            raise
         if self._start is None:
             raise RuntimeError("the app returned without sending a response")
-        inside = probe()
-        if inside is not outside:
+        inside = self._probe()
+        if inside is not self._outside:
             self._held = inside
-        return self._start
+        return self._respond(self, self._start)
 
     async def _app_send(self, message: Message) -> None:
         relay = self._relay_send
@@ -217,13 +258,12 @@ class InlineRunner:
                 self._start = message
                 await _pause()  # until func's response sent the start on
                 return
-            if self.done or self.coro is _NOT_STARTED:
-                raise Dropped()
-            # Another task of the app, while func holds the response.
-            if self._go is None:
-                self._go = anyio.Event()
-            await self._go.wait()
-            relay = self._relay_send
+            if not self.done:
+                # Another task of the app, while func holds the response.
+                if self._go is None:
+                    self._go = anyio.Event()
+                await self._go.wait()
+                relay = self._relay_send
             if relay is None:
                 raise Dropped()
         if self._send_error is not None:
@@ -262,7 +302,13 @@ class InlineRunner:
         ``send`` raises ``Dropped`` there, in a cancelled scope when it holds
         none of its own, as if its task were cancelled.
         """
-        if self.done or self.coro is _NOT_STARTED:
+        if self.runner is not self:
+            if self.runner is not None:
+                return await self.runner.finish(interrupt)
+            if interrupt is not None:
+                raise interrupt
+            return None
+        if self.done:
             if interrupt is not None:
                 raise interrupt
             return None
@@ -270,7 +316,7 @@ class InlineRunner:
             self._go.set()  # the app's other tasks see the response dropped
         if interrupt is not None:
             await _drive(self, interrupt)  # raises unless the app caught it
-            if _still_cancelled(interrupt, self._cancelling):
+            if _still_cancelled(interrupt):
                 raise interrupt
             return None
         try:
@@ -286,24 +332,17 @@ class InlineRunner:
         return None
 
 
-def _cancelling() -> int:
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        return 0
-    # Python 3.10 has no count: a cancellation the app caught is taken as spent.
-    return 0 if task is None else getattr(task, "cancelling", int)()
-
-
-def _still_cancelled(interrupt: BaseException, cancelling: int) -> bool:
+def _still_cancelled(interrupt: BaseException) -> bool:
     """After the app caught ``interrupt``: does it still stop the request?
 
     A cancellation the app's own scope caught is spent: trio's would be raised
     again at the next checkpoint if it was not the app's, and under asyncio a
-    request still to cancel shows in ``Task.cancelling()``.  Anything else
+    request still to cancel shows in ``Task.cancelling()`` (Python 3.11+; on
+    3.10 a cancellation the app caught is taken as spent).  Anything else
     (``KeyboardInterrupt``, ``GeneratorExit``) goes on.
     """
     if isinstance(interrupt, asyncio.CancelledError):
-        return _cancelling() > cancelling
+        task = asyncio.current_task()
+        return getattr(task, "cancelling", int)() > 0
     trio = sys.modules.get("trio")
     return trio is None or not isinstance(interrupt, trio.Cancelled)

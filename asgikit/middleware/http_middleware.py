@@ -60,7 +60,7 @@ What it cannot do, that a pure ASGI middleware (wrapping ``send``) can:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol, overload
+from typing import overload
 
 import anyio
 import anyio.abc
@@ -68,20 +68,13 @@ import anyio.abc
 from asgikit._errors import answer_error
 from asgikit.composition import middleware
 from asgikit.exceptions import ClientDisconnect
-from asgikit.middleware._app_task import TaskRunner
-from asgikit.middleware._inline_app import InlineRunner, Probe, scope_probe, trio_scope
+from asgikit.middleware._inline_app import AppCaller, Probe, Runner, scope_probe, trio_scope
 from asgikit.requests import Request
 from asgikit.responses import Response
 from asgikit.types import ASGIApp, Layer, Message, Receive, Scope, Send
 
 CallNext = Callable[[Request], Awaitable["StreamedResponse"]]
 DispatchFunction = Callable[[Request, CallNext], Awaitable[ASGIApp]]
-
-
-class _Runner(Protocol):
-    async def start(self, request: Request) -> Message: ...
-    async def relay(self, send: Send) -> None: ...
-    async def finish(self, interrupt: BaseException | None) -> Exception | None: ...
 
 
 class StreamedResponse(Response):
@@ -93,7 +86,7 @@ class StreamedResponse(Response):
     is never held here: unlike other responses it has no ``body`` attribute.
     """
 
-    def __init__(self, runner: _Runner, start: Message) -> None:
+    def __init__(self, runner: Runner, start: Message) -> None:
         # No super().__init__: there is no body to render, only one to relay.
         self._runner = runner
         self._start = start
@@ -108,50 +101,18 @@ class StreamedResponse(Response):
             await self.background()
 
 
-class _CallNext:
-    """``call_next`` for one request: picks where the app runs, once."""
-
-    __slots__ = ("_app", "_outside", "_probe", "_send", "_task_group", "raised", "runner")
-
-    def __init__(
-        self, app: ASGIApp, send: Send, probe: Probe, task_group: anyio.abc.TaskGroup | None
-    ) -> None:
-        self._app = app
-        self._send = send
-        self._probe = probe
-        self._task_group = task_group
-        self._outside = probe()  # the cancel scope func was called in
-        self.runner: InlineRunner | TaskRunner | None = None
-        self.raised: Exception | None = None  # the app's error, once call_next raised it
-
-    async def __call__(self, request: Request) -> StreamedResponse:
-        if self.runner is not None:
-            raise RuntimeError("call_next() can be called only once per request")
-        runner: InlineRunner | TaskRunner
-        if self._probe() is self._outside:
-            runner = InlineRunner(self._app, self._send, self._probe)
-        else:  # func holds a cancel scope of its own: see _inline_app
-            runner = TaskRunner(self._app, self._send, self._task_group)
-        self.runner = runner
-        try:
-            start = await runner.start(request)
-        except Exception as exc:
-            self.raised = exc
-            raise
-        return StreamedResponse(runner, start)
-
-
 async def _serve(
     app: ASGIApp,
     dispatch: DispatchFunction,
     scope: Scope,
+    receive: Receive,
     send: Send,
     request: Request,
     probe: Probe,
     task_group: anyio.abc.TaskGroup | None,
 ) -> Exception | None:
     """One request through func; the error to raise once the app's task (if any) is done."""
-    call_next = _CallNext(app, send, probe, task_group)
+    call_next = AppCaller(app, send, probe, task_group, StreamedResponse)
     failure: Exception | None = None
     interrupt: BaseException | None = None
     try:
@@ -167,7 +128,9 @@ async def _serve(
             ):
                 raise
         else:
-            await response(scope, request.receive, send)
+            # The app's response reads nothing: no replaying receive for it.
+            streamed = type(response) is StreamedResponse
+            await response(scope, receive if streamed else request.receive, send)
     except ClientDisconnect:
         # The client left mid-body: nobody is there to answer, and it is
         # not the application's error to report (as in a route).
@@ -176,13 +139,9 @@ async def _serve(
         failure = exc
     except BaseException as exc:  # a cancellation: the app (if it waits) sees it first
         interrupt = exc
-    runner = call_next.runner
-    if runner is None:
-        if interrupt is not None:
-            raise interrupt
-        return failure
-    leftover = await runner.finish(interrupt)  # raises the interrupt if it goes on
-    failure = failure or leftover
+    if interrupt is not None or not call_next.done:
+        leftover = await call_next.finish(interrupt)  # raises the interrupt if it goes on
+        failure = failure or leftover
     return None if isinstance(failure, ClientDisconnect) else failure
 
 
@@ -199,9 +158,11 @@ def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp
             # plain task instead).
             async with anyio.create_task_group() as task_group:
                 # Raised outside the task group, so it is not wrapped.
-                failure = await _serve(app, dispatch, scope, send, request, probe, task_group)
+                failure = await _serve(
+                    app, dispatch, scope, receive, send, request, probe, task_group
+                )
         else:
-            failure = await _serve(app, dispatch, scope, send, request, probe, None)
+            failure = await _serve(app, dispatch, scope, receive, send, request, probe, None)
         if failure is not None:
             raise failure
 
