@@ -61,21 +61,35 @@ Probe = Callable[[], object]
 _PAUSE = object()  # yielded by the app's send at its start: the driver stops there
 
 
+_task_states: Any = None  # anyio's, once its asyncio backend is loaded
+
+
 def _asyncio_scope() -> object:
-    backend = sys.modules.get("anyio._backends._asyncio")
-    if backend is None:  # no anyio cancel scope was ever entered
-        return None
-    states = getattr(backend, "_task_states", None)
-    if states is None:  # anyio changed: no inline path
-        return object()
+    global _task_states
+    states = _task_states
+    if states is None:
+        backend = sys.modules.get("anyio._backends._asyncio")
+        if backend is None:  # no anyio cancel scope was ever entered
+            return None
+        states = _task_states = getattr(backend, "_task_states", None)
+        if states is None:  # anyio changed: no inline path
+            return object()
     state = states.get(asyncio.current_task())
-    return None if state is None else getattr(state, "cancel_scope", object())
+    if state is None:
+        return None
+    try:
+        return state.cancel_scope
+    except AttributeError:  # anyio changed: a fresh object matches no other
+        return object()
 
 
 def trio_scope() -> object:
     import trio.lowlevel
 
-    return getattr(trio.lowlevel.current_task(), "_cancel_status", object())
+    try:
+        return trio.lowlevel.current_task()._cancel_status
+    except AttributeError:  # trio changed: a fresh object matches no other
+        return object()
 
 
 def _no_loop() -> object:
@@ -85,9 +99,10 @@ def _no_loop() -> object:
 def scope_probe() -> Probe:
     """For the event loop running this task: a function giving the cancel scope it is in.
 
-    Equal results mean the same scope (a fresh ``object()`` when it cannot
-    tell).  ``_no_loop`` when nothing runs an event loop (a request driven
-    by hand, ``coro.send(None)``): then nothing can wait either.
+    The same object means the same scope (a fresh object when it cannot
+    tell, which matches none).
+    ``_no_loop`` when nothing runs an event loop (a request driven by hand,
+    ``coro.send(None)``): then nothing can wait either.
     """
     try:
         if asyncio.current_task() is not None:

@@ -91,7 +91,7 @@ class StreamedResponse(Response):
         self._runner = runner
         self._start = start
         self.status_code = int(start["status"])
-        self._raw_headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
+        self._raw_headers = list(start.get("headers", ()))  # (name, value) byte pairs
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
