@@ -534,9 +534,9 @@ async def test_an_app_exception_keeps_its_cause_and_context(shape: str) -> None:
 
 
 async def test_a_discarded_app_response_stops_the_app() -> None:
-    # Starlette sends the app http.disconnect; asgikit cancels the app's task
-    # (it is not waited for): either way the app stops and the client gets
-    # the function's own response.
+    # Starlette sends the app http.disconnect; asgikit stops the app (its
+    # send raises, in a cancelled scope): either way the app stops and the
+    # client gets the function's own response.
     stopped: list[str] = []
 
     async def endless(scope: Scope, receive: Receive, send: Send) -> None:
