@@ -35,7 +35,7 @@ returns is any ASGI app (a response).  Unlike Starlette's
 How: when ``func`` holds no cancel scope of its own around ``call_next``
 (the usual case), the app runs in ``func``'s own task: ``call_next`` drives
 its coroutine by hand until it sends the start, and calling the response
-drives it on (``_inline_app``); about as cheap as a ``wrap_send`` layer.
+drives it on (``_inline_app``): no task, no event, no hand-off.
 When ``func`` holds a cancel scope, a timeout or a task group around
 ``call_next``, the app runs in a task of its own (``_app_task``), which
 never outlives the request.  Either way the app runs in a copy of the
@@ -54,7 +54,12 @@ What it cannot do, that a pure ASGI middleware (wrapping ``send``) can:
 - keep ``func`` out of a cancel scope the app holds open at its start
   (``StreamingResponse``'s disconnect watch): if that scope is cancelled
   while ``func`` holds the response, ``func`` is cancelled with it, and the
-  app's scope catches the cancellation.
+  app's scope catches the cancellation;
+- be free: ``func``'s ``Request``, the response object and the app driven by
+  hand cost about four fifths of a small JSON request under asyncio, and a
+  header set through ``response.headers`` a third more (a ``wrap_send``
+  layer: a seventh in all); when ``func`` holds a cancel scope around
+  ``call_next``, the app's task costs about four times the request.
 """
 
 from __future__ import annotations
