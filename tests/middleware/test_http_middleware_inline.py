@@ -10,6 +10,7 @@ whole request at each point, an app that fails after sending, a response
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -534,3 +535,26 @@ async def test_the_request_body_is_readable_by_func_and_by_the_app_inline() -> N
 
     sent = await run_app(http_middleware(func, app), make_scope("POST"), body=[b"ab", b"cd"])
     assert (sent.body, sent.header(b"x-length")) == (b"abcd", [b"4"])
+
+
+async def test_an_asyncio_timeout_func_holds_around_call_next_leaves_the_app_its_scopes(
+    anyio_backend: str,
+) -> None:
+    # asyncio's own timeout is no anyio scope: the app runs inline, and its
+    # task group (open at its start) and the timeout never interleave.
+    if anyio_backend != "asyncio" or not hasattr(asyncio, "timeout"):
+        pytest.skip("asyncio.timeout: asyncio's own, Python 3.11+")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"a"
+        yield b"b"
+
+    async def func(request: Request, call_next: CallNext) -> StreamedResponse:
+        async with asyncio.timeout(60):  # type: ignore[attr-defined,unused-ignore]  # 3.11+
+            response = await call_next(request)
+        response.headers["X-Seen"] = "yes"
+        return response
+
+    with anyio.fail_after(10):
+        sent = await run_app(http_middleware(func, StreamingResponse(chunks())))
+    assert (sent.body, sent.header(b"x-seen")) == (b"ab", [b"yes"])
