@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from asgikit import JSONResponse, PlainTextResponse, Request, route, router
+from asgikit import JSONResponse, PlainTextResponse, Request, http_middleware, route, router
 from asgikit.middleware.rate_limit import rate_limit
 from asgikit.middleware.request_id import request_id
 from asgikit.middleware.security_headers import security_headers
@@ -37,12 +37,22 @@ from asgikit.middleware.timing import timing
 HELLO_CALLS = 22
 JSON_CALLS = 39
 MISS_CALLS = 39
+
+
+async def _add_header(request: Request, call_next: Any) -> Any:
+    response = await call_next(request)
+    response.headers["X-Layer"] = "1"
+    return response
+
+
 # What each header middleware adds around the JSON route.
 LAYERS = {
     "request_id": (request_id, 14),
     "security_headers": (security_headers, 8),
     "timing": (timing, 6),
     "rate_limit": (lambda app: rate_limit(app, limits="1000000/minute"), 10),
+    # The app runs inline in func's task: nothing waits (see _request), no task.
+    "http_middleware": (lambda app: http_middleware(_add_header, app), 50),
 }
 MARGIN = 1.10
 

@@ -534,18 +534,21 @@ async def test_an_app_exception_keeps_its_cause_and_context(shape: str) -> None:
 
 
 async def test_a_discarded_app_response_stops_the_app() -> None:
-    # Starlette sends the app http.disconnect; asgikit cancels the app's task
-    # (it is not waited for): either way the app stops and the client gets
-    # the function's own response.
+    # Starlette sends the app http.disconnect; asgikit stops the app (its
+    # send raises, in a cancelled scope): either way the app stops and the
+    # client gets the function's own response.
     stopped: list[str] = []
 
     async def endless(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
         try:
+            # The app may wait in its start's send (inline) or its first
+            # body's (in a task of its own) while func holds the response.
+            await send({"type": "http.response.start", "status": 200, "headers": []})
             while True:
                 await send({"type": "http.response.body", "body": b"chunk ", "more_body": True})
         finally:
-            stopped.append("stopped")
+            if scope["type"] == "http":  # the router offers the lifespan to it too
+                stopped.append("stopped")
 
     async def discard(request: Request, call_next: CallNext) -> ASGIApp:
         await call_next(request)
@@ -710,14 +713,15 @@ async def test_body_chunks_reach_the_client_without_a_task_switch_each() -> None
 
 
 async def test_cancelling_the_request_while_the_app_waits_for_func_stops_the_app() -> None:
-    # The app waits (inside its first body send) for func's response to send
-    # the start; a cancel scope around the request must still reach it.
+    # The app waits (inside its start's send, or its first body's in a task
+    # of its own) for func's response to send the start; a cancel scope
+    # around the request must still reach it.
     stopped: list[str] = []
     func_waits = anyio.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
         try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"never"})
         finally:
             stopped.append("stopped")

@@ -1,0 +1,363 @@
+"""``http_middleware``'s inline path: the app run in ``func``'s own task, stepped by hand.
+
+No task, no event: ``call_next`` calls the app and drives its coroutine
+itself (``coro.send`` / ``coro.throw``), passing whatever the app yields on
+to the event loop unchanged, which asyncio and trio both accept from any
+depth of the coroutine stack.  When the app sends ``http.response.start``
+its ``send`` pauses it (yields a marker only the driver sees), and
+``call_next`` returns; calling the response sends the start and drives the
+app on, its body going straight to where the start went.  Each step runs in
+a copy of the caller's context taken at ``call_next``, as a task would.
+
+The catch is cancel scopes (anyio's, trio's; a task group holds one): they
+belong to a task and must close in the reverse order they opened.  The app
+may pause at its start inside a scope of its own (``StreamingResponse``
+does, its disconnect watch is a task group) while ``func`` holds the
+response; if ``func`` had opened a scope before ``call_next`` and closed it
+then, the two would interleave.  So this path is taken only when ``func``
+holds no scope of its own at ``call_next`` (compared with the scope the
+request entered ``func`` in); otherwise the app gets a task
+(``_app_task``).  A half-run coroutine cannot move to a task later (its
+scopes and the event loop's wake-ups name this task), so that is decided
+before the app runs.  When the app does hold a scope at its start:
+
+- a cancellation of that scope while ``func`` holds the response surfaces
+  in ``func`` and is handed back to the app at its start, where its scope
+  catches it;
+- the response must be sent from where ``call_next`` returned (not inside
+  a cancel scope ``func``'s returned app opens around it, nor from another
+  task): a clear ``RuntimeError`` otherwise.
+
+The app's start must come from the task that called it (the caller is busy
+driving the app): a start from another task of the app is a clear
+``RuntimeError``.  Body messages from other tasks are fine (before the
+response is sent on, they wait for it).
+
+Which scope a task is in is private on both backends: trio's
+``Task._cancel_status`` and anyio's asyncio ``_task_states``.  Both are
+read through ``scope_probe``; if either ever goes, every request takes the
+task path (still correct, only slower), and the tests that check this path
+is taken fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+
+from asgikit.middleware._app_task import Dropped, TaskRunner, only_dropped
+from asgikit.requests import Request
+from asgikit.types import ASGIApp, Message, Send
+
+Probe = Callable[[], object]
+
+_PAUSE = object()  # yielded by the app's send at its start: the driver stops there
+
+
+_task_states: Any = None  # anyio's, once its asyncio backend is loaded
+
+
+def _asyncio_scope() -> object:
+    global _task_states
+    states = _task_states
+    if states is None:
+        backend = sys.modules.get("anyio._backends._asyncio")
+        if backend is None:  # no anyio cancel scope was ever entered
+            return None
+        states = _task_states = getattr(backend, "_task_states", None)
+        if states is None:  # anyio changed: no inline path
+            return object()
+    state = states.get(asyncio.current_task())
+    if state is None:
+        return None
+    try:
+        return state.cancel_scope
+    except AttributeError:  # anyio changed: a fresh object matches no other
+        return object()
+
+
+def trio_scope() -> object:
+    import trio.lowlevel
+
+    try:
+        return trio.lowlevel.current_task()._cancel_status
+    except AttributeError:  # trio changed: a fresh object matches no other
+        return object()
+
+
+def _no_loop() -> object:
+    return None
+
+
+def scope_probe() -> Probe:
+    """For the event loop running this task: a function giving the cancel scope it is in.
+
+    The same object means the same scope (a fresh object when it cannot
+    tell, which matches none).
+    ``_no_loop`` when nothing runs an event loop (a request driven by hand,
+    ``coro.send(None)``): then nothing can wait either.
+    """
+    try:
+        if asyncio.current_task() is not None:
+            return _asyncio_scope
+    except RuntimeError:  # no asyncio loop runs at all
+        pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
+        else:
+            return trio_scope
+    return _no_loop
+
+
+async def _awaiting(awaitable: Awaitable[None]) -> None:
+    await awaitable  # an app whose call returns an awaitable that is not a coroutine
+
+
+async def _never_started() -> None:
+    return None
+
+
+_NOT_STARTED = _never_started()
+_NOT_STARTED.close()
+
+
+@types.coroutine
+def _pause() -> Generator[object, None, None]:
+    yield _PAUSE
+
+
+@types.coroutine
+def _drive(runner: AppCaller, error: BaseException | None) -> Generator[Any, Any, None]:
+    """Step the app until it pauses at its start or ends; pass its other yields on."""
+    coro = runner.coro
+    run = runner.context.run
+    value: Any = None
+    while True:
+        runner.stepping = True
+        try:
+            if error is None:
+                yielded = run(coro.send, value)
+            else:
+                yielded = run(coro.throw, error)
+                error = None
+        except StopIteration:
+            runner.done = True
+            return
+        except BaseException:
+            runner.done = True
+            raise
+        finally:
+            runner.stepping = False
+        if yielded is _PAUSE:
+            return
+        try:
+            value = yield yielded
+        except BaseException as exc:  # a cancellation, delivered to the app where it waits
+            error, value = exc, None
+
+
+class Runner(Protocol):
+    """What the response ``call_next`` returns needs from where the app runs."""
+
+    async def relay(self, send: Send) -> None: ...
+
+
+class AppCaller:
+    """``call_next`` for one request: runs the app inline (see the module docstring).
+
+    Or, when ``func`` holds a cancel scope around the call, in a task
+    (``_app_task.TaskRunner``).  ``respond`` makes the response from the
+    runner and the app's start.
+    """
+
+    __slots__ = (
+        "_app",
+        "_go",
+        "_held",
+        "_outside",
+        "_probe",
+        "_relay_send",
+        "_respond",
+        "_send",
+        "_send_error",
+        "_start",
+        "_task_group",
+        "context",
+        "coro",
+        "done",
+        "raised",
+        "runner",
+        "stepping",
+    )
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        send: Send,
+        probe: Probe,
+        task_group: anyio.abc.TaskGroup | None,
+        respond: Callable[[Runner, Message], Any],
+    ) -> None:
+        self._app = app
+        self._send = send  # the server's, for messages before the response start
+        self._probe = probe
+        self._task_group = task_group
+        self._respond = respond
+        self._outside = probe()  # the cancel scope func was called in
+        self._start: Message | None = None
+        self._relay_send: Send | None = None
+        self._send_error: Exception | None = None
+        self._held: object = None  # the app's own scope at its start, if it holds one
+        self._go: anyio.Event | None = None  # for the app's other tasks, made on demand
+        self.coro: Coroutine[Any, Any, None] = _NOT_STARTED
+        self.done = False  # nothing left to finish: the app ended, or never ran
+        self.stepping = False
+        self.runner: AppCaller | TaskRunner | None = None
+        self.raised: Exception | None = None  # the app's error, once call_next raised it
+
+    async def __call__(self, request: Request) -> Any:
+        if self.runner is not None:
+            raise RuntimeError("call_next() can be called only once per request")
+        if self._probe() is not self._outside:  # func holds a cancel scope of its own
+            task_runner = self.runner = TaskRunner(self._app, self._send, self._task_group)
+            try:
+                start = await task_runner.start(request)
+            except Exception as exc:
+                self.raised = exc
+                raise
+            return self._respond(task_runner, start)
+        self.runner = self
+        # A copy of the context, as a task gets: what func set before
+        # call_next is seen by the app, not what the app sets by func.
+        self.context = contextvars.copy_context()
+        called = self._app(request.scope, request.receive, self._app_send)
+        self.coro = called if type(called) is types.CoroutineType else _awaiting(called)
+        try:
+            await _drive(self, None)
+        except Exception as exc:
+            self.raised = exc
+            raise
+        if self._start is None:
+            raise RuntimeError("the app returned without sending a response")
+        inside = self._probe()
+        if inside is not self._outside:
+            self._held = inside
+        return self._respond(self, self._start)
+
+    async def _app_send(self, message: Message) -> None:
+        relay = self._relay_send
+        if relay is None:
+            if self._start is None:
+                if message["type"] != "http.response.start":
+                    # Not part of the response proper (an extension's message
+                    # before the start): nothing for func to change, so pass it on.
+                    await self._send(message)
+                    return
+                if not self.stepping:
+                    raise RuntimeError(
+                        "http_middleware: the app sent its response start from another task "
+                        "than the one it was called in; open a cancel scope around call_next "
+                        "to run the app in a task of its own"
+                    )
+                self._start = message
+                await _pause()  # until func's response sent the start on
+                return
+            if not self.done:
+                # Another task of the app, while func holds the response.
+                if self._go is None:
+                    self._go = anyio.Event()
+                await self._go.wait()
+                relay = self._relay_send
+            if relay is None:
+                raise Dropped()
+        if self._send_error is not None:
+            raise OSError("the response could not be sent: the client is gone")
+        try:
+            await relay(message)
+        except Exception as exc:
+            # Also raised from the middleware, even if the app swallows it.
+            self._send_error = exc
+            raise
+
+    async def relay(self, send: Send) -> None:
+        """Send the rest of the app's response on ``send``: drive the app to its end."""
+        if self._relay_send is not None or self.done:
+            raise RuntimeError("the app's response can be sent only once")
+        if self._held is not None and self._probe() is not self._held:
+            raise RuntimeError(
+                "http_middleware: the app holds a cancel scope (or task group) open at its "
+                "response start, so its response must be sent where call_next returned, "
+                "not inside a cancel scope or task opened after it"
+            )
+        self._relay_send = send
+        if self._go is not None:
+            self._go.set()
+        await _drive(self, None)
+        send_error, self._send_error = self._send_error, None
+        if send_error is not None:
+            raise send_error
+
+    async def finish(self, interrupt: BaseException | None) -> Exception | None:
+        """After the answer: end an app still paused at its start; an error nobody saw yet.
+
+        A cancellation (``interrupt``) is handed to the app where it waits, so
+        its cleanup runs and its own cancel scopes catch what is theirs;
+        otherwise (func answered with another response, or failed) the app's
+        ``send`` raises ``Dropped`` there, in a cancelled scope when it holds
+        none of its own, as if its task were cancelled.
+        """
+        if self.runner is not self:
+            if self.runner is not None:
+                return await self.runner.finish(interrupt)
+            if interrupt is not None:
+                raise interrupt
+            return None
+        if self.done:
+            if interrupt is not None:
+                raise interrupt
+            return None
+        if self._go is not None:
+            self._go.set()  # the app's other tasks see the response dropped
+        if interrupt is not None:
+            await _drive(self, interrupt)  # raises unless the app caught it
+            if _still_cancelled(interrupt):
+                raise interrupt
+            return None
+        try:
+            if self._held is None and self._probe is not _no_loop:
+                with anyio.CancelScope() as stop:
+                    stop.cancel()
+                    await _drive(self, Dropped())
+            else:
+                await _drive(self, Dropped())
+        except Exception as exc:
+            if not only_dropped(exc):
+                return exc
+        return None
+
+
+def _still_cancelled(interrupt: BaseException) -> bool:
+    """After the app caught ``interrupt``: does it still stop the request?
+
+    A cancellation the app's own scope caught is spent: trio's would be raised
+    again at the next checkpoint if it was not the app's, and under asyncio a
+    request still to cancel shows in ``Task.cancelling()`` (Python 3.11+; on
+    3.10 a cancellation the app caught is taken as spent).  Anything else
+    (``KeyboardInterrupt``, ``GeneratorExit``) goes on.
+    """
+    if isinstance(interrupt, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return getattr(task, "cancelling", int)() > 0
+    trio = sys.modules.get("trio")
+    return trio is None or not isinstance(interrupt, trio.Cancelled)
