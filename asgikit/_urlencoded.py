@@ -133,7 +133,9 @@ class UrlencodedParser:
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
         """The pairs completed by ``chunk``."""
-        if b"&" not in chunk:
+        if (
+            38 not in chunk
+        ):  # "&"; an int: a bytes operand of `in` costs a TypeError inside CPython
             self._extend(chunk)
             return []
         pieces = chunk.split(b"&")
