@@ -44,36 +44,46 @@ class Response:
         background: BackgroundTask | None = None,
     ) -> None:
         self.status_code = status_code
+        self.background = background
         if media_type is None:
             media_type = self.media_type
         else:
             self.media_type = media_type
-        self.background = background
         if type(content) is str and self._own_render:
-            body = self.body = content.encode(self.charset)
+            charset = self.charset
+            # ``encode()`` takes its UTF-8 fast path; a named codec is looked up.
+            body = self.body = content.encode() if charset == "utf-8" else content.encode(charset)
         else:
+            charset = None
             body = self.body = self.render(content)
         # RFC 9110 §15.3.5, §15.4.5, §15.2: 1xx, 204 and 304 have no content,
         # whatever was given (a server writing it anyway would mix it into the
         # next answer).  Checked off the common path, which has a body.
-        if headers is None and media_type is not None and status_code >= 200:
+        if (
+            headers is None
+            and media_type is not None
+            and status_code >= 200
+            and status_code != 204
+            and status_code != 304
+        ):
             # The common case, kept short: it runs for nearly every response
-            # (a 404 or a 400 too).
-            content_type = _CONTENT_TYPES_UTF8.get(media_type)
-            if content_type is None or self.charset != "utf-8":
-                content_type = _content_type(media_type, self.charset)
-            if status_code == 204 or status_code == 304:
-                self.body = b""
-                self._raw_headers = [(b"content-type", content_type)]
+            # (a 404 or a 400 too).  Its two headers depend only on the media
+            # type, the charset and the length: built once per such triple.
+            if (charset or self.charset) == "utf-8":
+                lengths = _SHAPES.get(media_type)
+                shape = None if lengths is None else lengths.get(len(body))
+                if shape is None:
+                    shape = _shape(media_type, len(body))
+                self._raw_headers = list(shape)
             else:
                 self._raw_headers = [
                     (b"content-length", b"%d" % len(body)),
-                    (b"content-type", content_type),
+                    (b"content-type", _content_type(media_type, self.charset)),
                 ]
-        else:
-            if status_code < 200 or status_code == 204 or status_code == 304:
-                self.body = b""
-            self._raw_headers = self._init_headers(headers)
+            return
+        if status_code < 200 or status_code == 204 or status_code == 304:
+            self.body = b""
+        self._raw_headers = self._init_headers(headers)
 
     def render(self, content: Any) -> bytes:
         """The body bytes for ``content``."""
@@ -209,6 +219,29 @@ def _content_type(media_type: str, charset: str) -> bytes:
         if len(by_type) < 256:
             by_type[media_type] = value
     return value
+
+
+#: How many body lengths a media type keeps its prepared headers for.
+_MAX_SHAPES = 1024
+# Media type -> body length -> the headers of a UTF-8 response with no
+# others: ``Content-Length`` and ``Content-Type``.  Bounded as _CONTENT_TYPES is.
+_SHAPES: dict[str, dict[int, tuple[tuple[bytes, bytes], ...]]] = {}
+
+
+def _shape(media_type: str, length: int) -> tuple[tuple[bytes, bytes], ...]:
+    """A UTF-8 response's two headers for ``media_type`` and ``length``; cached."""
+    shape = (
+        (b"content-length", b"%d" % length),
+        (b"content-type", _content_type(media_type, "utf-8")),
+    )
+    lengths = _SHAPES.get(media_type)
+    if lengths is None:
+        if len(_SHAPES) >= 256:
+            return shape
+        lengths = _SHAPES[media_type] = {}
+    if len(lengths) < _MAX_SHAPES:
+        lengths[length] = shape
+    return shape
 
 
 class _LiveHeaders(MutableHeaders):
