@@ -27,6 +27,11 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
+    # The headers to send.  Typed as the list subclasses build, but
+    # ``__init__``'s common case leaves a tuple shared by every response of
+    # one shape: change them only through ``_header_list()`` (a tuple has no
+    # ``append``, so a slip fails loudly, never in another response).
+    _raw_headers: list[tuple[bytes, bytes]]
     # Whether render is Response's own: then a str body is encoded in place,
     # without the call (see __init_subclass__).
     _own_render = True
@@ -74,7 +79,8 @@ class Response:
                 shape = None if lengths is None else lengths.get(len(body))
                 if shape is None:
                     shape = _shape(media_type, len(body))
-                self._raw_headers = list(shape)
+                # Shared and immutable: a list is made on the first change.
+                self._raw_headers = shape  # type: ignore[assignment]
             else:
                 self._raw_headers = [
                     (b"content-length", b"%d" % len(body)),
@@ -121,6 +127,13 @@ class Response:
             raw.append((b"content-type", _content_type(self.media_type, self.charset)))
         return raw
 
+    def _header_list(self) -> list[tuple[bytes, bytes]]:
+        """The headers as this response's own list, made on the first change."""
+        raw = self._raw_headers
+        if type(raw) is not list:
+            raw = self._raw_headers = list(raw)
+        return raw
+
     @property
     def headers(self) -> MutableHeaders:
         """The response headers; changes made through this view are sent."""
@@ -152,7 +165,7 @@ class Response:
             samesite=samesite,
             partitioned=partitioned,
         )
-        self._raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+        self._header_list().append((b"set-cookie", cookie.encode("latin-1")))
 
     def delete_cookie(
         self,
@@ -251,7 +264,7 @@ class _LiveHeaders(MutableHeaders):
 
     def __init__(self, response: Response) -> None:
         super().__init__()
-        self._raw = response._raw_headers
+        self._raw = response._header_list()
 
     def _lookup(self) -> dict[str, str]:
         # The list is shared with the response (set_cookie appends to it), so
@@ -373,7 +386,7 @@ class RedirectResponse(Response):
         if any(c in location for c in "\r\n\0"):
             raise ValueError(f"redirect URL contains CR, LF or NUL: {location!r}")
         super().__init__(b"", status_code=status_code, headers=headers, background=background)
-        self._raw_headers.append(
+        self._header_list().append(
             (b"location", quote(location, safe=_LOCATION_SAFE).encode("latin-1"))
         )
 
