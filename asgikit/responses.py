@@ -74,16 +74,17 @@ class Response:
             # The common case, kept short: it runs for nearly every response
             # (a 404 or a 400 too).  Its two headers depend only on the media
             # type, the charset and the length: built once per such triple.
-            if (charset or self.charset) == "utf-8":
-                lengths = _SHAPES.get(media_type)
-                shape = None if lengths is None else lengths.get(len(body))
-                if shape is None:
-                    shape = _shape(media_type, len(body))
+            length = len(body)
+            if length < _SHAPED_LENGTHS and (charset or self.charset) == "utf-8":
+                try:
+                    shape = _SHAPES[media_type][length]
+                except KeyError:  # once per media type and length
+                    shape = _shape(media_type, length)
                 # Shared and immutable: a list is made on the first change.
                 self._raw_headers = shape  # type: ignore[assignment]
             else:
                 self._raw_headers = [
-                    (b"content-length", b"%d" % len(body)),
+                    (b"content-length", b"%d" % length),
                     (b"content-type", _content_type(media_type, self.charset)),
                 ]
             return
@@ -234,26 +235,27 @@ def _content_type(media_type: str, charset: str) -> bytes:
     return value
 
 
-#: How many body lengths a media type keeps its prepared headers for.
-_MAX_SHAPES = 1024
+#: Bodies shorter than this have their two headers prepared once per length.
+_SHAPED_LENGTHS = 1024
+#: How many media types have their headers prepared.
+_SHAPED_TYPES = 64
 # Media type -> body length -> the headers of a UTF-8 response with no
-# others: ``Content-Length`` and ``Content-Type``.  Bounded as _CONTENT_TYPES is.
+# others: ``Content-Length`` and ``Content-Type`` (at most 64 x 1024 of them).
 _SHAPES: dict[str, dict[int, tuple[tuple[bytes, bytes], ...]]] = {}
 
 
 def _shape(media_type: str, length: int) -> tuple[tuple[bytes, bytes], ...]:
-    """A UTF-8 response's two headers for ``media_type`` and ``length``; cached."""
+    """A UTF-8 response's two headers for ``media_type`` and ``length``; kept."""
     shape = (
         (b"content-length", b"%d" % length),
         (b"content-type", _content_type(media_type, "utf-8")),
     )
     lengths = _SHAPES.get(media_type)
     if lengths is None:
-        if len(_SHAPES) >= 256:
+        if len(_SHAPES) >= _SHAPED_TYPES:
             return shape
         lengths = _SHAPES[media_type] = {}
-    if len(lengths) < _MAX_SHAPES:
-        lengths[length] = shape
+    lengths[length] = shape
     return shape
 
 

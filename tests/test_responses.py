@@ -661,20 +661,22 @@ async def test_a_render_override_is_used_for_a_str_too() -> None:
     assert sent.header(b"content-length") == [b"3"]
 
 
-def test_the_prepared_header_shapes_are_bounded() -> None:
+def test_the_prepared_header_shapes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from asgikit import responses
 
-    for length in range(responses._MAX_SHAPES + 50):
+    monkeypatch.setattr(responses, "_SHAPES", {})  # whatever other tests left there
+
+    for length in range(responses._SHAPED_LENGTHS + 50):
         response = Response(b"x" * length, media_type="application/x-bounded")
         assert response._raw_headers[0] == (b"content-length", str(length).encode())
-    assert len(responses._SHAPES["application/x-bounded"]) == responses._MAX_SHAPES
-    for number in range(300):
+    assert len(responses._SHAPES["application/x-bounded"]) == responses._SHAPED_LENGTHS
+    for number in range(responses._SHAPED_TYPES + 10):
         Response(b"", media_type=f"application/x-many-{number}")
-    assert len(responses._SHAPES) <= 256
-    late = Response(b"late", media_type="application/x-many-299")
+    assert len(responses._SHAPES) == responses._SHAPED_TYPES
+    late = Response(b"late", media_type=f"application/x-many-{responses._SHAPED_TYPES + 9}")
     assert list(late._raw_headers) == [
         (b"content-length", b"4"),
-        (b"content-type", b"application/x-many-299"),
+        (b"content-type", f"application/x-many-{responses._SHAPED_TYPES + 9}".encode()),
     ]
 
 
