@@ -75,7 +75,8 @@ async def run_request_handler(
     An exception it raises is answered here (see ``answer_error``) or goes
     on; a client that left mid-body ends the request quietly; uploaded files
     are closed after the response.  Routes and ``HTTPEndpoint`` both answer
-    through this.
+    through this.  A response whose class keeps ``Response.__call__`` is sent
+    right here, the same two messages (a hot path: one coroutine less).
     """
     request = Request(scope, receive)
     try:
