@@ -27,6 +27,11 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
+    # The headers to send.  Typed as the list subclasses build, but
+    # ``__init__``'s common case leaves a tuple shared by every response of
+    # one shape: change them only through ``_header_list()`` (a tuple has no
+    # ``append``, so a slip fails loudly, never in another response).
+    _raw_headers: list[tuple[bytes, bytes]]
     # Whether render is Response's own: then a str body is encoded in place,
     # without the call (see __init_subclass__).
     _own_render = True
@@ -44,36 +49,48 @@ class Response:
         background: BackgroundTask | None = None,
     ) -> None:
         self.status_code = status_code
+        self.background = background
         if media_type is None:
             media_type = self.media_type
         else:
             self.media_type = media_type
-        self.background = background
         if type(content) is str and self._own_render:
-            body = self.body = content.encode(self.charset)
+            charset = self.charset
+            # ``encode()`` takes its UTF-8 fast path; a named codec is looked up.
+            body = self.body = content.encode() if charset == "utf-8" else content.encode(charset)
         else:
+            charset = None
             body = self.body = self.render(content)
         # RFC 9110 §15.3.5, §15.4.5, §15.2: 1xx, 204 and 304 have no content,
         # whatever was given (a server writing it anyway would mix it into the
         # next answer).  Checked off the common path, which has a body.
-        if headers is None and media_type is not None and status_code >= 200:
+        if (
+            headers is None
+            and media_type is not None
+            and status_code >= 200
+            and status_code != 204
+            and status_code != 304
+        ):
             # The common case, kept short: it runs for nearly every response
-            # (a 404 or a 400 too).
-            content_type = _CONTENT_TYPES_UTF8.get(media_type)
-            if content_type is None or self.charset != "utf-8":
-                content_type = _content_type(media_type, self.charset)
-            if status_code == 204 or status_code == 304:
-                self.body = b""
-                self._raw_headers = [(b"content-type", content_type)]
+            # (a 404 or a 400 too).  Its two headers depend only on the media
+            # type, the charset and the length: built once per such triple.
+            length = len(body)
+            if length < _SHAPED_LENGTHS and (charset or self.charset) == "utf-8":
+                try:
+                    shape = _SHAPES[media_type][length]
+                except KeyError:  # once per media type and length
+                    shape = _shape(media_type, length)
+                # Shared and immutable: a list is made on the first change.
+                self._raw_headers = shape  # type: ignore[assignment]
             else:
                 self._raw_headers = [
-                    (b"content-length", b"%d" % len(body)),
-                    (b"content-type", content_type),
+                    (b"content-length", b"%d" % length),
+                    (b"content-type", _content_type(media_type, self.charset)),
                 ]
-        else:
-            if status_code < 200 or status_code == 204 or status_code == 304:
-                self.body = b""
-            self._raw_headers = self._init_headers(headers)
+            return
+        if status_code < 200 or status_code == 204 or status_code == 304:
+            self.body = b""
+        self._raw_headers = self._init_headers(headers)
 
     def render(self, content: Any) -> bytes:
         """The body bytes for ``content``."""
@@ -111,6 +128,13 @@ class Response:
             raw.append((b"content-type", _content_type(self.media_type, self.charset)))
         return raw
 
+    def _header_list(self) -> list[tuple[bytes, bytes]]:
+        """The headers as this response's own list, made on the first change."""
+        raw = self._raw_headers
+        if type(raw) is not list:
+            raw = self._raw_headers = list(raw)
+        return raw
+
     @property
     def headers(self) -> MutableHeaders:
         """The response headers; changes made through this view are sent."""
@@ -142,7 +166,7 @@ class Response:
             samesite=samesite,
             partitioned=partitioned,
         )
-        self._raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+        self._header_list().append((b"set-cookie", cookie.encode("latin-1")))
 
     def delete_cookie(
         self,
@@ -174,6 +198,8 @@ class Response:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # ``routes.run_request_handler`` sends a handler's response as this
+        # does, without the call: a change here is a change there.
         await send(
             {
                 "type": "http.response.start",
@@ -190,8 +216,6 @@ class Response:
 
 
 _CONTENT_TYPES: dict[str, dict[str, bytes]] = {}
-# The UTF-8 table, looked up directly on the hot path.
-_CONTENT_TYPES_UTF8: dict[str, bytes] = _CONTENT_TYPES.setdefault("utf-8", {})
 
 
 def _content_type(media_type: str, charset: str) -> bytes:
@@ -211,6 +235,30 @@ def _content_type(media_type: str, charset: str) -> bytes:
     return value
 
 
+#: Bodies shorter than this have their two headers prepared once per length.
+_SHAPED_LENGTHS = 1024
+#: How many media types have their headers prepared (each up to about 200 KB).
+_SHAPED_TYPES = 16
+# Media type -> body length -> the headers of a UTF-8 response with no
+# others: ``Content-Length`` and ``Content-Type``.
+_SHAPES: dict[str, dict[int, tuple[tuple[bytes, bytes], ...]]] = {}
+
+
+def _shape(media_type: str, length: int) -> tuple[tuple[bytes, bytes], ...]:
+    """A UTF-8 response's two headers for ``media_type`` and ``length``; kept."""
+    shape = (
+        (b"content-length", b"%d" % length),
+        (b"content-type", _content_type(media_type, "utf-8")),
+    )
+    lengths = _SHAPES.get(media_type)
+    if lengths is None:
+        if len(_SHAPES) >= _SHAPED_TYPES:
+            return shape
+        lengths = _SHAPES[media_type] = {}
+    lengths[length] = shape
+    return shape
+
+
 class _LiveHeaders(MutableHeaders):
     """``MutableHeaders`` over the response's own header list (edits happen in place)."""
 
@@ -218,7 +266,7 @@ class _LiveHeaders(MutableHeaders):
 
     def __init__(self, response: Response) -> None:
         super().__init__()
-        self._raw = response._raw_headers
+        self._raw = response._header_list()
 
     def _lookup(self) -> dict[str, str]:
         # The list is shared with the response (set_cookie appends to it), so
@@ -269,7 +317,9 @@ def _json_renderer(default: Callable[[Any], Any]) -> Callable[[Any], bytes]:
 
         def render_json(content: Any) -> bytes:
             try:
-                return "".join(chunks(content, 0)).encode("utf-8")
+                return "".join(
+                    chunks(content, 0)
+                ).encode()  # UTF-8, the fast path (no codec look-up)
             except UnicodeEncodeError:
                 # A lone surrogate (a client's JSON may carry "\ud800") has no
                 # UTF-8 form; escaped as \ud800 it is valid JSON for the same value.
@@ -340,7 +390,7 @@ class RedirectResponse(Response):
         if any(c in location for c in "\r\n\0"):
             raise ValueError(f"redirect URL contains CR, LF or NUL: {location!r}")
         super().__init__(b"", status_code=status_code, headers=headers, background=background)
-        self._raw_headers.append(
+        self._header_list().append(
             (b"location", quote(location, safe=_LOCATION_SAFE).encode("latin-1"))
         )
 

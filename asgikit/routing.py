@@ -235,12 +235,12 @@ class Router:
                 # The hot path: a static route, one dictionary look-up each.
                 app = table.get(method) or table.get(None)
                 if app is not None:
-                    child = dict(scope)  # the fastest copy of a dict
+                    child = {**scope}  # the fastest copy of a dict (a clone of its table)
                     if "path_params" not in child:
                         child["path_params"] = {}
                     if RESOLVER_KEY not in child:
                         child[RESOLVER_KEY] = self
-                        child[ROOT_PATH_KEY] = child.get("root_path", "")
+                        child[ROOT_PATH_KEY] = child["root_path"] if root else ""
                     # Literal keys: two cheap look-ups on the hot path (see ROUTE_TEMPLATE).
                     child["route_template"] = path
                     if "asgikit.route_prefix" in child or "asgikit.route_template_sink" in child:
@@ -393,7 +393,7 @@ class Router:
         await self.not_found(scope, receive, send)
 
     def _child(self, scope: Scope, params: dict[str, Any], template: str | None = None) -> Scope:
-        child = dict(scope)
+        child = {**scope}
         outer = scope.get("path_params")
         child["path_params"] = {**outer, **params} if outer else params
         if RESOLVER_KEY not in child:

@@ -610,3 +610,76 @@ async def test_a_status_without_content_sends_no_body_whatever_was_given(status:
     sent = await run_app(PlainTextResponse("stray", status_code=status))
     assert sent.body == b""
     assert b"content-length" not in dict(sent.start["headers"])
+
+
+# -- The common two headers, prepared once per shape (issue 16)
+
+
+async def test_responses_of_one_shape_keep_their_own_header_changes() -> None:
+    changed = PlainTextResponse("abc")
+    changed.set_cookie("a", "1")
+    edited = PlainTextResponse("xyz")
+    edited.headers["x-edit"] = "1"
+    untouched = PlainTextResponse("def")
+    plain = [(b"content-length", b"3"), (b"content-type", b"text/plain; charset=utf-8")]
+    assert (await run_app(untouched)).headers == plain
+    assert (await run_app(changed)).headers == [
+        *plain,
+        (b"set-cookie", b"a=1; Path=/; SameSite=Lax"),
+    ]
+    assert (await run_app(edited)).headers == [*plain, (b"x-edit", b"1")]
+    assert (await run_app(PlainTextResponse("ghi"))).headers == plain
+
+
+async def test_a_charset_other_than_utf8_gets_its_own_content_type_and_length() -> None:
+    class Latin(PlainTextResponse):
+        charset = "latin-1"
+
+    class LatinInstance(PlainTextResponse):
+        def __init__(self, content: str) -> None:
+            self.charset = "latin-1"
+            super().__init__(content)
+
+    for response in (Latin("é"), LatinInstance("é"), Latin(b"\xe9")):
+        sent = await run_app(response)
+        assert sent.body == b"\xe9"
+        assert sent.header(b"content-type") == [b"text/plain; charset=latin-1"]
+        assert sent.header(b"content-length") == [b"1"]
+    utf8 = await run_app(PlainTextResponse("é"))
+    assert utf8.body == "é".encode()
+    assert utf8.header(b"content-type") == [b"text/plain; charset=utf-8"]
+    assert utf8.header(b"content-length") == [b"2"]
+
+
+async def test_a_render_override_is_used_for_a_str_too() -> None:
+    class Shouting(PlainTextResponse):
+        def render(self, content: Any) -> bytes:
+            return str(content).upper().encode()
+
+    sent = await run_app(Shouting("hey"))
+    assert sent.body == b"HEY"
+    assert sent.header(b"content-length") == [b"3"]
+
+
+def test_the_prepared_header_shapes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asgikit import responses
+
+    monkeypatch.setattr(responses, "_SHAPES", {})  # whatever other tests left there
+
+    for length in range(responses._SHAPED_LENGTHS + 50):
+        response = Response(b"x" * length, media_type="application/x-bounded")
+        assert response._raw_headers[0] == (b"content-length", str(length).encode())
+    assert len(responses._SHAPES["application/x-bounded"]) == responses._SHAPED_LENGTHS
+    for number in range(responses._SHAPED_TYPES + 10):
+        Response(b"", media_type=f"application/x-many-{number}")
+    assert len(responses._SHAPES) == responses._SHAPED_TYPES
+    late = Response(b"late", media_type=f"application/x-many-{responses._SHAPED_TYPES + 9}")
+    assert list(late._raw_headers) == [
+        (b"content-length", b"4"),
+        (b"content-type", f"application/x-many-{responses._SHAPED_TYPES + 9}".encode()),
+    ]
+
+
+def test_a_bad_media_type_still_fails_when_built() -> None:
+    with pytest.raises(ValueError):
+        PlainTextResponse("x", media_type="text/plain\r\nx-injected: 1")

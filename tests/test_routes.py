@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from asgikit.background import BackgroundTask
 from asgikit.endpoints import HTTPEndpoint
 from asgikit.exceptions import HTTPException
 from asgikit.requests import Request
-from asgikit.responses import PlainTextResponse
+from asgikit.responses import JSONResponse, PlainTextResponse, Response
 from asgikit.routing import route, router
-from tests.conftest import make_scope, run_app
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 
 
 async def teapot(request: Request) -> PlainTextResponse:
@@ -158,3 +162,142 @@ async def test_any_accept_header_gets_a_text_or_json_error_answer(accept: list[b
     sent = await run_app(app, scope)
     assert sent.status == 418
     assert sent.header(b"content-type") in ([TEXT], [JSON])
+
+
+# -- The runner sends a plain response itself (issue 16): every guarantee kept
+
+
+def _codes_run_by(call: Callable[[], Any]) -> set[Any]:
+    """The code objects of the Python functions ``call()`` runs."""
+    codes: set[Any] = set()
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            codes.add(frame.f_code)
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return codes
+
+
+def test_a_handler_s_plain_response_is_sent_without_a_call_of_its_own() -> None:
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("Hello, world!")
+
+    app = router(route("/", hello))
+    sent = SendRecorder()
+
+    def one() -> None:
+        coroutine = app(make_scope(), body_receive(), sent)
+        with pytest.raises(StopIteration):
+            coroutine.send(None)  # nothing waits on this path
+
+    codes = _codes_run_by(one)
+    assert hello.__code__ in codes
+    assert Response.__call__.__code__ not in codes
+    assert sent.status == 200
+    assert sent.body == b"Hello, world!"
+    assert sent.headers == [
+        (b"content-length", b"13"),
+        (b"content-type", b"text/plain; charset=utf-8"),
+    ]
+
+
+def _editing_layer(app: ASGIApp) -> ASGIApp:
+    """A middleware that changes, in place, the header list it is sent."""
+
+    async def layer(scope: Scope, receive: Receive, send: Send) -> None:
+        async def edit(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"].append((b"x-layer", b"1"))
+                message["headers"][0] = (b"x-first", b"changed")
+            await send(message)
+
+        await app(scope, receive, edit)
+
+    return layer
+
+
+SHARED = PlainTextResponse("shared", headers={"x-own": "1"})
+SHARED_PLAIN = JSONResponse({"shared": True})
+
+
+@pytest.mark.parametrize("response", [SHARED, SHARED_PLAIN], ids=["with-headers", "plain"])
+async def test_a_response_reused_across_requests_is_sent_whole_each_time(
+    response: Response,
+) -> None:
+    async def shared(request: Request) -> Response:
+        return response
+
+    before = list(response._raw_headers)
+    app = _editing_layer(router(route("/", shared)))
+    first = await run_app(app, make_scope())
+    second = await run_app(app, make_scope())
+    assert first.headers == second.headers
+    assert second.headers == [(b"x-first", b"changed"), *before[1:], (b"x-layer", b"1")]
+    assert list(response._raw_headers) == before
+    assert second.body == response.body
+    # A response of the same shape built after them has its headers intact.
+    again = await run_app(router(route("/", shared)), make_scope())
+    assert again.headers == before
+
+
+async def test_head_gets_a_handler_response_s_headers_and_no_body() -> None:
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("Hello, world!")
+
+    sent = await run_app(router(route("/", hello)), make_scope("HEAD"))
+    assert sent.status == 200
+    assert sent.header(b"content-length") == [b"13"]
+    assert sent.body == b""
+    assert sent.complete
+
+
+async def test_a_handler_response_s_background_task_runs_after_the_body() -> None:
+    order: list[str] = []
+
+    async def task(name: str) -> None:
+        order.append(f"task {name}")
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hi", background=BackgroundTask(task, "done"))
+
+    async def send(message: Message) -> None:
+        order.append(message["type"])
+
+    await router(route("/", hello))(make_scope(), body_receive(), send)
+    assert order == ["http.response.start", "http.response.body", "task done"]
+
+
+async def test_a_response_class_with_its_own_call_is_still_called() -> None:
+    class Twice(PlainTextResponse):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await super().__call__(scope, receive, send)
+            await send({"type": "http.response.body", "body": b"!", "more_body": False})
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return Twice("hi")
+
+    sent = await run_app(router(route("/", hello)), make_scope())
+    assert sent.body == b"hi!"
+
+
+async def test_a_handler_response_after_a_body_read_is_sent_and_the_form_closed() -> None:
+    seen: list[Any] = []
+
+    async def upload(request: Request) -> PlainTextResponse:
+        form = await request.form()
+        seen.append(form["file"])
+        return PlainTextResponse(await form["file"].read())  # type: ignore[union-attr]
+
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=file; filename=a.txt\r\n\r\n"
+        b"data\r\n--b--\r\n"
+    )
+    scope = make_scope("POST", headers=[(b"content-type", b"multipart/form-data; boundary=b")])
+    sent = await run_app(router(route("/", upload, methods=["POST"])), scope, body=body)
+    assert sent.body == b"data"
+    assert seen[0].file.closed
