@@ -14,15 +14,28 @@ sends it:
   closed when the client leaves.
 
 Opening refuses anything but a regular file, without blocking on a FIFO.
+
+Every blocking call (open, stat, read) goes through ``in_thread``: on
+asyncio, a small pool of this module's own threads that hands the result
+back with one ``call_soon_threadsafe``, about half the CPU of an
+``anyio.to_thread.run_sync`` hop (which adds two event-loop passes, for its
+checkpoint and its capacity limiter, a cancel scope, a context copy and a
+lock-based queue per thread).  So anyio's default thread limiter does not
+bound these threads: ``FILE_THREADS`` does.  On trio (or any other
+library) the hop is anyio's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import queue
 import secrets
 import stat as stat_module
-from typing import BinaryIO
+import threading
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -39,6 +52,7 @@ from asgikit._ranges import Multipart, content_range, parse_range
 from asgikit.streaming import run_until_disconnect
 from asgikit.types import Message, Receive, Scope, Send
 
+T = TypeVar("T")
 RawHeaders = list[tuple[bytes, bytes]]
 # A piece of the body: bytes to send first (a multipart part header), then
 # the file's bytes in [start, stop).
@@ -58,6 +72,112 @@ def _last_modified(seconds: int) -> bytes:
 
 # How often a small file that changed while it was read is read again.
 _REREADS = 3
+
+
+#: At most this many threads read files for the responses of one process (on asyncio).
+FILE_THREADS = min(32, (os.cpu_count() or 1) + 4)
+
+
+class _Pool:
+    """Worker threads for blocking file calls, started as needed up to ``FILE_THREADS``."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.threads = 0
+        self.idle = 0
+        self.lock = threading.Lock()
+
+    def submit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        release: Callable[[Any], None] | None,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+    ) -> None:
+        self.jobs.put((loop, future, release, func, args))
+        if self.idle == 0 and self.threads < FILE_THREADS:
+            with self.lock:
+                if self.threads < FILE_THREADS:
+                    self.threads += 1
+                    name = f"asgikit-files-{self.threads}"
+                    threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def _work(self) -> None:
+        jobs = self.jobs
+        while True:
+            with self.lock:
+                self.idle += 1
+            job = jobs.get()
+            with self.lock:
+                self.idle -= 1
+            loop, future, release, func, args = job
+            del job
+            try:
+                result, error = func(*args), None
+            except BaseException as exc:  # handed to the awaiting task
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(_deliver, future, release, result, error)
+            except RuntimeError:  # the loop is closed: nobody will take the result
+                if error is None and release is not None:
+                    release(result)
+            del loop, future, release, func, args, result, error
+
+
+def _deliver(
+    future: asyncio.Future[Any],
+    release: Callable[[Any], None] | None,
+    result: Any,
+    error: BaseException | None,
+) -> None:
+    if future.cancelled():
+        # The task was cancelled while the call ran: what it opened is closed here.
+        if error is None and release is not None:
+            release(result)
+    elif error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+_pool = _Pool()
+
+
+def _new_pool_after_fork() -> None:
+    global _pool
+    _pool = _Pool()  # the parent's threads do not exist in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_pool_after_fork)
+
+
+async def in_thread(
+    func: Callable[..., T], *args: Any, release: Callable[[T], None] | None = None
+) -> T:
+    """``func(*args)`` run in a worker thread: one hop (see the module docs).
+
+    ``release`` is called with the result when the awaiting task was
+    cancelled while ``func`` ran, and nothing else will see it (a file it
+    opened is closed).  On anyio's hop the task waits, shielded, instead.
+    """
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop in this thread
+        task = None
+    if task is None:
+        return await anyio.to_thread.run_sync(func, *args)
+    loop = task.get_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    _pool.submit(loop, future, release, func, args)
+    return await future
+
+
+def close_opened(result: tuple[Any, ...]) -> None:
+    """The ``release`` of an ``in_thread`` call that returns ``(file, ...)``."""
+    if result[0] is not None:
+        result[0].close()
 
 
 class FileChanged(FileNotFoundError):
@@ -105,7 +225,13 @@ def open_with_head(path: str, limit: int) -> tuple[BinaryIO | None, os.stat_resu
     else ``(file, stat, head)``: the file open and ``head`` its first bytes,
     read in the same worker-thread hop as the open (one hop fewer a response).
     """
-    file, info = open_regular(path)
+    return with_head(*open_regular(path), limit)
+
+
+def with_head(
+    file: BinaryIO, info: os.stat_result, limit: int
+) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+    """``open_with_head`` for a file already open."""
     if info.st_size <= limit:
         return prefetch(file, info, limit)
     try:
@@ -282,11 +408,11 @@ async def send_file(
         if prefetched is not None and len(prefetched) == info.st_size:
             return await _send_whole(send, start, _slice_pieces(prefetched, pieces, plan.trailer))
         if file is None:
-            file = (await anyio.to_thread.run_sync(open_regular, path))[0]
+            file = (await in_thread(open_regular, path, release=close_opened))[0]
         opened = file
         if plan.length <= chunk_size:
             # One read and one message: no disconnect watcher is worth its task here.
-            body = await anyio.to_thread.run_sync(_read_pieces, opened, pieces, plan.trailer)
+            body = await in_thread(_read_pieces, opened, pieces, plan.trailer)
             return await _send_whole(send, start, body)
 
         head = b""
@@ -322,7 +448,7 @@ async def _stream(
         position = start
         while position < stop:
             want = min(chunk_size, stop - position)
-            chunk = await anyio.to_thread.run_sync(_read, file, position, want)
+            chunk = await in_thread(_read, file, position, want)
             if len(chunk) != want:
                 raise RuntimeError("the file shrank while it was being sent")
             position += want
@@ -368,4 +494,5 @@ __all__ = [
     "open_with_head",
     "prefetch",
     "send_file",
+    "with_head",
 ]

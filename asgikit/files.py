@@ -24,10 +24,14 @@ from collections.abc import Mapping
 from typing import BinaryIO
 from urllib.parse import quote
 
-import anyio
-import anyio.to_thread
-
-from asgikit._sendfile import FileRequest, open_and_prefetch, open_with_head, send_file
+from asgikit._sendfile import (
+    FileRequest,
+    close_opened,
+    in_thread,
+    open_and_prefetch,
+    open_with_head,
+    send_file,
+)
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import validate_header
 from asgikit.responses import Response
@@ -111,15 +115,15 @@ class FileResponse(Response):
             if self.stat_result is not None:
                 info = self.stat_result
             else:
-                info = await anyio.to_thread.run_sync(_stat_regular, self.path)
+                info = await in_thread(_stat_regular, self.path)
         else:
             # Without a Range, a small file is read in the same thread hop
             # that opens it (one hop in all), and a larger one's first chunk
             # is (unless a precondition may make the body unneeded).
             limit = 0 if request.range is not None else self.chunk_size
             head = request.range is None and not request.has_preconditions()
-            file, info, data = await anyio.to_thread.run_sync(
-                _open_or_fail, self.path, limit, head
+            file, info, data = await in_thread(
+                _open_or_fail, self.path, limit, head, release=close_opened
             )
         completed = await send_file(
             scope,

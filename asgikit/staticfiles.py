@@ -47,16 +47,19 @@ import functools
 import os
 import stat as stat_module
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from urllib.parse import quote
-
-import anyio
-import anyio.to_thread
 
 from asgikit._safeopen import NOT_OPENED, is_absent, open_inside
 from asgikit._safepath import request_segments
-from asgikit._sendfile import FileRequest, adopt_regular, send_file
-from asgikit._sendfile import prefetch as prefetch_file
+from asgikit._sendfile import (
+    FileRequest,
+    adopt_regular,
+    in_thread,
+    prefetch,
+    send_file,
+    with_head,
+)
 from asgikit.datastructures import full_path, parse_accept_encoding, route_path
 from asgikit.exceptions import HTTPException
 from asgikit.files import guess_media_type
@@ -132,6 +135,25 @@ class _Found:
         self.cacheable = False
 
 
+class _Read(NamedTuple):
+    """What the lookup reads of the file it opens: at most ``limit`` bytes, and how."""
+
+    limit: int  # a file of at most this many bytes is read whole
+    head: bool  # and of a larger one, its first ``limit`` bytes
+
+    def read(
+        self, file: BinaryIO, info: os.stat_result
+    ) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+        if self.head:
+            return with_head(file, info, self.limit)
+        return prefetch(file, info, self.limit)
+
+
+def _close_found(found: _Found) -> None:
+    if found.file is not None:
+        found.file.close()
+
+
 @dataclasses.dataclass(frozen=True)
 class _Settings:
     """``static_files()``'s options, checked and compiled."""
@@ -172,13 +194,14 @@ class StaticFiles:
         if self.settings.precompressed and request.accept_encoding:
             encodings = accepted_encodings(request.accept_encoding[:1024])
         pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
-        prefetch = (
-            self.settings.chunk_size
-            if method == "GET" and not request.range and not pathsend
-            else 0
-        )
+        # A file of at most one chunk is read whole in the lookup's thread
+        # hop; a larger one's first chunk too, unless a precondition may make
+        # the body unneeded (one hop fewer a response).
+        read = _Read(0, False)
+        if method == "GET" and not request.range and not pathsend:
+            read = _Read(self.settings.chunk_size, not request.has_preconditions())
         trailing = full_path(scope).endswith("/")
-        found = await anyio.to_thread.run_sync(self._find, path, trailing, encodings, prefetch)
+        found = await in_thread(self._find, path, trailing, encodings, read, release=_close_found)
         if found.status == 307:
             await self._redirect(scope, receive, send)
             return
@@ -224,13 +247,11 @@ class StaticFiles:
 
     # -- the file-system part, run in a worker thread -----------------------
 
-    def _find(
-        self, path: str, trailing: bool, encodings: tuple[str, ...], prefetch: int
-    ) -> _Found:
+    def _find(self, path: str, trailing: bool, encodings: tuple[str, ...], read: _Read) -> _Found:
         segments = request_segments(path)
         if segments is not None and (self.settings.allow_dotfiles or not _hidden(segments)):
             try:
-                found = self._lookup(segments, trailing, encodings, prefetch)
+                found = self._lookup(segments, trailing, encodings, read)
             except PermissionError:
                 return _Found(403)
             if found is not None:
@@ -243,7 +264,7 @@ class StaticFiles:
         for page, status in pages:
             if page is not None:
                 try:
-                    found = self._open(page, encodings, prefetch, status)
+                    found = self._open(page, encodings, read, status)
                 except PermissionError:
                     found = None
                 if found is not None:
@@ -274,7 +295,7 @@ class StaticFiles:
             return None
 
     def _lookup(
-        self, segments: list[str], trailing: bool, encodings: tuple[str, ...], prefetch: int
+        self, segments: list[str], trailing: bool, encodings: tuple[str, ...], read: _Read
     ) -> _Found | None:
         opened = self._try_open(segments)
         if opened is None:
@@ -297,16 +318,16 @@ class StaticFiles:
                 # Redirect only to an index that is there (else a plain 404, as Starlette).
                 index = os.path.join(target, "index.html")
                 return _Found(307) if os.path.isfile(index) else None
-            return self._open([*segments, "index.html"], encodings, prefetch, 200)
+            return self._open([*segments, "index.html"], encodings, read, 200)
         # A file asked for with a trailing slash is served, as Starlette does:
         # Litestar hands every mounted app its path with one added.
-        return self._open(segments, encodings, prefetch, 200, (fd, target))
+        return self._open(segments, encodings, read, 200, (fd, target))
 
     def _open(
         self,
         segments: list[str],
         encodings: tuple[str, ...],
-        prefetch: int,
+        read: _Read,
         status: int,
         opened: tuple[int, str] | None = None,
     ) -> _Found | None:
@@ -319,7 +340,7 @@ class StaticFiles:
         found.name = segments[-1]
         try:
             if self.settings.precompressed:
-                self._open_sibling(found, segments, encodings, prefetch)
+                self._open_sibling(found, segments, encodings, read)
             if found.info is None:
                 if opened is None:
                     opened = self._try_open(segments)
@@ -330,7 +351,7 @@ class StaticFiles:
                     return None  # a directory, not a file
                 try:
                     file, info = adopt_regular(fd, found.path)
-                    found.file, found.info, found.content = prefetch_file(file, info, prefetch)
+                    found.file, found.info, found.content = read.read(file, info)
                 except OSError as exc:
                     if is_absent(exc):
                         return None
@@ -341,7 +362,7 @@ class StaticFiles:
         return found
 
     def _open_sibling(
-        self, found: _Found, segments: list[str], encodings: tuple[str, ...], prefetch: int
+        self, found: _Found, segments: list[str], encodings: tuple[str, ...], read: _Read
     ) -> None:
         """Open the best ``name.br`` / ``name.gz`` this client accepts into ``found``, if any."""
         for coding in encodings:  # best first
@@ -357,7 +378,7 @@ class StaticFiles:
                 continue
             try:
                 file, info = adopt_regular(fd, path)
-                found.file, found.info, found.content = prefetch_file(file, info, prefetch)
+                found.file, found.info, found.content = read.read(file, info)
             except OSError as exc:
                 if is_absent(exc):
                     continue

@@ -3,7 +3,9 @@
 Each answers ``GET /`` with a short text and ``GET /users/{id:int}`` (in a
 table of 20 routes) with a small JSON object, identically, and serves the
 files ``/files/1k.bin`` and ``/files/1m.bin`` (made on import in a temporary
-folder): the raw app reads them whole, the frameworks use ``FileResponse``.
+folder): the raw apps read them whole (``raw_app`` on the event loop,
+``raw_thread_app`` in one worker-thread hop, as the in-process floor does),
+the frameworks use ``FileResponse``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import anyio.to_thread
 
 from asgikit import FileResponse, JSONResponse, PlainTextResponse, Request, route, router
 
@@ -47,16 +51,28 @@ async def raw_app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": body})
         return
     if path in ("/files/1k.bin", "/files/1m.bin"):
-        data = (FILES / path[7:]).read_bytes()
-        headers = [
-            (b"content-type", b"application/octet-stream"),
-            (b"content-length", str(len(data)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+        await _send_bytes(send, (FILES / path[7:]).read_bytes())
         return
     await send({"type": "http.response.start", "status": 404, "headers": []})
     await send({"type": "http.response.body", "body": b""})
+
+
+async def raw_thread_app(scope: Any, receive: Any, send: Any) -> None:
+    """``raw_app``, but a file is read in one worker-thread hop, not on the event loop."""
+    if scope["type"] == "http" and scope["path"] in ("/files/1k.bin", "/files/1m.bin"):
+        path = FILES / scope["path"][7:]
+        await _send_bytes(send, await anyio.to_thread.run_sync(path.read_bytes))
+        return
+    await raw_app(scope, receive, send)
+
+
+async def _send_bytes(send: Any, data: bytes) -> None:
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(len(data)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 async def _hello(request: Request) -> PlainTextResponse:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import os
+import threading
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import httpx
 import pytest
@@ -18,7 +20,7 @@ from asgikit.background import BackgroundTask
 from asgikit.files import FileResponse, content_disposition, guess_media_type
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
-from tests.conftest import SendRecorder, disconnect_after, make_scope, run_app
+from tests.conftest import SendRecorder, body_receive, disconnect_after, make_scope, run_app
 from tests.servers.live import serve
 
 DATA = bytes(range(256)) * 40  # 10 KiB, every byte value
@@ -318,16 +320,36 @@ async def test_a_large_file_is_streamed_in_chunks(data_file: Path) -> None:
 
 
 def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the name of every function a response runs in a worker thread."""
+    """Record the name of every function a response runs in a worker thread.
+
+    On asyncio the hops go to asgikit's own file threads, elsewhere to anyio's.
+    """
     hops: list[str] = []
     run_sync = anyio.to_thread.run_sync
+    submit = _sendfile._pool.submit
 
     async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(func.__name__)
+        hops.append("anyio:" + func.__name__)
         return await run_sync(func, *args, **kwargs)
 
+    def counting_submit(loop: Any, future: Any, release: Any, func: Any, args: Any) -> None:
+        hops.append("pool:" + func.__name__)
+        submit(loop, future, release, func, args)
+
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    monkeypatch.setattr(_sendfile._pool, "submit", counting_submit)
     return hops
+
+
+async def test_on_asyncio_files_are_read_by_asgikits_threads_not_anyios(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(file_app(data_file, chunk_size=4096))
+    assert sent.body == DATA
+    kind = "pool" if anyio_backend == "asyncio" else "anyio"
+    assert hops
+    assert all(hop.startswith(kind + ":") for hop in hops), hops
 
 
 async def test_a_large_file_takes_one_worker_thread_hop_per_chunk(
@@ -421,6 +443,33 @@ async def test_the_file_is_closed_when_the_client_disconnects(
     assert not send.complete
     assert len(send.body) < len(DATA)
     assert [f.closed for f in opened_files] == [True]
+
+
+async def test_the_file_is_closed_when_the_request_is_cancelled_while_it_is_opened(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[Any] = []
+    entered, proceed = threading.Event(), threading.Event()
+    original = _sendfile.open_regular
+
+    def slow_open(path: str) -> Any:
+        entered.set()
+        proceed.wait(10)
+        file, info = original(path)
+        opened.append(file)
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", slow_open)
+    send = SendRecorder()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(file_app(data_file), make_scope(), body_receive(), send)
+            while not entered.is_set():
+                await anyio.sleep(0.001)
+            group.cancel_scope.cancel()
+            proceed.set()  # the open finishes after its request is cancelled
+        while not opened or not opened[0].closed:
+            await anyio.sleep(0.001)
 
 
 async def test_the_file_is_closed_when_send_fails_with_oserror(

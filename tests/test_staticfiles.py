@@ -6,21 +6,25 @@ import gzip
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import brotli
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from asgikit import _sendfile, staticfiles
 from asgikit.exceptions import HTTPException
 from asgikit.staticfiles import accepted_encodings, static_files
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp
-from tests.conftest import make_scope, run_app
+from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 from tests.servers.live import serve
 
 SECRET = b"TOP-SECRET-MARKER"
@@ -546,3 +550,71 @@ def test_static_files_mounted_in_litestar_serves_files_and_indexes(site: Path) -
     assert (missing.status_code, missing.content) == (404, b"<h1>not here</h1>")
     assert outside.status_code == 404
     assert SECRET not in outside.content
+
+
+# -- worker-thread hops ------------------------------------------------------------
+
+
+def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the name of every function a request runs in a worker thread (and where)."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+    submit = _sendfile._pool.submit
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append("anyio:" + func.__name__)
+        return await run_sync(func, *args, **kwargs)
+
+    def counting_submit(loop: Any, future: Any, release: Any, func: Any, args: Any) -> None:
+        hops.append("pool:" + func.__name__)
+        submit(loop, future, release, func, args)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    monkeypatch.setattr(_sendfile._pool, "submit", counting_submit)
+    return hops
+
+
+async def test_a_small_file_takes_one_worker_thread_hop(
+    site: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(static_files(site), make_scope(path="/style.css"))
+    assert sent.body == CSS
+    kind = "pool" if anyio_backend == "asyncio" else "anyio"
+    assert hops == [kind + ":_find"]
+
+
+async def test_a_large_file_takes_one_worker_thread_hop_per_chunk(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(static_files(site, chunk_size=100_000), make_scope(path="/big.bin"))
+    assert sent.body == BIG
+    assert len(hops) == 3, hops  # the lookup reads the first chunk
+
+
+async def test_the_file_is_closed_when_the_request_is_cancelled_during_the_lookup(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[Any] = []
+    entered, proceed = threading.Event(), threading.Event()
+    original = staticfiles.adopt_regular
+
+    def slow_adopt(fd: int, path: str) -> Any:
+        file, info = original(fd, path)
+        opened.append(file)
+        entered.set()
+        proceed.wait(10)
+        return file, info
+
+    monkeypatch.setattr(staticfiles, "adopt_regular", slow_adopt)
+    app = static_files(site, chunk_size=100_000)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(app, make_scope(path="/big.bin"), body_receive(), SendRecorder())
+            while not entered.is_set():
+                await anyio.sleep(0.001)
+            group.cancel_scope.cancel()
+            proceed.set()
+        while not opened[0].closed:
+            await anyio.sleep(0.001)
