@@ -253,7 +253,9 @@ def prefetch(
     if info.st_size > prefetch_limit:
         return file, info, None
     with file:
-        content = file.read(prefetch_limit + 1)
+        # One byte more than the size says, to see a file that grew; never
+        # ``prefetch_limit``: a read allocates what it is asked for.
+        content = file.read(info.st_size + 1)
         for _ in range(_REREADS):
             if len(content) == info.st_size:
                 return None, info, content
@@ -261,7 +263,7 @@ def prefetch(
             if info.st_size > prefetch_limit:
                 break
             file.seek(0)
-            content = file.read(prefetch_limit + 1)
+            content = file.read(info.st_size + 1)
         if len(content) == info.st_size:
             return None, info, content
         raise FileChanged(f"the file changed while it was read: {file.name!r}")

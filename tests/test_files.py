@@ -400,6 +400,30 @@ async def test_a_conditional_get_of_a_large_file_reads_no_chunk_for_its_304(
     assert reads == []
 
 
+async def test_a_small_file_is_read_asking_for_its_size_not_a_chunk(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read allocates what it asks for: a 10 KiB file must not cost a 1 MiB buffer.
+    asked: list[int] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        read = file.read
+
+        def recorded(size: int = -1) -> bytes:
+            asked.append(size)
+            return read(size)
+
+        file.read = recorded  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    sent = await run_app(file_app(data_file, chunk_size=1024 * 1024))
+    assert sent.body == DATA
+    assert asked == [len(DATA) + 1]
+
+
 async def test_pathsend_is_used_for_a_whole_file_when_offered(data_file: Path) -> None:
     sent = await run_app(file_app(data_file), make_scope(extensions=PATHSEND))
     assert sent.messages[-1] == {"type": "http.response.pathsend", "path": str(data_file)}
