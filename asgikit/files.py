@@ -27,10 +27,12 @@ from urllib.parse import quote
 from asgikit._sendfile import (
     FileRequest,
     close_opened,
+    give_back,
     in_thread,
     open_and_prefetch,
     open_with_head,
     send_file,
+    take_buffer,
 )
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import validate_header
@@ -110,7 +112,8 @@ class FileResponse(Response):
         request = FileRequest.from_headers(scope.get("headers", ()))
         pathsend = method == "GET" and "http.response.pathsend" in (scope.get("extensions") or {})
         file: BinaryIO | None = None
-        data: bytes | None = None
+        data: bytes | memoryview | None = None
+        buffer: bytearray | None = None
         if method == "HEAD" or (pathsend and request.range is None):
             if self.stat_result is not None:
                 info = self.stat_result
@@ -121,10 +124,14 @@ class FileResponse(Response):
             # that opens it (one hop in all), and a larger one's first chunk
             # is (unless a precondition may make the body unneeded).
             limit = 0 if request.range is not None else self.chunk_size
-            head = request.range is None and not request.has_preconditions()
+            if request.range is None and not request.has_preconditions():
+                buffer = take_buffer(self.chunk_size)
             file, info, data = await in_thread(
-                _open_or_fail, self.path, limit, head, release=close_opened
+                _open_or_fail, self.path, limit, buffer, release=close_opened
             )
+            if buffer is not None and not isinstance(data, memoryview):
+                give_back(buffer)  # a small file: nothing was read into it
+                buffer = None
         completed = await send_file(
             scope,
             receive,
@@ -137,6 +144,7 @@ class FileResponse(Response):
             request=request,
             chunk_size=self.chunk_size,
             prefetched=data,
+            buffer=buffer,
         )
         if completed and self.background is not None:
             await self.background()
@@ -153,11 +161,11 @@ def _stat_regular(path: str) -> os.stat_result:
 
 
 def _open_or_fail(
-    path: str, limit: int, head: bool
-) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+    path: str, limit: int, buffer: bytearray | None
+) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     try:
-        if head:
-            return open_with_head(path, limit)
+        if buffer is not None:
+            return open_with_head(path, limit, buffer)
         return open_and_prefetch(path, limit)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise RuntimeError(f"File at path {path} does not exist or is not a file.") from exc

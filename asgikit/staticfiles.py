@@ -55,9 +55,11 @@ from asgikit._safepath import request_segments
 from asgikit._sendfile import (
     FileRequest,
     adopt_regular,
+    give_back,
     in_thread,
     prefetch,
     send_file,
+    take_buffer,
     with_head,
 )
 from asgikit.datastructures import full_path, parse_accept_encoding, route_path
@@ -127,7 +129,7 @@ class _Found:
         self.name = ""
         self.file: BinaryIO | None = None
         self.info: os.stat_result | None = None
-        self.content: bytes | None = None
+        self.content: bytes | memoryview | None = None
         self.encoding: str | None = None
         self.vary = False
         # Only a file found at the requested path gets Cache-Control, never
@@ -139,13 +141,14 @@ class _Read(NamedTuple):
     """What the lookup reads of the file it opens: at most ``limit`` bytes, and how."""
 
     limit: int  # a file of at most this many bytes is read whole
-    head: bool  # and of a larger one, its first ``limit`` bytes
+    # and of a larger one, its first ``limit`` bytes, into this buffer
+    buffer: bytearray | None = None
 
     def read(
         self, file: BinaryIO, info: os.stat_result
-    ) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
-        if self.head:
-            return with_head(file, info, self.limit)
+    ) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
+        if self.buffer is not None:
+            return with_head(file, info, self.limit, self.buffer)
         return prefetch(file, info, self.limit)
 
 
@@ -197,11 +200,16 @@ class StaticFiles:
         # A file of at most one chunk is read whole in the lookup's thread
         # hop; a larger one's first chunk too, unless a precondition may make
         # the body unneeded (one hop fewer a response).
-        read = _Read(0, False)
+        read = _Read(0)
         if method == "GET" and not request.range and not pathsend:
-            read = _Read(self.settings.chunk_size, not request.has_preconditions())
+            size = self.settings.chunk_size
+            read = _Read(size, None if request.has_preconditions() else take_buffer(size))
         trailing = full_path(scope).endswith("/")
         found = await in_thread(self._find, path, trailing, encodings, read, release=_close_found)
+        buffer = read.buffer
+        if buffer is not None and not isinstance(found.content, memoryview):
+            give_back(buffer)  # not read into: a small file, or no file
+            buffer = None
         if found.status == 307:
             await self._redirect(scope, receive, send)
             return
@@ -220,6 +228,7 @@ class StaticFiles:
             request=request,
             chunk_size=self.settings.chunk_size,
             prefetched=found.content,
+            buffer=buffer,
         )
 
     def _headers(self, found: _Found, path: str) -> list[tuple[bytes, bytes]]:

@@ -424,6 +424,62 @@ async def test_a_small_file_is_read_asking_for_its_size_not_a_chunk(
     assert asked == [len(DATA) + 1]
 
 
+async def test_chunks_are_read_into_one_reused_buffer_and_sent_as_bytes_of_their_own(
+    data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The buffer is the event loop's (see _sendfile); every body is a copy,
+    # so a later response reading into the same buffer changes no body sent.
+    other = tmp_path / "other.bin"
+    other.write_bytes(DATA[::-1])
+    targets: list[Any] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        readinto = file.readinto
+
+        def recorded(target: Any) -> int:
+            targets.append(target.obj)
+            return readinto(target)
+
+        file.readinto = recorded  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    first = await run_app(file_app(data_file, chunk_size=1000))
+    second = await run_app(file_app(other, chunk_size=1000))
+    assert (first.body, second.body) == (DATA, DATA[::-1])
+    assert len(targets) == 22  # 11 chunks each, the first read with the open
+    assert all(target is targets[0] for target in targets)
+    bodies = [m["body"] for m in first.messages + second.messages if "body" in m]
+    assert all(type(body) is bytes for body in bodies)
+
+
+async def test_a_large_file_is_closed_in_the_worker_thread_of_its_last_read(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed_in: list[str] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        close = file.close
+
+        def recorded() -> None:
+            if not file.closed:
+                closed_in.append(threading.current_thread().name)
+            close()
+
+        file.close = recorded  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    sent = await run_app(file_app(data_file, chunk_size=1000))
+    assert sent.body == DATA
+    assert len(closed_in) == 1
+    assert closed_in[0] != threading.main_thread().name
+
+
 async def test_pathsend_is_used_for_a_whole_file_when_offered(data_file: Path) -> None:
     sent = await run_app(file_app(data_file), make_scope(extensions=PATHSEND))
     assert sent.messages[-1] == {"type": "http.response.pathsend", "path": str(data_file)}
