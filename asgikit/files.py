@@ -17,6 +17,7 @@ chose; to serve names from the URL, use ``static_files``, which answers 404.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import stat as stat_module
@@ -51,9 +52,19 @@ _ATTR_CHAR = "!#$&+-.^_`|~"
 
 
 def guess_media_type(name: str) -> str:
-    """The media type for a file name; a compressed file (``.gz``…) is its archive type."""
+    """The media type for a file name; a compressed file (``.gz``…) is its archive type.
+
+    Guessed once per base name (``mimetypes`` takes microseconds, a good
+    share of serving a small file), so ``mimetypes.add_type`` calls belong
+    at start-up, before the first response.
+    """
+    return _guess(os.path.basename(name))
+
+
+@functools.lru_cache(maxsize=1024)
+def _guess(basename: str) -> str:
     # A leading "/" keeps mimetypes from reading "data:..." as a URL scheme.
-    media_type, encoding = mimetypes.guess_type("/" + os.path.basename(name))
+    media_type, encoding = mimetypes.guess_type("/" + basename)
     if encoding is not None:
         return _ENCODING_TYPES.get(encoding, "application/octet-stream")
     return media_type or "application/octet-stream"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import mimetypes
 import os
 import threading
 from email.utils import formatdate
@@ -55,6 +56,22 @@ def multipart_parts(response: httpx.Response) -> list[tuple[str, bytes]]:
         + response.content
     )
     return [(p["content-range"], p.get_payload(decode=True)) for p in message.iter_parts()]
+
+
+def test_a_names_media_type_is_guessed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = mimetypes.guess_type
+
+    def counted(url: str, strict: bool = True) -> Any:
+        calls.append(url)
+        return real(url, strict)
+
+    monkeypatch.setattr(mimetypes, "guess_type", counted)
+    name = "/some/dir/a-name-seen-by-this-test-only.css"
+    first = [guess_media_type(name) for _ in range(3)]
+    assert first == ["text/css"] * 3
+    assert FileResponse(name).media_type == "text/css"
+    assert len(calls) == 1
 
 
 # -- headers -----------------------------------------------------------------
