@@ -54,6 +54,8 @@ SCENARIOS = [
     ("JSON, int path parameter, 20 routes", "/users/123"),
     ("1 KiB file", "/files/1k.bin"),
     ("1 MiB file", "/files/1m.bin"),
+    ("1 KiB static file", "/static/1k.bin"),
+    ("1 MiB static file", "/static/1m.bin"),
 ]
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -199,7 +201,9 @@ def main() -> None:
     with ExitStack() as stack:
         servers = {name: stack.enter_context(uvicorn(*spec)) for name, spec in apps.items()}
         for title, path in scenarios:
-            here = [n for n in apps if n not in FILE_ONLY or path.startswith("/files/")]
+            here = [
+                n for n in apps if n not in FILE_ONLY or path.startswith(("/files/", "/static/"))
+            ]
             runs: dict[str, list[Run]] = {name: [] for name in here}
             for name in here:  # warm-up: imports, caches, JIT-free but still
                 wrk(servers[name], path, duration=1, connections=args.connections)
