@@ -210,7 +210,7 @@ def adopt_regular(fd: int, path: str) -> tuple[BinaryIO, os.stat_result]:
 
 def open_and_prefetch(
     path: str, prefetch_limit: int
-) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     """``open_regular``, and a file of at most ``prefetch_limit`` bytes read and closed at once.
 
     Returns ``(file, stat, None)``, or ``(None, stat, content)`` for a small file.
@@ -236,7 +236,7 @@ def with_head(
 ) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     """``open_with_head`` for a file already open."""
     if info.st_size <= limit:
-        return prefetch(file, info, limit)
+        return prefetch(file, info, limit, buffer)
     try:
         return file, info, memoryview(buffer)[: _read_into(file, 0, memoryview(buffer)[:limit])]
     except BaseException:
@@ -245,20 +245,21 @@ def with_head(
 
 
 def prefetch(
-    file: BinaryIO, info: os.stat_result, prefetch_limit: int
-) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+    file: BinaryIO, info: os.stat_result, prefetch_limit: int, buffer: bytearray | None = None
+) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     """The open ``file`` as ``open_and_prefetch`` returns it.
 
-    A small file whose length changes while it is read (rewritten in place
-    by a deploy) is read again, a few times; then ``FileChanged`` is raised
-    rather than answer with a body that does not match its ``Content-Length``.
+    With ``buffer`` (from ``take_buffer(prefetch_limit)``), a file of more
+    than ``READ_INTO_ABOVE`` bytes is read into it (the content is then a
+    view of it).  A small file whose length changes while it is read
+    (rewritten in place by a deploy) is read again, a few times; then
+    ``FileChanged`` is raised rather than answer with a body that does not
+    match its ``Content-Length``.
     """
     if info.st_size > prefetch_limit:
         return file, info, None
     with file:
-        # One byte more than the size says, to see a file that grew; never
-        # ``prefetch_limit``: a read allocates what it is asked for.
-        content = file.read(info.st_size + 1)
+        content = _read_whole(file, info.st_size, buffer)
         for _ in range(_REREADS):
             if len(content) == info.st_size:
                 return None, info, content
@@ -266,30 +267,47 @@ def prefetch(
             if info.st_size > prefetch_limit:
                 break
             file.seek(0)
-            content = file.read(info.st_size + 1)
+            content = _read_whole(file, info.st_size, buffer)
         if len(content) == info.st_size:
             return None, info, content
         raise FileChanged(f"the file changed while it was read: {file.name!r}")
+
+
+def _read_whole(file: BinaryIO, size: int, buffer: bytearray | None) -> bytes | memoryview:
+    # One byte more than the size says, to see a file that grew; never the
+    # limit: a read allocates what it is asked for.
+    if buffer is None or size <= READ_INTO_ABOVE:
+        return file.read(size + 1)
+    view = memoryview(buffer)
+    got: int = file.readinto(view[: size + 1])  # type: ignore[attr-defined]
+    return view[:got]
 
 
 # Chunks are read into a buffer the event loop's thread allocated, and copied
 # out there: memory a worker thread allocates comes from its own malloc arena,
 # whose freed pages go back to the system and are faulted in again for every
 # chunk (three times the CPU of the copy, measured).  A few buffers are kept.
+# A small file is read as bytes: no copy, and too small for those faults.
 _SPARE: dict[int, list[bytearray]] = {}
 #: Buffers kept for reuse: at most this many chunk sizes, this many of each.
 SPARE_SIZES, SPARE_BUFFERS = 4, 8
+#: A whole file larger than this is read into the buffer, when there is one.
+READ_INTO_ABOVE = 16 * 1024
 
 
 def take_buffer(size: int) -> bytearray:
-    """A ``bytearray`` of ``size`` bytes to read into: a spare one, or a new one."""
-    spare = _SPARE.get(size)
+    """A buffer to read chunks of up to ``size`` bytes into: a spare one, or a new one.
+
+    It has one byte more, to read a whole file of ``size`` bytes and see
+    whether it grew.
+    """
+    spare = _SPARE.get(size + 1)
     if spare:
         try:
             return spare.pop()
         except IndexError:  # another thread's loop took it meanwhile
             pass
-    return bytearray(size)
+    return bytearray(size + 1)
 
 
 def give_back(buffer: bytearray) -> None:
@@ -450,7 +468,7 @@ async def send_file(
             except OSError:
                 return False
             return True
-        if isinstance(prefetched, bytes) and len(prefetched) == info.st_size:
+        if prefetched is not None and file is None:  # the whole file
             return await _send_whole(send, start, _slice_pieces(prefetched, pieces, plan.trailer))
         if file is None:
             file = (await in_thread(open_regular, path, release=close_opened))[0]
@@ -508,7 +526,7 @@ async def _stream(
             position += want
             # The file is closed in the hop of its last read.
             last = position == stop and index == last_piece
-            target = view if want == chunk_size else view[:want]
+            target = view[:want]
             if await in_thread(_read_into, file, position - want, target, last) != want:
                 raise RuntimeError("the file shrank while it was being sent")
             more = position < stop or index < last_piece or bool(trailer)
@@ -521,10 +539,11 @@ async def _stream(
     give_back(buffer)
 
 
-def _slice_pieces(content: bytes, pieces: list[Piece], trailer: bytes) -> bytes:
+def _slice_pieces(content: bytes | memoryview, pieces: list[Piece], trailer: bytes) -> bytes:
+    # A view of a buffer is copied out of it here, on the event loop's thread.
     if len(pieces) == 1 and not pieces[0][0] and not trailer:
         _, start, stop = pieces[0]
-        return content if (start, stop) == (0, len(content)) else content[start:stop]
+        return bytes(content if (start, stop) == (0, len(content)) else content[start:stop])
     return b"".join([*(head + content[start:stop] for head, start, stop in pieces), trailer])
 
 

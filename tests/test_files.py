@@ -472,6 +472,40 @@ async def test_chunks_are_read_into_one_reused_buffer_and_sent_as_bytes_of_their
     assert all(type(body) is bytes for body in bodies)
 
 
+async def test_a_mid_size_file_is_read_whole_into_the_reused_buffer_in_one_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(DATA) * 4 > _sendfile.READ_INTO_ABOVE
+    paths = [tmp_path / "a.bin", tmp_path / "b.bin"]
+    paths[0].write_bytes(DATA * 4)
+    paths[1].write_bytes(DATA[::-1] * 4)
+    targets: list[Any] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        readinto = file.readinto
+
+        def recorded(target: Any) -> int:
+            targets.append(target.obj)
+            return readinto(target)
+
+        file.readinto = recorded  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    hops = count_thread_hops(monkeypatch)
+    first = await run_app(file_app(paths[0]))
+    second = await run_app(file_app(paths[1]))
+    assert (first.body, second.body) == (DATA * 4, DATA[::-1] * 4)
+    assert len(hops) == 2
+    assert len(targets) == 2
+    assert targets[0] is targets[1]
+    bodies = [m["body"] for m in first.messages + second.messages if "body" in m]
+    assert len(bodies) == 2
+    assert all(type(body) is bytes for body in bodies)
+
+
 async def test_a_large_file_is_closed_in_the_worker_thread_of_its_last_read(
     data_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
