@@ -88,6 +88,15 @@ class FileResponse(Response):
     plain ASCII).  ``stat_result`` saves a ``stat`` when the caller has one.
     An ``ETag`` or ``Last-Modified`` given in ``headers`` replaces the
     computed one and is what preconditions are evaluated against.
+
+    ``read_on_loop`` (bytes; off by default) opens and stats the file on the
+    event loop's thread, and reads it there too when it has at most that
+    many bytes (and at most ``chunk_size``): a small file is then answered
+    with no worker-thread hop, most of what serving it costs.  It is for
+    files on a local disk that stay in the page cache: on a slow disk or a
+    network file system each of those calls blocks every request of the
+    process while it lasts, which is why it is not the default.  A larger
+    file is still read in worker threads.
     """
 
     def __init__(
@@ -102,6 +111,7 @@ class FileResponse(Response):
         content_disposition_type: str = "attachment",
         *,
         chunk_size: int = 256 * 1024,
+        read_on_loop: int = 0,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.status_code = status_code
@@ -112,6 +122,9 @@ class FileResponse(Response):
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         self.chunk_size = chunk_size
+        if read_on_loop < 0:
+            raise ValueError("read_on_loop must not be negative")
+        self.read_on_loop = min(read_on_loop, chunk_size)
         self._raw_headers = self._init_headers(headers)
         if filename is not None:
             value = content_disposition(content_disposition_type, filename).encode("latin-1")
@@ -128,8 +141,14 @@ class FileResponse(Response):
         if method == "HEAD" or (pathsend and request.range is None):
             if self.stat_result is not None:
                 info = self.stat_result
+            elif self.read_on_loop:
+                info = _stat_regular(self.path)
             else:
                 info = await in_thread(_stat_regular, self.path)
+        elif self.read_on_loop:
+            # Opted in: blocking calls on the loop (see the class docs).  A
+            # small file is read whole, even for a Range: it is small.
+            file, info, data = _open_or_fail(self.path, self.read_on_loop, None)
         else:
             # Without a Range, a small file is read in the same thread hop
             # that opens it (one hop in all), and a larger one's first chunk

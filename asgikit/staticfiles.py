@@ -171,6 +171,7 @@ class _Settings:
     # (plain, immutable) Cache-Control headers, or None without max_age.
     cache_control: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None
     allow_dotfiles: bool
+    read_on_loop: int  # 0: every file-system call in a worker thread
 
 
 class StaticFiles:
@@ -197,19 +198,28 @@ class StaticFiles:
         if self.settings.precompressed and request.accept_encoding:
             encodings = accepted_encodings(request.accept_encoding[:1024])
         pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
-        # A file of at most one chunk is read whole in the lookup's thread
-        # hop; a larger one's first chunk too, unless a precondition may make
-        # the body unneeded (one hop fewer a response).
-        read = _Read(0)
-        if method == "GET" and not request.range and not pathsend:
-            size = self.settings.chunk_size
-            read = _Read(size, None if request.has_preconditions() else take_buffer(size))
         trailing = full_path(scope).endswith("/")
-        found = await in_thread(self._find, path, trailing, encodings, read, release=_close_found)
-        buffer = read.buffer
-        if buffer is not None and not isinstance(found.content, memoryview):
-            give_back(buffer)  # not read into: a small file, or no file
-            buffer = None
+        buffer: bytearray | None = None
+        if self.settings.read_on_loop:
+            # Opted in: the lookup on the loop (see static_files); a small
+            # file is read whole, even for a Range: it is small.
+            limit = self.settings.read_on_loop if method == "GET" and not pathsend else 0
+            found = self._find(path, trailing, encodings, _Read(limit))
+        else:
+            # A file of at most one chunk is read whole in the lookup's thread
+            # hop; a larger one's first chunk too, unless a precondition may
+            # make the body unneeded (one hop fewer a response).
+            read = _Read(0)
+            if method == "GET" and not request.range and not pathsend:
+                size = self.settings.chunk_size
+                read = _Read(size, None if request.has_preconditions() else take_buffer(size))
+            found = await in_thread(
+                self._find, path, trailing, encodings, read, release=_close_found
+            )
+            buffer = read.buffer
+            if buffer is not None and not isinstance(found.content, memoryview):
+                give_back(buffer)  # not read into: a small file, or no file
+                buffer = None
         if found.status == 307:
             await self._redirect(scope, receive, send)
             return
@@ -439,6 +449,7 @@ def static_files(
     precompressed: bool = True,
     chunk_size: int = 256 * 1024,
     allow_dotfiles: bool = False,
+    read_on_loop: int = 0,
 ) -> ASGIApp:
     """An ASGI app serving the files in ``directory`` (see the module docs).
 
@@ -448,6 +459,16 @@ def static_files(
     not exist yet.  ``allow_dotfiles=True`` serves names starting with
     ``.``, hidden by default.  ``follow_symlink=True`` follows symlinks that
     lead out of the directory too.
+
+    ``read_on_loop`` (bytes; off by default) looks the file up (the
+    symlink-safe walk included) on the event loop's thread, and reads it
+    there too when it has at most that many bytes (and at most
+    ``chunk_size``): a small file is then answered with no worker-thread
+    hop, most of what serving it costs.  For a directory on a local disk
+    that stays in the page cache only: on a slow disk or a network file
+    system each call blocks every request of the process while it lasts,
+    which is why it is not the default.  A larger file is still read in
+    worker threads.
     """
     directory = os.fspath(directory)
     if check_dir and not os.path.isdir(directory):
@@ -460,6 +481,8 @@ def static_files(
         if not segments:
             raise ValueError(f"fallback must name a file inside the directory: {fallback!r}")
     cache_control: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None = None
+    if read_on_loop < 0:
+        raise ValueError("read_on_loop must not be negative")
     if max_age is not None:
         if max_age < 0:
             raise ValueError("max_age must not be negative")
@@ -480,6 +503,7 @@ def static_files(
         fallback=segments,
         cache_control=cache_control,
         allow_dotfiles=allow_dotfiles,
+        read_on_loop=min(read_on_loop, chunk_size),
     )
     return StaticFiles(settings)
 

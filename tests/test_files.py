@@ -657,3 +657,81 @@ def test_file_response_under_uvicorn(data_file: Path) -> None:
     assert (cached.status_code, cached.content) == (304, b"")
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-length"] == str(len(DATA))
+
+
+# -- read_on_loop: opted in, no worker thread for a small file ----------------------
+
+
+def on_loop_app(path: Path, **options: Any) -> ASGIApp:
+    return file_app(path, read_on_loop=64 * 1024, **options)
+
+
+async def test_read_on_loop_answers_a_small_file_without_a_worker_thread(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(on_loop_app(data_file))
+    head = await run_app(on_loop_app(data_file), make_scope("HEAD"))
+    assert (sent.status, sent.body) == (200, DATA)
+    assert sent.header(b"content-length") == [str(len(DATA)).encode()]
+    assert (head.status, head.body, head.header(b"content-length")) == (
+        200,
+        b"",
+        [str(len(DATA)).encode()],
+    )
+    assert hops == []
+
+
+async def test_read_on_loop_keeps_ranges_and_conditional_requests(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    app = on_loop_app(data_file)
+    etag = (await run_app(app)).header(b"etag")[0]
+    one = await run_app(app, make_scope(headers=[(b"range", b"bytes=10-19")]))
+    many = await run_app(app, make_scope(headers=[(b"range", b"bytes=0-0,-1")]))
+    stale_if_range = [(b"range", b"bytes=10-19"), (b"if-range", b'"other"')]
+    whole = await run_app(app, make_scope(headers=stale_if_range))
+    unsatisfiable = await run_app(app, make_scope(headers=[(b"range", b"bytes=99999-")]))
+    cached = await run_app(app, make_scope(headers=[(b"if-none-match", etag)]))
+    failed = await run_app(app, make_scope(headers=[(b"if-match", b'"other"')]))
+    assert (one.status, one.body) == (206, DATA[10:20])
+    assert one.header(b"content-range") == [f"bytes 10-19/{len(DATA)}".encode()]
+    assert many.status == 206
+    assert many.header(b"content-type")[0].startswith(b"multipart/byteranges")
+    assert (whole.status, whole.body) == (200, DATA)
+    assert unsatisfiable.status == 416
+    assert (cached.status, cached.body) == (304, b"")
+    assert failed.status == 412
+    assert hops == []
+
+
+async def test_read_on_loop_reads_a_larger_file_in_worker_threads(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch, opened_files: list[Any]
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(file_app(data_file, read_on_loop=1000, chunk_size=4096))
+    assert sent.body == DATA
+    assert [hop.split(":")[1] for hop in hops] == ["_read_into"] * 3  # opened on the loop
+    assert [f.closed for f in opened_files] == [True]
+
+
+async def test_read_on_loop_of_a_missing_file_is_the_same_error(tmp_path: Path) -> None:
+    for method in ("GET", "HEAD"):
+        with pytest.raises(RuntimeError, match="does not exist"):
+            await run_app(on_loop_app(tmp_path / "missing.bin"), make_scope(method))
+
+
+def test_read_on_loop_must_not_be_negative(data_file: Path) -> None:
+    with pytest.raises(ValueError, match="read_on_loop"):
+        FileResponse(data_file, read_on_loop=-1)
+
+
+async def test_read_on_loop_closes_the_file_when_the_client_disconnects(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    send = SendRecorder()
+    app = file_app(data_file, read_on_loop=100, chunk_size=100)
+    await app(make_scope(), disconnect_after(), send)
+    assert not send.complete
+    assert [f.closed for f in opened_files] == [True]

@@ -618,3 +618,65 @@ async def test_the_file_is_closed_when_the_request_is_cancelled_during_the_looku
             proceed.set()
         while not opened[0].closed:
             await anyio.sleep(0.001)
+
+
+# -- read_on_loop: opted in, no worker thread for a small file ----------------------
+
+
+async def test_read_on_loop_answers_small_files_and_misses_without_a_worker_thread(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    app = static_files(site, html=True, read_on_loop=64 * 1024)
+    css = await run_app(app, make_scope(path="/style.css"))
+    gz = await run_app(app, make_scope(path="/style.css", headers=[(b"accept-encoding", b"gzip")]))
+    head = await run_app(app, make_scope("HEAD", path="/hello.txt"))
+    index = await run_app(app, make_scope(path="/sub/"))
+    redirect = await run_app(app, make_scope(path="/sub"))
+    missing = await run_app(app, make_scope(path="/nothing.txt"))
+    assert (css.status, css.body) == (200, CSS)
+    assert (gz.status, gzip.decompress(gz.body)) == (200, CSS)
+    assert gz.header(b"content-encoding") == [b"gzip"]
+    assert (head.status, head.body, head.header(b"content-length")) == (200, b"", [b"5"])
+    assert (index.status, index.body) == (200, b"<h1>sub</h1>")
+    assert redirect.status == 307
+    assert (missing.status, missing.body) == (404, b"<h1>not here</h1>")
+    assert hops == []
+
+
+async def test_read_on_loop_keeps_the_walk_safe_and_hides_dotfiles(site: Path) -> None:
+    app = static_files(site, read_on_loop=64 * 1024)
+    for path in ("/link-out.txt", "/dir-out/secret.txt", "/../secret.txt", "/fifo", "/.hidden"):
+        sent = await run_app(app, make_scope(path=path))
+        assert sent.status == 404, path
+        assert SECRET not in sent.body
+    inside = await run_app(app, make_scope(path="/link-in.txt"))
+    assert (inside.status, inside.body) == (200, b"hello")
+
+
+async def test_read_on_loop_keeps_ranges_and_conditional_requests(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    app = static_files(site, read_on_loop=64 * 1024)
+    etag = (await run_app(app, make_scope(path="/style.css"))).header(b"etag")[0]
+    ranged = await run_app(app, make_scope(path="/style.css", headers=[(b"range", b"bytes=0-3")]))
+    cached = await run_app(app, make_scope(path="/style.css", headers=[(b"if-none-match", etag)]))
+    assert (ranged.status, ranged.body) == (206, CSS[:4])
+    assert (cached.status, cached.body) == (304, b"")
+    assert hops == []
+
+
+async def test_read_on_loop_reads_a_larger_file_in_worker_threads(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    app = static_files(site, read_on_loop=1000, chunk_size=100_000)
+    sent = await run_app(app, make_scope(path="/big.bin"))
+    assert sent.body == BIG
+    assert [hop.split(":")[1] for hop in hops] == ["_read_into"] * 3  # looked up on the loop
+
+
+def test_read_on_loop_must_not_be_negative(site: Path) -> None:
+    with pytest.raises(ValueError, match="read_on_loop"):
+        static_files(site, read_on_loop=-1)
