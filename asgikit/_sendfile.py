@@ -10,7 +10,7 @@ sends it:
 - a whole file where the server offers ``http.response.pathsend``: that;
 - a body of at most one chunk: one read in a worker thread, one message;
 - anything longer: chunks read in a worker thread and sent while a listener
-  watches for ``http.disconnect`` (``run_until_disconnect``); the file is
+  watches for ``http.disconnect`` (``until_disconnect``); the file is
   closed when the client leaves.
 
 Opening refuses anything but a regular file, without blocking on a FIFO.
@@ -34,7 +34,7 @@ import queue
 import secrets
 import stat as stat_module
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO, TypeVar
 
 import anyio
@@ -49,6 +49,7 @@ from asgikit._conditional import (
     parse_http_date,
 )
 from asgikit._ranges import Multipart, content_range, parse_range
+from asgikit.requests import disconnect_state
 from asgikit.streaming import run_until_disconnect
 from asgikit.types import Message, Receive, Scope, Send
 
@@ -172,6 +173,16 @@ async def in_thread(
     future: asyncio.Future[T] = loop.create_future()
     _pool.submit(loop, future, release, func, args)
     return await future
+
+
+async def close_after_read(file: BinaryIO) -> None:
+    """Close ``file``, which a cancelled hop may still be reading, in a worker thread.
+
+    Closing a buffered file waits for its read to end: not on the event
+    loop.  Shielded: the file is closed before the cancellation goes on.
+    """
+    with anyio.CancelScope(shield=True):
+        await in_thread(file.close)
 
 
 def close_opened(result: tuple[Any, ...]) -> None:
@@ -332,16 +343,17 @@ def _read_into(file: BinaryIO, start: int, target: memoryview, close: bool = Fal
 
 
 def _read_pieces(file: BinaryIO, pieces: list[Piece], trailer: bytes) -> bytes:
-    out = bytearray()
-    for head, start, stop in pieces:
-        out += head
-        file.seek(start)
-        data = file.read(stop - start)
-        if len(data) != stop - start:
-            raise RuntimeError("the file shrank while it was being sent")
-        out += data
-    out += trailer
-    return bytes(out)
+    with file:  # closed in this hop, its last
+        out = bytearray()
+        for head, start, stop in pieces:
+            out += head
+            file.seek(start)
+            data = file.read(stop - start)
+            if len(data) != stop - start:
+                raise RuntimeError("the file shrank while it was being sent")
+            out += data
+        out += trailer
+        return bytes(out)
 
 
 class _Plan:
@@ -449,7 +461,7 @@ async def send_file(
     Whatever file is open is closed before this returns.  Returns ``False``
     if the client left before the response was complete.
     """
-    streamed = False
+    streamed = owned = reading = False
     try:
         method = scope.get("method", "GET")
         plan = _plan(method, request, info, status_code, headers)
@@ -475,7 +487,9 @@ async def send_file(
         opened = file
         if plan.length <= chunk_size:
             # One read and one message: no disconnect watcher is worth its task here.
+            reading = True
             body = await in_thread(_read_pieces, opened, pieces, plan.trailer)
+            reading = False
             return await _send_whole(send, start, body)
 
         head: bytes | memoryview = b""
@@ -485,7 +499,7 @@ async def send_file(
             pieces = [(b"", len(head), pieces[0][2])]
 
         async def produce() -> None:
-            nonlocal head
+            nonlocal head, owned
             await send(start)
             if head:
                 more = pieces[0][1] < pieces[0][2]
@@ -494,13 +508,17 @@ async def send_file(
                 head = b""  # not held while the rest streams
                 await send(message)
                 del message, body
+            owned = True  # _stream closes the file
             await _stream(send, opened, pieces, plan.trailer, chunk_size, buffer)
 
         streamed = True  # the buffer is _stream's now
-        return await run_until_disconnect(scope, receive, produce)
+        return await until_disconnect(scope, receive, produce)
     finally:
-        if file is not None:
-            file.close()
+        if file is not None and not owned:
+            if reading:
+                await close_after_read(file)
+            else:
+                file.close()
         if buffer is not None and not streamed:
             give_back(buffer)
 
@@ -513,30 +531,93 @@ async def _stream(
     chunk_size: int,
     buffer: bytearray | None,
 ) -> None:
-    if buffer is None:
-        buffer = take_buffer(chunk_size)
-    view = memoryview(buffer)
-    last_piece = len(pieces) - 1
-    for index, (head, start, stop) in enumerate(pieces):
-        if head:
-            await send({"type": "http.response.body", "body": head, "more_body": True})
-        position = start
-        while position < stop:
-            want = min(chunk_size, stop - position)
-            position += want
-            # The file is closed in the hop of its last read.
-            last = position == stop and index == last_piece
-            target = view[:want]
-            if await in_thread(_read_into, file, position - want, target, last) != want:
-                raise RuntimeError("the file shrank while it was being sent")
-            more = position < stop or index < last_piece or bool(trailer)
-            body = bytes(target)  # copied here: the loop's thread allocates the body
-            await send({"type": "http.response.body", "body": body, "more_body": more})
-            del body
-    if trailer:
-        await send({"type": "http.response.body", "body": trailer})
-    # Given back only now: a read of a cancelled hop may still be writing into it.
-    give_back(buffer)
+    reading = False
+    try:
+        if buffer is None:
+            buffer = take_buffer(chunk_size)
+        view = memoryview(buffer)
+        last_piece = len(pieces) - 1
+        for index, (head, start, stop) in enumerate(pieces):
+            if head:
+                await send({"type": "http.response.body", "body": head, "more_body": True})
+            position = start
+            while position < stop:
+                want = min(chunk_size, stop - position)
+                position += want
+                # The file is closed in the hop of its last read.
+                last = position == stop and index == last_piece
+                target = view[:want]
+                reading = True
+                got = await in_thread(_read_into, file, position - want, target, last)
+                reading = False
+                if got != want:
+                    raise RuntimeError("the file shrank while it was being sent")
+                more = position < stop or index < last_piece or bool(trailer)
+                body = bytes(target)  # copied here: the loop's thread allocates the body
+                await send({"type": "http.response.body", "body": body, "more_body": more})
+                del body
+        if trailer:
+            await send({"type": "http.response.body", "body": trailer})
+        # Given back only now: a read of a cancelled hop may still be writing into it.
+        give_back(buffer)
+    finally:
+        if reading:
+            await close_after_read(file)
+        else:
+            file.close()
+
+
+async def until_disconnect(
+    scope: Scope, receive: Receive, produce: Callable[[], Awaitable[None]]
+) -> bool:
+    """``streaming.run_until_disconnect``, at a sixth of its cost on asyncio.
+
+    There, the listener is a plain asyncio task that cancels an anyio cancel
+    scope around ``produce`` when the client leaves (about 10 us where
+    anyio's task group takes 65: a file larger than one chunk pays it on
+    every response); elsewhere it is ``run_until_disconnect`` itself.
+    Returns ``True`` when ``produce`` finished, ``False`` when the client
+    left or ``send`` raised ``OSError``.
+    """
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop in this thread
+        task = None
+    if task is None:
+        return await run_until_disconnect(scope, receive, produce)
+    state = disconnect_state(scope)
+    if state.disconnected:
+        return False
+    finished = False
+    failure: BaseException | None = None
+    with anyio.CancelScope() as stop:
+
+        async def listen() -> None:
+            nonlocal failure
+            state.listening = True
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                state.disconnected = True
+                stop.cancel()
+            except Exception as exc:  # raised in the request's task, below
+                failure = exc
+                stop.cancel()
+            finally:
+                state.listening = False
+
+        listener = task.get_loop().create_task(listen())
+        try:
+            await produce()
+            finished = True
+        except OSError:  # ASGI 2.4: the client is gone
+            state.disconnected = True
+        finally:
+            listener.cancel()
+            state.listening = False
+    if failure is not None:
+        raise failure
+    return finished
 
 
 def _slice_pieces(content: bytes | memoryview, pieces: list[Piece], trailer: bytes) -> bytes:

@@ -19,6 +19,7 @@ import pytest
 from asgikit import _sendfile
 from asgikit.background import BackgroundTask
 from asgikit.files import FileResponse, content_disposition, guess_media_type
+from asgikit.requests import Request
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 from tests.conftest import SendRecorder, body_receive, disconnect_after, make_scope, run_app
@@ -734,4 +735,50 @@ async def test_read_on_loop_closes_the_file_when_the_client_disconnects(
     app = file_app(data_file, read_on_loop=100, chunk_size=100)
     await app(make_scope(), disconnect_after(), send)
     assert not send.complete
+    assert [f.closed for f in opened_files] == [True]
+
+
+# -- the disconnect watcher ------------------------------------------------------------
+
+
+async def test_on_asyncio_the_disconnect_watcher_is_a_plain_task_not_a_task_group(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    groups: list[str] = []
+    real = _sendfile.run_until_disconnect
+
+    async def recording(*args: Any) -> bool:
+        groups.append("task group")
+        return await real(*args)
+
+    monkeypatch.setattr(_sendfile, "run_until_disconnect", recording)
+    sent = await run_app(file_app(data_file, chunk_size=1000))
+    assert sent.body == DATA
+    assert groups == ([] if anyio_backend == "asyncio" else ["task group"])
+
+
+async def test_a_receive_that_fails_while_a_file_streams_raises_and_closes_the_file(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    async def failing_receive() -> Message:
+        raise ValueError("receive failed")
+
+    # On trio the error comes in an exception group.
+    with pytest.raises(Exception) as raised:
+        await file_app(data_file, chunk_size=100)(make_scope(), failing_receive, SendRecorder())
+    errors = [raised.value, *getattr(raised.value, "exceptions", ())]
+    assert any(str(error) == "receive failed" for error in errors)
+    assert [f.closed for f in opened_files] == [True]
+
+
+async def test_a_client_gone_before_the_body_starts_gets_nothing_and_the_file_is_closed(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    send = SendRecorder()
+    app = file_app(data_file, chunk_size=100)
+    scope = make_scope()
+    request = Request(scope, disconnect_after())
+    assert await request.is_disconnected()  # the connection's state says: gone
+    await app(scope, disconnect_after(), send)
+    assert send.messages == []
     assert [f.closed for f in opened_files] == [True]
