@@ -6,7 +6,7 @@ files ``/files/1k.bin`` and ``/files/1m.bin`` (made on import in a temporary
 folder), and the same under ``/static/``: the raw apps read them whole
 (``raw_app`` on the event loop, ``raw_thread_app`` in one worker-thread hop,
 as the in-process floor does), the frameworks use ``FileResponse`` and their
-static files app.
+static files app (``asgikit_on_loop_app``: with ``read_on_loop``).
 """
 
 from __future__ import annotations
@@ -108,6 +108,17 @@ asgikit_app = router(
     route("/users/{id:int}", _user),
     route("/files/{name}", _file),
     mount("/static", static_files(FILES)),
+)
+
+
+async def _file_on_loop(request: Request) -> FileResponse:
+    return FileResponse(FILES / request.path_params["name"], read_on_loop=64 * 1024)
+
+
+# The files only, with the opt-in ``read_on_loop``: a small file is read on the event loop.
+asgikit_on_loop_app = router(
+    route("/files/{name}", _file_on_loop),
+    mount("/static", static_files(FILES, read_on_loop=64 * 1024)),
 )
 
 

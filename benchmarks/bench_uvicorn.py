@@ -11,7 +11,8 @@ server's CPU time per request (user + system, all its threads, from
 
 Files have two floors: ``raw`` reads the file whole on the event loop,
 ``raw-thread`` in one worker-thread hop (what an app that must not block
-the loop does); only the file scenarios run ``raw-thread``.  ``--before
+the loop does); ``asgikit-on-loop`` opts in to ``read_on_loop``.  Only the
+file scenarios run those two.  ``--before
 TREE`` adds ``before``, asgikit served from another checkout (``/work/main``,
 say), in the same alternation; ``--only`` and ``--apps`` pick scenarios
 (by a word of their title) and apps.
@@ -45,10 +46,11 @@ APPS = {
     "raw": "raw_app",
     "raw-thread": "raw_thread_app",
     "asgikit": "asgikit_app",
+    "asgikit-on-loop": "asgikit_on_loop_app",
     "starlette": "starlette_app",
 }
 # The apps that only the file scenarios run.
-FILE_ONLY = {"raw-thread"}
+FILE_ONLY = {"raw-thread", "asgikit-on-loop"}
 SCENARIOS = [
     ("hello text", "/"),
     ("JSON, int path parameter, 20 routes", "/users/123"),
