@@ -116,10 +116,13 @@ async def _file_on_loop(request: Request) -> FileResponse:
 
 
 # The files only, with the opt-in ``read_on_loop``: a small file is read on the event loop.
-asgikit_on_loop_app = router(
-    route("/files/{name}", _file_on_loop),
-    mount("/static", static_files(FILES, read_on_loop=64 * 1024)),
-)
+try:
+    asgikit_on_loop_app = router(
+        route("/files/{name}", _file_on_loop),
+        mount("/static", static_files(FILES, read_on_loop=64 * 1024)),
+    )
+except TypeError:  # an asgikit from before read_on_loop (bench_uvicorn.py --before)
+    asgikit_on_loop_app = asgikit_app
 
 
 def _starlette() -> Any:
