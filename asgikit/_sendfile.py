@@ -15,14 +15,9 @@ sends it:
 
 Opening refuses anything but a regular file, without blocking on a FIFO.
 
-Every blocking call (open, stat, read) goes through ``in_thread``: on
-asyncio, a small pool of this module's own threads that hands the result
-back with one ``call_soon_threadsafe``, about half the CPU of an
-``anyio.to_thread.run_sync`` hop (which adds two event-loop passes, for its
-checkpoint and its capacity limiter, a cancel scope, a context copy and a
-lock-based queue per thread).  So anyio's default thread limiter does not
-bound these threads: ``FILE_THREADS`` does.  On trio (or any other
-library) the hop is anyio's.
+Every blocking call goes through ``asgikit._fileio.in_thread`` (asgikit's
+own file threads on asyncio), and chunks are read into a buffer from
+``asgikit._fileio.take_buffer``.
 """
 
 from __future__ import annotations
@@ -30,15 +25,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import queue
 import secrets
 import stat as stat_module
-import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO
 
 import anyio
-import anyio.to_thread
 
 from asgikit._conditional import (
     FileRequest,
@@ -48,12 +40,12 @@ from asgikit._conditional import (
     make_etag,
     parse_http_date,
 )
+from asgikit._fileio import close_after_read, close_opened, give_back, in_thread, take_buffer
 from asgikit._ranges import Multipart, content_range, parse_range
 from asgikit.requests import disconnect_state
 from asgikit.streaming import run_until_disconnect
 from asgikit.types import Message, Receive, Scope, Send
 
-T = TypeVar("T")
 RawHeaders = list[tuple[bytes, bytes]]
 # A piece of the body: bytes to send first (a multipart part header), then
 # the file's bytes in [start, stop).
@@ -73,122 +65,6 @@ def _last_modified(seconds: int) -> bytes:
 
 # How often a small file that changed while it was read is read again.
 _REREADS = 3
-
-
-#: At most this many threads read files for the responses of one process (on asyncio).
-FILE_THREADS = min(32, (os.cpu_count() or 1) + 4)
-
-
-class _Pool:
-    """Worker threads for blocking file calls, started as needed up to ``FILE_THREADS``."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.threads = 0
-        self.idle = 0
-        self.lock = threading.Lock()
-
-    def submit(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        release: Callable[[Any], None] | None,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-    ) -> None:
-        self.jobs.put((loop, future, release, func, args))
-        if self.idle == 0 and self.threads < FILE_THREADS:
-            with self.lock:
-                if self.threads < FILE_THREADS:
-                    self.threads += 1
-                    name = f"asgikit-files-{self.threads}"
-                    threading.Thread(target=self._work, name=name, daemon=True).start()
-
-    def _work(self) -> None:
-        jobs = self.jobs
-        while True:
-            with self.lock:
-                self.idle += 1
-            job = jobs.get()
-            with self.lock:
-                self.idle -= 1
-            loop, future, release, func, args = job
-            del job
-            try:
-                result, error = func(*args), None
-            except BaseException as exc:  # handed to the awaiting task
-                result, error = None, exc
-            try:
-                loop.call_soon_threadsafe(_deliver, future, release, result, error)
-            except RuntimeError:  # the loop is closed: nobody will take the result
-                if error is None and release is not None:
-                    release(result)
-            del loop, future, release, func, args, result, error
-
-
-def _deliver(
-    future: asyncio.Future[Any],
-    release: Callable[[Any], None] | None,
-    result: Any,
-    error: BaseException | None,
-) -> None:
-    if future.cancelled():
-        # The task was cancelled while the call ran: what it opened is closed here.
-        if error is None and release is not None:
-            release(result)
-    elif error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-_pool = _Pool()
-
-
-def _new_pool_after_fork() -> None:
-    global _pool
-    _pool = _Pool()  # the parent's threads do not exist in the child
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_pool_after_fork)
-
-
-async def in_thread(
-    func: Callable[..., T], *args: Any, release: Callable[[T], None] | None = None
-) -> T:
-    """``func(*args)`` run in a worker thread: one hop (see the module docs).
-
-    ``release`` is called with the result when the awaiting task was
-    cancelled while ``func`` ran, and nothing else will see it (a file it
-    opened is closed).  On anyio's hop the task waits, shielded, instead.
-    """
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no asyncio loop in this thread
-        task = None
-    if task is None:
-        return await anyio.to_thread.run_sync(func, *args)
-    loop = task.get_loop()
-    future: asyncio.Future[T] = loop.create_future()
-    _pool.submit(loop, future, release, func, args)
-    return await future
-
-
-async def close_after_read(file: BinaryIO) -> None:
-    """Close ``file``, which a cancelled hop may still be reading, in a worker thread.
-
-    Closing a buffered file waits for its read to end: not on the event
-    loop.  Shielded: the file is closed before the cancellation goes on.
-    """
-    with anyio.CancelScope(shield=True):
-        await in_thread(file.close)
-
-
-def close_opened(result: tuple[Any, ...]) -> None:
-    """The ``release`` of an ``in_thread`` call that returns ``(file, ...)``."""
-    if result[0] is not None:
-        result[0].close()
 
 
 class FileChanged(FileNotFoundError):
@@ -294,42 +170,9 @@ def _read_whole(file: BinaryIO, size: int, buffer: bytearray | None) -> bytes | 
     return view[:got]
 
 
-# Chunks are read into a buffer the event loop's thread allocated, and copied
-# out there: memory a worker thread allocates comes from its own malloc arena,
-# whose freed pages go back to the system and are faulted in again for every
-# chunk (three times the CPU of the copy, measured).  A few buffers are kept.
-# A small file is read as bytes: no copy, and too small for those faults.
-_SPARE: dict[int, list[bytearray]] = {}
-#: Buffers kept for reuse: at most this many chunk sizes, this many of each.
-SPARE_SIZES, SPARE_BUFFERS = 4, 8
-#: A whole file larger than this is read into the buffer, when there is one.
+#: A whole file larger than this is read into the buffer, when there is one;
+#: a smaller one is read as bytes: no copy, and too small for page faults.
 READ_INTO_ABOVE = 16 * 1024
-
-
-def take_buffer(size: int) -> bytearray:
-    """A buffer to read chunks of up to ``size`` bytes into: a spare one, or a new one.
-
-    It has one byte more, to read a whole file of ``size`` bytes and see
-    whether it grew.
-    """
-    spare = _SPARE.get(size + 1)
-    if spare:
-        try:
-            return spare.pop()
-        except IndexError:  # another thread's loop took it meanwhile
-            pass
-    return bytearray(size + 1)
-
-
-def give_back(buffer: bytearray) -> None:
-    """Keep ``buffer`` for ``take_buffer``, unless enough are kept (no thread may write to it)."""
-    spare = _SPARE.get(len(buffer))
-    if spare is None:
-        if len(_SPARE) >= SPARE_SIZES:
-            return
-        spare = _SPARE.setdefault(len(buffer), [])
-    if len(spare) < SPARE_BUFFERS:
-        spare.append(buffer)
 
 
 def _read_into(file: BinaryIO, start: int, target: memoryview, close: bool = False) -> int:
@@ -647,6 +490,7 @@ async def _send_empty(send: Send, status: int, headers: RawHeaders) -> bool:
 
 
 __all__ = [
+    "READ_INTO_ABOVE",
     "FileChanged",
     "FileRequest",
     "Piece",
@@ -657,5 +501,6 @@ __all__ = [
     "open_with_head",
     "prefetch",
     "send_file",
+    "until_disconnect",
     "with_head",
 ]

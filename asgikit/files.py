@@ -25,16 +25,8 @@ from collections.abc import Mapping
 from typing import BinaryIO
 from urllib.parse import quote
 
-from asgikit._sendfile import (
-    FileRequest,
-    close_opened,
-    give_back,
-    in_thread,
-    open_and_prefetch,
-    open_with_head,
-    send_file,
-    take_buffer,
-)
+from asgikit._fileio import close_opened, give_back, in_thread, take_buffer
+from asgikit._sendfile import FileRequest, open_and_prefetch, open_with_head, send_file
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import validate_header
 from asgikit.responses import Response

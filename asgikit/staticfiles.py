@@ -50,18 +50,10 @@ from collections.abc import Callable
 from typing import BinaryIO, NamedTuple
 from urllib.parse import quote
 
+from asgikit._fileio import give_back, in_thread, take_buffer
 from asgikit._safeopen import NOT_OPENED, is_absent, open_inside
 from asgikit._safepath import request_segments
-from asgikit._sendfile import (
-    FileRequest,
-    adopt_regular,
-    give_back,
-    in_thread,
-    prefetch,
-    send_file,
-    take_buffer,
-    with_head,
-)
+from asgikit._sendfile import FileRequest, adopt_regular, prefetch, send_file, with_head
 from asgikit.datastructures import full_path, parse_accept_encoding, route_path
 from asgikit.exceptions import HTTPException
 from asgikit.files import guess_media_type

@@ -16,7 +16,7 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from asgikit import _sendfile
+from asgikit import _fileio, _sendfile
 from asgikit.background import BackgroundTask
 from asgikit.files import FileResponse, content_disposition, guess_media_type
 from asgikit.requests import Request
@@ -344,7 +344,7 @@ def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """
     hops: list[str] = []
     run_sync = anyio.to_thread.run_sync
-    submit = _sendfile._pool.submit
+    submit = _fileio._pool.submit
 
     async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
         hops.append("anyio:" + func.__name__)
@@ -355,7 +355,7 @@ def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         submit(loop, future, release, func, args)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
-    monkeypatch.setattr(_sendfile._pool, "submit", counting_submit)
+    monkeypatch.setattr(_fileio._pool, "submit", counting_submit)
     return hops
 
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asgikit import _sendfile, staticfiles
+from asgikit import _fileio, staticfiles
 from asgikit.exceptions import HTTPException
 from asgikit.staticfiles import accepted_encodings, static_files
 from asgikit.testing import TestClient
@@ -559,7 +559,7 @@ def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record the name of every function a request runs in a worker thread (and where)."""
     hops: list[str] = []
     run_sync = anyio.to_thread.run_sync
-    submit = _sendfile._pool.submit
+    submit = _fileio._pool.submit
 
     async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
         hops.append("anyio:" + func.__name__)
@@ -570,7 +570,7 @@ def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         submit(loop, future, release, func, args)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
-    monkeypatch.setattr(_sendfile._pool, "submit", counting_submit)
+    monkeypatch.setattr(_fileio._pool, "submit", counting_submit)
     return hops
 
 
