@@ -153,10 +153,7 @@ def close_opened(result: tuple[Any, ...]) -> None:
         result[0].close()
 
 
-# Chunks are read into a buffer the event loop's thread allocated, and copied
-# out there: memory a worker thread allocates comes from its own malloc arena,
-# whose freed pages go back to the system and are faulted in again for every
-# chunk (three times the CPU of the copy, measured).  A few buffers are kept.
+# Spare read buffers by length (see the module docs).
 _SPARE: dict[int, list[bytearray]] = {}
 #: Buffers kept for reuse: at most this many chunk sizes, this many of each.
 SPARE_SIZES, SPARE_BUFFERS = 4, 8
