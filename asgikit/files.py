@@ -6,11 +6,13 @@ of RFC 9110 §13 are evaluated (304/412); for a 200 to a GET, ``Range`` and
 ``If-Range`` (§14) give a 206 with one range or a ``multipart/byteranges``
 body, or a 416.  The sending itself lives in ``asgikit._sendfile``.
 
-The file is read in chunks in a worker thread, never whole; a body longer
-than one chunk is sent while a listener watches for ``http.disconnect``, and
-the file is closed when the client leaves.  When the server offers the
-``http.response.pathsend`` extension and the whole file is sent, the server
-sends it instead.  A file that is missing, or is not a regular file (a
+The file is read in chunks in a worker thread, never whole (a file of at
+most one chunk is opened and read in one thread hop and sent as one
+message); a body longer than one chunk is sent while a listener watches for
+``http.disconnect``, and the file is closed when the client leaves.  With
+``read_on_loop`` (opt-in) a small file is read on the event loop instead.
+When the server offers the ``http.response.pathsend`` extension and the
+whole file is sent, the server sends it.  A file that is missing, or is not a regular file (a
 directory, a FIFO), is a ``RuntimeError``: this is for files the application
 chose; to serve names from the URL, use ``static_files``, which answers 404.
 """

@@ -30,7 +30,8 @@ Options: ``html=True`` serves ``index.html`` for a directory (redirecting
 single-page apps); ``precompressed`` serves ``name.br`` / ``name.gz`` next to
 ``name`` to clients that accept them (q-values honoured, ``q=0`` means
 never), with ``Vary: Accept-Encoding``; ``max_age`` and ``immutable`` give a
-``Cache-Control``.  It does not list directories, and does not compress on
+``Cache-Control``; ``read_on_loop`` (opt-in) answers small files without a
+worker thread.  It does not list directories, and does not compress on
 the fly (put ``compress`` in front for that).
 
 Deliberate differences from Starlette's ``StaticFiles``: dotfiles are hidden
