@@ -12,9 +12,10 @@ message); a body longer than one chunk is sent while a listener watches for
 ``http.disconnect``, and the file is closed when the client leaves.  With
 ``read_on_loop`` (opt-in) a small file is read on the event loop instead.
 When the server offers the ``http.response.pathsend`` extension and the
-whole file is sent, the server sends it.  A file that is missing, or is not a regular file (a
-directory, a FIFO), is a ``RuntimeError``: this is for files the application
-chose; to serve names from the URL, use ``static_files``, which answers 404.
+whole file is sent, the server sends it.  A file that is missing, or is not
+a regular file (a directory, a FIFO), is a ``RuntimeError``: this is for
+files the application chose; to serve names from the URL, use
+``static_files``, which answers 404.
 """
 
 from __future__ import annotations
