@@ -159,11 +159,12 @@ _SPARE: dict[int, list[bytearray]] = {}
 SPARE_SIZES, SPARE_BUFFERS = 4, 8
 
 
-def take_buffer(size: int) -> bytearray:
-    """A buffer to read chunks of up to ``size`` bytes into: a spare one, or a new one.
+def take_spare(size: int) -> bytearray | None:
+    """A spare buffer to read chunks of up to ``size`` bytes into, or ``None``.
 
     It has one byte more, to read a whole file of ``size`` bytes and see
-    whether it grew.
+    whether it grew.  Nothing is allocated: taken before it is known whether
+    a buffer is needed at all (a small file is read as it is).
     """
     spare = _SPARE.get(size + 1)
     if spare:
@@ -171,7 +172,13 @@ def take_buffer(size: int) -> bytearray:
             return spare.pop()
         except IndexError:  # another thread's loop took it meanwhile
             pass
-    return bytearray(size + 1)
+    return None
+
+
+def take_buffer(size: int) -> bytearray:
+    """``take_spare``, or a new buffer (allocated here, on the event loop's thread)."""
+    buffer = take_spare(size)
+    return bytearray(size + 1) if buffer is None else buffer
 
 
 def give_back(buffer: bytearray) -> None:
@@ -194,4 +201,5 @@ __all__ = [
     "give_back",
     "in_thread",
     "take_buffer",
+    "take_spare",
 ]

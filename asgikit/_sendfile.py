@@ -106,24 +106,33 @@ def open_and_prefetch(
 
 
 def open_with_head(
-    path: str, limit: int, buffer: bytearray
+    path: str, limit: int, buffer: bytearray | None
 ) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     """``open_and_prefetch``, and for a larger file its first ``limit`` bytes read as well.
 
     Returns ``(None, stat, content)`` for a file of at most ``limit`` bytes,
     else ``(file, stat, head)``: the file open and ``head`` its first bytes,
-    read into ``buffer`` (from ``take_buffer(limit)``) in the same
-    worker-thread hop as the open (one hop fewer a response).
+    read into ``buffer`` (from ``take_spare(limit)``) in the same
+    worker-thread hop as the open (one hop fewer a response).  Without a
+    buffer, see ``with_head``.
     """
     return with_head(*open_regular(path), limit, buffer)
 
 
 def with_head(
-    file: BinaryIO, info: os.stat_result, limit: int, buffer: bytearray
+    file: BinaryIO, info: os.stat_result, limit: int, buffer: bytearray | None
 ) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
-    """``open_with_head`` for a file already open."""
-    if info.st_size <= limit:
+    """``open_with_head`` for a file already open.
+
+    Without ``buffer`` (none was spare), only a file of at most
+    ``READ_INTO_ABOVE`` bytes is read: a larger one is left to be read into
+    a buffer the event loop allocates, never into memory of this thread.
+    """
+    size = info.st_size
+    if size <= limit and (size <= READ_INTO_ABOVE or buffer is not None):
         return prefetch(file, info, limit, buffer)
+    if buffer is None:
+        return file, info, None
     try:
         return file, info, memoryview(buffer)[: _read_into(file, 0, memoryview(buffer)[:limit])]
     except BaseException:
@@ -331,6 +340,15 @@ async def send_file(
         if plan.length <= chunk_size:
             # One read and one message: no disconnect watcher is worth its task here.
             reading = True
+            if len(pieces) == 1 and not plan.trailer and plan.length > READ_INTO_ABOVE:
+                if buffer is None:
+                    buffer = take_buffer(chunk_size)
+                target = memoryview(buffer)[: plan.length]
+                got = await in_thread(_read_into, opened, pieces[0][1], target, True)
+                reading = False
+                if got != plan.length:
+                    raise RuntimeError("the file shrank while it was being sent")
+                return await _send_whole(send, start, bytes(target))
             body = await in_thread(_read_pieces, opened, pieces, plan.trailer)
             reading = False
             return await _send_whole(send, start, body)
@@ -362,7 +380,7 @@ async def send_file(
                 await close_after_read(file)
             else:
                 file.close()
-        if buffer is not None and not streamed:
+        if buffer is not None and not streamed and not reading:
             give_back(buffer)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import BinaryIO
 from urllib.parse import quote
 
-from asgikit._fileio import close_opened, give_back, in_thread, take_buffer
+from asgikit._fileio import close_opened, give_back, in_thread, take_spare
 from asgikit._sendfile import FileRequest, open_and_prefetch, open_with_head, send_file
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import validate_header
@@ -143,16 +143,16 @@ class FileResponse(Response):
         elif self.read_on_loop:
             # Opted in: blocking calls on the loop (see the class docs).  A
             # small file is read whole, even for a Range: it is small.
-            file, info, data = _open_or_fail(self.path, self.read_on_loop, None)
+            file, info, data = _open_or_fail(self.path, self.read_on_loop, False, None)
         else:
             # Without a Range, a small file is read in the same thread hop
             # that opens it (one hop in all), and a larger one's first chunk
             # is (unless a precondition may make the body unneeded).
             limit = 0 if request.range is not None else self.chunk_size
-            if request.range is None and not request.has_preconditions():
-                buffer = take_buffer(self.chunk_size)
+            head = request.range is None and not request.has_preconditions()
+            buffer = take_spare(self.chunk_size) if head else None
             file, info, data = await in_thread(
-                _open_or_fail, self.path, limit, buffer, release=close_opened
+                _open_or_fail, self.path, limit, head, buffer, release=close_opened
             )
             if buffer is not None and not isinstance(data, memoryview):
                 give_back(buffer)  # a small file: nothing was read into it
@@ -186,10 +186,10 @@ def _stat_regular(path: str) -> os.stat_result:
 
 
 def _open_or_fail(
-    path: str, limit: int, buffer: bytearray | None
+    path: str, limit: int, head: bool, buffer: bytearray | None
 ) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     try:
-        if buffer is not None:
+        if head:
             return open_with_head(path, limit, buffer)
         return open_and_prefetch(path, limit)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:

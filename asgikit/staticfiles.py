@@ -51,7 +51,7 @@ from collections.abc import Callable
 from typing import BinaryIO, NamedTuple
 from urllib.parse import quote
 
-from asgikit._fileio import give_back, in_thread, take_buffer
+from asgikit._fileio import give_back, in_thread, take_spare
 from asgikit._safeopen import NOT_OPENED, is_absent, open_inside
 from asgikit._safepath import request_segments
 from asgikit._sendfile import FileRequest, adopt_regular, prefetch, send_file, with_head
@@ -134,13 +134,13 @@ class _Read(NamedTuple):
     """What the lookup reads of the file it opens: at most ``limit`` bytes, and how."""
 
     limit: int  # a file of at most this many bytes is read whole
-    # and of a larger one, its first ``limit`` bytes, into this buffer
-    buffer: bytearray | None = None
+    head: bool = False  # and of a larger one, its first ``limit`` bytes (``with_head``)
+    buffer: bytearray | None = None  # into this spare buffer, if there was one
 
     def read(
         self, file: BinaryIO, info: os.stat_result
     ) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
-        if self.buffer is not None:
+        if self.head:
             return with_head(file, info, self.limit, self.buffer)
         return prefetch(file, info, self.limit)
 
@@ -205,7 +205,10 @@ class StaticFiles:
             read = _Read(0)
             if method == "GET" and not request.range and not pathsend:
                 size = self.settings.chunk_size
-                read = _Read(size, None if request.has_preconditions() else take_buffer(size))
+                if request.has_preconditions():
+                    read = _Read(size)
+                else:
+                    read = _Read(size, True, take_spare(size))
             found = await in_thread(
                 self._find, path, trailing, encodings, read, release=_close_found
             )

@@ -29,6 +29,12 @@ DATA = bytes(range(256)) * 40  # 10 KiB, every byte value
 PATHSEND = {"http.response.pathsend": {}}
 
 
+@pytest.fixture(autouse=True)
+def no_spare_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no spare read buffer (see asgikit._fileio)."""
+    monkeypatch.setattr(_fileio, "_SPARE", {})
+
+
 @pytest.fixture
 def data_file(tmp_path: Path) -> Path:
     path = tmp_path / "data.bin"
@@ -373,8 +379,13 @@ async def test_on_asyncio_files_are_read_by_asgikits_threads_not_anyios(
 async def test_a_large_file_takes_one_worker_thread_hop_per_chunk(
     data_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Opening the file and reading its first chunk share a hop: 11 chunks, 11 hops.
+    # Opening the file and reading its first chunk share a hop: 11 chunks, 11
+    # hops, once a buffer is spare (the first response leaves one).
     hops = count_thread_hops(monkeypatch)
+    cold = await run_app(file_app(data_file, chunk_size=1000))
+    assert cold.body == DATA
+    assert len(hops) == 12, hops  # no buffer yet: the open reads nothing
+    hops.clear()
     sent = await run_app(file_app(data_file, chunk_size=1000))
     assert sent.body == DATA
     assert len(hops) == 11, hops
@@ -499,12 +510,34 @@ async def test_a_mid_size_file_is_read_whole_into_the_reused_buffer_in_one_hop(
     first = await run_app(file_app(paths[0]))
     second = await run_app(file_app(paths[1]))
     assert (first.body, second.body) == (DATA * 4, DATA[::-1] * 4)
-    assert len(hops) == 2
+    # The first: opened (nothing allocated in the thread), then read into a
+    # new buffer; the second: opened and read into that one, one hop.
+    assert [hop.split(":")[1] for hop in hops] == ["_open_or_fail", "_read_into", "_open_or_fail"]
     assert len(targets) == 2
     assert targets[0] is targets[1]
     bodies = [m["body"] for m in first.messages + second.messages if "body" in m]
     assert len(bodies) == 2
     assert all(type(body) is bytes for body in bodies)
+
+
+async def test_a_small_file_allocates_no_read_buffer(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under load many small files are in flight at once: a chunk-sized buffer
+    # each, taken before the size is known, cost more than the hop.
+    allocated: list[int] = []
+    real = _fileio.take_buffer
+
+    def recording(size: int) -> bytearray:
+        allocated.append(size)
+        return real(size)
+
+    monkeypatch.setattr(_fileio, "take_buffer", recording)
+    monkeypatch.setattr(_sendfile, "take_buffer", recording)
+    for _ in range(3):
+        assert (await run_app(file_app(data_file))).body == DATA
+    assert allocated == []
+    assert _fileio._SPARE == {}
 
 
 async def test_a_large_file_is_closed_in_the_worker_thread_of_its_last_read(
