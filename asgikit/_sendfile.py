@@ -10,22 +10,27 @@ sends it:
 - a whole file where the server offers ``http.response.pathsend``: that;
 - a body of at most one chunk: one read in a worker thread, one message;
 - anything longer: chunks read in a worker thread and sent while a listener
-  watches for ``http.disconnect`` (``run_until_disconnect``); the file is
+  watches for ``http.disconnect`` (``until_disconnect``); the file is
   closed when the client leaves.
 
 Opening refuses anything but a regular file, without blocking on a FIFO.
+
+Every blocking call goes through ``asgikit._fileio.in_thread`` (asgikit's
+own file threads on asyncio), and chunks are read into a buffer from
+``asgikit._fileio.take_buffer``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import secrets
 import stat as stat_module
+from collections.abc import Awaitable, Callable
 from typing import BinaryIO
 
 import anyio
-import anyio.to_thread
 
 from asgikit._conditional import (
     FileRequest,
@@ -35,7 +40,9 @@ from asgikit._conditional import (
     make_etag,
     parse_http_date,
 )
+from asgikit._fileio import close_after_read, close_opened, give_back, in_thread, take_buffer
 from asgikit._ranges import Multipart, content_range, parse_range
+from asgikit.requests import disconnect_state
 from asgikit.streaming import run_until_disconnect
 from asgikit.types import Message, Receive, Scope, Send
 
@@ -90,7 +97,7 @@ def adopt_regular(fd: int, path: str) -> tuple[BinaryIO, os.stat_result]:
 
 def open_and_prefetch(
     path: str, prefetch_limit: int
-) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     """``open_regular``, and a file of at most ``prefetch_limit`` bytes read and closed at once.
 
     Returns ``(file, stat, None)``, or ``(None, stat, content)`` for a small file.
@@ -98,36 +105,57 @@ def open_and_prefetch(
     return prefetch(*open_regular(path), prefetch_limit)
 
 
-def open_with_head(path: str, limit: int) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+def open_with_head(
+    path: str, limit: int, buffer: bytearray | None
+) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     """``open_and_prefetch``, and for a larger file its first ``limit`` bytes read as well.
 
     Returns ``(None, stat, content)`` for a file of at most ``limit`` bytes,
     else ``(file, stat, head)``: the file open and ``head`` its first bytes,
-    read in the same worker-thread hop as the open (one hop fewer a response).
+    read into ``buffer`` (from ``take_spare(limit)``) in the same
+    worker-thread hop as the open (one hop fewer a response).  Without a
+    buffer, see ``with_head``.
     """
-    file, info = open_regular(path)
-    if info.st_size <= limit:
-        return prefetch(file, info, limit)
+    return with_head(*open_regular(path), limit, buffer)
+
+
+def with_head(
+    file: BinaryIO, info: os.stat_result, limit: int, buffer: bytearray | None
+) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
+    """``open_with_head`` for a file already open.
+
+    Without ``buffer`` (none was spare), only a file of at most
+    ``READ_INTO_ABOVE`` bytes is read: a larger one is left to be read into
+    a buffer the event loop allocates, never into memory of this thread.
+    """
+    size = info.st_size
+    if size <= limit and (size <= READ_INTO_ABOVE or buffer is not None):
+        return prefetch(file, info, limit, buffer)
+    if buffer is None:
+        return file, info, None
     try:
-        return file, info, file.read(limit)
+        return file, info, memoryview(buffer)[: _read_into(file, 0, memoryview(buffer)[:limit])]
     except BaseException:
         file.close()
         raise
 
 
 def prefetch(
-    file: BinaryIO, info: os.stat_result, prefetch_limit: int
-) -> tuple[BinaryIO | None, os.stat_result, bytes | None]:
+    file: BinaryIO, info: os.stat_result, prefetch_limit: int, buffer: bytearray | None = None
+) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
     """The open ``file`` as ``open_and_prefetch`` returns it.
 
-    A small file whose length changes while it is read (rewritten in place
-    by a deploy) is read again, a few times; then ``FileChanged`` is raised
-    rather than answer with a body that does not match its ``Content-Length``.
+    With ``buffer`` (from ``take_buffer(prefetch_limit)``), a file of more
+    than ``READ_INTO_ABOVE`` bytes is read into it (the content is then a
+    view of it).  A small file whose length changes while it is read
+    (rewritten in place by a deploy) is read again, a few times; then
+    ``FileChanged`` is raised rather than answer with a body that does not
+    match its ``Content-Length``.
     """
     if info.st_size > prefetch_limit:
         return file, info, None
     with file:
-        content = file.read(prefetch_limit + 1)
+        content = _read_whole(file, info.st_size, buffer)
         for _ in range(_REREADS):
             if len(content) == info.st_size:
                 return None, info, content
@@ -135,28 +163,49 @@ def prefetch(
             if info.st_size > prefetch_limit:
                 break
             file.seek(0)
-            content = file.read(prefetch_limit + 1)
+            content = _read_whole(file, info.st_size, buffer)
         if len(content) == info.st_size:
             return None, info, content
         raise FileChanged(f"the file changed while it was read: {file.name!r}")
 
 
-def _read(file: BinaryIO, start: int, size: int) -> bytes:
-    file.seek(start)
-    return file.read(size)
+def _read_whole(file: BinaryIO, size: int, buffer: bytearray | None) -> bytes | memoryview:
+    # One byte more than the size says, to see a file that grew; never the
+    # limit: a read allocates what it is asked for.
+    if buffer is None or size <= READ_INTO_ABOVE:
+        return file.read(size + 1)
+    view = memoryview(buffer)
+    got: int = file.readinto(view[: size + 1])  # type: ignore[attr-defined]
+    return view[:got]
+
+
+#: A whole file larger than this is read into the buffer, when there is one;
+#: a smaller one is read as bytes: no copy, and too small for page faults.
+READ_INTO_ABOVE = 16 * 1024
+
+
+def _read_into(file: BinaryIO, start: int, target: memoryview, close: bool = False) -> int:
+    try:
+        file.seek(start)
+        got: int = file.readinto(target)  # type: ignore[attr-defined]
+        return got
+    finally:
+        if close:
+            file.close()
 
 
 def _read_pieces(file: BinaryIO, pieces: list[Piece], trailer: bytes) -> bytes:
-    out = bytearray()
-    for head, start, stop in pieces:
-        out += head
-        file.seek(start)
-        data = file.read(stop - start)
-        if len(data) != stop - start:
-            raise RuntimeError("the file shrank while it was being sent")
-        out += data
-    out += trailer
-    return bytes(out)
+    with file:  # closed in this hop, its last
+        out = bytearray()
+        for head, start, stop in pieces:
+            out += head
+            file.seek(start)
+            data = file.read(stop - start)
+            if len(data) != stop - start:
+                raise RuntimeError("the file shrank while it was being sent")
+            out += data
+        out += trailer
+        return bytes(out)
 
 
 class _Plan:
@@ -252,15 +301,19 @@ async def send_file(
     headers: RawHeaders,
     request: FileRequest,
     chunk_size: int,
-    prefetched: bytes | None = None,
+    prefetched: bytes | memoryview | None = None,
+    buffer: bytearray | None = None,
 ) -> bool:
     """Answer with the file at absolute ``path`` (``info`` its stat, ``file`` it open or ``None``).
 
     ``prefetched`` is the whole file when the caller already read it, or,
-    with ``file`` open, its first bytes (``open_with_head``).
+    with ``file`` open, its first bytes (``open_with_head``) in ``buffer``.
+    ``buffer`` (from ``take_buffer(chunk_size)``), if given, is this
+    function's: the chunks are read into it, and it is given back.
     Whatever file is open is closed before this returns.  Returns ``False``
     if the client left before the response was complete.
     """
+    streamed = owned = reading = False
     try:
         method = scope.get("method", "GET")
         plan = _plan(method, request, info, status_code, headers)
@@ -279,63 +332,160 @@ async def send_file(
             except OSError:
                 return False
             return True
-        if prefetched is not None and len(prefetched) == info.st_size:
+        if prefetched is not None and file is None:  # the whole file
             return await _send_whole(send, start, _slice_pieces(prefetched, pieces, plan.trailer))
         if file is None:
-            file = (await anyio.to_thread.run_sync(open_regular, path))[0]
+            file = (await in_thread(open_regular, path, release=close_opened))[0]
         opened = file
         if plan.length <= chunk_size:
             # One read and one message: no disconnect watcher is worth its task here.
-            body = await anyio.to_thread.run_sync(_read_pieces, opened, pieces, plan.trailer)
+            reading = True
+            if len(pieces) == 1 and not plan.trailer and plan.length > READ_INTO_ABOVE:
+                if buffer is None:
+                    buffer = take_buffer(chunk_size)
+                target = memoryview(buffer)[: plan.length]
+                got = await in_thread(_read_into, opened, pieces[0][1], target, True)
+                reading = False
+                if got != plan.length:
+                    raise RuntimeError("the file shrank while it was being sent")
+                return await _send_whole(send, start, bytes(target))
+            body = await in_thread(_read_pieces, opened, pieces, plan.trailer)
+            reading = False
             return await _send_whole(send, start, body)
 
-        head = b""
+        head: bytes | memoryview = b""
         if prefetched and len(pieces) == 1 and not plan.trailer and pieces[0][:2] == (b"", 0):
             # The whole file from its first byte: its head was read with the open.
             head = prefetched[: pieces[0][2]]
             pieces = [(b"", len(head), pieces[0][2])]
 
         async def produce() -> None:
-            nonlocal head
+            nonlocal head, owned
             await send(start)
             if head:
                 more = pieces[0][1] < pieces[0][2]
-                message = {"type": "http.response.body", "body": head, "more_body": more}
+                body = bytes(head)  # copied out of the buffer the rest is read into
+                message = {"type": "http.response.body", "body": body, "more_body": more}
                 head = b""  # not held while the rest streams
                 await send(message)
-                del message
-            await _stream(send, opened, pieces, plan.trailer, chunk_size)
+                del message, body
+            owned = True  # _stream closes the file
+            await _stream(send, opened, pieces, plan.trailer, chunk_size, buffer)
 
-        return await run_until_disconnect(scope, receive, produce)
+        streamed = True  # the buffer is _stream's now
+        return await until_disconnect(scope, receive, produce)
     finally:
-        if file is not None:
-            file.close()
+        if file is not None and not owned:
+            if reading:
+                await close_after_read(file)
+            else:
+                file.close()
+        if buffer is not None and not streamed and not reading:
+            give_back(buffer)
 
 
 async def _stream(
-    send: Send, file: BinaryIO, pieces: list[Piece], trailer: bytes, chunk_size: int
+    send: Send,
+    file: BinaryIO,
+    pieces: list[Piece],
+    trailer: bytes,
+    chunk_size: int,
+    buffer: bytearray | None,
 ) -> None:
-    last_piece = len(pieces) - 1
-    for index, (head, start, stop) in enumerate(pieces):
-        if head:
-            await send({"type": "http.response.body", "body": head, "more_body": True})
-        position = start
-        while position < stop:
-            want = min(chunk_size, stop - position)
-            chunk = await anyio.to_thread.run_sync(_read, file, position, want)
-            if len(chunk) != want:
-                raise RuntimeError("the file shrank while it was being sent")
-            position += want
-            more = position < stop or index < last_piece or bool(trailer)
-            await send({"type": "http.response.body", "body": chunk, "more_body": more})
-    if trailer:
-        await send({"type": "http.response.body", "body": trailer})
+    reading = False
+    try:
+        if buffer is None:
+            buffer = take_buffer(chunk_size)
+        view = memoryview(buffer)
+        last_piece = len(pieces) - 1
+        for index, (head, start, stop) in enumerate(pieces):
+            if head:
+                await send({"type": "http.response.body", "body": head, "more_body": True})
+            position = start
+            while position < stop:
+                want = min(chunk_size, stop - position)
+                position += want
+                # The file is closed in the hop of its last read.
+                last = position == stop and index == last_piece
+                target = view[:want]
+                reading = True
+                got = await in_thread(_read_into, file, position - want, target, last)
+                reading = False
+                if got != want:
+                    raise RuntimeError("the file shrank while it was being sent")
+                more = position < stop or index < last_piece or bool(trailer)
+                body = bytes(target)  # copied here: the loop's thread allocates the body
+                await send({"type": "http.response.body", "body": body, "more_body": more})
+                del body
+        if trailer:
+            await send({"type": "http.response.body", "body": trailer})
+        # Given back only now: a read of a cancelled hop may still be writing into it.
+        give_back(buffer)
+    finally:
+        if reading:
+            await close_after_read(file)
+        else:
+            file.close()
 
 
-def _slice_pieces(content: bytes, pieces: list[Piece], trailer: bytes) -> bytes:
+async def until_disconnect(
+    scope: Scope, receive: Receive, produce: Callable[[], Awaitable[None]]
+) -> bool:
+    """``streaming.run_until_disconnect``, at a sixth of its cost on asyncio.
+
+    There, the listener is a plain asyncio task that cancels an anyio cancel
+    scope around ``produce`` when the client leaves (about 10 us where
+    anyio's task group takes 65: a file larger than one chunk pays it on
+    every response); elsewhere it is ``run_until_disconnect`` itself.
+    Returns ``True`` when ``produce`` finished, ``False`` when the client
+    left or ``send`` raised ``OSError``.
+    """
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop in this thread
+        task = None
+    if task is None:
+        return await run_until_disconnect(scope, receive, produce)
+    state = disconnect_state(scope)
+    if state.disconnected:
+        return False
+    finished = False
+    failure: BaseException | None = None
+    with anyio.CancelScope() as stop:
+
+        async def listen() -> None:
+            nonlocal failure
+            state.listening = True
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                state.disconnected = True
+                stop.cancel()
+            except Exception as exc:  # raised in the request's task, below
+                failure = exc
+                stop.cancel()
+            finally:
+                state.listening = False
+
+        listener = task.get_loop().create_task(listen())
+        try:
+            await produce()
+            finished = True
+        except OSError:  # ASGI 2.4: the client is gone
+            state.disconnected = True
+        finally:
+            listener.cancel()
+            state.listening = False
+    if failure is not None:
+        raise failure
+    return finished
+
+
+def _slice_pieces(content: bytes | memoryview, pieces: list[Piece], trailer: bytes) -> bytes:
+    # A view of a buffer is copied out of it here, on the event loop's thread.
     if len(pieces) == 1 and not pieces[0][0] and not trailer:
         _, start, stop = pieces[0]
-        return content if (start, stop) == (0, len(content)) else content[start:stop]
+        return bytes(content if (start, stop) == (0, len(content)) else content[start:stop])
     return b"".join([*(head + content[start:stop] for head, start, stop in pieces), trailer])
 
 
@@ -358,6 +508,7 @@ async def _send_empty(send: Send, status: int, headers: RawHeaders) -> bool:
 
 
 __all__ = [
+    "READ_INTO_ABOVE",
     "FileChanged",
     "FileRequest",
     "Piece",
@@ -368,4 +519,6 @@ __all__ = [
     "open_with_head",
     "prefetch",
     "send_file",
+    "until_disconnect",
+    "with_head",
 ]

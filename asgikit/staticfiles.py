@@ -30,7 +30,8 @@ Options: ``html=True`` serves ``index.html`` for a directory (redirecting
 single-page apps); ``precompressed`` serves ``name.br`` / ``name.gz`` next to
 ``name`` to clients that accept them (q-values honoured, ``q=0`` means
 never), with ``Vary: Accept-Encoding``; ``max_age`` and ``immutable`` give a
-``Cache-Control``.  It does not list directories, and does not compress on
+``Cache-Control``; ``read_on_loop`` (opt-in) answers small files without a
+worker thread.  It does not list directories, and does not compress on
 the fly (put ``compress`` in front for that).
 
 Deliberate differences from Starlette's ``StaticFiles``: dotfiles are hidden
@@ -47,16 +48,13 @@ import functools
 import os
 import stat as stat_module
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 from urllib.parse import quote
 
-import anyio
-import anyio.to_thread
-
+from asgikit._fileio import give_back, in_thread, take_spare
 from asgikit._safeopen import NOT_OPENED, is_absent, open_inside
 from asgikit._safepath import request_segments
-from asgikit._sendfile import FileRequest, adopt_regular, send_file
-from asgikit._sendfile import prefetch as prefetch_file
+from asgikit._sendfile import FileRequest, adopt_regular, prefetch, send_file, with_head
 from asgikit.datastructures import full_path, parse_accept_encoding, route_path
 from asgikit.exceptions import HTTPException
 from asgikit.files import guess_media_type
@@ -124,12 +122,32 @@ class _Found:
         self.name = ""
         self.file: BinaryIO | None = None
         self.info: os.stat_result | None = None
-        self.content: bytes | None = None
+        self.content: bytes | memoryview | None = None
         self.encoding: str | None = None
         self.vary = False
         # Only a file found at the requested path gets Cache-Control, never
         # a fallback or 404 page standing in for it.
         self.cacheable = False
+
+
+class _Read(NamedTuple):
+    """What the lookup reads of the file it opens: at most ``limit`` bytes, and how."""
+
+    limit: int  # a file of at most this many bytes is read whole
+    head: bool = False  # and of a larger one, its first ``limit`` bytes (``with_head``)
+    buffer: bytearray | None = None  # into this spare buffer, if there was one
+
+    def read(
+        self, file: BinaryIO, info: os.stat_result
+    ) -> tuple[BinaryIO | None, os.stat_result, bytes | memoryview | None]:
+        if self.head:
+            return with_head(file, info, self.limit, self.buffer)
+        return prefetch(file, info, self.limit)
+
+
+def _close_found(found: _Found) -> None:
+    if found.file is not None:
+        found.file.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +164,7 @@ class _Settings:
     # (plain, immutable) Cache-Control headers, or None without max_age.
     cache_control: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None
     allow_dotfiles: bool
+    read_on_loop: int  # 0: every file-system call in a worker thread
 
 
 class StaticFiles:
@@ -172,13 +191,31 @@ class StaticFiles:
         if self.settings.precompressed and request.accept_encoding:
             encodings = accepted_encodings(request.accept_encoding[:1024])
         pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
-        prefetch = (
-            self.settings.chunk_size
-            if method == "GET" and not request.range and not pathsend
-            else 0
-        )
         trailing = full_path(scope).endswith("/")
-        found = await anyio.to_thread.run_sync(self._find, path, trailing, encodings, prefetch)
+        buffer: bytearray | None = None
+        if self.settings.read_on_loop:
+            # Opted in: the lookup on the loop (see static_files); a small
+            # file is read whole, even for a Range: it is small.
+            limit = self.settings.read_on_loop if method == "GET" and not pathsend else 0
+            found = self._find(path, trailing, encodings, _Read(limit))
+        else:
+            # A file of at most one chunk is read whole in the lookup's thread
+            # hop; a larger one's first chunk too, unless a precondition may
+            # make the body unneeded (one hop fewer a response).
+            read = _Read(0)
+            if method == "GET" and not request.range and not pathsend:
+                size = self.settings.chunk_size
+                if request.has_preconditions():
+                    read = _Read(size)
+                else:
+                    read = _Read(size, True, take_spare(size))
+            found = await in_thread(
+                self._find, path, trailing, encodings, read, release=_close_found
+            )
+            buffer = read.buffer
+            if buffer is not None and not isinstance(found.content, memoryview):
+                give_back(buffer)  # not read into: a small file, or no file
+                buffer = None
         if found.status == 307:
             await self._redirect(scope, receive, send)
             return
@@ -197,6 +234,7 @@ class StaticFiles:
             request=request,
             chunk_size=self.settings.chunk_size,
             prefetched=found.content,
+            buffer=buffer,
         )
 
     def _headers(self, found: _Found, path: str) -> list[tuple[bytes, bytes]]:
@@ -224,13 +262,11 @@ class StaticFiles:
 
     # -- the file-system part, run in a worker thread -----------------------
 
-    def _find(
-        self, path: str, trailing: bool, encodings: tuple[str, ...], prefetch: int
-    ) -> _Found:
+    def _find(self, path: str, trailing: bool, encodings: tuple[str, ...], read: _Read) -> _Found:
         segments = request_segments(path)
         if segments is not None and (self.settings.allow_dotfiles or not _hidden(segments)):
             try:
-                found = self._lookup(segments, trailing, encodings, prefetch)
+                found = self._lookup(segments, trailing, encodings, read)
             except PermissionError:
                 return _Found(403)
             if found is not None:
@@ -243,7 +279,7 @@ class StaticFiles:
         for page, status in pages:
             if page is not None:
                 try:
-                    found = self._open(page, encodings, prefetch, status)
+                    found = self._open(page, encodings, read, status)
                 except PermissionError:
                     found = None
                 if found is not None:
@@ -274,7 +310,7 @@ class StaticFiles:
             return None
 
     def _lookup(
-        self, segments: list[str], trailing: bool, encodings: tuple[str, ...], prefetch: int
+        self, segments: list[str], trailing: bool, encodings: tuple[str, ...], read: _Read
     ) -> _Found | None:
         opened = self._try_open(segments)
         if opened is None:
@@ -297,16 +333,16 @@ class StaticFiles:
                 # Redirect only to an index that is there (else a plain 404, as Starlette).
                 index = os.path.join(target, "index.html")
                 return _Found(307) if os.path.isfile(index) else None
-            return self._open([*segments, "index.html"], encodings, prefetch, 200)
+            return self._open([*segments, "index.html"], encodings, read, 200)
         # A file asked for with a trailing slash is served, as Starlette does:
         # Litestar hands every mounted app its path with one added.
-        return self._open(segments, encodings, prefetch, 200, (fd, target))
+        return self._open(segments, encodings, read, 200, (fd, target))
 
     def _open(
         self,
         segments: list[str],
         encodings: tuple[str, ...],
-        prefetch: int,
+        read: _Read,
         status: int,
         opened: tuple[int, str] | None = None,
     ) -> _Found | None:
@@ -319,7 +355,7 @@ class StaticFiles:
         found.name = segments[-1]
         try:
             if self.settings.precompressed:
-                self._open_sibling(found, segments, encodings, prefetch)
+                self._open_sibling(found, segments, encodings, read)
             if found.info is None:
                 if opened is None:
                     opened = self._try_open(segments)
@@ -330,7 +366,7 @@ class StaticFiles:
                     return None  # a directory, not a file
                 try:
                     file, info = adopt_regular(fd, found.path)
-                    found.file, found.info, found.content = prefetch_file(file, info, prefetch)
+                    found.file, found.info, found.content = read.read(file, info)
                 except OSError as exc:
                     if is_absent(exc):
                         return None
@@ -341,7 +377,7 @@ class StaticFiles:
         return found
 
     def _open_sibling(
-        self, found: _Found, segments: list[str], encodings: tuple[str, ...], prefetch: int
+        self, found: _Found, segments: list[str], encodings: tuple[str, ...], read: _Read
     ) -> None:
         """Open the best ``name.br`` / ``name.gz`` this client accepts into ``found``, if any."""
         for coding in encodings:  # best first
@@ -357,7 +393,7 @@ class StaticFiles:
                 continue
             try:
                 file, info = adopt_regular(fd, path)
-                found.file, found.info, found.content = prefetch_file(file, info, prefetch)
+                found.file, found.info, found.content = read.read(file, info)
             except OSError as exc:
                 if is_absent(exc):
                     continue
@@ -409,6 +445,7 @@ def static_files(
     precompressed: bool = True,
     chunk_size: int = 256 * 1024,
     allow_dotfiles: bool = False,
+    read_on_loop: int = 0,
 ) -> ASGIApp:
     """An ASGI app serving the files in ``directory`` (see the module docs).
 
@@ -418,6 +455,16 @@ def static_files(
     not exist yet.  ``allow_dotfiles=True`` serves names starting with
     ``.``, hidden by default.  ``follow_symlink=True`` follows symlinks that
     lead out of the directory too.
+
+    ``read_on_loop`` (bytes; off by default) looks the file up (the
+    symlink-safe walk included) on the event loop's thread, and reads it
+    there too when it has at most that many bytes (and at most
+    ``chunk_size``): a small file is then answered with no worker-thread
+    hop, most of what serving it costs.  For a directory on a local disk
+    that stays in the page cache only: on a slow disk or a network file
+    system each call blocks every request of the process while it lasts,
+    which is why it is not the default.  A larger file is still read in
+    worker threads.
     """
     directory = os.fspath(directory)
     if check_dir and not os.path.isdir(directory):
@@ -430,6 +477,8 @@ def static_files(
         if not segments:
             raise ValueError(f"fallback must name a file inside the directory: {fallback!r}")
     cache_control: tuple[tuple[bytes, bytes], tuple[bytes, bytes]] | None = None
+    if read_on_loop < 0:
+        raise ValueError("read_on_loop must not be negative")
     if max_age is not None:
         if max_age < 0:
             raise ValueError("max_age must not be negative")
@@ -450,6 +499,7 @@ def static_files(
         fallback=segments,
         cache_control=cache_control,
         allow_dotfiles=allow_dotfiles,
+        read_on_loop=min(read_on_loop, chunk_size),
     )
     return StaticFiles(settings)
 

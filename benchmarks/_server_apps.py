@@ -3,7 +3,10 @@
 Each answers ``GET /`` with a short text and ``GET /users/{id:int}`` (in a
 table of 20 routes) with a small JSON object, identically, and serves the
 files ``/files/1k.bin`` and ``/files/1m.bin`` (made on import in a temporary
-folder): the raw app reads them whole, the frameworks use ``FileResponse``.
+folder), and the same under ``/static/``: the raw apps read them whole
+(``raw_app`` on the event loop, ``raw_thread_app`` in one worker-thread hop,
+as the in-process floor does), the frameworks use ``FileResponse`` and their
+static files app (``asgikit_on_loop_app``: with ``read_on_loop``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from asgikit import FileResponse, JSONResponse, PlainTextResponse, Request, route, router
+import anyio.to_thread
+
+from asgikit import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Request,
+    mount,
+    route,
+    router,
+    static_files,
+)
 
 FILES = Path(tempfile.gettempdir()) / "asgikit-bench-files"
 FILES.mkdir(exist_ok=True)
@@ -23,6 +37,7 @@ for _name, _size in (("1k.bin", 1024), ("1m.bin", 1024 * 1024)):
         (FILES / _name).write_bytes(os.urandom(_size))
 
 FILLER = [f"/section{i}/{{item:int}}" for i in range(18)]  # + / and /users: 20 routes
+_FILE_PATHS = {f"/{kind}/{name}" for kind in ("files", "static") for name in ("1k.bin", "1m.bin")}
 HELLO_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")]
 
 
@@ -46,17 +61,29 @@ async def raw_app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return
-    if path in ("/files/1k.bin", "/files/1m.bin"):
-        data = (FILES / path[7:]).read_bytes()
-        headers = [
-            (b"content-type", b"application/octet-stream"),
-            (b"content-length", str(len(data)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+    if path in _FILE_PATHS:
+        await _send_bytes(send, (FILES / path.rpartition("/")[2]).read_bytes())
         return
     await send({"type": "http.response.start", "status": 404, "headers": []})
     await send({"type": "http.response.body", "body": b""})
+
+
+async def raw_thread_app(scope: Any, receive: Any, send: Any) -> None:
+    """``raw_app``, but a file is read in one worker-thread hop, not on the event loop."""
+    if scope["type"] == "http" and scope["path"] in _FILE_PATHS:
+        path = FILES / scope["path"].rpartition("/")[2]
+        await _send_bytes(send, await anyio.to_thread.run_sync(path.read_bytes))
+        return
+    await raw_app(scope, receive, send)
+
+
+async def _send_bytes(send: Any, data: bytes) -> None:
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(len(data)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 async def _hello(request: Request) -> PlainTextResponse:
@@ -80,7 +107,22 @@ asgikit_app = router(
     *[route(path, _other) for path in FILLER],
     route("/users/{id:int}", _user),
     route("/files/{name}", _file),
+    mount("/static", static_files(FILES)),
 )
+
+
+async def _file_on_loop(request: Request) -> FileResponse:
+    return FileResponse(FILES / request.path_params["name"], read_on_loop=64 * 1024)
+
+
+# The files only, with the opt-in ``read_on_loop``: a small file is read on the event loop.
+try:
+    asgikit_on_loop_app = router(
+        route("/files/{name}", _file_on_loop),
+        mount("/static", static_files(FILES, read_on_loop=64 * 1024)),
+    )
+except TypeError:  # an asgikit from before read_on_loop (bench_uvicorn.py --before)
+    asgikit_on_loop_app = asgikit_app
 
 
 def _starlette() -> Any:
@@ -89,7 +131,8 @@ def _starlette() -> Any:
     from starlette.responses import FileResponse as SFile
     from starlette.responses import JSONResponse as SJSON
     from starlette.responses import PlainTextResponse as SText
-    from starlette.routing import Route
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
 
     async def hello(request: SRequest) -> SText:
         return SText("Hello, world!")
@@ -109,6 +152,7 @@ def _starlette() -> Any:
             *[Route(path, other) for path in FILLER],
             Route("/users/{id:int}", user),
             Route("/files/{name}", file),
+            Mount("/static", StaticFiles(directory=FILES)),
         ]
     )
 

@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import mimetypes
 import os
+import threading
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import httpx
 import pytest
 
-from asgikit import _sendfile
+from asgikit import _fileio, _sendfile
 from asgikit.background import BackgroundTask
 from asgikit.files import FileResponse, content_disposition, guess_media_type
+from asgikit.requests import Request
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
-from tests.conftest import SendRecorder, disconnect_after, make_scope, run_app
+from tests.conftest import SendRecorder, body_receive, disconnect_after, make_scope, run_app
 from tests.servers.live import serve
 
 DATA = bytes(range(256)) * 40  # 10 KiB, every byte value
 PATHSEND = {"http.response.pathsend": {}}
+
+
+@pytest.fixture(autouse=True)
+def no_spare_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no spare read buffer (see asgikit._fileio)."""
+    monkeypatch.setattr(_fileio, "_SPARE", {})
 
 
 @pytest.fixture
@@ -53,6 +63,22 @@ def multipart_parts(response: httpx.Response) -> list[tuple[str, bytes]]:
         + response.content
     )
     return [(p["content-range"], p.get_payload(decode=True)) for p in message.iter_parts()]
+
+
+def test_a_names_media_type_is_guessed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = mimetypes.guess_type
+
+    def counted(url: str, strict: bool = True) -> Any:
+        calls.append(url)
+        return real(url, strict)
+
+    monkeypatch.setattr(mimetypes, "guess_type", counted)
+    name = "/some/dir/a-name-seen-by-this-test-only.css"
+    first = [guess_media_type(name) for _ in range(3)]
+    assert first == ["text/css"] * 3
+    assert FileResponse(name).media_type == "text/css"
+    assert len(calls) == 1
 
 
 # -- headers -----------------------------------------------------------------
@@ -318,23 +344,48 @@ async def test_a_large_file_is_streamed_in_chunks(data_file: Path) -> None:
 
 
 def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record the name of every function a response runs in a worker thread."""
+    """Record the name of every function a response runs in a worker thread.
+
+    On asyncio the hops go to asgikit's own file threads, elsewhere to anyio's.
+    """
     hops: list[str] = []
     run_sync = anyio.to_thread.run_sync
+    submit = _fileio._pool.submit
 
     async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(func.__name__)
+        hops.append("anyio:" + func.__name__)
         return await run_sync(func, *args, **kwargs)
 
+    def counting_submit(loop: Any, future: Any, release: Any, func: Any, args: Any) -> None:
+        hops.append("pool:" + func.__name__)
+        submit(loop, future, release, func, args)
+
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    monkeypatch.setattr(_fileio._pool, "submit", counting_submit)
     return hops
+
+
+async def test_on_asyncio_files_are_read_by_asgikits_threads_not_anyios(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(file_app(data_file, chunk_size=4096))
+    assert sent.body == DATA
+    kind = "pool" if anyio_backend == "asyncio" else "anyio"
+    assert hops
+    assert all(hop.startswith(kind + ":") for hop in hops), hops
 
 
 async def test_a_large_file_takes_one_worker_thread_hop_per_chunk(
     data_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Opening the file and reading its first chunk share a hop: 11 chunks, 11 hops.
+    # Opening the file and reading its first chunk share a hop: 11 chunks, 11
+    # hops, once a buffer is spare (the first response leaves one).
     hops = count_thread_hops(monkeypatch)
+    cold = await run_app(file_app(data_file, chunk_size=1000))
+    assert cold.body == DATA
+    assert len(hops) == 12, hops  # no buffer yet: the open reads nothing
+    hops.clear()
     sent = await run_app(file_app(data_file, chunk_size=1000))
     assert sent.body == DATA
     assert len(hops) == 11, hops
@@ -376,6 +427,142 @@ async def test_a_conditional_get_of_a_large_file_reads_no_chunk_for_its_304(
     )
     assert sent.status == 304
     assert reads == []
+
+
+async def test_a_small_file_is_read_asking_for_its_size_not_a_chunk(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read allocates what it asks for: a 10 KiB file must not cost a 1 MiB buffer.
+    asked: list[int] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        read = file.read
+
+        def recorded(size: int = -1) -> bytes:
+            asked.append(size)
+            return read(size)
+
+        file.read = recorded  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    sent = await run_app(file_app(data_file, chunk_size=1024 * 1024))
+    assert sent.body == DATA
+    assert asked == [len(DATA) + 1]
+
+
+async def test_chunks_are_read_into_one_reused_buffer_and_sent_as_bytes_of_their_own(
+    data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The buffer is the event loop's (see _sendfile); every body is a copy,
+    # so a later response reading into the same buffer changes no body sent.
+    other = tmp_path / "other.bin"
+    other.write_bytes(DATA[::-1])
+    targets: list[Any] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        readinto = file.readinto
+
+        def recorded(target: Any) -> int:
+            targets.append(target.obj)
+            return readinto(target)
+
+        file.readinto = recorded  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    first = await run_app(file_app(data_file, chunk_size=1000))
+    second = await run_app(file_app(other, chunk_size=1000))
+    assert (first.body, second.body) == (DATA, DATA[::-1])
+    assert len(targets) == 22  # 11 chunks each, the first read with the open
+    assert all(target is targets[0] for target in targets)
+    bodies = [m["body"] for m in first.messages + second.messages if "body" in m]
+    assert all(type(body) is bytes for body in bodies)
+
+
+async def test_a_mid_size_file_is_read_whole_into_the_reused_buffer_in_one_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(DATA) * 4 > _sendfile.READ_INTO_ABOVE
+    paths = [tmp_path / "a.bin", tmp_path / "b.bin"]
+    paths[0].write_bytes(DATA * 4)
+    paths[1].write_bytes(DATA[::-1] * 4)
+    targets: list[Any] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        readinto = file.readinto
+
+        def recorded(target: Any) -> int:
+            targets.append(target.obj)
+            return readinto(target)
+
+        file.readinto = recorded  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    hops = count_thread_hops(monkeypatch)
+    first = await run_app(file_app(paths[0]))
+    second = await run_app(file_app(paths[1]))
+    assert (first.body, second.body) == (DATA * 4, DATA[::-1] * 4)
+    # The first: opened (nothing allocated in the thread), then read into a
+    # new buffer; the second: opened and read into that one, one hop.
+    assert [hop.split(":")[1] for hop in hops] == ["_open_or_fail", "_read_into", "_open_or_fail"]
+    assert len(targets) == 2
+    assert targets[0] is targets[1]
+    bodies = [m["body"] for m in first.messages + second.messages if "body" in m]
+    assert len(bodies) == 2
+    assert all(type(body) is bytes for body in bodies)
+
+
+async def test_a_small_file_allocates_no_read_buffer(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under load many small files are in flight at once: a chunk-sized buffer
+    # each, taken before the size is known, cost more than the hop.
+    allocated: list[int] = []
+    real = _fileio.take_buffer
+
+    def recording(size: int) -> bytearray:
+        allocated.append(size)
+        return real(size)
+
+    monkeypatch.setattr(_fileio, "take_buffer", recording)
+    monkeypatch.setattr(_sendfile, "take_buffer", recording)
+    for _ in range(3):
+        assert (await run_app(file_app(data_file))).body == DATA
+    assert allocated == []
+    assert _fileio._SPARE == {}
+
+
+async def test_a_large_file_is_closed_in_the_worker_thread_of_its_last_read(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed_in: list[str] = []
+    real_open = _sendfile.open_regular
+
+    def recording_open(path: str) -> Any:
+        file, info = real_open(path)
+        close = file.close
+
+        def recorded() -> None:
+            if not file.closed:
+                closed_in.append(threading.current_thread().name)
+            close()
+
+        file.close = recorded  # type: ignore[method-assign]
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", recording_open)
+    sent = await run_app(file_app(data_file, chunk_size=1000))
+    assert sent.body == DATA
+    assert len(closed_in) == 1
+    assert closed_in[0] != threading.main_thread().name
 
 
 async def test_pathsend_is_used_for_a_whole_file_when_offered(data_file: Path) -> None:
@@ -421,6 +608,33 @@ async def test_the_file_is_closed_when_the_client_disconnects(
     assert not send.complete
     assert len(send.body) < len(DATA)
     assert [f.closed for f in opened_files] == [True]
+
+
+async def test_the_file_is_closed_when_the_request_is_cancelled_while_it_is_opened(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[Any] = []
+    entered, proceed = threading.Event(), threading.Event()
+    original = _sendfile.open_regular
+
+    def slow_open(path: str) -> Any:
+        entered.set()
+        proceed.wait(10)
+        file, info = original(path)
+        opened.append(file)
+        return file, info
+
+    monkeypatch.setattr(_sendfile, "open_regular", slow_open)
+    send = SendRecorder()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(file_app(data_file), make_scope(), body_receive(), send)
+            while not entered.is_set():
+                await anyio.sleep(0.001)
+            group.cancel_scope.cancel()
+            proceed.set()  # the open finishes after its request is cancelled
+        while not opened or not opened[0].closed:
+            await anyio.sleep(0.001)
 
 
 async def test_the_file_is_closed_when_send_fails_with_oserror(
@@ -477,3 +691,127 @@ def test_file_response_under_uvicorn(data_file: Path) -> None:
     assert (cached.status_code, cached.content) == (304, b"")
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-length"] == str(len(DATA))
+
+
+# -- read_on_loop: opted in, no worker thread for a small file ----------------------
+
+
+def on_loop_app(path: Path, **options: Any) -> ASGIApp:
+    return file_app(path, read_on_loop=64 * 1024, **options)
+
+
+async def test_read_on_loop_answers_a_small_file_without_a_worker_thread(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(on_loop_app(data_file))
+    head = await run_app(on_loop_app(data_file), make_scope("HEAD"))
+    assert (sent.status, sent.body) == (200, DATA)
+    assert sent.header(b"content-length") == [str(len(DATA)).encode()]
+    assert (head.status, head.body, head.header(b"content-length")) == (
+        200,
+        b"",
+        [str(len(DATA)).encode()],
+    )
+    assert hops == []
+
+
+async def test_read_on_loop_keeps_ranges_and_conditional_requests(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    app = on_loop_app(data_file)
+    etag = (await run_app(app)).header(b"etag")[0]
+    one = await run_app(app, make_scope(headers=[(b"range", b"bytes=10-19")]))
+    many = await run_app(app, make_scope(headers=[(b"range", b"bytes=0-0,-1")]))
+    stale_if_range = [(b"range", b"bytes=10-19"), (b"if-range", b'"other"')]
+    whole = await run_app(app, make_scope(headers=stale_if_range))
+    unsatisfiable = await run_app(app, make_scope(headers=[(b"range", b"bytes=99999-")]))
+    cached = await run_app(app, make_scope(headers=[(b"if-none-match", etag)]))
+    failed = await run_app(app, make_scope(headers=[(b"if-match", b'"other"')]))
+    assert (one.status, one.body) == (206, DATA[10:20])
+    assert one.header(b"content-range") == [f"bytes 10-19/{len(DATA)}".encode()]
+    assert many.status == 206
+    assert many.header(b"content-type")[0].startswith(b"multipart/byteranges")
+    assert (whole.status, whole.body) == (200, DATA)
+    assert unsatisfiable.status == 416
+    assert (cached.status, cached.body) == (304, b"")
+    assert failed.status == 412
+    assert hops == []
+
+
+async def test_read_on_loop_reads_a_larger_file_in_worker_threads(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch, opened_files: list[Any]
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(file_app(data_file, read_on_loop=1000, chunk_size=4096))
+    assert sent.body == DATA
+    assert [hop.split(":")[1] for hop in hops] == ["_read_into"] * 3  # opened on the loop
+    assert [f.closed for f in opened_files] == [True]
+
+
+async def test_read_on_loop_of_a_missing_file_is_the_same_error(tmp_path: Path) -> None:
+    for method in ("GET", "HEAD"):
+        with pytest.raises(RuntimeError, match="does not exist"):
+            await run_app(on_loop_app(tmp_path / "missing.bin"), make_scope(method))
+
+
+def test_read_on_loop_must_not_be_negative(data_file: Path) -> None:
+    with pytest.raises(ValueError, match="read_on_loop"):
+        FileResponse(data_file, read_on_loop=-1)
+
+
+async def test_read_on_loop_closes_the_file_when_the_client_disconnects(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    send = SendRecorder()
+    app = file_app(data_file, read_on_loop=100, chunk_size=100)
+    await app(make_scope(), disconnect_after(), send)
+    assert not send.complete
+    assert [f.closed for f in opened_files] == [True]
+
+
+# -- the disconnect watcher ------------------------------------------------------------
+
+
+async def test_on_asyncio_the_disconnect_watcher_is_a_plain_task_not_a_task_group(
+    data_file: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    groups: list[str] = []
+    real = _sendfile.run_until_disconnect
+
+    async def recording(*args: Any) -> bool:
+        groups.append("task group")
+        return await real(*args)
+
+    monkeypatch.setattr(_sendfile, "run_until_disconnect", recording)
+    sent = await run_app(file_app(data_file, chunk_size=1000))
+    assert sent.body == DATA
+    assert groups == ([] if anyio_backend == "asyncio" else ["task group"])
+
+
+async def test_a_receive_that_fails_while_a_file_streams_raises_and_closes_the_file(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    async def failing_receive() -> Message:
+        raise ValueError("receive failed")
+
+    # On trio the error comes in an exception group.
+    with pytest.raises(Exception) as raised:
+        await file_app(data_file, chunk_size=100)(make_scope(), failing_receive, SendRecorder())
+    errors = [raised.value, *getattr(raised.value, "exceptions", ())]
+    assert any(str(error) == "receive failed" for error in errors)
+    assert [f.closed for f in opened_files] == [True]
+
+
+async def test_a_client_gone_before_the_body_starts_gets_nothing_and_the_file_is_closed(
+    data_file: Path, opened_files: list[Any]
+) -> None:
+    send = SendRecorder()
+    app = file_app(data_file, chunk_size=100)
+    scope = make_scope()
+    request = Request(scope, disconnect_after())
+    assert await request.is_disconnected()  # the connection's state says: gone
+    await app(scope, disconnect_after(), send)
+    assert send.messages == []
+    assert [f.closed for f in opened_files] == [True]

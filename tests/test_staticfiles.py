@@ -6,21 +6,25 @@ import gzip
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import brotli
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from asgikit import _fileio, staticfiles
 from asgikit.exceptions import HTTPException
 from asgikit.staticfiles import accepted_encodings, static_files
 from asgikit.testing import TestClient
 from asgikit.types import ASGIApp
-from tests.conftest import make_scope, run_app
+from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 from tests.servers.live import serve
 
 SECRET = b"TOP-SECRET-MARKER"
@@ -546,3 +550,139 @@ def test_static_files_mounted_in_litestar_serves_files_and_indexes(site: Path) -
     assert (missing.status_code, missing.content) == (404, b"<h1>not here</h1>")
     assert outside.status_code == 404
     assert SECRET not in outside.content
+
+
+# -- worker-thread hops ------------------------------------------------------------
+
+
+def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the name of every function a request runs in a worker thread (and where)."""
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+    submit = _fileio._pool.submit
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append("anyio:" + func.__name__)
+        return await run_sync(func, *args, **kwargs)
+
+    def counting_submit(loop: Any, future: Any, release: Any, func: Any, args: Any) -> None:
+        hops.append("pool:" + func.__name__)
+        submit(loop, future, release, func, args)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    monkeypatch.setattr(_fileio._pool, "submit", counting_submit)
+    return hops
+
+
+async def test_a_small_file_takes_one_worker_thread_hop(
+    site: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    sent = await run_app(static_files(site), make_scope(path="/style.css"))
+    assert sent.body == CSS
+    kind = "pool" if anyio_backend == "asyncio" else "anyio"
+    assert hops == [kind + ":_find"]
+
+
+async def test_a_large_file_takes_one_worker_thread_hop_per_chunk(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_fileio, "_SPARE", {})
+    hops = count_thread_hops(monkeypatch)
+    app = static_files(site, chunk_size=100_000)
+    cold = await run_app(app, make_scope(path="/big.bin"))
+    assert cold.body == BIG
+    assert len(hops) == 4, hops  # no buffer spare yet: the lookup reads nothing
+    hops.clear()
+    sent = await run_app(app, make_scope(path="/big.bin"))
+    assert sent.body == BIG
+    assert len(hops) == 3, hops  # the lookup reads the first chunk into the spare buffer
+
+
+async def test_the_file_is_closed_when_the_request_is_cancelled_during_the_lookup(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[Any] = []
+    entered, proceed = threading.Event(), threading.Event()
+    original = staticfiles.adopt_regular
+
+    def slow_adopt(fd: int, path: str) -> Any:
+        file, info = original(fd, path)
+        opened.append(file)
+        entered.set()
+        proceed.wait(10)
+        return file, info
+
+    monkeypatch.setattr(staticfiles, "adopt_regular", slow_adopt)
+    app = static_files(site, chunk_size=100_000)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(app, make_scope(path="/big.bin"), body_receive(), SendRecorder())
+            while not entered.is_set():
+                await anyio.sleep(0.001)
+            group.cancel_scope.cancel()
+            proceed.set()
+        while not opened[0].closed:
+            await anyio.sleep(0.001)
+
+
+# -- read_on_loop: opted in, no worker thread for a small file ----------------------
+
+
+async def test_read_on_loop_answers_small_files_and_misses_without_a_worker_thread(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    app = static_files(site, html=True, read_on_loop=64 * 1024)
+    css = await run_app(app, make_scope(path="/style.css"))
+    gz = await run_app(app, make_scope(path="/style.css", headers=[(b"accept-encoding", b"gzip")]))
+    head = await run_app(app, make_scope("HEAD", path="/hello.txt"))
+    index = await run_app(app, make_scope(path="/sub/"))
+    redirect = await run_app(app, make_scope(path="/sub"))
+    missing = await run_app(app, make_scope(path="/nothing.txt"))
+    assert (css.status, css.body) == (200, CSS)
+    assert (gz.status, gzip.decompress(gz.body)) == (200, CSS)
+    assert gz.header(b"content-encoding") == [b"gzip"]
+    assert (head.status, head.body, head.header(b"content-length")) == (200, b"", [b"5"])
+    assert (index.status, index.body) == (200, b"<h1>sub</h1>")
+    assert redirect.status == 307
+    assert (missing.status, missing.body) == (404, b"<h1>not here</h1>")
+    assert hops == []
+
+
+async def test_read_on_loop_keeps_the_walk_safe_and_hides_dotfiles(site: Path) -> None:
+    app = static_files(site, read_on_loop=64 * 1024)
+    for path in ("/link-out.txt", "/dir-out/secret.txt", "/../secret.txt", "/fifo", "/.hidden"):
+        sent = await run_app(app, make_scope(path=path))
+        assert sent.status == 404, path
+        assert SECRET not in sent.body
+    inside = await run_app(app, make_scope(path="/link-in.txt"))
+    assert (inside.status, inside.body) == (200, b"hello")
+
+
+async def test_read_on_loop_keeps_ranges_and_conditional_requests(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    app = static_files(site, read_on_loop=64 * 1024)
+    etag = (await run_app(app, make_scope(path="/style.css"))).header(b"etag")[0]
+    ranged = await run_app(app, make_scope(path="/style.css", headers=[(b"range", b"bytes=0-3")]))
+    cached = await run_app(app, make_scope(path="/style.css", headers=[(b"if-none-match", etag)]))
+    assert (ranged.status, ranged.body) == (206, CSS[:4])
+    assert (cached.status, cached.body) == (304, b"")
+    assert hops == []
+
+
+async def test_read_on_loop_reads_a_larger_file_in_worker_threads(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops = count_thread_hops(monkeypatch)
+    app = static_files(site, read_on_loop=1000, chunk_size=100_000)
+    sent = await run_app(app, make_scope(path="/big.bin"))
+    assert sent.body == BIG
+    assert [hop.split(":")[1] for hop in hops] == ["_read_into"] * 3  # looked up on the loop
+
+
+def test_read_on_loop_must_not_be_negative(site: Path) -> None:
+    with pytest.raises(ValueError, match="read_on_loop"):
+        static_files(site, read_on_loop=-1)

@@ -224,6 +224,27 @@ async def test_a_small_file_that_changed_size_while_read_is_read_again_not_sent_
     assert sent.header(b"content-length") == [str(len(INSIDE)).encode()]
 
 
+async def test_a_mid_size_file_read_into_the_buffer_that_changed_size_is_read_again(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Above READ_INTO_ABOVE a whole file is read into the loop's buffer: same rule.
+    content = bytes(range(256)) * 100  # 25,600 bytes
+    (tree / "sub" / "mid.bin").write_bytes(content)
+    real_adopt = asgikit.staticfiles.adopt_regular
+
+    def stale_stat(fd: int, path: str) -> Any:
+        file, info = real_adopt(fd, path)
+        fields = list(info)
+        fields[6] -= 1000  # st_size: as it was before a deploy rewrote the file
+        return file, os.stat_result(fields)
+
+    monkeypatch.setattr(asgikit.staticfiles, "adopt_regular", stale_stat)
+    sent = await get(static_files(tree), "/sub/mid.bin")
+    assert (sent.status, sent.body) == (200, content)
+    assert sent.header(b"content-length") == [str(len(content)).encode()]
+    assert type(sent.messages[-1]["body"]) is bytes
+
+
 # -- dotfiles -------------------------------------------------------------------
 
 

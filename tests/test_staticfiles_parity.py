@@ -72,7 +72,7 @@ async def test_head_never_reads_the_file(files: Path, monkeypatch: pytest.Monkey
     def no_read(*args: Any) -> Any:
         raise AssertionError("HEAD read the file")
 
-    monkeypatch.setattr(asgikit._sendfile, "_read", no_read)
+    monkeypatch.setattr(asgikit._sendfile, "_read_into", no_read)
     monkeypatch.setattr(asgikit._sendfile, "_read_pieces", no_read)
     (files / "big.bin").write_bytes(b"x" * 300_000)
     async with client(static_files(files, chunk_size=1024)) as http:

@@ -1,0 +1,116 @@
+"""_fileio: the file threads (``in_thread``) and the read buffers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import signal
+import threading
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+from asgikit import _fileio
+from asgikit._fileio import SPARE_BUFFERS, SPARE_SIZES, give_back, in_thread, take_buffer
+
+
+@pytest.fixture
+def fresh_pool(monkeypatch: pytest.MonkeyPatch) -> _fileio._Pool:
+    pool = _fileio._Pool()
+    monkeypatch.setattr(_fileio, "_pool", pool)
+    return pool
+
+
+async def test_a_call_runs_in_a_worker_thread_and_returns_its_result(anyio_backend: str) -> None:
+    name = await in_thread(lambda: threading.current_thread().name)
+    assert name != threading.current_thread().name
+    assert name.startswith("asgikit-files-") == (anyio_backend == "asyncio")
+    assert await in_thread(divmod, 7, 2) == (3, 1)
+
+
+async def test_an_error_in_the_call_is_raised_in_the_task() -> None:
+    with pytest.raises(FileNotFoundError):
+        await in_thread(os.stat, "/no/such/file/anywhere")
+
+
+async def test_on_asyncio_a_cancelled_calls_result_is_released_when_it_ends(
+    anyio_backend: str,
+) -> None:
+    if anyio_backend != "asyncio":
+        pytest.skip("anyio's hop waits for the call, shielded, and hands the result back")
+    entered, proceed = threading.Event(), threading.Event()
+    released: list[str] = []
+
+    def slow() -> str:
+        entered.set()
+        proceed.wait(10)
+        return "an open file"
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(lambda: in_thread(slow, release=released.append))
+            while not entered.is_set():
+                await anyio.sleep(0.001)
+            group.cancel_scope.cancel()  # the task does not wait for the call
+        proceed.set()
+        while not released:
+            await anyio.sleep(0.001)
+    assert released == ["an open file"]
+
+
+async def test_threads_are_started_as_needed_up_to_file_threads(
+    anyio_backend: str, fresh_pool: _fileio._Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if anyio_backend != "asyncio":
+        pytest.skip("the pool is asyncio's")
+    monkeypatch.setattr(_fileio, "FILE_THREADS", 2)
+    gate = threading.Barrier(2, timeout=10)  # two calls must run at once
+    with anyio.fail_after(10):
+        results = await asyncio.gather(*(in_thread(gate.wait) for _ in range(4)))
+    assert sorted(results) == [0, 0, 1, 1]
+    assert fresh_pool.threads == 2
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads running
+def test_after_fork_the_child_gets_threads_of_its_own() -> None:
+    asyncio.run(in_thread(int))  # the parent's pool has a thread now
+    deadline = time.monotonic() + 10
+    while _fileio._pool.idle == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)  # until it waits for the next call
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.write(write_end, str(asyncio.run(in_thread(int, "42"))).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 10)
+        answer = os.read(read_end, 16) if ready else b"hung"
+    finally:
+        os.close(read_end)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert answer == b"42"
+
+
+def test_buffers_have_a_byte_more_and_are_kept_a_few_of_a_few_sizes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_fileio, "_SPARE", {})
+    buffer = take_buffer(1000)
+    assert len(buffer) == 1001
+    give_back(buffer)
+    assert take_buffer(1000) is buffer
+    for _ in range(SPARE_BUFFERS + 3):
+        give_back(bytearray(1001))
+    for size in range(SPARE_SIZES + 3):
+        give_back(bytearray(10 + size))
+    spare: dict[int, list[Any]] = _fileio._SPARE
+    assert len(spare) == SPARE_SIZES
+    assert len(spare[1001]) == SPARE_BUFFERS
