@@ -13,7 +13,8 @@ hidden, 404, except ``.well-known`` (RFC 8615); ``allow_dotfiles=True``
 serves them.  Then the file is opened by ``asgikit._safeopen``: unless
 ``follow_symlink=True``, one name at a time from the directory without
 following symlinks, so a symlink (or a directory swapped for one during the
-request) cannot lead out; symlinks whose target stays inside are served.
+request) cannot lead out; symlinks whose target stays inside are served,
+unless the target is hidden (a link to ``.env`` is as hidden as ``.env``).
 A tree that changes under a request (a deploy, an attacker) answers 404,
 never another file and never a 500; a small file rewritten while it is read
 is read again.  Unreadable files answer 403; a name that is not there (or
@@ -296,7 +297,17 @@ class StaticFiles:
                 if os.path.isdir(path):  # Windows cannot open a directory
                     return NOT_OPENED, path
                 raise
-        return open_inside(self.settings.directory, segments)
+        directory = self.settings.directory
+        fd, opened = open_inside(directory, segments)
+        if not self.settings.allow_dotfiles and opened != os.path.join(directory, *segments):
+            # A symlink led there: the name it resolved to is hidden as the
+            # request's own would be (a link to .env serves no .env).
+            below = os.path.relpath(opened, directory)
+            if below != os.curdir and _hidden(below.split(os.sep)):
+                if fd != NOT_OPENED:
+                    os.close(fd)
+                raise FileNotFoundError(f"a symlink to a hidden name: {'/'.join(segments)}")
+        return fd, opened
 
     def _try_open(self, segments: list[str]) -> tuple[int, str] | None:
         """``_open_fd``, or ``None`` when there is nothing to serve by that name now."""

@@ -86,6 +86,35 @@ async def test_paths_that_never_reach_a_file_outside_or_hidden(served: Path, pat
 
 
 @pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("env.txt", ".env"),  # a symlink inside the root naming a dotfile
+        ("cfg", ".git/config"),  # one into a hidden directory
+        ("gitdir", ".git"),  # a link to the hidden directory itself
+    ],
+)
+async def test_a_symlink_inside_the_root_never_reveals_a_hidden_name(
+    served: Path, link: str, target: str
+) -> None:
+    os.symlink(served / target, served / link)
+    path = "/" + link + ("/config" if link == "gitdir" else "")
+    sent = await get(served, path)
+    assert sent.status == 404, sent.body
+    assert SECRET not in sent.body
+    # With allow_dotfiles=True the link is served like its target.
+    scope = make_scope("GET")
+    scope["path"] = path
+    allowed = await run_app(static_files(served, allow_dotfiles=True), scope)
+    assert (allowed.status, allowed.body) == (200, SECRET)
+
+
+async def test_a_symlink_inside_the_root_to_a_plain_file_is_served(served: Path) -> None:
+    os.symlink(served / "sub" / "b.txt", served / "alias.txt")
+    sent = await get(served, "/alias.txt")
+    assert (sent.status, sent.body) == (200, BODY)
+
+
+@pytest.mark.parametrize(
     ("path", "body"),
     [
         ("/a.txt", BODY),
