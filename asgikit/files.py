@@ -165,7 +165,7 @@ class FileResponse(Response):
             info=info,
             file=file,
             status_code=self.status_code,
-            headers=self._raw_headers,
+            headers=self._header_list(),
             request=request,
             chunk_size=self.chunk_size,
             prefetched=data,

@@ -27,11 +27,11 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
-    # The headers to send.  Typed as the list subclasses build, but
-    # ``__init__``'s common case leaves a tuple shared by every response of
-    # one shape: change them only through ``_header_list()`` (a tuple has no
-    # ``append``, so a slip fails loudly, never in another response).
-    _raw_headers: list[tuple[bytes, bytes]]
+    # The headers to send: a list, or, in ``__init__``'s common case, a tuple
+    # shared by every response of one shape.  Change them only through
+    # ``_header_list()`` (a tuple has no ``append``: a slip fails loudly,
+    # never in another response).
+    _raw_headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
     # Whether render is Response's own: then a str body is encoded in place,
     # without the call (see __init_subclass__).
     _own_render = True
@@ -81,7 +81,7 @@ class Response:
                 except KeyError:  # once per media type and length
                     shape = _shape(media_type, length)
                 # Shared and immutable: a list is made on the first change.
-                self._raw_headers = shape  # type: ignore[assignment]
+                self._raw_headers = shape
             else:
                 self._raw_headers = [
                     (b"content-length", b"%d" % length),
