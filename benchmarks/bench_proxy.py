@@ -65,12 +65,38 @@ if os.environ.get("BENCH_PROXY_UPSTREAM"):
 
 
 # -- the floor: a minimal hand-written asyncio + h11 proxy --------------------
-# Not a usable proxy (GET-sized bodies only, no header rules, no timeouts):
-# the least pure Python can do per request with h11 on both sides, on the
-# same event loop as uvicorn, to size what is left to win.
+# Not a usable proxy (GET-sized bodies only, no timeouts, no checks): the
+# least pure Python can do per request with h11 on both sides, on the same
+# event loop as uvicorn, to size what is left to win.  It does the header
+# work every proxy does, cheaply: hop-by-hop fields dropped both ways,
+# ``Host`` set to the upstream's, and the forwarding headers asgikit sets
+# (``X-Forwarded-For`` appended, ``X-Real-IP``, ``X-Forwarded-Proto/Host/Port``,
+# ``Forwarded``) written from the connection, the client's own dropped.  It
+# keeps its upstream connections alive in a LIFO list, as asgikit does.
+
+_FLOOR_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"host",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-real-ip",
+        b"forwarded",
+    }
+)
 
 
-async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: Any) -> list[Any]:
+async def _floor_exchange(
+    pool: list[Any], upstream: tuple[str, int], request: Any, peer: tuple[str, int], port: int
+) -> list[Any]:
     import h11
 
     if pool:
@@ -78,8 +104,25 @@ async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: A
     else:
         reader, writer = await asyncio.open_connection(*upstream)
         conn = h11.Connection(h11.CLIENT)
-    headers = [(k, v) for k, v in request.headers if k != b"host"]
-    headers.append((b"host", b"%s:%d" % (upstream[0].encode(), upstream[1])))
+    headers = [(b"host", b"%s:%d" % (upstream[0].encode(), upstream[1]))]
+    client_host = b""
+    trail = b""
+    for name, value in request.headers:
+        if name not in _FLOOR_DROP:
+            headers.append((name, value))
+        elif name == b"host":
+            client_host = value
+        elif name == b"x-forwarded-for":
+            trail += value + b", "
+    ip = peer[0].encode()
+    headers += [
+        (b"x-forwarded-for", trail + ip),
+        (b"x-real-ip", ip),
+        (b"x-forwarded-proto", b"http"),
+        (b"x-forwarded-host", client_host),
+        (b"x-forwarded-port", b"%d" % port),
+        (b"forwarded", b"for=%s;host=%s;proto=http" % (ip, client_host)),
+    ]
     writer.write(
         conn.send(h11.Request(method=request.method, target=request.target, headers=headers))
     )
@@ -89,6 +132,9 @@ async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: A
         event = conn.next_event()
         if event is h11.NEED_DATA:
             conn.receive_data(await reader.read(65536))
+        elif isinstance(event, h11.Response):
+            headers = [(k, v) for k, v in event.headers if k not in _FLOOR_DROP]
+            events.append(h11.Response(status_code=event.status_code, headers=headers))
         else:
             events.append(event)
     if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
@@ -99,12 +145,26 @@ async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: A
     return events
 
 
+def _floor_hello() -> list[Any]:
+    import h11
+
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+    return [
+        h11.Response(status_code=200, headers=headers),
+        h11.Data(data=HELLO),
+        h11.EndOfMessage(),
+    ]
+
+
 async def _floor_client(
-    reader: Any, writer: Any, pool: list[Any], upstream: tuple[str, int]
+    reader: Any, writer: Any, pool: list[Any], upstream: tuple[str, int] | None
 ) -> None:
+    """Serve one client connection; with no ``upstream``, answer a hello without one."""
     import h11
 
     conn = h11.Connection(h11.SERVER)
+    peer = writer.get_extra_info("peername")
+    port = writer.get_extra_info("sockname")[1]
     with contextlib.suppress(OSError, h11.ProtocolError):
         while True:
             event = conn.next_event()
@@ -116,10 +176,11 @@ async def _floor_client(
             elif isinstance(event, h11.Request):
                 request = event
             elif isinstance(event, h11.EndOfMessage):
-                for answer in await _floor_exchange(pool, upstream, request):
-                    if isinstance(answer, h11.Response):
-                        headers = [(k, v) for k, v in answer.headers if k != b"connection"]
-                        answer = h11.Response(status_code=answer.status_code, headers=headers)
+                if upstream is None:
+                    answers = _floor_hello()
+                else:
+                    answers = await _floor_exchange(pool, upstream, request, peer, port)
+                for answer in answers:
                     writer.write(conn.send(answer))
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     break
@@ -146,6 +207,217 @@ def floor_proxy(port: int, upstream_port: int) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
+
+
+# -- instructions per request under callgrind ---------------------------------
+# Each server runs in a child under ``valgrind --tool=callgrind`` that counts
+# only inside ``functools.reduce`` (``--toggle-collect``) and writes one count
+# each time it leaves it (``--dump-after``).  The child starts its server and
+# serves a warm-up uncounted, then serves two counted phases, each one call of
+# ``loop.run_until_complete`` inside ``functools.reduce``, that end when the
+# parent writes a line to its stdin.  The parent sends ``N`` requests in the
+# first phase and ``2N`` in the second, on the same keep-alive connections:
+# ``(I(2N) - I(N)) / N`` is one request's cost in that process, with whatever
+# a phase costs besides its requests (waking up, ending) cancelled out.
+
+CALLGRIND_SERVERS = {
+    "floor": "the minimal asyncio + h11 proxy (floor)",
+    "asgikit": "uvicorn + reverse_proxy",
+    "floor-hello": "the floor's server half answering itself (its share of the floor)",
+    "hello": "uvicorn + a raw ASGI hello (uvicorn's share of asgikit's figure)",
+}
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def _start_uvicorn(app: Any, port: int) -> None:
+    import uvicorn as uvicorn_module
+
+    config = uvicorn_module.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # Kept-alive connections wait between phases: never time them out.
+        timeout_keep_alive=3600,
+    )
+    config.load()
+    server = uvicorn_module.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup()
+    await server.on_tick(0)  # the Date header, which its main loop would set (not run here)
+
+
+def measured_server(kind: str, port: int, upstream_port: int) -> None:
+    """The child: start ``kind`` on ``port``, then serve phases that stdin ends."""
+    import functools
+
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    if kind in ("floor", "floor-hello"):
+        pool: list[Any] = []
+        target = ("127.0.0.1", upstream_port) if kind == "floor" else None
+
+        async def start() -> None:
+            await asyncio.start_server(
+                lambda r, w: _floor_client(r, w, pool, target), "127.0.0.1", port
+            )
+    else:
+        os.environ["BENCH_PROXY_UPSTREAM"] = f"http://127.0.0.1:{upstream_port}"
+        app = _proxy_app() if kind == "asgikit" else upstream_app
+
+        async def start() -> None:
+            await _start_uvicorn(app, port)
+
+    loop.run_until_complete(start())
+    told: list[asyncio.Future[None]] = []
+
+    def on_stdin() -> None:
+        os.read(0, 64)
+        if told and not told[-1].done():
+            told[-1].set_result(None)
+
+    loop.add_reader(0, on_stdin)
+
+    async def until_told() -> None:
+        told.append(loop.create_future())
+        await told[-1]
+
+    def phase() -> None:
+        print("ready", flush=True)
+        loop.run_until_complete(until_told())
+
+    phase()  # warm-up, not counted
+    for _ in range(2):
+        functools.reduce(lambda _a, _b: phase(), [0, 0])
+    print("ready", flush=True)
+
+
+async def _drive(port: int, total: int, connections: int, streams: list[Any]) -> None:
+    """Send ``total`` GETs over ``connections`` kept-alive connections, each waiting its answer."""
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: bench\r\n\r\n" % port
+    while len(streams) < connections:
+        streams.append(await asyncio.open_connection("127.0.0.1", port))
+    left = [total]
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200 "):
+                raise RuntimeError(f"answered {head!r}")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if length is None:
+                raise RuntimeError(f"no Content-Length in {head!r}")
+            body = await reader.readexactly(int(length[1]))
+            if body != HELLO:
+                raise RuntimeError(f"answered {body!r}")
+
+    await asyncio.gather(*(one(r, w) for r, w in streams))
+
+
+def callgrind_per_request(
+    kind: str, n: int, connections: int, upstream_port: int, *, warm_up: int = 200
+) -> float:
+    """Instructions per request in the process serving ``kind``, under callgrind."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out")
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--collect-atstart=no",
+            "--toggle-collect=functools_reduce",
+            "--dump-after=functools_reduce",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            os.path.abspath(__file__),
+            "--measured-server",
+            kind,
+            str(port),
+            str(upstream_port),
+        ]
+        env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}", "PYTHONHASHSEED": "0"}
+        child = subprocess.Popen(
+            command,
+            env=env,
+            cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        assert child.stdout is not None
+        loop = asyncio.new_event_loop()
+        streams: list[Any] = []
+        try:
+            for total in (warm_up, n, 2 * n):
+                line = child.stdout.readline()
+                if line != b"ready\n":
+                    raise RuntimeError(f"{kind}: child said {line!r}")
+                loop.run_until_complete(_drive(port, total, connections, streams))
+                child.stdin.write(b"next\n")
+                child.stdin.flush()
+            if child.stdout.readline() != b"ready\n":
+                raise RuntimeError(f"{kind}: the child did not finish its phases")
+        finally:
+            for _, writer in streams:
+                writer.close()
+            loop.close()
+            child.send_signal(signal.SIGINT)
+            try:
+                _, stderr = child.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                _, stderr = child.communicate()
+        counts = []
+        for number in (1, 2):
+            path = f"{out}.{number}"
+            if not os.path.exists(path):
+                raise RuntimeError(f"{kind}: no dump {number}\n{stderr.decode()[-2000:]}")
+            with open(path) as file:
+                found = re.search(r"^totals: (\d+)", file.read(), re.MULTILINE)
+            assert found, path
+            counts.append(int(found[1]))
+        if os.path.exists(f"{out}.3"):
+            raise RuntimeError(f"{kind}: functools.reduce was called inside a phase")
+    return (counts[1] - counts[0]) / n
+
+
+def callgrind_main(kinds: list[str], n: int, connections: int) -> None:
+    up_port = free_port()
+    print(
+        f"instructions per request in the serving process, callgrind, {n} and {2 * n} "
+        f"requests over {connections} kept-alive connections",
+        file=sys.stderr,
+    )
+    results: dict[str, float] = {}
+    with running(uvicorn("bench_proxy:upstream_app", up_port), up_port):
+        for kind in kinds:
+            results[kind] = callgrind_per_request(kind, n, connections, up_port)
+            print(f"  {kind}: {results[kind]:,.0f}", file=sys.stderr, flush=True)
+    print()
+    print("| server | instructions/request |")
+    print("|---|---:|")
+    for kind, value in results.items():
+        print(f"| {CALLGRIND_SERVERS[kind]} | {value:,.0f} |")
+    if {"asgikit", "floor"} <= results.keys():
+        print(f"\nasgikit / floor, whole process: {results['asgikit'] / results['floor']:.2f}")
+    if {"asgikit", "floor", "hello", "floor-hello"} <= results.keys():
+        own = results["asgikit"] - results["hello"]
+        floor_own = results["floor"] - results["floor-hello"]
+        print(
+            f"proxy's own work (minus its server's hello): asgikit {own:,.0f}, "
+            f"floor {floor_own:,.0f}, ratio {own / floor_own:.2f}"
+        )
 
 
 # -- process plumbing --------------------------------------------------------
@@ -384,8 +656,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--callgrind",
+        metavar="SERVERS",
+        nargs="?",
+        const=",".join(CALLGRIND_SERVERS),
+        help="instead: instructions per request in each serving process, under callgrind "
+        f"(comma-separated, from {', '.join(CALLGRIND_SERVERS)}; default all)",
+    )
+    parser.add_argument("--n", type=int, default=400, help="requests in the shorter counted phase")
     args = parser.parse_args()
     seconds, connections = args.seconds, args.connections
+    if args.callgrind:
+        callgrind_main(args.callgrind.split(","), args.n, connections)
+        return
 
     up_port, nginx_port, proxy_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}"
@@ -460,5 +744,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--floor"]:
         floor_proxy(int(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1:2] == ["--measured-server"]:
+        measured_server(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         main()
