@@ -23,6 +23,7 @@ protocol upgrades, trailers.  Response header names come back lower-cased.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -36,6 +37,43 @@ _BODILESS = frozenset({204, 304})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 RequestBody = bytes | AsyncIterable[bytes]
+
+
+# h11's own grammar (RFC 9110 §5.1, §5.5), matched once over all the names
+# and once over all the values, each joined by a newline (which neither may
+# hold), rather than twice per header as h11 does.
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+_FIELD_CONTENT = rb"[^\x00\s]+(?:[ \t]+[^\x00\s]+)*"
+_NAMES = re.compile(rb"%s(?:\n%s)*" % (_TOKEN, _TOKEN))
+_VALUES = re.compile(rb"(?:%s)?(?:\n(?:%s)?)*" % (_FIELD_CONTENT, _FIELD_CONTENT))
+
+
+def request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> h11.Request:
+    """h11's ``Request`` for these values, the header grammar checked in two matches.
+
+    Headers that fail the check go to h11 as they are, to be refused with
+    its own ``LocalProtocolError``.
+    """
+    try:
+        names = b"\n".join([name for name, _ in headers])
+        values = b"\n".join([value for _, value in headers])
+    except TypeError:  # not bytes: h11 converts or refuses them
+        names = values = b"\x00"
+    # A newline inside a name or a value would pass for a separator: the
+    # counts tell it apart.
+    separators = len(headers) - 1
+    if (
+        names.count(b"\n") == separators
+        and values.count(b"\n") == separators
+        and _NAMES.fullmatch(names)
+        and _VALUES.fullmatch(values)
+    ):
+        # Checked as h11 checks them: ``_parsed`` skips its per-header matches
+        # (h11 still checks the method, the target, Host and the framing).
+        return h11.Request(
+            method=method.encode("ascii"), target=target, headers=headers, _parsed=True
+        )
+    return h11.Request(method=method, target=target, headers=headers)
 
 
 class _Stale(Exception):
@@ -111,7 +149,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
         kept-alive one turns out dead and the method is idempotent.
         """
         try:
-            head = h11.Request(method=method, target=target, headers=headers)
+            head = request_head(method, target, headers)
         except h11.LocalProtocolError as exc:
             raise httpx.LocalProtocolError(str(exc)) from exc
         replayable = isinstance(content, bytes)
@@ -299,4 +337,4 @@ class ResponseBody(httpx.AsyncByteStream):
             await self._pool.discard(connection)
 
 
-__all__ = ["ProxyTransport", "RequestBody", "ResponseBody"]
+__all__ = ["ProxyTransport", "RequestBody", "ResponseBody", "request_head"]

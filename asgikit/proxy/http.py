@@ -78,7 +78,11 @@ async def forward_http(
     state = disconnect_state(scope)
     if state.disconnected:
         return
-    limits = _Limits(options)
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        loop = None
+    limits = _Limits(options, anyio.current_time if loop is None else loop.time)
     with anyio.CancelScope(deadline=limits.next_chunk()) as waiting:
         first = await receive()
     if waiting.cancelled_caught:
@@ -106,10 +110,6 @@ async def forward_http(
     except (httpx.InvalidURL, UnsafeTarget):
         await _answer(send, 400, "Bad Request: the path cannot be forwarded")
         return
-    try:
-        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:  # trio
-        loop = None
     watch = _Watch(receive, state, loop)
     body: bytes = first.get("body", b"")
     content: bytes | _RequestBody = body
@@ -323,19 +323,22 @@ class _Watch:
 class _Limits:
     """The two bounds on the request phase of one exchange (see ``reverse_proxy``)."""
 
-    __slots__ = ("body_timeout", "deadline")
+    __slots__ = ("body_timeout", "clock", "deadline")
 
-    def __init__(self, options: ProxyOptions) -> None:
+    def __init__(self, options: ProxyOptions, clock: Callable[[], float]) -> None:
+        # ``clock`` is anyio's (the loop's own time on asyncio, without
+        # anyio's look-up of the running library).
+        self.clock = clock
         self.body_timeout = options.body_timeout
         self.deadline = math.inf
         if options.deadline is not None:
-            self.deadline = anyio.current_time() + options.deadline
+            self.deadline = clock() + options.deadline
 
     def next_chunk(self) -> float:
         """When the wait for the client's next body chunk must end."""
         if self.body_timeout is None:
             return self.deadline
-        return min(self.deadline, anyio.current_time() + self.body_timeout)
+        return min(self.deadline, self.clock() + self.body_timeout)
 
 
 class _BodyStalled(Exception):

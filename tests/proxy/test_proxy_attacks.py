@@ -301,6 +301,46 @@ async def test_two_host_headers_are_400_and_never_forwarded(
     assert server.connections == 0
 
 
+INJECTED_HEADERS = {
+    "crlf_in_a_value": (b"x-note", b"a\r\nX-Injected: 1"),
+    "lf_in_a_value": (b"x-note", b"a\nX-Injected: 1"),
+    "cr_in_a_value": (b"x-note", b"a\rb"),
+    "nul_in_a_value": (b"x-note", b"a\x00b"),
+    "leading_space": (b"x-note", b" a"),
+    "trailing_tab": (b"x-note", b"a\t"),
+    "newline_in_a_name": (b"x-a\nx-injected", b"1"),
+    "colon_in_a_name": (b"x-a:b", b"1"),
+    "space_in_a_name": (b"x a", b"1"),
+    "empty_name": (b"", b"1"),
+}
+
+
+@pytest.mark.parametrize("header", INJECTED_HEADERS.values(), ids=list(INJECTED_HEADERS))
+async def test_header_injection_through_a_hand_built_scope_is_400_and_never_forwarded(
+    raw_server: Callable[[Handler], RawServer], header: tuple[bytes, bytes]
+) -> None:
+    # A server or a middleware in front could hand over headers no parser
+    # would: none is written upstream, where it could split the request.
+    server = raw_server(echo_head)
+    headers = [(b"host", b"gateway.example"), header, (b"x-after", b"2")]
+    sent = await drive(reverse_proxy(server.url), make_scope("GET", "/", headers=headers))
+    assert sent.status == 400
+    assert server.connections == 0
+
+
+async def test_header_values_with_inner_whitespace_and_obs_text_go_through_byte_for_byte(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    values = [b"a  b\tc", b"caf\xe9", b"", b"!#$%&'*+-.^_`|~"]
+    headers = [(b"host", b"gateway.example")]
+    headers += [(b"x-v%d" % index, value) for index, value in enumerate(values)]
+    sent = await drive(reverse_proxy(server.url), make_scope("GET", "/", headers=headers))
+    assert sent.status == 200
+    for index, value in enumerate(values):
+        assert b"\r\nx-v%d: %s\r\n" % (index, value) in sent.body
+
+
 # -- a broken upstream, answered with a status ---------------------------------
 
 
