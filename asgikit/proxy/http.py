@@ -48,6 +48,7 @@ from asgikit.proxy._headers import (
     drop_hop_by_hop,
     upstream_request_headers,
 )
+from asgikit.proxy._scopes import cancel_scope
 from asgikit.proxy._transport import ProxyTransport, ResponseBody
 from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.types import Message, Receive, Scope, Send
@@ -83,7 +84,7 @@ async def forward_http(
     except RuntimeError:  # trio
         loop = None
     limits = _Limits(options, anyio.current_time if loop is None else loop.time)
-    with anyio.CancelScope(deadline=limits.next_chunk()) as waiting:
+    with cancel_scope(loop, limits.next_chunk()) as waiting:
         first = await receive()
     if waiting.cancelled_caught:
         await _answer(send, 408, _STALLED)
@@ -273,7 +274,7 @@ class _Watch:
         self.receive = receive
         self.state = state
         self.loop = loop
-        self.cancel = anyio.CancelScope()
+        self.cancel = cancel_scope(loop)
         self.spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
         self.started = False
         self.handle: asyncio.TimerHandle | None = None
@@ -371,7 +372,7 @@ class _RequestBody:
             first, self.first = self.first, None
             return first
         while not self.done:
-            with anyio.CancelScope(deadline=self.limits.next_chunk()) as waiting:
+            with cancel_scope(self.watch.loop, self.limits.next_chunk()) as waiting:
                 message = await self.receive()
             if waiting.cancelled_caught:
                 raise _BodyStalled
@@ -397,7 +398,7 @@ async def _exchange(
     content: bytes | _RequestBody,
 ) -> None:
     try:
-        with anyio.CancelScope(deadline=limits.deadline) as waiting:
+        with cancel_scope(watch.loop, limits.deadline) as waiting:
             answer = await send_request()
         if waiting.cancelled_caught:
             # Cancelled inside the transport, which closed the connection.

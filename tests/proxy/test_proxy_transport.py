@@ -32,7 +32,7 @@ from asgikit import (
 )
 from asgikit._httpx import httpx
 from asgikit.proxy import reverse_proxy
-from asgikit.proxy._streams import AsyncioStream
+from asgikit.proxy._streams import _HIGH_WATER, AnyioStream, AsyncioStream
 from asgikit.proxy._transport import ProxyTransport
 from asgikit.testing import AsyncTestClient, TestClient
 from tests.proxy.raw import Handler, RawServer, answer_each, ok, read_request
@@ -424,3 +424,51 @@ async def test_bytes_the_event_loop_queued_on_an_idle_connection_close_it(
                     await anyio.sleep(0.01)  # the loop reads them in while we wait
         assert (await client.get("/")).content == b"genuine"
     assert server.connections == 2
+
+
+# -- the asyncio stream ----------------------------------------------------------
+
+
+def _origin(server: RawServer) -> tuple[bytes, bytes, int]:
+    return (b"http", b"127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+
+
+async def test_connections_run_on_the_transports_own_protocol_on_asyncio(
+    raw_server: Callable[[Handler], RawServer], anyio_backend: str
+) -> None:
+    server = raw_server(answer_each(ok(b"hi")))
+    transport = ProxyTransport()
+    _, body = await transport.send_head(
+        _origin(server), "GET", b"/", [(b"host", b"upstream")], b"", {}
+    )
+    assert [chunk async for chunk in body] == [b"hi"]
+    (idle,) = transport._pool._idle[_origin(server)]
+    expected = AsyncioStream if anyio_backend == "asyncio" else AnyioStream
+    assert isinstance(idle.stream, expected)
+    await transport.aclose()
+
+
+async def test_a_large_response_read_slowly_is_held_only_up_to_the_high_water_mark(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The stream reads as data comes: unless it pauses the socket, a client
+    # that reads slowly would have the whole body pile up in memory.
+    size = 16 * 1024 * 1024
+    server = raw_server(answer_each(ok(b"x" * size)))
+    transport = ProxyTransport()
+    with anyio.fail_after(20):
+        _, body = await transport.send_head(
+            _origin(server), "GET", b"/", [(b"host", b"upstream")], b"", {}
+        )
+        received = len(await anext(body))
+        connection = body._connection
+        assert connection is not None
+        stream = connection.stream
+        if isinstance(stream, AsyncioStream):
+            while not stream._reading_paused:
+                await anyio.sleep(0.01)  # the loop reads until the mark, then pauses
+            assert stream.buffered <= _HIGH_WATER + 1024 * 1024
+        async for chunk in body:
+            received += len(chunk)
+    assert received == size
+    await transport.aclose()
