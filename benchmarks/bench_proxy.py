@@ -54,10 +54,15 @@ async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": HELLO})
 
 
-def _proxy_app() -> Any:
+def _proxy_app(*, httpx_transport: bool = False) -> Any:
     from asgikit.proxy import reverse_proxy
 
-    return reverse_proxy(os.environ.get("BENCH_PROXY_UPSTREAM", "http://127.0.0.1:8001"))
+    upstream = os.environ.get("BENCH_PROXY_UPSTREAM", "http://127.0.0.1:8001")
+    if httpx_transport:
+        from asgikit._httpx import httpx
+
+        return reverse_proxy(upstream, client=httpx.AsyncClient(trust_env=False))
+    return reverse_proxy(upstream)
 
 
 if os.environ.get("BENCH_PROXY_UPSTREAM"):
@@ -223,6 +228,7 @@ def floor_proxy(port: int, upstream_port: int) -> None:
 CALLGRIND_SERVERS = {
     "floor": "the minimal asyncio + h11 proxy (floor)",
     "asgikit": "uvicorn + reverse_proxy",
+    "asgikit-httpx": "uvicorn + reverse_proxy(client=httpx.AsyncClient()) (httpx's own transport)",
     "floor-hello": "the floor's server half answering itself (its share of the floor)",
     "hello": "uvicorn + a raw ASGI hello (uvicorn's share of asgikit's figure)",
 }
@@ -271,7 +277,9 @@ def measured_server(kind: str, port: int, upstream_port: int) -> None:
             )
     else:
         os.environ["BENCH_PROXY_UPSTREAM"] = f"http://127.0.0.1:{upstream_port}"
-        app = _proxy_app() if kind == "asgikit" else upstream_app
+        app = upstream_app
+        if kind.startswith("asgikit"):
+            app = _proxy_app(httpx_transport=kind == "asgikit-httpx")
 
         async def start() -> None:
             await _start_uvicorn(app, port)

@@ -241,7 +241,7 @@ def _via_transport(
 ) -> Callable[[], Awaitable[_Answer]]:
     async def send_request() -> _Answer:
         head, body = await transport.send_head(origin, method, target, headers, content, timeouts)
-        return _Answer(head.status_code, head.headers, body, body)
+        return _Answer(head.status_code, head.headers.raw_items(), body, body)
 
     return send_request
 

@@ -168,6 +168,41 @@ async def test_client_written_x_real_ip_port_prefix_and_original_url_never_reach
     assert "\r\nx-forwarded-host: gateway.example\r\n" in upstream_head
 
 
+async def test_each_request_gets_its_own_forwarding_values_never_a_previous_clients(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The proxy's own forwarding values are cached per client, host, port
+    # and mount: one client's must never show up in another's request.
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url)
+    cases = [
+        ("192.0.2.1", b"one.example", 8443, "/a"),
+        ("2001:db8::2", b"two.example:8080", 443, ""),
+        ("192.0.2.1", b"bad host", 80, ""),
+        ("192.0.2.1", b"one.example", 8443, "/a"),
+    ]
+    for client_ip, host, port, root in cases:
+        scope = make_scope(
+            "GET", "/x", headers=[(b"host", host)], client=(client_ip, 1), server=("s", port)
+        )
+        scope["root_path"] = root
+        scope["path"] = root + "/x"
+        sent = await run_app(proxy, scope)
+        head = sent.body.decode("latin-1").lower()
+        node = f'"[{client_ip}]"' if ":" in client_ip else client_ip
+        assert f"\r\nx-real-ip: {client_ip}\r\n" in head
+        assert f"\r\nx-forwarded-port: {port}\r\n" in head
+        assert head.count("\r\nx-forwarded-prefix:") == (1 if root else 0)
+        if host == b"bad host":
+            assert "x-forwarded-host" not in head
+            assert f"\r\nforwarded: for={node};proto=http\r\n" in head
+        else:
+            quoted = f'"{host.decode()}"' if b":" in host else host.decode()
+            assert f"\r\nx-forwarded-host: {host.decode()}\r\n" in head
+            assert f"\r\nforwarded: for={node};host={quoted};proto=http\r\n" in head
+    await proxy.aclose()  # type: ignore[attr-defined]
+
+
 async def test_forwarded_prefix_is_the_root_path_the_proxy_is_mounted_at(
     raw_server: Callable[[Handler], RawServer],
 ) -> None:
