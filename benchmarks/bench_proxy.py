@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,7 +171,8 @@ async def _floor_client(
     conn = h11.Connection(h11.SERVER)
     peer = writer.get_extra_info("peername")
     port = writer.get_extra_info("sockname")[1]
-    with contextlib.suppress(OSError, h11.ProtocolError):
+    # CancelledError: the server stopping under open connections ends them quietly.
+    with contextlib.suppress(OSError, h11.ProtocolError, asyncio.CancelledError):
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
@@ -397,6 +399,10 @@ def callgrind_per_request(
             counts.append(int(found[1]))
         if os.path.exists(f"{out}.3"):
             raise RuntimeError(f"{kind}: functools.reduce was called inside a phase")
+        keep = os.environ.get("BENCH_PROXY_KEEP_DUMPS")  # a directory, for callgrind_annotate
+        if keep:
+            for number in (1, 2):
+                shutil.copy(f"{out}.{number}", os.path.join(keep, f"callgrind.{kind}.{number}"))
     return (counts[1] - counts[0]) / n
 
 
@@ -450,12 +456,14 @@ def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def running(
+    command: list[str], port: int, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     full_env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}", **(env or {})}
     process = subprocess.Popen(command, env=full_env, cwd=HERE)
     try:
         wait_for(port, process)
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGINT)  # uvicorn and cProfile both finish cleanly on it
         try:
@@ -528,6 +536,32 @@ def nginx_command(tmp: str, upstream: int, port: int) -> list[str]:
 # -- load --------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds ``pid`` has used so far (Linux), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured_load(
+    url: str, seconds: float, connections: int, process: subprocess.Popen[bytes]
+) -> tuple[float, float | None]:
+    """Requests per second at ``url``, and the CPU µs per request ``process`` spent on them.
+
+    CPU per request moves much less than requests per second when other
+    work shares the machine: the cross-check of the two proxies' costs.
+    """
+    before = cpu_seconds(process.pid)
+    rate = load(url, seconds, connections)
+    after = cpu_seconds(process.pid)
+    if before is None or after is None or not rate:
+        return rate, None
+    return rate, (after - before) / (rate * seconds) * 1e6
+
+
 def load(url: str, seconds: float, connections: int) -> float:
     """Requests per second at ``url``, after a one-second warm-up."""
     wrk = shutil.which("wrk")
@@ -582,7 +616,6 @@ def check(url: str) -> None:
 
 def in_process(upstream: str, n: int = 1000, rounds: int = 5) -> dict[str, float]:
     """CPU µs per sequential request: a bare httpx GET versus the proxy app called directly."""
-    import statistics
 
     import httpx
 
@@ -664,6 +697,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best of)")
     parser.add_argument(
         "--callgrind",
         metavar="SERVERS",
@@ -684,14 +718,17 @@ def main() -> None:
     env = {"BENCH_PROXY_UPSTREAM": upstream}
     results: dict[str, float] = {}
     tool = "wrk" if shutil.which("wrk") else "httpx loop"
-    print(f"load: {tool}, {connections} connections, {seconds:g} s per run; 2 runs each")
+    print(
+        f"load: {tool}, {connections} connections, {seconds:g} s per run; {args.rounds} runs each"
+    )
     with (
         tempfile.TemporaryDirectory() as tmp,
         running(uvicorn("bench_proxy:upstream_app", up_port), up_port),
     ):
         for name in ("direct", "nginx", "floor", "asgikit"):
             results[name] = 0.0
-        for _ in range(2):  # interleaved, best of two
+        cpu: dict[str, list[float]] = {"floor": [], "asgikit": []}
+        for _ in range(args.rounds):  # interleaved, best of the rounds
             check(f"{upstream}/")
             results["direct"] = max(results["direct"], load(f"{upstream}/", seconds, connections))
             if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
@@ -701,18 +738,19 @@ def main() -> None:
                     results["nginx"] = max(results["nginx"], rate)
             floor = [sys.executable, os.path.join(HERE, "bench_proxy.py"), "--floor"]
             floor += [str(proxy_port), str(up_port)]
-            with running(floor, proxy_port):
-                check(f"http://127.0.0.1:{proxy_port}/")
-                rate = load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)
-                results["floor"] = max(results["floor"], rate)
-            with running(uvicorn("bench_proxy:proxy_app", proxy_port), proxy_port, env):
-                check(f"http://127.0.0.1:{proxy_port}/")
-                rate = load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)
-                results["asgikit"] = max(results["asgikit"], rate)
+            proxy = uvicorn("bench_proxy:proxy_app", proxy_port)
+            for name, command, extra in (("floor", floor, None), ("asgikit", proxy, env)):
+                with running(command, proxy_port, extra) as process:
+                    url = f"http://127.0.0.1:{proxy_port}/"
+                    check(url)
+                    rate, per_request = measured_load(url, seconds, connections, process)
+                    results[name] = max(results[name], rate)
+                    if per_request is not None:
+                        cpu[name].append(per_request)
 
         print()
-        print("| path | requests/s | ÷ nginx |")
-        print("|---|---:|---:|")
+        print("| path | requests/s | ÷ nginx | ÷ floor | proxy CPU µs/request (median) |")
+        print("|---|---:|---:|---:|---:|")
         labels = {
             "direct": "client → upstream (no proxy)",
             "nginx": "client → nginx → upstream",
@@ -721,14 +759,16 @@ def main() -> None:
         }
         for name, rate in results.items():
             ratio = f"{rate / results['nginx']:.2f}" if results.get("nginx") else "-"
-            print(f"| {labels[name]} | {rate:,.0f} | {ratio} |")
+            to_floor = f"{rate / results['floor']:.2f}" if results.get("floor") else "-"
+            spent = f"{statistics.median(cpu[name]):.0f}" if cpu.get(name) else "-"
+            print(f"| {labels[name]} | {rate:,.0f} | {ratio} | {to_floor} | {spent} |")
 
-        cpu = in_process(upstream)
+        sequential = in_process(upstream)
         print()
         print(
             f"In process, sequential, CPU per request: bare httpx.AsyncClient GET "
-            f"{cpu['httpx']:.0f} µs, reverse_proxy app {cpu['proxy']:.0f} µs "
-            f"({cpu['proxy'] / cpu['httpx'] - 1:+.0%})."
+            f"{sequential['httpx']:.0f} µs, reverse_proxy app {sequential['proxy']:.0f} µs "
+            f"({sequential['proxy'] / sequential['httpx'] - 1:+.0%})."
         )
         if args.no_profile:
             return
