@@ -344,6 +344,7 @@ def callgrind_per_request(
         command = [
             "valgrind",
             "--tool=callgrind",
+            *os.environ.get("BENCH_PROXY_VALGRIND_ARGS", "").split(),  # e.g. --cache-sim=yes
             "--collect-atstart=no",
             "--toggle-collect=functools_reduce",
             "--dump-after=functools_reduce",

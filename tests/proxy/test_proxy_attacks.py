@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import anyio.to_thread
@@ -256,6 +257,64 @@ async def test_dot_segment_variants_with_semicolon_backslash_and_encoding_are_re
         sent = await drive_router(proxy, scope)
         assert sent.status == 400, raw
     assert server.connections == 0
+
+
+ODD_TARGETS = [
+    b"/plain/path?q=1&r=two",
+    b"/a{b}|c^d`e",
+    b"/a%7Bb%zz%",
+    b'/q?x="y"<z>',
+    b"/.well-known/x",
+    b"/sub-delims!$&'()*+,;=:@",
+]
+
+
+def _target_sent(head: bytes) -> bytes:
+    return head.split(b"\r\n", 1)[0].split(b" ")[1]
+
+
+async def test_targets_go_upstream_exactly_as_httpx_would_send_them(
+    raw_server: Callable[[Handler], RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The proxy's own transport takes the target as it is when httpx would
+    # leave it unchanged, and asks httpx's URL otherwise: either way the
+    # upstream sees what a client passed in (httpx all along) sends.
+    import asgikit.proxy.http as proxy_http
+
+    parsed: list[str] = []
+    real = proxy_http._upstream_url
+
+    def counting(options: Any, target: str) -> Any:
+        parsed.append(target)
+        return real(options, target)
+
+    monkeypatch.setattr(proxy_http, "_upstream_url", counting)
+    server = raw_server(echo_head)
+    targets = []
+    for raw in ODD_TARGETS:
+        path, _, query = raw.partition(b"?")
+        seen = []
+        for client in (None, httpx.AsyncClient()):
+            decoded = unquote(path.decode("latin-1"))
+            scope = make_scope("GET", decoded, headers=[(b"host", b"h.example")])
+            scope["raw_path"] = path
+            scope["query_string"] = query
+            sent = await drive(reverse_proxy(server.url, client=client), scope)
+            assert sent.status == 200, raw
+            seen.append(_target_sent(sent.body))
+            if client is not None:
+                await client.aclose()
+        assert seen[0] == seen[1], raw
+        targets.append(seen[0])
+    assert targets[:4] == [
+        b"/plain/path?q=1&r=two",
+        b"/a%7Bb%7D|c^d%60e",
+        b"/a%7Bb%zz%",
+        b"/q?x=%22y%22%3Cz%3E",
+    ]
+    # The plain ones never built a URL on the proxy's own transport.
+    own_transport_parses = [target for target in parsed if "plain" in target]
+    assert len(own_transport_parses) == 1  # the passed client's request only
 
 
 async def test_dotted_names_that_do_not_climb_still_go_through(
