@@ -10,12 +10,15 @@ probe on the hot path.
   is retried once on a new one when that is safe (RFC 9112 §9.3.1, RFC 9110
   §9.2.2): nothing of the request was written, or the method is idempotent
   and the body can be sent again.
-- The request body streams from ``request.stream``; the response body streams
+- The request body streams from its iterator (``request.stream`` through
+  httpx, the proxy's body as it is read otherwise); the response body streams
   as the caller reads it, and the connection goes back to the pool at the end
   of the message, or is closed when the response is closed before its end, or
   either side asked for ``Connection: close``.
 - httpx's timeouts (``request.extensions["timeout"]``) bound the connect, each
   write, each read and the wait for the pool, and raise httpx's exceptions.
+- Header names and values are checked against h11's grammar in two matches
+  (see :func:`request_head`), before h11 takes the head.
 
 Not done: HTTP/2, going through an HTTP proxy, ``Expect: 100-continue``,
 protocol upgrades, trailers.  Response header names come back lower-cased.

@@ -1,9 +1,16 @@
 """Forward one HTTP request to the upstream and stream the answer back.
 
-Both bodies stream: the request body is handed to httpx as an iterator
-that calls ``receive()`` as the upstream takes it (so an upload never runs
-ahead of the upstream), and the response body is relayed chunk by chunk as
-it is read, raw (``Content-Encoding`` untouched, nothing decompressed).
+Both bodies stream: the request body is handed to the transport (or to
+httpx) as an iterator that calls ``receive()`` as the upstream takes it (so
+an upload never runs ahead of the upstream), and the response body is
+relayed chunk by chunk as it is read, raw (``Content-Encoding`` untouched,
+nothing decompressed).
+
+On the proxy's own transport the request goes as plain values (method,
+target, header list, body): no ``httpx.Request``, ``URL`` or ``Response``
+per request.  It is framed and its target written as httpx would (a target
+httpx would change goes through httpx's ``URL``).  On asyncio the waits are
+bounded with the light scopes of :mod:`asgikit.proxy._scopes`.
 
 Once the request body is all read, a watcher listens for ``http.disconnect``
 and cancels the exchange, which closes the upstream connection and frees its
