@@ -84,7 +84,8 @@ class AsyncioStream(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._eof = False
+        self._eof = False  # the server sent its FIN, or the connection is gone
+        self._lost = False  # the connection is gone
         self._error: BaseException | None = None
         self._reading_paused = False
         self._writing_paused = False
@@ -128,7 +129,7 @@ class AsyncioStream(asyncio.Protocol):
         # Returning None lets the transport close itself.
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
+        self._eof = self._lost = True
         if exc is not None:
             self._error = exc
         _wake(self._waiter)
@@ -175,7 +176,7 @@ class AsyncioStream(asyncio.Protocol):
         while self._writing_paused:
             if not await self._wait(timeout, drain=True):
                 raise httpx.WriteTimeout("sending to the server timed out")
-            if self._error is not None:
+            if self._lost:
                 raise httpx.WriteError(f"sending to the server failed: {self._error!r}")
 
     async def receive(self, timeout: float | None) -> bytes:

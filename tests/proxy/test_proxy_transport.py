@@ -7,6 +7,7 @@ closed between requests, ``Connection: close``, bodiless statuses, garbage).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import shutil
@@ -472,3 +473,32 @@ async def test_a_large_response_read_slowly_is_held_only_up_to_the_high_water_ma
             received += len(chunk)
     assert received == size
     await transport.aclose()
+
+
+class _Pipe:
+    """The little of an asyncio transport that a paused write touches."""
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+
+async def test_a_write_waiting_for_room_fails_when_the_connection_closes_cleanly(
+    anyio_backend: str,
+) -> None:
+    # A write paused on a full buffer must not wait out its whole timeout
+    # (or forever, without one) for a connection already gone.
+    if anyio_backend != "asyncio":
+        pytest.skip("the asyncio stream")
+    loop = asyncio.get_running_loop()
+    stream = AsyncioStream(loop)
+    stream.connection_made(_Pipe())  # type: ignore[arg-type]
+    stream.pause_writing()
+    loop.call_soon(stream.connection_lost, None)
+    with anyio.fail_after(5), pytest.raises(httpx.WriteError):
+        await stream.send(b"body", None)
