@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,10 +55,15 @@ async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": HELLO})
 
 
-def _proxy_app() -> Any:
+def _proxy_app(*, httpx_transport: bool = False) -> Any:
     from asgikit.proxy import reverse_proxy
 
-    return reverse_proxy(os.environ.get("BENCH_PROXY_UPSTREAM", "http://127.0.0.1:8001"))
+    upstream = os.environ.get("BENCH_PROXY_UPSTREAM", "http://127.0.0.1:8001")
+    if httpx_transport:
+        from asgikit._httpx import httpx
+
+        return reverse_proxy(upstream, client=httpx.AsyncClient(trust_env=False))
+    return reverse_proxy(upstream)
 
 
 if os.environ.get("BENCH_PROXY_UPSTREAM"):
@@ -65,12 +71,38 @@ if os.environ.get("BENCH_PROXY_UPSTREAM"):
 
 
 # -- the floor: a minimal hand-written asyncio + h11 proxy --------------------
-# Not a usable proxy (GET-sized bodies only, no header rules, no timeouts):
-# the least pure Python can do per request with h11 on both sides, on the
-# same event loop as uvicorn, to size what is left to win.
+# Not a usable proxy (GET-sized bodies only, no timeouts, no checks): the
+# least pure Python can do per request with h11 on both sides, on the same
+# event loop as uvicorn, to size what is left to win.  It does the header
+# work every proxy does, cheaply: hop-by-hop fields dropped both ways,
+# ``Host`` set to the upstream's, and the forwarding headers asgikit sets
+# (``X-Forwarded-For`` appended, ``X-Real-IP``, ``X-Forwarded-Proto/Host/Port``,
+# ``Forwarded``) written from the connection, the client's own dropped.  It
+# keeps its upstream connections alive in a LIFO list, as asgikit does.
+
+_FLOOR_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"host",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-real-ip",
+        b"forwarded",
+    }
+)
 
 
-async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: Any) -> list[Any]:
+async def _floor_exchange(
+    pool: list[Any], upstream: tuple[str, int], request: Any, peer: tuple[str, int], port: int
+) -> list[Any]:
     import h11
 
     if pool:
@@ -78,8 +110,25 @@ async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: A
     else:
         reader, writer = await asyncio.open_connection(*upstream)
         conn = h11.Connection(h11.CLIENT)
-    headers = [(k, v) for k, v in request.headers if k != b"host"]
-    headers.append((b"host", b"%s:%d" % (upstream[0].encode(), upstream[1])))
+    headers = [(b"host", b"%s:%d" % (upstream[0].encode(), upstream[1]))]
+    client_host = b""
+    trail = b""
+    for name, value in request.headers:
+        if name not in _FLOOR_DROP:
+            headers.append((name, value))
+        elif name == b"host":
+            client_host = value
+        elif name == b"x-forwarded-for":
+            trail += value + b", "
+    ip = peer[0].encode()
+    headers += [
+        (b"x-forwarded-for", trail + ip),
+        (b"x-real-ip", ip),
+        (b"x-forwarded-proto", b"http"),
+        (b"x-forwarded-host", client_host),
+        (b"x-forwarded-port", b"%d" % port),
+        (b"forwarded", b"for=%s;host=%s;proto=http" % (ip, client_host)),
+    ]
     writer.write(
         conn.send(h11.Request(method=request.method, target=request.target, headers=headers))
     )
@@ -89,6 +138,9 @@ async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: A
         event = conn.next_event()
         if event is h11.NEED_DATA:
             conn.receive_data(await reader.read(65536))
+        elif isinstance(event, h11.Response):
+            headers = [(k, v) for k, v in event.headers if k not in _FLOOR_DROP]
+            events.append(h11.Response(status_code=event.status_code, headers=headers))
         else:
             events.append(event)
     if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
@@ -99,13 +151,28 @@ async def _floor_exchange(pool: list[Any], upstream: tuple[str, int], request: A
     return events
 
 
+def _floor_hello() -> list[Any]:
+    import h11
+
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+    return [
+        h11.Response(status_code=200, headers=headers),
+        h11.Data(data=HELLO),
+        h11.EndOfMessage(),
+    ]
+
+
 async def _floor_client(
-    reader: Any, writer: Any, pool: list[Any], upstream: tuple[str, int]
+    reader: Any, writer: Any, pool: list[Any], upstream: tuple[str, int] | None
 ) -> None:
+    """Serve one client connection; with no ``upstream``, answer a hello without one."""
     import h11
 
     conn = h11.Connection(h11.SERVER)
-    with contextlib.suppress(OSError, h11.ProtocolError):
+    peer = writer.get_extra_info("peername")
+    port = writer.get_extra_info("sockname")[1]
+    # CancelledError: the server stopping under open connections ends them quietly.
+    with contextlib.suppress(OSError, h11.ProtocolError, asyncio.CancelledError):
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
@@ -116,10 +183,11 @@ async def _floor_client(
             elif isinstance(event, h11.Request):
                 request = event
             elif isinstance(event, h11.EndOfMessage):
-                for answer in await _floor_exchange(pool, upstream, request):
-                    if isinstance(answer, h11.Response):
-                        headers = [(k, v) for k, v in answer.headers if k != b"connection"]
-                        answer = h11.Response(status_code=answer.status_code, headers=headers)
+                if upstream is None:
+                    answers = _floor_hello()
+                else:
+                    answers = await _floor_exchange(pool, upstream, request, peer, port)
+                for answer in answers:
                     writer.write(conn.send(answer))
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     break
@@ -148,6 +216,234 @@ def floor_proxy(port: int, upstream_port: int) -> None:
         asyncio.run(serve())
 
 
+# -- instructions per request under callgrind ---------------------------------
+# Each server runs in a child under ``valgrind --tool=callgrind`` that counts
+# only inside ``functools.reduce`` (``--toggle-collect``) and writes one count
+# each time it leaves it (``--dump-after``).  The child starts its server and
+# serves a warm-up uncounted, then serves two counted phases, each one call of
+# ``loop.run_until_complete`` inside ``functools.reduce``, that end when the
+# parent writes a line to its stdin.  The parent sends ``N`` requests in the
+# first phase and ``2N`` in the second, on the same keep-alive connections:
+# ``(I(2N) - I(N)) / N`` is one request's cost in that process, with whatever
+# a phase costs besides its requests (waking up, ending) cancelled out.
+
+CALLGRIND_SERVERS = {
+    "floor": "the minimal asyncio + h11 proxy (floor)",
+    "asgikit": "uvicorn + reverse_proxy",
+    "asgikit-httpx": "uvicorn + reverse_proxy(client=httpx.AsyncClient()) (httpx's own transport)",
+    "floor-hello": "the floor's server half answering itself (its share of the floor)",
+    "hello": "uvicorn + a raw ASGI hello (uvicorn's share of asgikit's figure)",
+}
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def _start_uvicorn(app: Any, port: int) -> None:
+    import uvicorn as uvicorn_module
+
+    config = uvicorn_module.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # Kept-alive connections wait between phases: never time them out.
+        timeout_keep_alive=3600,
+    )
+    config.load()
+    server = uvicorn_module.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup()
+    await server.on_tick(0)  # the Date header, which its main loop would set (not run here)
+
+
+def measured_server(kind: str, port: int, upstream_port: int) -> None:
+    """The child: start ``kind`` on ``port``, then serve phases that stdin ends."""
+    import functools
+
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    if kind in ("floor", "floor-hello"):
+        pool: list[Any] = []
+        target = ("127.0.0.1", upstream_port) if kind == "floor" else None
+
+        async def start() -> None:
+            await asyncio.start_server(
+                lambda r, w: _floor_client(r, w, pool, target), "127.0.0.1", port
+            )
+    else:
+        os.environ["BENCH_PROXY_UPSTREAM"] = f"http://127.0.0.1:{upstream_port}"
+        app = upstream_app
+        if kind.startswith("asgikit"):
+            app = _proxy_app(httpx_transport=kind == "asgikit-httpx")
+
+        async def start() -> None:
+            await _start_uvicorn(app, port)
+
+    loop.run_until_complete(start())
+    told: list[asyncio.Future[None]] = []
+
+    def on_stdin() -> None:
+        os.read(0, 64)
+        if told and not told[-1].done():
+            told[-1].set_result(None)
+
+    loop.add_reader(0, on_stdin)
+
+    async def until_told() -> None:
+        told.append(loop.create_future())
+        await told[-1]
+
+    def phase() -> None:
+        print("ready", flush=True)
+        loop.run_until_complete(until_told())
+
+    phase()  # warm-up, not counted
+    for _ in range(2):
+        functools.reduce(lambda _a, _b: phase(), [0, 0])
+    print("ready", flush=True)
+
+
+async def _drive(port: int, total: int, connections: int, streams: list[Any]) -> None:
+    """Send ``total`` GETs over ``connections`` kept-alive connections, each waiting its answer."""
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: bench\r\n\r\n" % port
+    while len(streams) < connections:
+        streams.append(await asyncio.open_connection("127.0.0.1", port))
+    left = [total]
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200 "):
+                raise RuntimeError(f"answered {head!r}")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if length is None:
+                raise RuntimeError(f"no Content-Length in {head!r}")
+            body = await reader.readexactly(int(length[1]))
+            if body != HELLO:
+                raise RuntimeError(f"answered {body!r}")
+
+    await asyncio.gather(*(one(r, w) for r, w in streams))
+
+
+def callgrind_per_request(
+    kind: str, n: int, connections: int, upstream_port: int, *, warm_up: int = 200
+) -> float:
+    """Instructions per request in the process serving ``kind``, under callgrind."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out")
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            *os.environ.get("BENCH_PROXY_VALGRIND_ARGS", "").split(),  # e.g. --cache-sim=yes
+            "--collect-atstart=no",
+            "--toggle-collect=functools_reduce",
+            "--dump-after=functools_reduce",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            os.path.abspath(__file__),
+            "--measured-server",
+            kind,
+            str(port),
+            str(upstream_port),
+        ]
+        env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}", "PYTHONHASHSEED": "0"}
+        child = subprocess.Popen(
+            command,
+            env=env,
+            cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        assert child.stdout is not None
+        loop = asyncio.new_event_loop()
+        streams: list[Any] = []
+        failure: BaseException | None = None
+        try:
+            for total in (warm_up, n, 2 * n):
+                line = child.stdout.readline()
+                if line != b"ready\n":
+                    raise RuntimeError(f"{kind}: child said {line!r}")
+                loop.run_until_complete(_drive(port, total, connections, streams))
+                child.stdin.write(b"next\n")
+                child.stdin.flush()
+            if child.stdout.readline() != b"ready\n":
+                raise RuntimeError(f"{kind}: the child did not finish its phases")
+        except (OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
+            failure = exc
+        finally:
+            for _, writer in streams:
+                writer.close()
+            loop.close()
+            child.send_signal(signal.SIGINT)
+            try:
+                _, stderr = child.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                _, stderr = child.communicate()
+        if failure is not None:
+            tail = stderr.decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{kind} failed under load: {failure!r}\n{tail}") from failure
+        counts = []
+        for number in (1, 2):
+            path = f"{out}.{number}"
+            if not os.path.exists(path):
+                raise RuntimeError(f"{kind}: no dump {number}\n{stderr.decode()[-2000:]}")
+            with open(path) as file:
+                found = re.search(r"^totals: (\d+)", file.read(), re.MULTILINE)
+            assert found, path
+            counts.append(int(found[1]))
+        if os.path.exists(f"{out}.3"):
+            raise RuntimeError(f"{kind}: functools.reduce was called inside a phase")
+        keep = os.environ.get("BENCH_PROXY_KEEP_DUMPS")  # a directory, for callgrind_annotate
+        if keep:
+            for number in (1, 2):
+                shutil.copy(f"{out}.{number}", os.path.join(keep, f"callgrind.{kind}.{number}"))
+    return (counts[1] - counts[0]) / n
+
+
+def callgrind_main(kinds: list[str], n: int, connections: int) -> None:
+    up_port = free_port()
+    print(
+        f"instructions per request in the serving process, callgrind, {n} and {2 * n} "
+        f"requests over {connections} kept-alive connections",
+        file=sys.stderr,
+    )
+    results: dict[str, float] = {}
+    # Under valgrind a phase takes long: the upstream keeps its connections
+    # (the floor has no check for a connection closed while idle).
+    upstream = [*uvicorn("bench_proxy:upstream_app", up_port), "--timeout-keep-alive", "3600"]
+    with running(upstream, up_port):
+        for kind in kinds:
+            results[kind] = callgrind_per_request(kind, n, connections, up_port)
+            print(f"  {kind}: {results[kind]:,.0f}", file=sys.stderr, flush=True)
+    print()
+    print("| server | instructions/request |")
+    print("|---|---:|")
+    for kind, value in results.items():
+        print(f"| {CALLGRIND_SERVERS[kind]} | {value:,.0f} |")
+    if {"asgikit", "floor"} <= results.keys():
+        print(f"\nasgikit / floor, whole process: {results['asgikit'] / results['floor']:.2f}")
+    if {"asgikit", "floor", "hello", "floor-hello"} <= results.keys():
+        own = results["asgikit"] - results["hello"]
+        floor_own = results["floor"] - results["floor-hello"]
+        print(
+            f"proxy's own work (minus its server's hello): asgikit {own:,.0f}, "
+            f"floor {floor_own:,.0f}, ratio {own / floor_own:.2f}"
+        )
+
+
 # -- process plumbing --------------------------------------------------------
 
 
@@ -170,12 +466,14 @@ def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def running(
+    command: list[str], port: int, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     full_env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}", **(env or {})}
     process = subprocess.Popen(command, env=full_env, cwd=HERE)
     try:
         wait_for(port, process)
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGINT)  # uvicorn and cProfile both finish cleanly on it
         try:
@@ -248,6 +546,32 @@ def nginx_command(tmp: str, upstream: int, port: int) -> list[str]:
 # -- load --------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds ``pid`` has used so far (Linux), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured_load(
+    url: str, seconds: float, connections: int, process: subprocess.Popen[bytes]
+) -> tuple[float, float | None]:
+    """Requests per second at ``url``, and the CPU µs per request ``process`` spent on them.
+
+    CPU per request moves much less than requests per second when other
+    work shares the machine: the cross-check of the two proxies' costs.
+    """
+    before = cpu_seconds(process.pid)
+    rate = load(url, seconds, connections)
+    after = cpu_seconds(process.pid)
+    if before is None or after is None or not rate:
+        return rate, None
+    return rate, (after - before) / (rate * seconds) * 1e6
+
+
 def load(url: str, seconds: float, connections: int) -> float:
     """Requests per second at ``url``, after a one-second warm-up."""
     wrk = shutil.which("wrk")
@@ -302,7 +626,6 @@ def check(url: str) -> None:
 
 def in_process(upstream: str, n: int = 1000, rounds: int = 5) -> dict[str, float]:
     """CPU µs per sequential request: a bare httpx GET versus the proxy app called directly."""
-    import statistics
 
     import httpx
 
@@ -384,22 +707,38 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best of)")
+    parser.add_argument(
+        "--callgrind",
+        metavar="SERVERS",
+        nargs="?",
+        const=",".join(CALLGRIND_SERVERS),
+        help="instead: instructions per request in each serving process, under callgrind "
+        f"(comma-separated, from {', '.join(CALLGRIND_SERVERS)}; default all)",
+    )
+    parser.add_argument("--n", type=int, default=400, help="requests in the shorter counted phase")
     args = parser.parse_args()
     seconds, connections = args.seconds, args.connections
+    if args.callgrind:
+        callgrind_main(args.callgrind.split(","), args.n, connections)
+        return
 
     up_port, nginx_port, proxy_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     env = {"BENCH_PROXY_UPSTREAM": upstream}
     results: dict[str, float] = {}
     tool = "wrk" if shutil.which("wrk") else "httpx loop"
-    print(f"load: {tool}, {connections} connections, {seconds:g} s per run; 2 runs each")
+    print(
+        f"load: {tool}, {connections} connections, {seconds:g} s per run; {args.rounds} runs each"
+    )
     with (
         tempfile.TemporaryDirectory() as tmp,
         running(uvicorn("bench_proxy:upstream_app", up_port), up_port),
     ):
         for name in ("direct", "nginx", "floor", "asgikit"):
             results[name] = 0.0
-        for _ in range(2):  # interleaved, best of two
+        cpu: dict[str, list[float]] = {"floor": [], "asgikit": []}
+        for _ in range(args.rounds):  # interleaved, best of the rounds
             check(f"{upstream}/")
             results["direct"] = max(results["direct"], load(f"{upstream}/", seconds, connections))
             if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx"):
@@ -409,18 +748,19 @@ def main() -> None:
                     results["nginx"] = max(results["nginx"], rate)
             floor = [sys.executable, os.path.join(HERE, "bench_proxy.py"), "--floor"]
             floor += [str(proxy_port), str(up_port)]
-            with running(floor, proxy_port):
-                check(f"http://127.0.0.1:{proxy_port}/")
-                rate = load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)
-                results["floor"] = max(results["floor"], rate)
-            with running(uvicorn("bench_proxy:proxy_app", proxy_port), proxy_port, env):
-                check(f"http://127.0.0.1:{proxy_port}/")
-                rate = load(f"http://127.0.0.1:{proxy_port}/", seconds, connections)
-                results["asgikit"] = max(results["asgikit"], rate)
+            proxy = uvicorn("bench_proxy:proxy_app", proxy_port)
+            for name, command, extra in (("floor", floor, None), ("asgikit", proxy, env)):
+                with running(command, proxy_port, extra) as process:
+                    url = f"http://127.0.0.1:{proxy_port}/"
+                    check(url)
+                    rate, per_request = measured_load(url, seconds, connections, process)
+                    results[name] = max(results[name], rate)
+                    if per_request is not None:
+                        cpu[name].append(per_request)
 
         print()
-        print("| path | requests/s | ÷ nginx |")
-        print("|---|---:|---:|")
+        print("| path | requests/s | ÷ nginx | ÷ floor | proxy CPU µs/request (median) |")
+        print("|---|---:|---:|---:|---:|")
         labels = {
             "direct": "client → upstream (no proxy)",
             "nginx": "client → nginx → upstream",
@@ -429,14 +769,16 @@ def main() -> None:
         }
         for name, rate in results.items():
             ratio = f"{rate / results['nginx']:.2f}" if results.get("nginx") else "-"
-            print(f"| {labels[name]} | {rate:,.0f} | {ratio} |")
+            to_floor = f"{rate / results['floor']:.2f}" if results.get("floor") else "-"
+            spent = f"{statistics.median(cpu[name]):.0f}" if cpu.get(name) else "-"
+            print(f"| {labels[name]} | {rate:,.0f} | {ratio} | {to_floor} | {spent} |")
 
-        cpu = in_process(upstream)
+        sequential = in_process(upstream)
         print()
         print(
             f"In process, sequential, CPU per request: bare httpx.AsyncClient GET "
-            f"{cpu['httpx']:.0f} µs, reverse_proxy app {cpu['proxy']:.0f} µs "
-            f"({cpu['proxy'] / cpu['httpx'] - 1:+.0%})."
+            f"{sequential['httpx']:.0f} µs, reverse_proxy app {sequential['proxy']:.0f} µs "
+            f"({sequential['proxy'] / sequential['httpx'] - 1:+.0%})."
         )
         if args.no_profile:
             return
@@ -460,5 +802,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--floor"]:
         floor_proxy(int(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1:2] == ["--measured-server"]:
+        measured_server(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         main()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_from_bytes, unquote, urlsplit
 
+from asgikit._httpx import httpx
 from asgikit._url import path_bytes
 from asgikit.datastructures import route_path
 from asgikit.types import Scope
@@ -31,6 +32,7 @@ class Upstream:
     port: int
     base_path: str  # no trailing slash; "" for the root
     host_header: bytes  # the ``Host`` value for requests to this upstream
+    origin: tuple[bytes, bytes, int]  # scheme, host and port as httpx spells them
 
     @classmethod
     def parse(cls, url: str) -> Upstream:
@@ -43,12 +45,15 @@ class Upstream:
             raise ValueError("the upstream URL cannot have a query or a fragment")
         port = parts.port or _DEFAULT_PORTS[scheme]
         netloc = parts.netloc.rpartition("@")[2]
+        host_header = netloc.encode("idna" if not netloc.isascii() else "ascii")
+        parsed = httpx.URL(f"{scheme}://{host_header.decode('ascii')}/")
         return cls(
             scheme=scheme,
             host=parts.hostname,
             port=port,
             base_path=parts.path.rstrip("/"),
-            host_header=netloc.encode("idna" if not netloc.isascii() else "ascii"),
+            host_header=host_header,
+            origin=(parsed.raw_scheme, parsed.raw_host, parsed.port or port),
         )
 
     @property

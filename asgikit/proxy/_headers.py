@@ -253,35 +253,55 @@ def _forwarding(
     scope: Scope, client_host: bytes | None, trail_for: list[bytes], trail: list[bytes]
 ) -> RawHeaders:
     client = scope.get("client")
-    client_ip: str | None = client[0] if client else None
-    scheme: str = scope.get("scheme", "http")
+    server = scope.get("server")
+    address, own, element = _own_forwarding(
+        client[0] if client else None,
+        client_host,
+        scope.get("scheme", "http"),
+        server[1] if server else None,
+        scope.get("root_path", ""),
+    )
+    out: RawHeaders = []
+    if address is not None:
+        trail_for.append(address)
+        out.append((b"x-forwarded-for", b", ".join(trail_for)))
+        out.append((b"x-real-ip", address))
+    elif trail_for:
+        out.append((b"x-forwarded-for", b", ".join(trail_for)))
+    out += own
+    trail.append(element)
+    out.append((b"forwarded", b", ".join(trail)))
+    return out
+
+
+# Cached: a proxy sees the same few clients, hosts and mounts again and
+# again (its front proxies, a load balancer), and working these out costs
+# more than the rest of the header work.  A miss costs what no cache would.
+@lru_cache(maxsize=1024)
+def _own_forwarding(
+    client_ip: str | None,
+    client_host: bytes | None,
+    scheme: str,
+    server_port: int | None,
+    root_path: str,
+) -> tuple[bytes | None, RawHeaders, bytes]:
+    """This proxy's part: the client's address, the ``X-Forwarded-*`` it sets, its element."""
     proto = _WEB_SCHEME.get(scheme, scheme)
     host: str | None = None
     if client_host is not None:
         decoded = client_host.decode("latin-1")
         if valid_host(decoded):
             host = decoded
-    out: RawHeaders = []
-    if client_ip is not None:
-        address = client_ip.encode("latin-1")
-        trail_for.append(address)
-        out.append((b"x-forwarded-for", b", ".join(trail_for)))
-        out.append((b"x-real-ip", address))
-    elif trail_for:
-        out.append((b"x-forwarded-for", b", ".join(trail_for)))
-    out.append((b"x-forwarded-proto", proto.encode("latin-1")))
+    own: RawHeaders = [(b"x-forwarded-proto", proto.encode("latin-1"))]
     if host is not None:
-        out.append((b"x-forwarded-host", host.encode("latin-1")))
-    server = scope.get("server")
-    if server and server[1] is not None:
-        out.append((b"x-forwarded-port", str(server[1]).encode("ascii")))
-    root_path: str = scope.get("root_path", "")
+        own.append((b"x-forwarded-host", host.encode("latin-1")))
+    if server_port is not None:
+        own.append((b"x-forwarded-port", str(server_port).encode("ascii")))
     if root_path:
-        out.append((b"x-forwarded-prefix", quote(root_path, safe=_PREFIX_SAFE).encode("ascii")))
+        own.append((b"x-forwarded-prefix", quote(root_path, safe=_PREFIX_SAFE).encode("ascii")))
     element = forwarded_element(for_=forwarded_node(client_ip), host=host, proto=proto)
-    trail.append(element.encode("latin-1"))
-    out.append((b"forwarded", b", ".join(trail)))
-    return out
+    address = None if client_ip is None else client_ip.encode("latin-1")
+    return address, own, element.encode("latin-1")
 
 
 __all__ = [

@@ -6,29 +6,28 @@ bounds the connections open, idle or busy; a request that finds none free
 waits, first come first served, for one to be released or closed.
 
 Only the connection about to be reused is checked, never the whole pool:
-one non-blocking ``poll`` of its own socket (a poller made once per
-connection).  An idle HTTP/1.1 connection has nothing to say, so a readable
-socket means the server closed it (gunicorn after 2 s idle, uvicorn after
-5 s), reset it, or sent bytes past the end of its last response; any of
-these closes it, because stray bytes would be read as the next client's
-response.  The transport retries a request on a connection that dies after
-the check, when that is safe.
+what its stream has read already, then one non-blocking ``poll`` of its own
+socket (see :mod:`asgikit.proxy._streams`).  An idle HTTP/1.1 connection
+has nothing to say, so anything to read means the server closed it
+(gunicorn after 2 s idle, uvicorn after 5 s), reset it, or sent bytes past
+the end of its last response; any of these closes it, because stray bytes
+would be read as the next client's response.  The transport retries a
+request on a connection that dies after the check, when that is safe.
 """
 
 from __future__ import annotations
 
-import select
+import asyncio
 import ssl
 import time
 from collections import deque
 from typing import Any
 
 import anyio
-import anyio.abc
-import anyio.streams.tls
 import h11
 
 from asgikit._httpx import httpx
+from asgikit.proxy._streams import AnyioStream, AsyncioStream, UpstreamStream
 
 Origin = tuple[bytes, bytes, int]  # scheme, host, port
 
@@ -39,60 +38,18 @@ _CONNECTION_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceEr
 class Connection:
     """One HTTP/1.1 connection: its stream, its h11 state, where it goes."""
 
-    __slots__ = ("h11", "idle_since", "origin", "poller", "reused", "stream")
+    __slots__ = ("h11", "idle_since", "origin", "reused", "stream")
 
-    def __init__(self, stream: anyio.abc.ByteStream, origin: Origin) -> None:
+    def __init__(self, stream: UpstreamStream, origin: Origin) -> None:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
         self.origin = origin
         self.idle_since = 0.0
         self.reused = False
-        self.poller: Any = None
 
     def has_spoken(self) -> bool:
-        """Whether the idle connection has anything to read: EOF, a reset or stray bytes.
-
-        Over TLS a readable socket may also be a late session ticket; the
-        connection is closed all the same (a new one costs a handshake; a
-        misread one costs another client's response).
-        """
-        if _read_ahead(self.stream):
-            return True
-        if self.origin[0] == b"https":
-            ssl_object = self.stream.extra(anyio.streams.tls.TLSAttribute.ssl_object)
-            # Decrypted bytes left in the TLS object, or records read off the
-            # socket but not yet decrypted (anyio keeps them in its read BIO).
-            read_bio = getattr(self.stream, "_read_bio", None)
-            if ssl_object.pending() or (read_bio is not None and read_bio.pending):
-                return True
-        try:
-            poller = self.poller
-            if poller is None:
-                sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-                if sock is None:
-                    return False  # not a socket (a test's memory stream): nothing to poll
-                fileno = sock.fileno()
-                if fileno < 0:
-                    return True
-                if not hasattr(select, "poll"):  # Windows
-                    return bool(select.select([fileno], [], [], 0)[0])
-                poller = self.poller = select.poll()
-                poller.register(fileno, select.POLLIN)
-            return bool(poller.poll(0))
-        except (OSError, ValueError):
-            return True
-
-
-def _read_ahead(stream: anyio.abc.ByteStream) -> bool:
-    # anyio on asyncio reads a socket through a protocol that may queue bytes
-    # (or the EOF) ahead of the reader, out of a poll's sight; its read event
-    # is set while anything waits there.  Private, hence looked up carefully;
-    # over TLS the socket stream is the transport stream.
-    for layer in (stream, getattr(stream, "transport_stream", None)):
-        event = getattr(getattr(layer, "_protocol", None), "read_event", None)
-        if event is not None and event.is_set():
-            return True
-    return False
+        """Whether the idle connection has anything to read: EOF, a reset or stray bytes."""
+        return self.stream.has_spoken()
 
 
 class _Waiter:
@@ -183,17 +140,13 @@ class Pool:
         hostname = host.decode("ascii")
         context = self._context() if scheme == b"https" else None
         try:
+            asyncio.get_running_loop()
+            kind: type[AsyncioStream | AnyioStream] = AsyncioStream
+        except RuntimeError:  # trio
+            kind = AnyioStream
+        try:
             with anyio.fail_after(timeout):
-                if context is None:
-                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(hostname, port)
-                else:
-                    stream = await anyio.connect_tcp(
-                        hostname,
-                        port,
-                        ssl_context=context,
-                        tls_hostname=hostname,
-                        tls_standard_compatible=False,
-                    )
+                stream = await kind.connect(hostname, port, context)
         except BaseException as exc:
             self._free_slot()
             if isinstance(exc, TimeoutError):
@@ -266,9 +219,7 @@ class Pool:
 
 async def _close(connection: Connection) -> None:
     # Forcefully: this runs on cancellation paths too and must not wait.
-    # Both backends close the socket before their first checkpoint, and no
-    # TLS close_notify is owed (``tls_standard_compatible=False``).
-    await anyio.aclose_forcefully(connection.stream)
+    await connection.stream.aclose()
 
 
 __all__ = ["Connection", "Origin", "Pool"]

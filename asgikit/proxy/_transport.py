@@ -2,7 +2,7 @@
 
 httpx's default transport (httpcore) checks every idle connection of its pool
 with a socket probe on every request, so its cost grows with the pool.  This
-one speaks HTTP/1.1 with h11 over anyio streams (asyncio and trio alike), on
+one speaks HTTP/1.1 with h11 over the streams of :mod:`asgikit.proxy._streams`, on
 the lean pool of :mod:`asgikit.proxy._pool`: LIFO idle lists per origin, no
 probe on the hot path.
 
@@ -10,12 +10,15 @@ probe on the hot path.
   is retried once on a new one when that is safe (RFC 9112 §9.3.1, RFC 9110
   §9.2.2): nothing of the request was written, or the method is idempotent
   and the body can be sent again.
-- The request body streams from ``request.stream``; the response body streams
+- The request body streams from its iterator (``request.stream`` through
+  httpx, the proxy's body as it is read otherwise); the response body streams
   as the caller reads it, and the connection goes back to the pool at the end
   of the message, or is closed when the response is closed before its end, or
   either side asked for ``Connection: close``.
 - httpx's timeouts (``request.extensions["timeout"]``) bound the connect, each
   write, each read and the wait for the pool, and raise httpx's exceptions.
+- Header names and values are checked against h11's grammar in two matches
+  (see :func:`request_head`), before h11 takes the head.
 
 Not done: HTTP/2, going through an HTTP proxy, ``Expect: 100-continue``,
 protocol upgrades, trailers.  Response header names come back lower-cased.
@@ -23,22 +26,57 @@ protocol upgrades, trailers.  Response header names come back lower-cased.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-import anyio
-import anyio.abc
 import h11
 
 from asgikit._httpx import httpx
-from asgikit.proxy._pool import Connection, Pool
+from asgikit.proxy._pool import Connection, Origin, Pool
 
-_READ_SIZE = 64 * 1024
-_FITS_EMPTY_BUFFER = 8 * 1024  # below any TCP send buffer (Linux's default is 16 KiB)
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _BODILESS = frozenset({204, 304})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-_CONNECTION_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+RequestBody = bytes | AsyncIterable[bytes]
+
+
+# h11's own grammar (RFC 9110 §5.1, §5.5), matched once over all the names
+# and once over all the values, each joined by a newline (which neither may
+# hold), rather than twice per header as h11 does.
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+_FIELD_CONTENT = rb"[^\x00\s]+(?:[ \t]+[^\x00\s]+)*"
+_NAMES = re.compile(rb"%s(?:\n%s)*" % (_TOKEN, _TOKEN))
+_VALUES = re.compile(rb"(?:%s)?(?:\n(?:%s)?)*" % (_FIELD_CONTENT, _FIELD_CONTENT))
+
+
+def request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> h11.Request:
+    """h11's ``Request`` for these values, the header grammar checked in two matches.
+
+    Headers that fail the check go to h11 as they are, to be refused with
+    its own ``LocalProtocolError``.
+    """
+    try:
+        names = b"\n".join([name for name, _ in headers])
+        values = b"\n".join([value for _, value in headers])
+    except TypeError:  # not bytes: h11 converts or refuses them
+        names = values = b"\x00"
+    # A newline inside a name or a value would pass for a separator: the
+    # counts tell it apart.
+    separators = len(headers) - 1
+    if (
+        names.count(b"\n") == separators
+        and values.count(b"\n") == separators
+        and _NAMES.fullmatch(names)
+        and _VALUES.fullmatch(values)
+    ):
+        # Checked as h11 checks them: ``_parsed`` skips its per-header matches
+        # (h11 still checks the method, the target, Host and the framing).
+        return h11.Request(
+            method=method.encode("ascii"), target=target, headers=headers, _parsed=True
+        )
+    return h11.Request(method=method, target=target, headers=headers)
 
 
 class _Stale(Exception):
@@ -55,6 +93,9 @@ class ProxyTransport(httpx.AsyncBaseTransport):
     ``limits`` is read as httpx reads it (``max_connections`` in all,
     ``max_keepalive_connections`` idle ones kept, ``keepalive_expiry`` seconds
     an idle one is kept); ``verify`` is httpx's TLS setting for ``https``.
+    Besides httpx's entry point, :meth:`send_head` takes a request as plain
+    values, which is how the proxy calls it: no ``httpx.Request``, ``URL`` or
+    ``Response`` to build per request.
     """
 
     def __init__(self, *, limits: httpx.Limits | None = None, verify: Any = True) -> None:
@@ -69,22 +110,60 @@ class ProxyTransport(httpx.AsyncBaseTransport):
         if scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"cannot send a request over {url.scheme!r}")
         origin = (scheme, url.raw_host, url.port or _DEFAULT_PORTS[scheme])
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        stream = request.stream
+        if not isinstance(stream, httpx.AsyncByteStream):
+            raise RuntimeError("an async transport needs an async request body")
+        content: RequestBody = stream
+        if isinstance(stream, httpx.ByteStream):
+            content = b"".join([chunk async for chunk in stream])
+        head, body = await self.send_head(
+            origin,
+            request.method,
+            url.raw_path,
+            request.headers.raw,
+            content,
+            request.extensions.get("timeout", {}),
+        )
+        return httpx.Response(
+            head.status_code,
+            headers=list(head.headers),
+            stream=body,
+            request=request,
+            extensions={
+                "http_version": b"HTTP/" + head.http_version,
+                "reason_phrase": head.reason,
+            },
+        )
+
+    async def send_head(
+        self,
+        origin: Origin,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        content: RequestBody,
+        timeouts: dict[str, float | None],
+    ) -> tuple[h11.Response, ResponseBody]:
+        """Send a request and read its response's head; the body is left to read.
+
+        ``headers`` frame ``content`` as h11 reads them: a ``Content-Length``
+        or ``Transfer-Encoding: chunked``, or neither for no body.  Bytes are
+        written with the head, and sent again on a new connection when the
+        kept-alive one turns out dead and the method is idempotent.
+        """
         try:
-            head = h11.Request(
-                method=request.method, target=url.raw_path, headers=request.headers.raw
-            )
+            head = request_head(method, target, headers)
         except h11.LocalProtocolError as exc:
             raise httpx.LocalProtocolError(str(exc)) from exc
-        replayable = isinstance(request.stream, httpx.ByteStream)
+        replayable = isinstance(content, bytes)
         retry = True
         while True:
             connection = await self._pool.acquire(origin, timeouts)
             try:
-                return await self._exchange(connection, request, head, timeouts)
+                return await self._exchange(connection, method, head, content, timeouts)
             except _Stale as stale:
                 await self._pool.discard(connection)
-                safe = stale.nothing_written or (replayable and request.method in _IDEMPOTENT)
+                safe = stale.nothing_written or (replayable and method in _IDEMPOTENT)
                 if not (retry and safe):
                     raise httpx.RemoteProtocolError(str(stale)) from None
                 retry = False
@@ -95,42 +174,39 @@ class ProxyTransport(httpx.AsyncBaseTransport):
     async def _exchange(
         self,
         connection: Connection,
-        request: httpx.Request,
+        method: str,
         head: h11.Request,
+        content: RequestBody,
         timeouts: dict[str, float | None],
-    ) -> httpx.Response:
+    ) -> tuple[h11.Response, ResponseBody]:
         conn = connection.h11
         stream = connection.stream
         write_timeout = timeouts.get("write")
-        body = request.stream
-        if not isinstance(body, httpx.AsyncByteStream):
-            raise RuntimeError("an async transport needs an async request body")
         data = conn.send(head) or b""
         written = False
         try:
-            if isinstance(body, httpx.ByteStream):
+            if isinstance(content, bytes):
                 # One write for the head and a whole body.
-                async for chunk in body:
-                    if chunk:
-                        data += conn.send(h11.Data(data=chunk)) or b""
+                if content:
+                    data += conn.send(h11.Data(data=content)) or b""
                 data += conn.send(h11.EndOfMessage()) or b""
-                await _write(stream, data, write_timeout, first=True)
+                await stream.send(data, write_timeout, first=True)
             else:
-                await _write(stream, data, write_timeout, first=True)
+                await stream.send(data, write_timeout, first=True)
                 written = True
-                chunks = aiter(body)
+                chunks = aiter(content)
                 try:
                     async for chunk in chunks:
                         if chunk:
                             data = conn.send(h11.Data(data=chunk)) or b""
-                            await _write(stream, data, write_timeout)
+                            await stream.send(data, write_timeout)
                 finally:
                     # httpx's body is an async generator: close it here, not
                     # in the garbage collector, even when left half-way.
                     aclose = getattr(chunks, "aclose", None)
                     if aclose is not None:
                         await aclose()
-                await _write(stream, conn.send(h11.EndOfMessage()) or b"", write_timeout)
+                await stream.send(conn.send(h11.EndOfMessage()) or b"", write_timeout)
         except h11.LocalProtocolError as exc:
             # The body does not match its framing (more or less than its
             # Content-Length): the request is the caller's fault.
@@ -142,11 +218,11 @@ class ProxyTransport(httpx.AsyncBaseTransport):
             # its answer is still worth reading.
             if isinstance(exc, httpx.WriteTimeout):
                 raise
-        return await self._read_head(connection, request, timeouts.get("read"))
+        return await self._read_head(connection, method, timeouts.get("read"))
 
     async def _read_head(
-        self, connection: Connection, request: httpx.Request, timeout: float | None
-    ) -> httpx.Response:
+        self, connection: Connection, method: str, timeout: float | None
+    ) -> tuple[h11.Response, ResponseBody]:
         conn = connection.h11
         received = False
         while True:
@@ -156,7 +232,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                 raise httpx.RemoteProtocolError(str(exc)) from exc
             if event is h11.NEED_DATA:
                 try:
-                    data = await _read(connection.stream, timeout)
+                    data = await connection.stream.receive(timeout)
                 except httpx.ReadError:
                     if connection.reused and not received:
                         raise _Stale(nothing_written=False) from None
@@ -171,7 +247,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                 conn.receive_data(data)
             elif type(event) is h11.Response:
                 body = ResponseBody(self._pool, connection, timeout)
-                if event.status_code in _BODILESS or request.method == "HEAD":
+                if event.status_code in _BODILESS or method == "HEAD":
                     # RFC 9110 §6.4.1: these responses end with their head.
                     # Bytes already here after it are a body the server
                     # should not have sent: the whole exchange is suspect.
@@ -181,19 +257,9 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                         raise httpx.RemoteProtocolError(str(exc)) from exc
                     if conn.trailing_data[0]:
                         raise httpx.RemoteProtocolError(
-                            f"the server sent a body with a {event.status_code} "
-                            f"answer to {request.method}"
+                            f"the server sent a body with a {event.status_code} answer to {method}"
                         )
-                return httpx.Response(
-                    event.status_code,
-                    headers=list(event.headers),
-                    stream=body,
-                    request=request,
-                    extensions={
-                        "http_version": b"HTTP/" + event.http_version,
-                        "reason_phrase": event.reason,
-                    },
-                )
+                return event, body
             elif type(event) is not h11.InformationalResponse:
                 raise httpx.RemoteProtocolError(
                     f"unexpected {type(event).__name__} from the server"
@@ -226,7 +292,7 @@ class ResponseBody(httpx.AsyncByteStream):
             while True:
                 event, self._next = self._next or conn.next_event(), None
                 if event is h11.NEED_DATA:
-                    data = await _read(connection.stream, self._timeout)
+                    data = await connection.stream.receive(self._timeout)
                     # A body that ends with the connection (no length, not
                     # chunked) leaves h11 "DONE", but the connection is gone.
                     self._closed_by_peer = not data
@@ -274,36 +340,4 @@ class ResponseBody(httpx.AsyncByteStream):
             await self._pool.discard(connection)
 
 
-async def _write(
-    stream: anyio.abc.ByteStream, data: bytes, timeout: float | None, *, first: bool = False
-) -> None:
-    try:
-        if timeout is None or (first and len(data) <= _FITS_EMPTY_BUFFER):
-            # The first write of an exchange finds the socket's send buffer
-            # empty (the last response acknowledged everything), and a
-            # small one fits whole: it cannot wait, so it needs no deadline.
-            await stream.send(data)
-            return
-        with anyio.CancelScope(deadline=anyio.current_time() + timeout):
-            await stream.send(data)
-            return
-    except _CONNECTION_ERRORS as exc:
-        raise httpx.WriteError(f"sending to the server failed: {exc!r}") from exc
-    raise httpx.WriteTimeout("sending to the server timed out")
-
-
-async def _read(stream: anyio.abc.ByteStream, timeout: float | None) -> bytes:
-    try:
-        if timeout is None:
-            return await stream.receive(_READ_SIZE)
-        # A bare scope: what ``fail_after`` does, without its generator.
-        with anyio.CancelScope(deadline=anyio.current_time() + timeout):
-            return await stream.receive(_READ_SIZE)
-    except anyio.EndOfStream:
-        return b""
-    except _CONNECTION_ERRORS as exc:
-        raise httpx.ReadError(f"reading from the server failed: {exc!r}") from exc
-    raise httpx.ReadTimeout("the server did not answer in time")
-
-
-__all__ = ["ProxyTransport", "ResponseBody"]
+__all__ = ["ProxyTransport", "RequestBody", "ResponseBody", "request_head"]

@@ -1,9 +1,16 @@
 """Forward one HTTP request to the upstream and stream the answer back.
 
-Both bodies stream: the request body is handed to httpx as an iterator
-that calls ``receive()`` as the upstream takes it (so an upload never runs
-ahead of the upstream), and the response body is relayed chunk by chunk as
-it is read, raw (``Content-Encoding`` untouched, nothing decompressed).
+Both bodies stream: the request body is handed to the transport (or to
+httpx) as an iterator that calls ``receive()`` as the upstream takes it (so
+an upload never runs ahead of the upstream), and the response body is
+relayed chunk by chunk as it is read, raw (``Content-Encoding`` untouched,
+nothing decompressed).
+
+On the proxy's own transport the request goes as plain values (method,
+target, header list, body): no ``httpx.Request``, ``URL`` or ``Response``
+per request.  It is framed and its target written as httpx would (a target
+httpx would change goes through httpx's ``URL``).  On asyncio the waits are
+bounded with the light scopes of :mod:`asgikit.proxy._scopes`.
 
 Once the request body is all read, a watcher listens for ``http.disconnect``
 and cancels the exchange, which closes the upstream connection and frees its
@@ -33,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
@@ -42,11 +49,13 @@ from asgikit._httpx import httpx
 from asgikit.exceptions import ClientDisconnect
 from asgikit.proxy._config import ProxyOptions, UnsafeTarget
 from asgikit.proxy._headers import (
+    RawHeaders,
     RefusedRequest,
     check_request_framing,
     drop_hop_by_hop,
     upstream_request_headers,
 )
+from asgikit.proxy._scopes import cancel_scope
 from asgikit.proxy._transport import ProxyTransport, ResponseBody
 from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.types import Message, Receive, Scope, Send
@@ -77,8 +86,12 @@ async def forward_http(
     state = disconnect_state(scope)
     if state.disconnected:
         return
-    limits = _Limits(options)
-    with anyio.CancelScope(deadline=limits.next_chunk()) as waiting:
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        loop = None
+    limits = _Limits(options, anyio.current_time if loop is None else loop.time)
+    with cancel_scope(loop, limits.next_chunk()) as waiting:
         first = await receive()
     if waiting.cancelled_caught:
         await _answer(send, 408, _STALLED)
@@ -99,33 +112,45 @@ async def forward_http(
         add_forwarded=options.add_forwarded,
     )
     try:
-        url = _upstream_url(options, scope)
+        target = options.target(scope)
+        url = None if transport is not None else _upstream_url(options, target)
+        raw_target = _raw_target(options, target) if transport is not None else b""
     except (httpx.InvalidURL, UnsafeTarget):
         await _answer(send, 400, "Bad Request: the path cannot be forwarded")
         return
-    try:
-        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:  # trio
-        loop = None
     watch = _Watch(receive, state, loop)
     body: bytes = first.get("body", b"")
     content: bytes | _RequestBody = body
     if first.get("more_body", False):
         content = _RequestBody(body, receive, state, watch, limits)
-    # Built directly, not with ``client.build_request``, which would add the
-    # client's default headers (an ``Accept-Encoding`` the client never sent
-    # among them).  A body that came whole gets a Content-Length (none when
-    # empty); a streamed one keeps the client's, or goes chunked without one.
-    request = httpx.Request(scope["method"], url, headers=headers, content=content)
-    if timeouts is not None:
-        request.extensions["timeout"] = timeouts
+    send_request: Callable[[], Awaitable[_Answer]]
     if transport is not None:
-        if timeouts is None:
-            request.extensions["timeout"] = client.timeout.as_dict()
-        send_request: Callable[[httpx.Request], Any] = transport.handle_async_request
+        # Framed as httpx frames a body: a Content-Length for a whole one
+        # (none when empty), chunked for a streamed one without a length.
+        if isinstance(content, bytes):
+            if content and not _has(headers, b"content-length"):
+                headers.append((b"content-length", str(len(content)).encode("ascii")))
+        elif not _has(headers, b"content-length"):
+            headers.append((b"transfer-encoding", b"chunked"))
+        send_request = _via_transport(
+            transport,
+            upstream.origin,
+            scope["method"],
+            raw_target,
+            headers,
+            content,
+            timeouts if timeouts is not None else client.timeout.as_dict(),
+        )
     else:
-        send_request = _via_client(client)
-    exchange = _exchange(send_request, request, send, state, watch, limits, content)
+        assert url is not None
+        # Built directly, not with ``client.build_request``, which would add
+        # the client's default headers (an ``Accept-Encoding`` the client
+        # never sent among them).  httpx frames the body as above.
+        request = httpx.Request(scope["method"], url, headers=headers, content=content)
+        if timeouts is not None:
+            request.extensions["timeout"] = timeouts
+        send_request = _via_client(client, request)
+    exchange = _exchange(send_request, send, state, watch, limits, content)
     if loop is not None:
         with watch.cancel:
             if not isinstance(content, _RequestBody):
@@ -152,8 +177,22 @@ async def forward_http(
         raise error
 
 
-def _upstream_url(options: ProxyOptions, scope: Scope) -> httpx.URL:
-    target = options.target(scope)
+# What httpx leaves as it is in a path and a query: a target made only of
+# these needs no URL parsed to be sent as httpx would send it.
+_PLAIN_TARGET = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?"
+)
+
+
+def _raw_target(options: ProxyOptions, target: str) -> bytes:
+    if target.startswith("/") and "/." not in target and _PLAIN_TARGET.issuperset(target):
+        return target.encode("ascii")
+    # Anything else (escapes, characters httpx escapes, dot segments) goes
+    # through httpx's URL, so that the upstream sees what httpx would send.
+    return _upstream_url(options, target).raw_path
+
+
+def _upstream_url(options: ProxyOptions, target: str) -> httpx.URL:
     upstream = options.upstream
     if target.startswith("/"):
         # Parsing one string is the cheaper way to an httpx.URL; the result
@@ -167,9 +206,61 @@ def _upstream_url(options: ProxyOptions, scope: Scope) -> httpx.URL:
     )
 
 
-def _via_client(client: httpx.AsyncClient) -> Callable[[httpx.Request], Any]:
-    async def send_request(request: httpx.Request) -> httpx.Response:
-        return await client.send(request, stream=True)
+def _has(headers: RawHeaders, name: bytes) -> bool:
+    return any(key == name for key, _ in headers)
+
+
+class _Answer:
+    """The upstream's response: its head, and its body still to be read."""
+
+    __slots__ = ("body", "chunks", "headers", "response", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Sequence[tuple[bytes, bytes]],
+        chunks: AsyncIterator[bytes],
+        body: ResponseBody | None = None,
+        response: httpx.Response | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.chunks = chunks
+        self.body = body  # the transport's, which knows when its end is in
+        self.response = response  # httpx's, when it came through a client
+
+    async def aclose(self) -> None:
+        if self.body is not None:
+            await self.body.aclose()  # the transport's close never waits
+        elif self.response is not None:
+            with anyio.CancelScope(shield=True):
+                await self.response.aclose()
+
+
+def _via_transport(
+    transport: ProxyTransport,
+    origin: tuple[bytes, bytes, int],
+    method: str,
+    target: bytes,
+    headers: RawHeaders,
+    content: bytes | _RequestBody,
+    timeouts: dict[str, float | None],
+) -> Callable[[], Awaitable[_Answer]]:
+    async def send_request() -> _Answer:
+        head, body = await transport.send_head(origin, method, target, headers, content, timeouts)
+        return _Answer(head.status_code, head.headers.raw_items(), body, body)
+
+    return send_request
+
+
+def _via_client(
+    client: httpx.AsyncClient, request: httpx.Request
+) -> Callable[[], Awaitable[_Answer]]:
+    async def send_request() -> _Answer:
+        response = await client.send(request, stream=True)
+        return _Answer(
+            response.status_code, response.headers.raw, response.aiter_raw(), None, response
+        )
 
     return send_request
 
@@ -190,7 +281,7 @@ class _Watch:
         self.receive = receive
         self.state = state
         self.loop = loop
-        self.cancel = anyio.CancelScope()
+        self.cancel = cancel_scope(loop)
         self.spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
         self.started = False
         self.handle: asyncio.TimerHandle | None = None
@@ -240,19 +331,22 @@ class _Watch:
 class _Limits:
     """The two bounds on the request phase of one exchange (see ``reverse_proxy``)."""
 
-    __slots__ = ("body_timeout", "deadline")
+    __slots__ = ("body_timeout", "clock", "deadline")
 
-    def __init__(self, options: ProxyOptions) -> None:
+    def __init__(self, options: ProxyOptions, clock: Callable[[], float]) -> None:
+        # ``clock`` is anyio's (the loop's own time on asyncio, without
+        # anyio's look-up of the running library).
+        self.clock = clock
         self.body_timeout = options.body_timeout
         self.deadline = math.inf
         if options.deadline is not None:
-            self.deadline = anyio.current_time() + options.deadline
+            self.deadline = clock() + options.deadline
 
     def next_chunk(self) -> float:
         """When the wait for the client's next body chunk must end."""
         if self.body_timeout is None:
             return self.deadline
-        return min(self.deadline, anyio.current_time() + self.body_timeout)
+        return min(self.deadline, self.clock() + self.body_timeout)
 
 
 class _BodyStalled(Exception):
@@ -285,7 +379,7 @@ class _RequestBody:
             first, self.first = self.first, None
             return first
         while not self.done:
-            with anyio.CancelScope(deadline=self.limits.next_chunk()) as waiting:
+            with cancel_scope(self.watch.loop, self.limits.next_chunk()) as waiting:
                 message = await self.receive()
             if waiting.cancelled_caught:
                 raise _BodyStalled
@@ -303,8 +397,7 @@ class _RequestBody:
 
 
 async def _exchange(
-    send_request: Callable[[httpx.Request], Any],
-    request: httpx.Request,
+    send_request: Callable[[], Awaitable[_Answer]],
     send: Send,
     state: DisconnectState,
     watch: _Watch,
@@ -312,8 +405,8 @@ async def _exchange(
     content: bytes | _RequestBody,
 ) -> None:
     try:
-        with anyio.CancelScope(deadline=limits.deadline) as waiting:
-            response: httpx.Response = await send_request(request)
+        with cancel_scope(watch.loop, limits.deadline) as waiting:
+            answer = await send_request()
         if waiting.cancelled_caught:
             # Cancelled inside the transport, which closed the connection.
             if isinstance(content, _RequestBody) and not content.done:
@@ -344,18 +437,17 @@ async def _exchange(
     watch.start()
     # The transport's body knows when its end is already in: the last chunk
     # then goes with ``more_body: False``, one ``send`` fewer.
-    stream = response.stream
-    body = stream if isinstance(stream, ResponseBody) else None
+    body = answer.body
     try:
         await send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
-                "headers": drop_hop_by_hop(response.headers.raw),
+                "status": answer.status,
+                "headers": drop_hop_by_hop(answer.headers),
             }
         )
         ended = False
-        async for chunk in response.aiter_raw() if body is None else body:
+        async for chunk in answer.chunks:
             if chunk:
                 ended = body is not None and body.complete()
                 await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
@@ -366,11 +458,7 @@ async def _exchange(
     except OSError:
         state.disconnected = True  # ASGI 2.4: send raises OSError once the client is gone
     finally:
-        if body is not None:
-            await response.aclose()  # the transport's close never waits
-        else:
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+        await answer.aclose()
 
 
 async def _answer(send: Send, status: int, text: str, *, close: bool = False) -> None:

@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import anyio.to_thread
@@ -168,6 +169,41 @@ async def test_client_written_x_real_ip_port_prefix_and_original_url_never_reach
     assert "\r\nx-forwarded-host: gateway.example\r\n" in upstream_head
 
 
+async def test_each_request_gets_its_own_forwarding_values_never_a_previous_clients(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The proxy's own forwarding values are cached per client, host, port
+    # and mount: one client's must never show up in another's request.
+    server = raw_server(echo_head)
+    proxy = reverse_proxy(server.url)
+    cases = [
+        ("192.0.2.1", b"one.example", 8443, "/a"),
+        ("2001:db8::2", b"two.example:8080", 443, ""),
+        ("192.0.2.1", b"bad host", 80, ""),
+        ("192.0.2.1", b"one.example", 8443, "/a"),
+    ]
+    for client_ip, host, port, root in cases:
+        scope = make_scope(
+            "GET", "/x", headers=[(b"host", host)], client=(client_ip, 1), server=("s", port)
+        )
+        scope["root_path"] = root
+        scope["path"] = root + "/x"
+        sent = await run_app(proxy, scope)
+        head = sent.body.decode("latin-1").lower()
+        node = f'"[{client_ip}]"' if ":" in client_ip else client_ip
+        assert f"\r\nx-real-ip: {client_ip}\r\n" in head
+        assert f"\r\nx-forwarded-port: {port}\r\n" in head
+        assert head.count("\r\nx-forwarded-prefix:") == (1 if root else 0)
+        if host == b"bad host":
+            assert "x-forwarded-host" not in head
+            assert f"\r\nforwarded: for={node};proto=http\r\n" in head
+        else:
+            quoted = f'"{host.decode()}"' if b":" in host else host.decode()
+            assert f"\r\nx-forwarded-host: {host.decode()}\r\n" in head
+            assert f"\r\nforwarded: for={node};host={quoted};proto=http\r\n" in head
+    await proxy.aclose()  # type: ignore[attr-defined]
+
+
 async def test_forwarded_prefix_is_the_root_path_the_proxy_is_mounted_at(
     raw_server: Callable[[Handler], RawServer],
 ) -> None:
@@ -221,6 +257,64 @@ async def test_dot_segment_variants_with_semicolon_backslash_and_encoding_are_re
         sent = await drive_router(proxy, scope)
         assert sent.status == 400, raw
     assert server.connections == 0
+
+
+ODD_TARGETS = [
+    b"/plain/path?q=1&r=two",
+    b"/a{b}|c^d`e",
+    b"/a%7Bb%zz%",
+    b'/q?x="y"<z>',
+    b"/.well-known/x",
+    b"/sub-delims!$&'()*+,;=:@",
+]
+
+
+def _target_sent(head: bytes) -> bytes:
+    return head.split(b"\r\n", 1)[0].split(b" ")[1]
+
+
+async def test_targets_go_upstream_exactly_as_httpx_would_send_them(
+    raw_server: Callable[[Handler], RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The proxy's own transport takes the target as it is when httpx would
+    # leave it unchanged, and asks httpx's URL otherwise: either way the
+    # upstream sees what a client passed in (httpx all along) sends.
+    import asgikit.proxy.http as proxy_http
+
+    parsed: list[str] = []
+    real = proxy_http._upstream_url
+
+    def counting(options: Any, target: str) -> Any:
+        parsed.append(target)
+        return real(options, target)
+
+    monkeypatch.setattr(proxy_http, "_upstream_url", counting)
+    server = raw_server(echo_head)
+    targets = []
+    for raw in ODD_TARGETS:
+        path, _, query = raw.partition(b"?")
+        seen = []
+        for client in (None, httpx.AsyncClient()):
+            decoded = unquote(path.decode("latin-1"))
+            scope = make_scope("GET", decoded, headers=[(b"host", b"h.example")])
+            scope["raw_path"] = path
+            scope["query_string"] = query
+            sent = await drive(reverse_proxy(server.url, client=client), scope)
+            assert sent.status == 200, raw
+            seen.append(_target_sent(sent.body))
+            if client is not None:
+                await client.aclose()
+        assert seen[0] == seen[1], raw
+        targets.append(seen[0])
+    assert targets[:4] == [
+        b"/plain/path?q=1&r=two",
+        b"/a%7Bb%7D|c^d%60e",
+        b"/a%7Bb%zz%",
+        b"/q?x=%22y%22%3Cz%3E",
+    ]
+    # The plain ones never built a URL on the proxy's own transport.
+    own_transport_parses = [target for target in parsed if "plain" in target]
+    assert len(own_transport_parses) == 1  # the passed client's request only
 
 
 async def test_dotted_names_that_do_not_climb_still_go_through(
@@ -299,6 +393,46 @@ async def test_two_host_headers_are_400_and_never_forwarded(
         )
         assert sent.status == 400
     assert server.connections == 0
+
+
+INJECTED_HEADERS = {
+    "crlf_in_a_value": (b"x-note", b"a\r\nX-Injected: 1"),
+    "lf_in_a_value": (b"x-note", b"a\nX-Injected: 1"),
+    "cr_in_a_value": (b"x-note", b"a\rb"),
+    "nul_in_a_value": (b"x-note", b"a\x00b"),
+    "leading_space": (b"x-note", b" a"),
+    "trailing_tab": (b"x-note", b"a\t"),
+    "newline_in_a_name": (b"x-a\nx-injected", b"1"),
+    "colon_in_a_name": (b"x-a:b", b"1"),
+    "space_in_a_name": (b"x a", b"1"),
+    "empty_name": (b"", b"1"),
+}
+
+
+@pytest.mark.parametrize("header", INJECTED_HEADERS.values(), ids=list(INJECTED_HEADERS))
+async def test_header_injection_through_a_hand_built_scope_is_400_and_never_forwarded(
+    raw_server: Callable[[Handler], RawServer], header: tuple[bytes, bytes]
+) -> None:
+    # A server or a middleware in front could hand over headers no parser
+    # would: none is written upstream, where it could split the request.
+    server = raw_server(echo_head)
+    headers = [(b"host", b"gateway.example"), header, (b"x-after", b"2")]
+    sent = await drive(reverse_proxy(server.url), make_scope("GET", "/", headers=headers))
+    assert sent.status == 400
+    assert server.connections == 0
+
+
+async def test_header_values_with_inner_whitespace_and_obs_text_go_through_byte_for_byte(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(echo_head)
+    values = [b"a  b\tc", b"caf\xe9", b"", b"!#$%&'*+-.^_`|~"]
+    headers = [(b"host", b"gateway.example")]
+    headers += [(b"x-v%d" % index, value) for index, value in enumerate(values)]
+    sent = await drive(reverse_proxy(server.url), make_scope("GET", "/", headers=headers))
+    assert sent.status == 200
+    for index, value in enumerate(values):
+        assert b"\r\nx-v%d: %s\r\n" % (index, value) in sent.body
 
 
 # -- a broken upstream, answered with a status ---------------------------------

@@ -7,6 +7,7 @@ closed between requests, ``Connection: close``, bodiless statuses, garbage).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import shutil
@@ -32,6 +33,7 @@ from asgikit import (
 )
 from asgikit._httpx import httpx
 from asgikit.proxy import reverse_proxy
+from asgikit.proxy._streams import _HIGH_WATER, AnyioStream, AsyncioStream
 from asgikit.proxy._transport import ProxyTransport
 from asgikit.testing import AsyncTestClient, TestClient
 from tests.proxy.raw import Handler, RawServer, answer_each, ok, read_request
@@ -399,8 +401,8 @@ async def test_bytes_the_event_loop_queued_on_an_idle_connection_close_it(
     raw_server: Callable[[Handler], RawServer],
 ) -> None:
     # The race in slow motion: stray bytes reach an idle connection and, on
-    # asyncio, the event loop reads them into anyio's queue (as it may when
-    # they land just as a response ends), where a poll of the socket misses them.
+    # asyncio, the event loop reads them into the stream's buffer (as it may
+    # when they land just as a response ends), where a poll of the socket misses them.
     go, stray = threading.Event(), threading.Event()
 
     def handler(sock: socket.socket, index: int) -> None:
@@ -417,12 +419,86 @@ async def test_bytes_the_event_loop_queued_on_an_idle_connection_close_it(
         go.set()
         assert await anyio.to_thread.run_sync(stray.wait, 5)
         (idle,) = transport._pool._idle[(b"http", b"127.0.0.1", int(server.url.rsplit(":", 1)[1]))]
-        asyncio_transport = getattr(idle.stream, "_transport", None)
-        if asyncio_transport is not None:
-            asyncio_transport.resume_reading()
-            protocol = idle.stream._protocol  # type: ignore[attr-defined]
+        if isinstance(idle.stream, AsyncioStream):
             with anyio.fail_after(5):
-                await protocol.read_event.wait()
-            asyncio_transport.pause_reading()
+                while idle.stream.buffered < len(b"SMUGGLED"):
+                    await anyio.sleep(0.01)  # the loop reads them in while we wait
         assert (await client.get("/")).content == b"genuine"
     assert server.connections == 2
+
+
+# -- the asyncio stream ----------------------------------------------------------
+
+
+def _origin(server: RawServer) -> tuple[bytes, bytes, int]:
+    return (b"http", b"127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+
+
+async def test_connections_run_on_the_transports_own_protocol_on_asyncio(
+    raw_server: Callable[[Handler], RawServer], anyio_backend: str
+) -> None:
+    server = raw_server(answer_each(ok(b"hi")))
+    transport = ProxyTransport()
+    _, body = await transport.send_head(
+        _origin(server), "GET", b"/", [(b"host", b"upstream")], b"", {}
+    )
+    assert [chunk async for chunk in body] == [b"hi"]
+    (idle,) = transport._pool._idle[_origin(server)]
+    expected = AsyncioStream if anyio_backend == "asyncio" else AnyioStream
+    assert isinstance(idle.stream, expected)
+    await transport.aclose()
+
+
+async def test_a_large_response_read_slowly_is_held_only_up_to_the_high_water_mark(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # The stream reads as data comes: unless it pauses the socket, a client
+    # that reads slowly would have the whole body pile up in memory.
+    size = 16 * 1024 * 1024
+    server = raw_server(answer_each(ok(b"x" * size)))
+    transport = ProxyTransport()
+    with anyio.fail_after(20):
+        _, body = await transport.send_head(
+            _origin(server), "GET", b"/", [(b"host", b"upstream")], b"", {}
+        )
+        received = len(await anext(body))
+        connection = body._connection
+        assert connection is not None
+        stream = connection.stream
+        if isinstance(stream, AsyncioStream):
+            while not stream._reading_paused:
+                await anyio.sleep(0.01)  # the loop reads until the mark, then pauses
+            assert stream.buffered <= _HIGH_WATER + 1024 * 1024
+        async for chunk in body:
+            received += len(chunk)
+    assert received == size
+    await transport.aclose()
+
+
+class _Pipe:
+    """The little of an asyncio transport that a paused write touches."""
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+
+async def test_a_write_waiting_for_room_fails_when_the_connection_closes_cleanly(
+    anyio_backend: str,
+) -> None:
+    # A write paused on a full buffer must not wait out its whole timeout
+    # (or forever, without one) for a connection already gone.
+    if anyio_backend != "asyncio":
+        pytest.skip("the asyncio stream")
+    loop = asyncio.get_running_loop()
+    stream = AsyncioStream(loop)
+    stream.connection_made(_Pipe())  # type: ignore[arg-type]
+    stream.pause_writing()
+    loop.call_soon(stream.connection_lost, None)
+    with anyio.fail_after(5), pytest.raises(httpx.WriteError):
+        await stream.send(b"body", None)
