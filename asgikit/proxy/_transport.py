@@ -26,6 +26,7 @@ protocol upgrades, trailers.  Response header names come back lower-cased.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
@@ -47,6 +48,9 @@ RequestBody = bytes | AsyncIterable[bytes]
 # hold), rather than twice per header as h11 does.
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _FIELD_CONTENT = rb"[^\x00\s]+(?:[ \t]+[^\x00\s]+)*"
+#: h11's private ``_parsed`` keyword (skip the per-header checks done here):
+#: used only where this h11 still takes it; without it h11 checks them itself.
+_H11_PARSED = "_parsed" in inspect.signature(h11.Request).parameters
 _NAMES = re.compile(rb"%s(?:\n%s)*" % (_TOKEN, _TOKEN))
 _VALUES = re.compile(rb"(?:%s)?(?:\n(?:%s)?)*" % (_FIELD_CONTENT, _FIELD_CONTENT))
 
@@ -66,7 +70,8 @@ def request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]])
     # counts tell it apart.
     separators = len(headers) - 1
     if (
-        names.count(b"\n") == separators
+        _H11_PARSED
+        and names.count(b"\n") == separators
         and values.count(b"\n") == separators
         and _NAMES.fullmatch(names)
         and _VALUES.fullmatch(values)
