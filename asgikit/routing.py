@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import quote
 
 from asgikit._lifespan_children import serve_lifespan
+from asgikit._routing_flat import MAX_FLAT_ENTRIES, FlatMount, flatten
 from asgikit._reverse import RESOLVER_KEY, ROOT_PATH_KEY, encode_path, url_path_for
 from asgikit._url import host_header, without_trailing_slash_root
 from asgikit.convertors import compile_host
@@ -127,6 +128,8 @@ class Router:
                 dynamic.append((None, entry))
             else:
                 dynamic.append((_first_segment(entry.path.template), entry))
+        # The entries matched by pattern, in order, as the buckets hold them.
+        self._patterns = tuple(entry for _, entry in dynamic)
         self._wildcards = [entry for key, entry in dynamic if key is None]
         self._buckets: dict[str, list[BaseRoute]] = {}
         for key in {key for key, _ in dynamic if key is not None}:
@@ -164,6 +167,14 @@ class Router:
             if isinstance(entry, Mount) and _flattens(entry):
                 self._add_mounted(entry)
                 self._plain_mounts.add(entry)
+        # And their pattern routes, matched by one expression each (``_routing_flat``).
+        self._flat: dict[BaseRoute, FlatMount] = {}
+        budget = [MAX_FLAT_ENTRIES]
+        for entry in self.routes:
+            if entry in self._plain_mounts:
+                flat = flatten(entry, budget)  # type: ignore[arg-type]
+                if flat is not None:
+                    self._flat[entry] = flat
         # Host entries are matched here, by name without case and port by
         # number (see ``HostPattern``), so every router agrees on one rule.
         self._hosts = {
@@ -303,6 +314,48 @@ class Router:
                     self._child(scope, params, candidate.path.template), receive, send
                 )
                 return
+            if isinstance(candidate, Mount):
+                if allowed:
+                    continue  # a route matched the path; its 405 comes first
+                flat = self._flat.get(candidate) if kind == "http" else None
+                if flat is not None and path not in flat.statics:
+                    # One expression for the pattern routes below (``_routing_flat``).
+                    found = flat.regex.fullmatch(path)
+                    if found is None:
+                        continue  # not below this mount
+                    leaf = flat.leaves[found.lastindex or 0]
+                    if leaf is not None and (
+                        leaf.route.methods is None or method in leaf.route.methods
+                    ):
+                        try:
+                            params = {name: to(found[group]) for name, group, to in leaf.params}
+                        except ValueError:
+                            pass  # refused: the ordinary way tries the routes after it
+                        else:
+                            child = self._mounted_child(
+                                scope, root, params, leaf.prefix, leaf.template
+                            )
+                            await leaf.route.app(child, receive, send)
+                            return
+                if (
+                    candidate in self._plain_mounts
+                    and kind == "http"
+                    and candidate.path.regex.match(path) is not None  # type: ignore[union-attr]
+                ):
+                    inner: Router = candidate.app  # type: ignore[assignment]
+                    hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
+                    if hit is not None:
+                        app, params, template, below = hit
+                        child = self._mounted_child(
+                            scope, root, params, candidate.prefix + below, template
+                        )
+                        await app(child, receive, send)
+                        return
+                await_app = self._mount_scope(candidate, scope, path)
+                if await_app is None:
+                    continue
+                await candidate.app(await_app, receive, send)
+                return
             if isinstance(candidate, WebSocketRoute):
                 if kind != "websocket":
                     continue
@@ -312,44 +365,6 @@ class Router:
                 await candidate.app(
                     self._child(scope, params, candidate.path.template), receive, send
                 )
-                return
-            if isinstance(candidate, Mount):
-                if allowed:
-                    continue  # a route matched the path; its 405 comes first
-                if (
-                    candidate in self._plain_mounts
-                    and kind == "http"
-                    and candidate.path.regex.match(path) is not None  # type: ignore[union-attr]
-                ):
-                    inner: Router = candidate.app  # type: ignore[assignment]
-                    hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
-                    if hit is not None:
-                        # The scope the mounted routers would give the route's
-                        # app, built at once (as for ``_mounted_static``).
-                        app, params, template, below = hit
-                        prefix = candidate.prefix + below
-                        child = dict(scope)
-                        outer = scope.get("path_params")
-                        child["path_params"] = {**outer, **params} if outer else params
-                        if RESOLVER_KEY not in child:
-                            child[RESOLVER_KEY] = self
-                            child[ROOT_PATH_KEY] = child.get("root_path", "")
-                        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
-                        template = child[ROUTE_TEMPLATE] = prefixes + template
-                        sink = child.get(ROUTE_TEMPLATE_SINK)
-                        if sink is not None:
-                            sink[0] = template
-                        if root:
-                            child["path"] = full_path(scope)
-                            child["root_path"] = scope["root_path"] + prefix
-                        else:
-                            child["root_path"] = prefix
-                        await app(child, receive, send)
-                        return
-                await_app = self._mount_scope(candidate, scope, path)
-                if await_app is None:
-                    continue
-                await candidate.app(await_app, receive, send)
                 return
             if isinstance(candidate, Host):
                 params = self._hosts[candidate].match(
@@ -405,6 +420,28 @@ class Router:
             sink = child.get(ROUTE_TEMPLATE_SINK)
             if sink is not None:
                 sink[0] = full
+        return child
+
+    def _mounted_child(
+        self, scope: Scope, root: str | None, params: dict[str, Any], prefix: str, template: str
+    ) -> Scope:
+        """The scope the mounted routers (at ``prefix``) would give a route's app, built at once."""
+        child = dict(scope)
+        outer = scope.get("path_params")
+        child["path_params"] = {**outer, **params} if outer else params
+        if RESOLVER_KEY not in child:
+            child[RESOLVER_KEY] = self
+            child[ROOT_PATH_KEY] = child.get("root_path", "")
+        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
+        template = child[ROUTE_TEMPLATE] = prefixes + template
+        sink = child.get(ROUTE_TEMPLATE_SINK)
+        if sink is not None:
+            sink[0] = template
+        if root:
+            child["path"] = full_path(scope)
+            child["root_path"] = scope["root_path"] + prefix
+        else:
+            child["root_path"] = prefix
         return child
 
     def _find_route(

@@ -1,0 +1,184 @@
+"""The pattern routes of a plainly mounted router, matched from the outer router at once.
+
+A router mounted at a fixed prefix with nothing in between (``mount("/a",
+router(...))``, see ``routing._flattens``) is looked through: for each such
+mount the outer router compiles, once, one regular expression over the full
+path.  It holds, in the order the mounted routers would try them, the
+pattern routes below the mount (through further plain mounts), each ending
+in an empty group that names it; ``lastindex`` of a match is that group.
+
+The expression answers only where it is sure to agree with the mounted
+routers run one by one; everything else ends in a group that names no route
+(``None``), and the request goes the ordinary way:
+
+- a path that is a static route's at any level of the chain (``statics``:
+  those are tried before the patterns, and answered by look-up);
+- the bare prefix of any level (the router below sees ``/`` there);
+- an entry that decides otherwise than by the path: a host, a mount of an
+  app that is not a plain router (matched over the first segment its
+  bucket is keyed by, or everything when it has none);
+- whatever is inside a mount and matched by no route below it (a 404, or a
+  slash redirect, of the router below).
+
+A route that matches the path but not the method, or whose convertor
+refuses the value, is a match the request cannot take here either: the
+caller goes the ordinary way, which answers 405 with ``Allow``, or tries
+the next route.  So the first alternative that matches decides, exactly as
+the first entry that matches does router by router.
+
+WebSocket routes are skipped (only HTTP requests are looked through).  The
+routers are read when the outer router is built: routers are compiled once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from asgikit.convertors import regex_source
+from asgikit.routes import Host, Mount, Route, WebSocketRoute
+
+#: How many entries (routes, static paths, mounts) of mounted routers one
+#: router joins into its expressions: one router mounted at many prefixes,
+#: at many levels, multiplies.  Past it, mounts are looked through the
+#: ordinary way.
+MAX_FLAT_ENTRIES = 2_000
+
+
+class Leaf:
+    """A route below a mount: the scope parts its app gets, and how its parameters convert."""
+
+    __slots__ = ("params", "prefix", "route", "template")
+
+    def __init__(
+        self,
+        route: Route,
+        prefix: str,
+        params: tuple[tuple[str, int, Callable[[str], Any]], ...],
+    ) -> None:
+        self.route = route
+        #: The mounts' prefixes from the outer router down to the route.
+        self.prefix = prefix
+        self.template = route.path.template
+        #: ``(parameter, group index, convert)`` for each path parameter.
+        self.params = params
+
+
+class FlatMount:
+    """One mount's expression: ``leaves[found.lastindex]`` is the route, or ``None``."""
+
+    __slots__ = ("leaves", "regex", "statics")
+
+    def __init__(self, regex: re.Pattern[str], leaves: list[Leaf | None], statics: set[str]):
+        self.regex = regex
+        self.leaves = leaves
+        self.statics = frozenset(statics)
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _Builder:
+    def __init__(self, budget: list[int]) -> None:
+        self.budget = budget
+        self.statics: set[str] = set()
+        # Marker group name -> the leaf it names (None: the ordinary way).
+        self.markers: dict[str, tuple[Route, str] | None] = {}
+        self.groups: dict[str, tuple[str, str]] = {}  # group name -> (marker, parameter)
+
+    def _spend(self) -> None:
+        self.budget[0] -= 1
+        if self.budget[0] < 0:
+            raise _TooBig
+
+    def _marker(self, leaf: tuple[Route, str] | None) -> str:
+        """A new marker group's name, naming ``leaf``."""
+        name = f"m{len(self.markers)}"
+        self.markers[name] = leaf
+        return name
+
+    def region(self, prefix: str, inner: Any, full: str) -> str:
+        """The source matching what ``inner``, mounted at ``prefix``, is given.
+
+        ``full`` is the prefix from the outer router down to ``inner``.  The
+        source matches every path below the prefix (and the prefix itself).
+        """
+        self._spend()
+        for sub in (*inner._static_methods, *inner._mounted_static):
+            self._spend()
+            self.statics.add(full + sub)
+            if sub == "/":
+                self.statics.add(full)
+        # Every alternative below starts with "/", left out here so that
+        # the regex engine can skip one by its first character.
+        alternatives: list[str] = []
+        for entry in inner._patterns:
+            if isinstance(entry, WebSocketRoute):
+                continue
+            if isinstance(entry, Route):
+                if entry.path.regex is None:
+                    continue  # a static route: looked up (``statics``)
+                self._spend()
+                mark = self._marker((entry, full))
+                source = regex_source(entry.path, lambda name, m=mark: self._group(m, name))
+                alternatives.append(f"{source[1:]}(?P<{mark}>)")
+            elif isinstance(entry, Mount) and entry in inner._plain_mounts:
+                sub = self.region(entry.prefix, entry.app, full + entry.prefix)
+                alternatives.append(sub[1:])
+            else:
+                # A host or another app: router by router it decides every
+                # path of its bucket, whether it matches or not.
+                key = _bucket_key(entry)
+                if key is None:
+                    alternatives.append(f".*(?P<{self._marker(None)}>)")
+                    break  # nothing after it is reached
+                alternatives.append(f"{re.escape(key)}(?:/.*)?(?P<{self._marker(None)}>)")
+        alternatives.append(f".*(?P<{self._marker(None)}>)")  # a miss inside the mount
+        # The bare prefix: the router below sees "/".
+        bare = self._marker(None)
+        return f"{re.escape(prefix)}(?:/(?:{'|'.join(alternatives)})|(?P<{bare}>))"
+
+    def _group(self, marker: str, name: str) -> str:
+        group = f"{marker}_{len(self.groups)}"
+        self.groups[group] = (marker, name)
+        return group
+
+
+def _bucket_key(entry: Any) -> str | None:
+    """The first segment a router files ``entry`` under (``None``: every bucket)."""
+    if isinstance(entry, Host) or (isinstance(entry, Mount) and not entry.prefix):
+        return None
+    segment: str = entry.path.template[1:].split("/", 1)[0]
+    return None if "{" in segment else segment
+
+
+def flatten(entry: Mount, budget: list[int]) -> FlatMount | None:
+    """The expression for a plain mount, or ``None`` when it cannot be built within ``budget``.
+
+    ``budget`` is one number in a list, shared by a router's mounts and
+    lowered by what each spends.
+    """
+    builder = _Builder(budget)
+    try:
+        source = builder.region(entry.prefix, entry.app, entry.prefix)
+        # DOTALL: a decoded path may hold a newline.
+        regex = re.compile(source, re.DOTALL)
+    except (_TooBig, re.error, RecursionError, OverflowError):
+        return None
+    leaves: list[Leaf | None] = [None] * (regex.groups + 1)
+    params: dict[str, list[tuple[str, int, Callable[[str], Any]]]] = {}
+    for group, (marker, name) in builder.groups.items():
+        found = builder.markers[marker]
+        assert found is not None
+        convertor = found[0].path.convertors[name]
+        params.setdefault(marker, []).append((name, regex.groupindex[group], convertor.convert))
+    for marker, leaf in builder.markers.items():
+        if leaf is not None:
+            route, prefix = leaf
+            leaves[regex.groupindex[marker]] = Leaf(route, prefix, tuple(params.get(marker, ())))
+    return FlatMount(regex, leaves, builder.statics)
+
+
+__all__ = ["MAX_FLAT_ENTRIES", "FlatMount", "Leaf", "flatten"]
