@@ -32,6 +32,7 @@ routers are read when the outer router is built: routers are compiled once.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -122,7 +123,7 @@ class _Builder:
                     continue  # a static route: looked up (``statics``)
                 self._spend()
                 mark = self._marker((entry, full))
-                source = regex_source(entry.path, lambda name, m=mark: self._group(m, name))
+                source = regex_source(entry.path, functools.partial(self._group, mark))
                 alternatives.append(f"{source[1:]}(?P<{mark}>)")
             elif isinstance(entry, Mount) and entry in inner._plain_mounts:
                 sub = self.region(entry.prefix, entry.app, full + entry.prefix)
@@ -154,6 +155,48 @@ def _bucket_key(entry: Any) -> str | None:
     return None if "{" in segment else segment
 
 
+def find_route(router: Any, path: str, method: str) -> tuple[Any, dict[str, Any], str, str] | None:
+    """The route ``router`` would run for an HTTP ``path`` and ``method``, router by router.
+
+    ``(app, path parameters, template, prefix of the mounts below)``, or
+    ``None`` when the answer would be anything else (a 404, a 405, a
+    redirect, a host, a mount that is not a plain router): then the request
+    goes the ordinary way.  For what a mount's expression leaves to others
+    (a static path, a mount past ``MAX_FLAT_ENTRIES``).
+    """
+    table = router._static_methods.get(path)
+    if table is not None:
+        app = table.get(method) or table.get(None)
+        return None if app is None else (app, {}, path, "")
+    mounted = router._mounted_static.get(path)
+    if mounted is not None:
+        app = mounted[0].get(method) or mounted[0].get(None)
+        return None if app is None else (app, {}, mounted[2], mounted[1])
+    allowed = False
+    for candidate in router._buckets.get(path[1:].partition("/")[0], router._wildcards):
+        if isinstance(candidate, Route):
+            params = candidate.path.match(path)
+            if params is None:
+                continue
+            if candidate.methods is not None and method not in candidate.methods:
+                allowed = True  # a 405 unless a later route takes the method
+                continue
+            return candidate.app, params, candidate.path.template, ""
+        if isinstance(candidate, WebSocketRoute):
+            continue
+        if isinstance(candidate, Mount) and candidate in router._plain_mounts and not allowed:
+            assert candidate.path.regex is not None
+            if candidate.path.regex.match(path) is None:
+                continue
+            hit = find_route(candidate.app, path[len(candidate.prefix) :] or "/", method)
+            if hit is None:
+                return None
+            app, params, template, below = hit
+            return app, params, template, candidate.prefix + below
+        return None
+    return None
+
+
 def flatten(entry: Mount, budget: list[int]) -> FlatMount | None:
     """The expression for a plain mount, or ``None`` when it cannot be built within ``budget``.
 
@@ -181,4 +224,4 @@ def flatten(entry: Mount, budget: list[int]) -> FlatMount | None:
     return FlatMount(regex, leaves, builder.statics)
 
 
-__all__ = ["MAX_FLAT_ENTRIES", "FlatMount", "Leaf", "flatten"]
+__all__ = ["MAX_FLAT_ENTRIES", "FlatMount", "Leaf", "find_route", "flatten"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
 from asgikit._url import valid_host
@@ -235,7 +235,8 @@ def _regex_source(
     pieces: list[tuple[str, str, Convertor[Any]]], literal: str, group: Callable[[str], str]
 ) -> str:
     regex = "".join(
-        re.escape(text) + f"(?P<{group(name)}>{convertor.regex})" for text, name, convertor in pieces
+        re.escape(text) + f"(?P<{group(name)}>{convertor.regex})"
+        for text, name, convertor in pieces
     )
     return regex + re.escape(literal)
 
@@ -330,6 +331,7 @@ __all__ = [
     "UUIDConvertor",
     "compile_host",
     "compile_path",
+    "regex_source",
     "register_convertor",
     "register_url_convertor",
 ]

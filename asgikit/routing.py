@@ -10,10 +10,11 @@ that matches only with another method answers 405 with ``Allow``.
 A router mounted at a fixed prefix with nothing in between (``mount("/api",
 router(...))``) has its static routes joined into the outer router's
 look-up, where no earlier entry could take the path first: such a request
-costs one look-up however deep it is mounted.  A pattern route in such a
-router is looked for from the outer router (``_find_route``), without the
-mounted routers' own scopes or calls.  Either way the endpoint sees the very
-scope the mounted routers would have built.  Everything else (a 404 or 405
+costs one look-up however deep it is mounted.  The pattern routes below such
+a mount are matched from the outer router by one expression built with it
+(``_routing_flat``), without the mounted routers' own scopes or calls.
+Either way the endpoint sees the very scope the mounted routers would have
+built.  Everything else (a 404 or 405
 inside, redirects, hosts, other mounted apps, lifespan, WebSockets) goes
 through each router in turn.
 A miss with no ``exception_handlers`` table and no ``Accept`` field gets a
@@ -52,8 +53,8 @@ from typing import Any
 from urllib.parse import quote
 
 from asgikit._lifespan_children import serve_lifespan
-from asgikit._routing_flat import MAX_FLAT_ENTRIES, FlatMount, flatten
 from asgikit._reverse import RESOLVER_KEY, ROOT_PATH_KEY, encode_path, url_path_for
+from asgikit._routing_flat import MAX_FLAT_ENTRIES, FlatMount, find_route, flatten
 from asgikit._url import host_header, without_trailing_slash_root
 from asgikit.convertors import compile_host
 from asgikit.datastructures import full_path, route_path
@@ -171,8 +172,8 @@ class Router:
         self._flat: dict[BaseRoute, FlatMount] = {}
         budget = [MAX_FLAT_ENTRIES]
         for entry in self.routes:
-            if entry in self._plain_mounts:
-                flat = flatten(entry, budget)  # type: ignore[arg-type]
+            if isinstance(entry, Mount) and entry in self._plain_mounts:
+                flat = flatten(entry, budget)
                 if flat is not None:
                     self._flat[entry] = flat
         # Host entries are matched here, by name without case and port by
@@ -342,8 +343,7 @@ class Router:
                     and kind == "http"
                     and candidate.path.regex.match(path) is not None  # type: ignore[union-attr]
                 ):
-                    inner: Router = candidate.app  # type: ignore[assignment]
-                    hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
+                    hit = find_route(candidate.app, path[len(candidate.prefix) :] or "/", method)
                     if hit is not None:
                         app, params, template, below = hit
                         child = self._mounted_child(
@@ -424,8 +424,8 @@ class Router:
 
     def _mounted_child(
         self, scope: Scope, root: str | None, params: dict[str, Any], prefix: str, template: str
-    ) -> Scope:
-        """The scope the mounted routers (at ``prefix``) would give a route's app, built at once."""
+    ) -> dict[str, Any]:
+        """The scope the mounted routers (at ``prefix``) would give a route's app, at once."""
         child = dict(scope)
         outer = scope.get("path_params")
         child["path_params"] = {**outer, **params} if outer else params
@@ -443,49 +443,6 @@ class Router:
         else:
             child["root_path"] = prefix
         return child
-
-    def _find_route(
-        self, path: str, method: str
-    ) -> tuple[ASGIApp, dict[str, Any], str, str] | None:
-        """The route this router would run for an HTTP ``path`` and ``method``.
-
-        ``(app, path parameters, template, prefix of the mounts below)``, or
-        ``None`` when the answer would be anything else (a 404, a 405, a
-        redirect, a host, a mount that is not a plain router): then the
-        request goes the ordinary way, router by router.
-        """
-        table = self._static_methods.get(path)
-        if table is not None:
-            app = table.get(method) or table.get(None)
-            return None if app is None else (app, {}, path, "")
-        mounted = self._mounted_static.get(path)
-        if mounted is not None:
-            app = mounted[0].get(method) or mounted[0].get(None)
-            return None if app is None else (app, {}, mounted[2], mounted[1])
-        allowed = False
-        for candidate in self._buckets.get(path[1:].partition("/")[0], self._wildcards):
-            if isinstance(candidate, Route):
-                params = candidate.path.match(path)
-                if params is None:
-                    continue
-                if candidate.methods is not None and method not in candidate.methods:
-                    allowed = True  # a 405 unless a later route takes the method
-                    continue
-                return candidate.app, params, candidate.path.template, ""
-            if isinstance(candidate, WebSocketRoute):
-                continue
-            if isinstance(candidate, Mount) and candidate in self._plain_mounts and not allowed:
-                assert candidate.path.regex is not None
-                if candidate.path.regex.match(path) is None:
-                    continue
-                inner: Router = candidate.app  # type: ignore[assignment]
-                hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
-                if hit is None:
-                    return None
-                app, params, template, below = hit
-                return app, params, template, candidate.prefix + below
-            return None
-        return None
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
         compiled = entry.path

@@ -373,7 +373,7 @@ async def test_a_host_inside_a_mounted_router_still_decides_per_request() -> Non
 
 
 async def test_a_mount_of_a_plain_app_inside_a_mounted_router_takes_its_prefix() -> None:
-    status, body, seen = await _answer("/a/b/raw/x")
+    _, body, seen = await _answer("/a/b/raw/x")
     assert body == b"raw"
     assert seen[0][1]["root_path"] == "/a/b/raw"
     assert seen[0][1]["route_template"] == "/a/b/raw"
