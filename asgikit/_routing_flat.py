@@ -77,6 +77,11 @@ class FlatMount:
         self.statics = frozenset(statics)
 
 
+# Any rest of a path: a decoded path may hold a newline.  (The routes' own
+# expressions keep their flags: "." in a convertor stops at a newline.)
+_REST = "(?s:.*)"
+
+
 class _TooBig(Exception):
     pass
 
@@ -118,25 +123,28 @@ class _Builder:
         for entry in inner._patterns:
             if isinstance(entry, WebSocketRoute):
                 continue
-            if isinstance(entry, Route):
+            if isinstance(entry, Route) and _joinable(entry):
                 if entry.path.regex is None:
                     continue  # a static route: looked up (``statics``)
                 self._spend()
                 mark = self._marker((entry, full))
                 source = regex_source(entry.path, functools.partial(self._group, mark))
-                alternatives.append(f"{source[1:]}(?P<{mark}>)")
+                # In a group of its own: a "|" in a convertor's expression stays inside.
+                alternatives.append(f"(?:{source[1:]})(?P<{mark}>)")
             elif isinstance(entry, Mount) and entry in inner._plain_mounts:
                 sub = self.region(entry.prefix, entry.app, full + entry.prefix)
                 alternatives.append(sub[1:])
             else:
                 # A host or another app: router by router it decides every
-                # path of its bucket, whether it matches or not.
+                # path of its bucket, whether it matches or not.  (A route
+                # that cannot be joined is left, with its bucket, to the
+                # routers too.)
                 key = _bucket_key(entry)
                 if key is None:
-                    alternatives.append(f".*(?P<{self._marker(None)}>)")
+                    alternatives.append(f"{_REST}(?P<{self._marker(None)}>)")
                     break  # nothing after it is reached
-                alternatives.append(f"{re.escape(key)}(?:/.*)?(?P<{self._marker(None)}>)")
-        alternatives.append(f".*(?P<{self._marker(None)}>)")  # a miss inside the mount
+                alternatives.append(f"{re.escape(key)}(?:/{_REST})?(?P<{self._marker(None)}>)")
+        alternatives.append(f"{_REST}(?P<{self._marker(None)}>)")  # a miss inside the mount
         # The bare prefix: the router below sees "/".
         bare = self._marker(None)
         return f"{re.escape(prefix)}(?:/(?:{'|'.join(alternatives)})|(?P<{bare}>))"
@@ -145,6 +153,17 @@ class _Builder:
         group = f"{marker}_{len(self.groups)}"
         self.groups[group] = (marker, name)
         return group
+
+
+# What makes a convertor's expression match otherwise after a prefix: an
+# anchor or a look-behind sees the prefix, a numbered back-reference counts
+# the groups before it.  ("^" first in a character class is a negation.)
+_POSITIONAL = re.compile(r"(?<!\[)\^|\\[AbB0-9]|\(\?<[=!]|\(\?P=")
+
+
+def _joinable(entry: Route) -> bool:
+    """Whether ``entry``'s expression matches the same after a mount's prefix."""
+    return not any(_POSITIONAL.search(c.regex) for c in entry.path.convertors.values())
 
 
 def _bucket_key(entry: Any) -> str | None:
@@ -206,8 +225,7 @@ def flatten(entry: Mount, budget: list[int]) -> FlatMount | None:
     builder = _Builder(budget)
     try:
         source = builder.region(entry.prefix, entry.app, entry.prefix)
-        # DOTALL: a decoded path may hold a newline.
-        regex = re.compile(source, re.DOTALL)
+        regex = re.compile(source)
     except (_TooBig, re.error, RecursionError, OverflowError):
         return None
     leaves: list[Leaf | None] = [None] * (regex.groups + 1)

@@ -189,6 +189,8 @@ LEAF_PATHS = [
     "//users/7",
     "/users//7",
     "/users/7\n",
+    "/files/a\nb",
+    "/raw\n/x",
 ]
 PATHS = [
     *(f"/a/b{p}" for p in LEAF_PATHS),
@@ -458,3 +460,62 @@ async def test_a_pattern_route_mounts_deep_costs_no_more_calls_than_at_top_level
     assert await _asgikit_calls(nested, _scope("/a/b/users/7")) <= await _asgikit_calls(
         top, _scope("/a/b/users/7")
     )
+
+
+class _AfterB(Convertor[str]):
+    """An ``x`` that must follow ``b/``: a look-behind, which sees what is before the route."""
+
+    regex = "(?<=b/)x"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class _OneOf(Convertor[str]):
+    """``a`` or ``b``: an alternation at the top of the convertor's expression."""
+
+    regex = "a|b"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_convertor("flat_after_b", _AfterB())
+register_convertor("flat_one_of", _OneOf())
+
+
+async def test_a_convertor_whose_expression_sees_the_prefix_matches_as_router_by_router() -> None:
+    # Router by router the route sees "/x", with no "b/" before it: no match.
+    app = router(mount("/b", router(route("/{v:flat_after_b}", _endpoint([], "after-b")))))
+    assert (await _call(app, _scope("/b/x")))[0]["status"] == 404
+
+
+async def test_a_convertor_with_an_alternation_keeps_it_inside_its_parameter() -> None:
+    app = router(mount("/m", router(route("/{v:flat_one_of}/end", _endpoint([], "one-of")))))
+    assert (await _call(app, _scope("/m/a/end")))[1]["body"] == b"one-of"
+    assert (await _call(app, _scope("/m/a")))[0]["status"] == 404
+    assert (await _call(app, _scope("/m/b/end")))[1]["body"] == b"one-of"
+
+
+async def test_a_route_added_to_a_router_before_it_is_mounted_is_not_routed_either() -> None:
+    inner = router(route("/users/{id:int}", _endpoint([], "user")))
+    inner.routes.append(route("/late/{x}", _endpoint([], "late")))
+    app = router(mount("/a", inner))
+    assert (await _call(app, _scope("/a/late/1")))[0]["status"] == 404
+    assert (await _call(app, _scope("/a/users/1")))[1]["body"] == b"user"
+
+
+async def test_mounts_past_the_joined_entries_limit_are_routed_router_by_router() -> None:
+
+    many = router(*(route(f"/r{i}/{{x:int}}", _endpoint([], f"r{i}")) for i in range(600)))
+    app = router(*(mount(f"/m{i}", many) for i in range(6)))
+    assert 0 < len(app._flat) < 6  # the limit joins some of the mounts, not all
+    assert (await _call(app, _scope("/m5/r599/1")))[1]["body"] == b"r599"
+    assert (await _call(app, _scope("/m0/r0/1")))[1]["body"] == b"r0"
+    assert (await _call(app, _scope("/m5/r599/x")))[0]["status"] == 404
