@@ -117,42 +117,100 @@ class _Builder:
             self.statics.add(full + sub)
             if sub == "/":
                 self.statics.add(full)
-        # Every alternative below starts with "/", left out here so that
-        # the regex engine can skip one by its first character.
-        alternatives: list[str] = []
+        # What follows the "/" after the prefix, in order, by the first
+        # segment it needs (``None``: any).  A keyed entry's source is what
+        # follows its first segment.
+        entries: list[tuple[str | None, str]] = []
         for entry in inner._patterns:
             if isinstance(entry, WebSocketRoute):
                 continue
+            key = _bucket_key(entry)
             if isinstance(entry, Route) and _joinable(entry):
-                if entry.path.regex is None:
-                    continue  # a static route: looked up (``statics``)
                 self._spend()
                 mark = self._marker((entry, full))
                 source = regex_source(entry.path, functools.partial(self._group, mark))
+                source = _after(key, source)
                 # In a group of its own: a "|" in a convertor's expression stays inside.
-                alternatives.append(f"(?:{source[1:]})(?P<{mark}>)")
+                entries.append((key, f"(?:{source})(?P<{mark}>)"))
             elif isinstance(entry, Mount) and entry in inner._plain_mounts:
+                assert key is not None  # a plain mount has a literal prefix
                 sub = self.region(entry.prefix, entry.app, full + entry.prefix)
-                alternatives.append(sub[1:])
+                entries.append((key, _after(key, sub)))
             else:
                 # A host or another app: router by router it decides every
                 # path of its bucket, whether it matches or not.  (A route
                 # that cannot be joined is left, with its bucket, to the
                 # routers too.)
-                key = _bucket_key(entry)
                 if key is None:
-                    alternatives.append(f"{_REST}(?P<{self._marker(None)}>)")
+                    entries.append((None, f"{_REST}(?P<{self._marker(None)}>)"))
                     break  # nothing after it is reached
-                alternatives.append(f"{re.escape(key)}(?:/{_REST})?(?P<{self._marker(None)}>)")
-        alternatives.append(f"{_REST}(?P<{self._marker(None)}>)")  # a miss inside the mount
+                entries.append((key, f"(?:/{_REST})?(?P<{self._marker(None)}>)"))
+        entries.append((None, f"{_REST}(?P<{self._marker(None)}>)"))  # a miss inside the mount
         # The bare prefix: the router below sees "/".
         bare = self._marker(None)
-        return f"{re.escape(prefix)}(?:/(?:{'|'.join(alternatives)})|(?P<{bare}>))"
+        return f"{re.escape(prefix)}(?:/{_in_order(entries)}|(?P<{bare}>))"
 
     def _group(self, marker: str, name: str) -> str:
         group = f"{marker}_{len(self.groups)}"
         self.groups[group] = (marker, name)
         return group
+
+
+def _after(key: str | None, source: str) -> str:
+    """What follows ``"/" + key`` at the start of ``source`` (a path's expression)."""
+    head = "/" + re.escape(key or "")
+    if not source.startswith(head):
+        raise _TooBig  # never: a template's first literal is escaped character by character
+    return source[len(head) :]
+
+
+def _in_order(entries: list[tuple[str | None, str]]) -> str:
+    """One source trying ``entries`` in order, each keyed one only after its first segment.
+
+    Entries under different first segments never match the same path, so
+    a run of keyed entries (between two that take any segment) becomes one
+    tree of their segments' characters: the regex engine skips a branch by
+    its first character, and a path tries the few entries of its own
+    segment, as a router's bucket does, not every entry.
+    """
+    alternatives: list[str] = []
+    run: list[tuple[str, str]] = []
+    for key, source in entries:
+        if key is None:
+            if run:
+                alternatives.append(_tree(run))
+                run = []
+            alternatives.append(source)
+        else:
+            run.append((key, source))
+    if run:
+        alternatives.append(_tree(run))
+    return _either(alternatives)
+
+
+def _tree(run: list[tuple[str, str]]) -> str:
+    """``run`` (first segment, what follows it) as a tree of the segments' characters."""
+    # A segment ends where a "/" or the path's end follows (every source
+    # starts so), and holds no "/": the ends and the branches never overlap.
+    ends = [source for key, source in run if not key]
+    branches: dict[str, list[tuple[str, str]]] = {}
+    for key, source in run:
+        if key:
+            branches.setdefault(key[0], []).append((key, source))
+    alternatives = []
+    for below in branches.values():
+        # The characters every key of the branch shares, taken at once.
+        common = below[0][0]
+        for key, _ in below[1:]:
+            while not key.startswith(common):
+                common = common[:-1]
+        rest = [(key[len(common) :], source) for key, source in below]
+        alternatives.append(re.escape(common) + _tree(rest))
+    return _either(alternatives + ends)
+
+
+def _either(alternatives: list[str]) -> str:
+    return f"(?:{'|'.join(alternatives)})"
 
 
 # What makes a convertor's expression match otherwise after a prefix: an
