@@ -140,6 +140,16 @@ def _tree(seen: Seen, wrap: Callable[[ASGIApp], ASGIApp]) -> ASGIApp:
             route("/raw/{x}", ep("after-raw")),
             route("/{any}/tail", ep("wild-tail"), name="wild"),
             route("/after/{x}", ep("after-wild"), methods=["GET", "DELETE"]),
+            # First segments sharing characters, and a wildcard between them.
+            route("/r1/{x}", ep("r1")),
+            route("/r10/{x}", ep("r10"), methods=["GET"]),
+            route("/r/{x}", ep("r")),
+            route("/{a}/{b}/deep", ep("wild-deep")),
+            route("/r1/{x}/y", ep("r1-y")),
+            route("/r10/{x}", ep("r10-post"), methods=["POST"]),
+            mount("/r1x", wrap(router(route("/{x}", ep("r1x")))), name="r1x"),
+            mount("/r2", _raw(seen, "r2")),
+            route("/r2x/{x}", ep("r2x")),
             redirect_slashes=redirect_slashes,
         )
 
@@ -190,6 +200,18 @@ LEAF_PATHS = [
     "/users//7",
     "/users/7\n",
     "/files/a\nb",
+    "/r1/a",
+    "/r10/a",
+    "/r/a",
+    "/r1/a/y",
+    "/r1/a/deep",
+    "/r10/a/deep",
+    "/r1x/q",
+    "/r1x",
+    "/r2/q",
+    "/r2x/q",
+    "/r3/a",
+    "/r100/a",
     "/raw\n/x",
 ]
 PATHS = [
