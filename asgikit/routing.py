@@ -328,8 +328,12 @@ class Router:
                     if leaf is not None and (
                         leaf.route.methods is None or method in leaf.route.methods
                     ):
+                        params = {}
                         try:
-                            params = {name: to(found[group]) for name, group, to in leaf.params}
+                            # A loop, not a comprehension: one would make ``found``
+                            # a cell, built on every call of this method.
+                            for name, group, to in leaf.params:
+                                params[name] = to(found[group])
                         except ValueError:
                             pass  # refused: the ordinary way tries the routes after it
                         else:
