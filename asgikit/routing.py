@@ -49,12 +49,11 @@ and a parameter left unfilled is ``NoMatchFound``; routers are compiled once
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from asgikit._lifespan_children import serve_lifespan
 from asgikit._reverse import RESOLVER_KEY, ROOT_PATH_KEY, encode_path, url_path_for
-from asgikit._routing_flat import MAX_FLAT_ENTRIES, FlatMount, find_route, flatten
 from asgikit._url import host_header, without_trailing_slash_root
 from asgikit.convertors import compile_host
 from asgikit.datastructures import full_path, route_path
@@ -70,6 +69,9 @@ from asgikit.routes import (
 )
 from asgikit.routes import not_found as _not_found
 from asgikit.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from asgikit._routing_flat import FlatMount
 
 # RFC 3986 §3.3: what a path segment may hold unencoded, plus "/".
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -170,12 +172,17 @@ class Router:
                 self._plain_mounts.add(entry)
         # And their pattern routes, matched by one expression each (``_routing_flat``).
         self._flat: dict[BaseRoute, FlatMount] = {}
-        budget = [MAX_FLAT_ENTRIES]
-        for entry in self.routes:
-            if isinstance(entry, Mount) and entry in self._plain_mounts:
-                flat = flatten(entry, budget)
-                if flat is not None:
-                    self._flat[entry] = flat
+        if self._plain_mounts:
+            # Loaded by a router that has such mounts only: the module's
+            # classes would shift CPython's type cache for every app.
+            from asgikit._routing_flat import MAX_FLAT_ENTRIES, flatten
+
+            budget = [MAX_FLAT_ENTRIES]
+            for entry in self.routes:
+                if isinstance(entry, Mount) and entry in self._plain_mounts:
+                    flat = flatten(entry, budget)
+                    if flat is not None:
+                        self._flat[entry] = flat
         # Host entries are matched here, by name without case and port by
         # number (see ``HostPattern``), so every router agrees on one rule.
         self._hosts = {
@@ -347,6 +354,8 @@ class Router:
                     and kind == "http"
                     and candidate.path.regex.match(path) is not None  # type: ignore[union-attr]
                 ):
+                    from asgikit._routing_flat import find_route  # loaded: a plain mount
+
                     hit = find_route(candidate.app, path[len(candidate.prefix) :] or "/", method)
                     if hit is not None:
                         app, params, template, below = hit
