@@ -67,14 +67,45 @@ class Leaf:
 
 
 class FlatMount:
-    """One mount's expression: ``leaves[found.lastindex]`` is the route, or ``None``."""
+    """One mount's expression, and what a match of it gives."""
 
-    __slots__ = ("leaves", "regex", "statics")
+    __slots__ = ("leaves", "mount", "regex", "statics")
 
-    def __init__(self, regex: re.Pattern[str], leaves: list[Leaf | None], statics: set[str]):
+    def __init__(
+        self, mount: Mount, regex: re.Pattern[str], leaves: list[Leaf | None], statics: set[str]
+    ) -> None:
+        self.mount = mount
+        #: Matches every path below the mount (and its bare prefix), no other.
         self.regex = regex
+        #: By the marker group that ended the match (``lastindex``).
         self.leaves = leaves
         self.statics = frozenset(statics)
+
+    def take(
+        self, path: str, found: re.Match[str], method: str
+    ) -> tuple[Any, dict[str, Any], str, str] | None:
+        """``(app, path parameters, template, prefix)`` for a path ``regex`` matched, or ``None``.
+
+        ``None`` is an answer of some other kind (a 404, a 405, a redirect):
+        the request goes the ordinary way, router by router.
+        """
+        leaf = self.leaves[found.lastindex or 0]
+        if leaf is not None and path not in self.statics:
+            route = leaf.route
+            if route.methods is None or method in route.methods:
+                params: dict[str, Any] = {}
+                try:
+                    for name, group, convert in leaf.params:
+                        params[name] = convert(found[group])
+                except ValueError:
+                    pass  # refused: a later route may take the path
+                else:
+                    return route.app, params, leaf.template, leaf.prefix
+        # Routers one by one, without their scopes: a static route, a route
+        # after one whose convertor refused, or an answer of another kind.
+        mount = self.mount
+        hit = find_route(mount.app, path[len(mount.prefix) :] or "/", method)
+        return None if hit is None else (*hit[:3], mount.prefix + hit[3])
 
 
 # Any rest of a path: a decoded path may hold a newline.  (The routes' own
@@ -274,18 +305,22 @@ def find_route(router: Any, path: str, method: str) -> tuple[Any, dict[str, Any]
     return None
 
 
-def flatten(entry: Mount, budget: list[int]) -> FlatMount | None:
-    """The expression for a plain mount, or ``None`` when it cannot be built within ``budget``.
+def flatten(entry: Mount, budget: list[int]) -> FlatMount:
+    """The expression for a plain mount.
 
     ``budget`` is one number in a list, shared by a router's mounts and
-    lowered by what each spends.
+    lowered by what each spends.  Past it, the expression only tells the
+    paths below the mount, for ``find_route`` to look through.
     """
     builder = _Builder(budget)
     try:
         source = builder.region(entry.prefix, entry.app, entry.prefix)
         regex = re.compile(source)
     except (_TooBig, re.error, RecursionError, OverflowError):
-        return None
+        builder = _Builder([0])
+        bare = builder._marker(None)
+        source = f"{re.escape(entry.prefix)}(?:/{_REST}|(?P<{bare}>))"
+        regex = re.compile(source)
     leaves: list[Leaf | None] = [None] * (regex.groups + 1)
     params: dict[str, list[tuple[str, int, Callable[[str], Any]]]] = {}
     for group, (marker, name) in builder.groups.items():
@@ -297,7 +332,7 @@ def flatten(entry: Mount, budget: list[int]) -> FlatMount | None:
         if leaf is not None:
             route, prefix = leaf
             leaves[regex.groupindex[marker]] = Leaf(route, prefix, tuple(params.get(marker, ())))
-    return FlatMount(regex, leaves, builder.statics)
+    return FlatMount(entry, regex, leaves, builder.statics)
 
 
 __all__ = ["MAX_FLAT_ENTRIES", "FlatMount", "Leaf", "find_route", "flatten"]

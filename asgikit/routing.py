@@ -163,14 +163,14 @@ class Router:
         # prefixes, the route's template).  Only where the mount is reached
         # for sure (see ``_reaches``); anything else takes the ordinary path.
         self._mounted_static: dict[str, tuple[dict[str | None, ASGIApp], str, str]] = {}
-        # Those mounts: a pattern route inside one is found from here too
-        # (``_find_route``), without the mounted routers' own scopes.
+        # Those mounts: a pattern route inside one is found from here too,
+        # without the mounted routers' own scopes.
         self._plain_mounts: set[Mount] = set()
         for entry in self.routes:
             if isinstance(entry, Mount) and _flattens(entry):
                 self._add_mounted(entry)
                 self._plain_mounts.add(entry)
-        # And their pattern routes, matched by one expression each (``_routing_flat``).
+        # Their pattern routes: one expression for each mount (``_routing_flat``).
         self._flat: dict[BaseRoute, FlatMount] = {}
         if self._plain_mounts:
             # Loaded by a router that has such mounts only: the module's
@@ -180,9 +180,7 @@ class Router:
             budget = [MAX_FLAT_ENTRIES]
             for entry in self.routes:
                 if isinstance(entry, Mount) and entry in self._plain_mounts:
-                    flat = flatten(entry, budget)
-                    if flat is not None:
-                        self._flat[entry] = flat
+                    self._flat[entry] = flatten(entry, budget)
         # Host entries are matched here, by name without case and port by
         # number (see ``HostPattern``), so every router agrees on one rule.
         self._hosts = {
@@ -326,42 +324,15 @@ class Router:
                 if allowed:
                     continue  # a route matched the path; its 405 comes first
                 flat = self._flat.get(candidate) if kind == "http" else None
-                if flat is not None and path not in flat.statics:
-                    # One expression for the pattern routes below (``_routing_flat``).
+                if flat is not None:
+                    # The routes below, by one expression (``_routing_flat``).
                     found = flat.regex.fullmatch(path)
                     if found is None:
                         continue  # not below this mount
-                    leaf = flat.leaves[found.lastindex or 0]
-                    if leaf is not None and (
-                        leaf.route.methods is None or method in leaf.route.methods
-                    ):
-                        params = {}
-                        try:
-                            # A loop, not a comprehension: one would make ``found``
-                            # a cell, built on every call of this method.
-                            for name, group, to in leaf.params:
-                                params[name] = to(found[group])
-                        except ValueError:
-                            pass  # refused: the ordinary way tries the routes after it
-                        else:
-                            child = self._mounted_child(
-                                scope, root, params, leaf.prefix, leaf.template
-                            )
-                            await leaf.route.app(child, receive, send)
-                            return
-                if (
-                    candidate in self._plain_mounts
-                    and kind == "http"
-                    and candidate.path.regex.match(path) is not None  # type: ignore[union-attr]
-                ):
-                    from asgikit._routing_flat import find_route  # loaded: a plain mount
-
-                    hit = find_route(candidate.app, path[len(candidate.prefix) :] or "/", method)
+                    hit = flat.take(path, found, method)
                     if hit is not None:
-                        app, params, template, below = hit
-                        child = self._mounted_child(
-                            scope, root, params, candidate.prefix + below, template
-                        )
+                        app, params, template, prefix = hit
+                        child = self._mounted_child(scope, root, params, prefix, template)
                         await app(child, receive, send)
                         return
                 await_app = self._mount_scope(candidate, scope, path)

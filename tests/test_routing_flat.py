@@ -537,7 +537,8 @@ async def test_mounts_past_the_joined_entries_limit_are_routed_router_by_router(
 
     many = router(*(route(f"/r{i}/{{x:int}}", _endpoint([], f"r{i}")) for i in range(600)))
     app = router(*(mount(f"/m{i}", many) for i in range(6)))
-    assert 0 < len(app._flat) < 6  # the limit joins some of the mounts, not all
+    joined = [flat for flat in app._flat.values() if any(flat.leaves)]
+    assert 0 < len(joined) < 6  # the limit joins some of the mounts, not all
     assert (await _call(app, _scope("/m5/r599/1")))[1]["body"] == b"r599"
     assert (await _call(app, _scope("/m0/r0/1")))[1]["body"] == b"r0"
     assert (await _call(app, _scope("/m5/r599/x")))[0]["status"] == 404
