@@ -410,7 +410,7 @@ class Router:
         self, scope: Scope, root: str | None, params: dict[str, Any], prefix: str, template: str
     ) -> dict[str, Any]:
         """The scope the mounted routers (at ``prefix``) would give a route's app, at once."""
-        child = dict(scope)
+        child = {**scope}  # the fastest copy of a dict (a clone of its table)
         outer = scope.get("path_params")
         child["path_params"] = {**outer, **params} if outer else params
         if RESOLVER_KEY not in child:
