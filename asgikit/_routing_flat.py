@@ -6,28 +6,35 @@ mount the outer router compiles, once, one regular expression over the full
 path.  It holds, in the order the mounted routers would try them, the
 pattern routes below the mount (through further plain mounts), each ending
 in an empty group that names it; ``lastindex`` of a match is that group.
+Entries filed under a first segment are held as a tree of the segments'
+characters, so a path tries the entries of its own segment only, as a
+router's bucket does.
 
 The expression answers only where it is sure to agree with the mounted
-routers run one by one; everything else ends in a group that names no route
-(``None``), and the request goes the ordinary way:
+routers run one by one; everything else ends in a group that names no route,
+and ``find_route`` looks through the routers (without their scopes), or the
+request goes the ordinary way:
 
 - a path that is a static route's at any level of the chain (``statics``:
   those are tried before the patterns, and answered by look-up);
 - the bare prefix of any level (the router below sees ``/`` there);
 - an entry that decides otherwise than by the path: a host, a mount of an
-  app that is not a plain router (matched over the first segment its
-  bucket is keyed by, or everything when it has none);
+  app that is not a plain router (over the first segment its bucket is
+  keyed by, or every path when it has none), a route whose convertor's
+  expression would see the prefix (an anchor, a look-behind);
 - whatever is inside a mount and matched by no route below it (a 404, or a
   slash redirect, of the router below).
 
 A route that matches the path but not the method, or whose convertor
-refuses the value, is a match the request cannot take here either: the
-caller goes the ordinary way, which answers 405 with ``Allow``, or tries
-the next route.  So the first alternative that matches decides, exactly as
-the first entry that matches does router by router.
+refuses the value, is a match the request cannot take here either: it goes
+the same way, which answers 405 with ``Allow``, or tries the next route.
+So the first alternative that matches decides, exactly as the first entry
+that matches does router by router.
 
 WebSocket routes are skipped (only HTTP requests are looked through).  The
-routers are read when the outer router is built: routers are compiled once.
+routers are read when the outer router is built: routers are compiled once
+(a mount's app or a router's ``routes`` changed later is not seen; a
+route's ``app`` and ``methods`` are read per request, as router by router).
 """
 
 from __future__ import annotations
@@ -42,8 +49,8 @@ from asgikit.routes import Host, Mount, Route, WebSocketRoute
 
 #: How many entries (routes, static paths, mounts) of mounted routers one
 #: router joins into its expressions: one router mounted at many prefixes,
-#: at many levels, multiplies.  Past it, mounts are looked through the
-#: ordinary way.
+#: at many levels, multiplies.  Past it, a mount's routes are looked for
+#: router by router (``find_route``).
 MAX_FLAT_ENTRIES = 2_000
 
 
@@ -114,10 +121,12 @@ _REST = "(?s:.*)"
 
 
 class _TooBig(Exception):
-    pass
+    """Past ``MAX_FLAT_ENTRIES``, or a source not shaped as expected."""
 
 
 class _Builder:
+    """Builds one mount's expression, spending from its router's budget."""
+
     def __init__(self, budget: list[int]) -> None:
         self.budget = budget
         self.statics: set[str] = set()
