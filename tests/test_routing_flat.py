@@ -150,6 +150,7 @@ def _tree(seen: Seen, wrap: Callable[[ASGIApp], ASGIApp]) -> ASGIApp:
             mount("/r1x", wrap(router(route("/{x}", ep("r1x")))), name="r1x"),
             mount("/r2", _raw(seen, "r2")),
             route("/r2x/{x}", ep("r2x")),
+            route("//{x}", ep("empty-first-segment")),
             redirect_slashes=redirect_slashes,
         )
 
@@ -168,6 +169,9 @@ def _tree(seen: Seen, wrap: Callable[[ASGIApp], ASGIApp]) -> ASGIApp:
         mount("/a", wrap(middle), name="a"),
         mount("/c/d", wrap(leaf()), name="cd"),
         mount("/t/{tenant}", wrap(leaf()), name="t"),
+        # Mounts sharing a first segment: a path below the second passes the first.
+        mount("/v/1", wrap(leaf()), name="v1"),
+        mount("/v/2", wrap(leaf()), name="v2"),
         route("/a/{x}/late-outer", ep("never")),
     )
 
@@ -220,6 +224,13 @@ PATHS = [
     *(f"/a/nr{p}" for p in LEAF_PATHS),
     *(f"/c/d{p}" for p in LEAF_PATHS),
     *(f"/t/acme{p}" for p in LEAF_PATHS),
+    "/a/b//q",
+    "/v/1/users/7",
+    "/v/2/users/7",
+    "/v/2/files/x",
+    "/v/3/users/7",
+    "/v/22/users/7",
+    "/v/2",
     "/a/late/1",
     "/a/hosted/1",
     "/a/after-host/1",
