@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
@@ -200,33 +201,55 @@ def _literal(template: str, start: int, end: int) -> str:
     return literal
 
 
-def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
-    """Compile ``template``; with ``prefix=True`` it may match the start of a longer path."""
-    regex = ""
-    format_ = ""
-    convertors: dict[str, Convertor[Any]] = {}
+def _pieces(template: str) -> tuple[list[tuple[str, str, Convertor[Any]]], str]:
+    """``template`` split into (literal, parameter, convertor) triples and the literal left."""
+    pieces: list[tuple[str, str, Convertor[Any]]] = []
+    names: set[str] = set()
     end = 0
     for found in _PARAM.finditer(template):
         name, kind = found.group(1), found.group(2) or "str"
         if kind not in CONVERTORS:
             raise ValueError(f"unknown convertor {kind!r} in {template!r}")
-        if name in convertors:
+        if name in names:
             raise ValueError(f"duplicate parameter {name!r} in {template!r}")
-        convertor = CONVERTORS[kind]
-        literal = _literal(template, end, found.start())
-        regex += re.escape(literal) + f"(?P<{name}>{convertor.regex})"
-        format_ += literal + "{" + name + "}"
-        convertors[name] = convertor
+        names.add(name)
+        pieces.append((_literal(template, end, found.start()), name, CONVERTORS[kind]))
         end = found.end()
-    literal = _literal(template, end, len(template))
-    format_ += literal
+    return pieces, _literal(template, end, len(template))
+
+
+def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
+    """Compile ``template``; with ``prefix=True`` it may match the start of a longer path."""
+    pieces, literal = _pieces(template)
+    convertors = {name: convertor for _, name, convertor in pieces}
+    format_ = "".join(text + "{" + name + "}" for text, name, _ in pieces) + literal
     if not convertors and not prefix:
         return CompiledPath(template, None, format_, {})
-    regex += re.escape(literal)
+    regex = _regex_source(pieces, literal, lambda name: name)
     if prefix:
         regex += "(?=/|$)"
-        return CompiledPath(template, re.compile(regex), format_, convertors)
     return CompiledPath(template, re.compile(regex), format_, convertors)
+
+
+def _regex_source(
+    pieces: list[tuple[str, str, Convertor[Any]]], literal: str, group: Callable[[str], str]
+) -> str:
+    regex = "".join(
+        re.escape(text) + f"(?P<{group(name)}>{convertor.regex})"
+        for text, name, convertor in pieces
+    )
+    return regex + re.escape(literal)
+
+
+def regex_source(path: CompiledPath, group: Callable[[str], str]) -> str:
+    """The regular expression of ``path`` with parameter ``name`` captured as ``group(name)``.
+
+    For joining patterns into one expression, where group names must differ.
+    """
+    pieces, literal = _pieces(path.template)
+    # The convertors the path was compiled with, should a name be registered again since.
+    pieces = [(text, name, path.convertors[name]) for text, name, _ in pieces]
+    return _regex_source(pieces, literal, group)
 
 
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
@@ -308,6 +331,7 @@ __all__ = [
     "UUIDConvertor",
     "compile_host",
     "compile_path",
+    "regex_source",
     "register_convertor",
     "register_url_convertor",
 ]

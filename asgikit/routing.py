@@ -10,10 +10,11 @@ that matches only with another method answers 405 with ``Allow``.
 A router mounted at a fixed prefix with nothing in between (``mount("/api",
 router(...))``) has its static routes joined into the outer router's
 look-up, where no earlier entry could take the path first: such a request
-costs one look-up however deep it is mounted.  A pattern route in such a
-router is looked for from the outer router (``_find_route``), without the
-mounted routers' own scopes or calls.  Either way the endpoint sees the very
-scope the mounted routers would have built.  Everything else (a 404 or 405
+costs one look-up however deep it is mounted.  The pattern routes below such
+a mount are matched from the outer router by one expression built with it
+(``_routing_flat``), without the mounted routers' own scopes or calls.
+Either way the endpoint sees the very scope the mounted routers would have
+built.  Everything else (a 404 or 405
 inside, redirects, hosts, other mounted apps, lifespan, WebSockets) goes
 through each router in turn.
 A miss with no ``exception_handlers`` table and no ``Accept`` field gets a
@@ -48,7 +49,7 @@ and a parameter left unfilled is ``NoMatchFound``; routers are compiled once
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from asgikit._lifespan_children import serve_lifespan
@@ -68,6 +69,9 @@ from asgikit.routes import (
 )
 from asgikit.routes import not_found as _not_found
 from asgikit.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from asgikit._routing_flat import FlatMount
 
 # RFC 3986 §3.3: what a path segment may hold unencoded, plus "/".
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -127,6 +131,8 @@ class Router:
                 dynamic.append((None, entry))
             else:
                 dynamic.append((_first_segment(entry.path.template), entry))
+        # The entries matched by pattern, in order, as the buckets hold them.
+        self._patterns = tuple(entry for _, entry in dynamic)
         self._wildcards = [entry for key, entry in dynamic if key is None]
         self._buckets: dict[str, list[BaseRoute]] = {}
         for key in {key for key, _ in dynamic if key is not None}:
@@ -157,13 +163,24 @@ class Router:
         # prefixes, the route's template).  Only where the mount is reached
         # for sure (see ``_reaches``); anything else takes the ordinary path.
         self._mounted_static: dict[str, tuple[dict[str | None, ASGIApp], str, str]] = {}
-        # Those mounts: a pattern route inside one is found from here too
-        # (``_find_route``), without the mounted routers' own scopes.
+        # Those mounts: a pattern route inside one is found from here too,
+        # without the mounted routers' own scopes.
         self._plain_mounts: set[Mount] = set()
         for entry in self.routes:
             if isinstance(entry, Mount) and _flattens(entry):
                 self._add_mounted(entry)
                 self._plain_mounts.add(entry)
+        # Their pattern routes: one expression for each mount (``_routing_flat``).
+        self._flat: dict[BaseRoute, FlatMount] = {}
+        if self._plain_mounts:
+            # Loaded by a router that has such mounts only: the module's
+            # classes would shift CPython's type cache for every app.
+            from asgikit._routing_flat import MAX_FLAT_ENTRIES, flatten
+
+            budget = [MAX_FLAT_ENTRIES]
+            for entry in self.routes:
+                if isinstance(entry, Mount) and entry in self._plain_mounts:
+                    self._flat[entry] = flatten(entry, budget)
         # Host entries are matched here, by name without case and port by
         # number (see ``HostPattern``), so every router agrees on one rule.
         self._hosts = {
@@ -303,6 +320,26 @@ class Router:
                     self._child(scope, params, candidate.path.template), receive, send
                 )
                 return
+            if isinstance(candidate, Mount):
+                if allowed:
+                    continue  # a route matched the path; its 405 comes first
+                flat = self._flat.get(candidate) if kind == "http" else None
+                if flat is not None:
+                    # The routes below, by one expression (``_routing_flat``).
+                    found = flat.regex.fullmatch(path)
+                    if found is None:
+                        continue  # not below this mount
+                    hit = flat.take(path, found, method)
+                    if hit is not None:
+                        app, params, template, prefix = hit
+                        child = self._mounted_child(scope, root, params, prefix, template)
+                        await app(child, receive, send)
+                        return
+                await_app = self._mount_scope(candidate, scope, path)
+                if await_app is None:
+                    continue
+                await candidate.app(await_app, receive, send)
+                return
             if isinstance(candidate, WebSocketRoute):
                 if kind != "websocket":
                     continue
@@ -312,44 +349,6 @@ class Router:
                 await candidate.app(
                     self._child(scope, params, candidate.path.template), receive, send
                 )
-                return
-            if isinstance(candidate, Mount):
-                if allowed:
-                    continue  # a route matched the path; its 405 comes first
-                if (
-                    candidate in self._plain_mounts
-                    and kind == "http"
-                    and candidate.path.regex.match(path) is not None  # type: ignore[union-attr]
-                ):
-                    inner: Router = candidate.app  # type: ignore[assignment]
-                    hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
-                    if hit is not None:
-                        # The scope the mounted routers would give the route's
-                        # app, built at once (as for ``_mounted_static``).
-                        app, params, template, below = hit
-                        prefix = candidate.prefix + below
-                        child = dict(scope)
-                        outer = scope.get("path_params")
-                        child["path_params"] = {**outer, **params} if outer else params
-                        if RESOLVER_KEY not in child:
-                            child[RESOLVER_KEY] = self
-                            child[ROOT_PATH_KEY] = child.get("root_path", "")
-                        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
-                        template = child[ROUTE_TEMPLATE] = prefixes + template
-                        sink = child.get(ROUTE_TEMPLATE_SINK)
-                        if sink is not None:
-                            sink[0] = template
-                        if root:
-                            child["path"] = full_path(scope)
-                            child["root_path"] = scope["root_path"] + prefix
-                        else:
-                            child["root_path"] = prefix
-                        await app(child, receive, send)
-                        return
-                await_app = self._mount_scope(candidate, scope, path)
-                if await_app is None:
-                    continue
-                await candidate.app(await_app, receive, send)
                 return
             if isinstance(candidate, Host):
                 params = self._hosts[candidate].match(
@@ -407,48 +406,27 @@ class Router:
                 sink[0] = full
         return child
 
-    def _find_route(
-        self, path: str, method: str
-    ) -> tuple[ASGIApp, dict[str, Any], str, str] | None:
-        """The route this router would run for an HTTP ``path`` and ``method``.
-
-        ``(app, path parameters, template, prefix of the mounts below)``, or
-        ``None`` when the answer would be anything else (a 404, a 405, a
-        redirect, a host, a mount that is not a plain router): then the
-        request goes the ordinary way, router by router.
-        """
-        table = self._static_methods.get(path)
-        if table is not None:
-            app = table.get(method) or table.get(None)
-            return None if app is None else (app, {}, path, "")
-        mounted = self._mounted_static.get(path)
-        if mounted is not None:
-            app = mounted[0].get(method) or mounted[0].get(None)
-            return None if app is None else (app, {}, mounted[2], mounted[1])
-        allowed = False
-        for candidate in self._buckets.get(path[1:].partition("/")[0], self._wildcards):
-            if isinstance(candidate, Route):
-                params = candidate.path.match(path)
-                if params is None:
-                    continue
-                if candidate.methods is not None and method not in candidate.methods:
-                    allowed = True  # a 405 unless a later route takes the method
-                    continue
-                return candidate.app, params, candidate.path.template, ""
-            if isinstance(candidate, WebSocketRoute):
-                continue
-            if isinstance(candidate, Mount) and candidate in self._plain_mounts and not allowed:
-                assert candidate.path.regex is not None
-                if candidate.path.regex.match(path) is None:
-                    continue
-                inner: Router = candidate.app  # type: ignore[assignment]
-                hit = inner._find_route(path[len(candidate.prefix) :] or "/", method)
-                if hit is None:
-                    return None
-                app, params, template, below = hit
-                return app, params, template, candidate.prefix + below
-            return None
-        return None
+    def _mounted_child(
+        self, scope: Scope, root: str | None, params: dict[str, Any], prefix: str, template: str
+    ) -> dict[str, Any]:
+        """The scope the mounted routers (at ``prefix``) would give a route's app, at once."""
+        child = {**scope}  # the fastest copy of a dict (a clone of its table)
+        outer = scope.get("path_params")
+        child["path_params"] = {**outer, **params} if outer else params
+        if RESOLVER_KEY not in child:
+            child[RESOLVER_KEY] = self
+            child[ROOT_PATH_KEY] = child.get("root_path", "")
+        prefixes = child[_PREFIX_KEY] = scope.get(_PREFIX_KEY, "") + prefix
+        template = child[ROUTE_TEMPLATE] = prefixes + template
+        sink = child.get(ROUTE_TEMPLATE_SINK)
+        if sink is not None:
+            sink[0] = template
+        if root:
+            child["path"] = full_path(scope)
+            child["root_path"] = scope["root_path"] + prefix
+        else:
+            child["root_path"] = prefix
+        return child
 
     def _mount_scope(self, entry: Mount, scope: Scope, path: str) -> Scope | None:
         compiled = entry.path
