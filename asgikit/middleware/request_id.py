@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, ScopePredicate, compile_exclude
@@ -101,7 +101,8 @@ class RequestIDApp:
         length = len(header)
         start = "http.response.start" if kind == "http" else "websocket.accept"
 
-        async def send_with_id(message: Message) -> None:
+        # A plain function handing back the server's awaitable (see asgikit._send).
+        def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] == start:
                 headers = message.get("headers", ())
                 # The app's own field of that name is replaced; only names of
@@ -110,12 +111,15 @@ class RequestIDApp:
                     if len(name) == length and name.lower() == header:
                         headers = [(k, v) for k, v in headers if k.lower() != header]
                         break
-                message = {**message, "headers": [*headers, pair]}
-            await send(message)
+                message = {**message}
+                message["headers"] = [*headers, pair]
+            return send(message)
 
+        scope = {**scope}
+        scope[SCOPE_KEY] = request_id
         token = self.context_var.set(request_id)
         try:
-            await self.app({**scope, SCOPE_KEY: request_id}, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         finally:
             self.context_var.reset(token)
 

@@ -13,6 +13,7 @@ from asgikit.responses import PlainTextResponse
 from asgikit.testing import TestClient
 from asgikit.types import Receive, Scope, Send
 from tests.conftest import make_scope, run_app
+from tests.middleware._fast_send import messages_through
 from tests.servers.live import serve
 
 holder: list[RequestIDApp] = []
@@ -120,3 +121,9 @@ async def test_an_id_header_the_app_set_in_any_case_is_replaced_by_the_request_i
     ids = [v for k, v in sent.start["headers"] if k.lower() == b"x-request-id"]
     assert ids == [b"abc-123"]
     assert (b"content-type", b"text/plain") in sent.start["headers"]
+
+
+async def test_the_apps_send_hands_back_the_servers_awaitable_and_copies_the_start() -> None:
+    sent = await messages_through(request_id)
+    names = [name for name, _ in sent[0]["headers"]]
+    assert names == [b"content-type", b"x-request-id"]
