@@ -122,7 +122,7 @@ async def test_the_wrapped_send_hands_back_the_inner_awaitable_itself() -> None:
     # No coroutine of the wrapper's own: one frame a message, not two.
     class Sent:
         def __await__(self) -> Generator[Any, None, None]:
-            return iter(())
+            yield from ()
 
     marks: list[Sent] = []
 

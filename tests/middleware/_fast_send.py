@@ -17,7 +17,7 @@ class _Sent:
     """The awaitable a server's ``send`` returns here: marks the very object."""
 
     def __await__(self) -> Generator[Any, None, None]:
-        return iter(())
+        yield from ()
 
 
 async def messages_through(
