@@ -21,14 +21,18 @@ class _Sent:
 
 
 async def messages_through(
-    layer: Callable[[ASGIApp], ASGIApp], scope: Scope | None = None
+    layer: Callable[[ASGIApp], ASGIApp],
+    scope: Scope | None = None,
+    app_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> list[Message]:
     """Run ``layer`` around an app sending a start and a body; what reached the server.
 
     Asserts that each ``send`` call returned the server's awaitable itself
     and that the app's start message and its header list are unchanged.
     """
-    app_headers = [(b"content-type", b"text/plain")]
+    if app_headers is None:
+        app_headers = [(b"content-type", b"text/plain")]
+    as_sent = list(app_headers)
     start = {"type": "http.response.start", "status": 200, "headers": app_headers}
     body = {"type": "http.response.body", "body": b"x"}
     returned: list[object] = []
@@ -64,6 +68,6 @@ async def messages_through(
     assert len(returned) == 2
     assert all(a is b for a, b in zip(returned, server_awaitables, strict=True))
     assert start["headers"] is app_headers
-    assert app_headers == [(b"content-type", b"text/plain")]
+    assert app_headers == as_sent
     assert sent[1] is body
     return sent
