@@ -259,7 +259,7 @@ class _CORS:
             if self.static_wildcard:
                 await self.app(scope, receive, send)
                 return
-            edit = self.refused_edit
+            edit: _StartEdit = self.refused_edit
         elif scope["method"] == "OPTIONS" and (method := _request_method(scope)) is not None:
             await self._preflight(scope, receive, send, origin, method)
             return
