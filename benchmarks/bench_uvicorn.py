@@ -37,6 +37,21 @@ SCENARIOS = [
     ("1 KiB file", "/files/1k.bin"),
     ("1 MiB file", "/files/1m.bin"),
 ]
+# Scenarios served by apps of their own, with the request headers they need:
+# (title, path, {name: app in _server_apps}, headers).
+LAYERED_APPS = {
+    "raw": "raw_layered_app",
+    "asgikit": "asgikit_layered_app",
+    "starlette": "starlette_layered_app",
+}
+OWN_APPS_SCENARIOS = [
+    (
+        "JSON behind CORS + compress + a header layer (small: not compressed)",
+        "/mw/small",
+        LAYERED_APPS,
+        ("Origin: https://example.com", "Accept-Encoding: gzip"),
+    ),
+]
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -103,7 +118,9 @@ def _latency_ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def wrk(url: str, *, duration: float, connections: int) -> tuple[float, float]:
+def wrk(
+    url: str, *, duration: float, connections: int, headers: tuple[str, ...] = ()
+) -> tuple[float, float]:
     """One bounded wrk run: ``(requests per second, p99 latency in ms)``."""
     command = [
         *pin(1),
@@ -112,6 +129,7 @@ def wrk(url: str, *, duration: float, connections: int) -> tuple[float, float]:
         f"-c{connections}",
         f"-d{duration:g}s",
         "--latency",
+        *[part for header in headers for part in ("-H", header)],
         url,
     ]
     output = subprocess.run(
@@ -132,6 +150,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--json", help="also write the medians to this file")
+    parser.add_argument("--only", help="run only the scenarios whose title contains this")
     args = parser.parse_args()
     results: dict[str, dict[str, dict[str, float]]] = {}
     if shutil.which("wrk") is None:
@@ -142,19 +161,27 @@ def main() -> None:
         f"wrk -t1 -c{args.connections} -d{args.duration:g}s on CPU 1; "
         f"{args.rounds} rounds alternated, median shown.\n"
     )
+    scenarios = [(title, path, APPS, ()) for title, path in SCENARIOS] + OWN_APPS_SCENARIOS
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s[0]]
     with ExitStack() as stack:
-        urls = {name: stack.enter_context(uvicorn(app)) for name, app in APPS.items()}
-        for title, path in SCENARIOS:
-            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in APPS}
-            for name in APPS:  # warm-up: imports, caches, JIT-free but still
-                wrk(urls[name] + path, duration=1, connections=args.connections)
+        servers: dict[str, str] = {}  # app name in _server_apps -> its URL, started once
+        for title, path, apps, headers in scenarios:
+            for app in apps.values():
+                if app not in servers:
+                    servers[app] = stack.enter_context(uvicorn(app))
+            urls = {name: servers[app] for name, app in apps.items()}
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in apps}
+            for name in apps:  # warm-up: imports, caches, JIT-free but still
+                wrk(urls[name] + path, duration=1, connections=args.connections, headers=headers)
             for _ in range(args.rounds):
-                for name in APPS:
+                for name in apps:
                     runs[name].append(
                         wrk(
                             urls[name] + path,
                             duration=args.duration,
                             connections=args.connections,
+                            headers=headers,
                         )
                     )
             results[title] = {
