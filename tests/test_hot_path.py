@@ -39,8 +39,8 @@ JSON_CALLS = 39
 MISS_CALLS = 39
 # What each header middleware adds around the JSON route.
 LAYERS = {
-    "request_id": (request_id, 14),
-    "security_headers": (security_headers, 8),
+    "request_id": (request_id, 13),
+    "security_headers": (security_headers, 7),
     "timing": (timing, 6),
     "rate_limit": (lambda app: rate_limit(app, limits="1000000/minute"), 10),
 }
