@@ -37,16 +37,15 @@ def is_safe_id(value: bytes) -> bool:
     return 0 < len(value) <= MAX_LENGTH and _SAFE.issuperset(value)
 
 
-# Ids are made _BATCH at a time: one os.urandom call and one big-integer
-# mask for all of them, so that a request takes a ready id off a list (a
-# tenth of making one alone).  Each is uuid.uuid4().hex's equal: 122
-# random bits, the version (4) in the high nibble of octet 6 and the
-# variant (10) in the top bits of octet 8 (RFC 9562 §5.4).
+# Ids are made _BATCH at a time, in a few C calls for all of them (one
+# os.urandom read, two translations, one hex with a separator, one split),
+# so that a request takes a ready id off a list: a fifth of making one
+# alone.  Each is uuid.uuid4().hex's equal: 122 random bits, the version (4)
+# in the high nibble of octet 6 and the variant (10) in the top bits of
+# octet 8 (RFC 9562 §5.4).
 _BATCH = 64
-_MASK = int.from_bytes(b"\xff" * 6 + b"\x0f\xff\x3f" + b"\xff" * 7, "big")
-_BITS = int.from_bytes(b"\x00" * 6 + b"\x40\x00\x80" + b"\x00" * 7, "big")
-_BATCH_MASK = int.from_bytes(_MASK.to_bytes(16, "big") * _BATCH, "big")
-_BATCH_BITS = int.from_bytes(_BITS.to_bytes(16, "big") * _BATCH, "big")
+_VERSION_4 = bytes(octet & 0x0F | 0x40 for octet in range(256))
+_VARIANT_10 = bytes(octet & 0x3F | 0x80 for octet in range(256))
 _ready: list[str] = []
 if hasattr(os, "register_at_fork"):
     # A child must not hand out the ids its parent holds ready.
@@ -59,10 +58,13 @@ def _new_id() -> str:
         return _ready.pop()
     except IndexError:
         pass
-    batch = int.from_bytes(os.urandom(16 * _BATCH), "big") & _BATCH_MASK | _BATCH_BITS
-    text = batch.to_bytes(16 * _BATCH, "big").hex()
-    _ready.extend([text[i : i + 32] for i in range(32, 32 * _BATCH, 32)])
-    return text[:32]
+    octets = bytearray(os.urandom(16 * _BATCH))
+    octets[6::16] = octets[6::16].translate(_VERSION_4)
+    octets[8::16] = octets[8::16].translate(_VARIANT_10)
+    ids = octets.hex(" ", 16).split(" ")
+    new = ids.pop()
+    _ready.extend(ids)
+    return new
 
 
 @dataclasses.dataclass(frozen=True)
