@@ -28,6 +28,8 @@ from typing import Any
 import pytest
 
 from asgikit import JSONResponse, PlainTextResponse, Request, route, router
+from asgikit.middleware.compress import compress
+from asgikit.middleware.cors import cors
 from asgikit.middleware.rate_limit import rate_limit
 from asgikit.middleware.request_id import request_id
 from asgikit.middleware.security_headers import security_headers
@@ -43,6 +45,9 @@ LAYERS = {
     "security_headers": (security_headers, 7),
     "timing": (timing, 6),
     "rate_limit": (lambda app: rate_limit(app, limits="1000000/minute"), 10),
+    # A small answer: compress's start alone says "nothing to do".
+    "compress": (compress, 9),
+    "cors": (lambda app: cors(app, allow_origins=["https://a.example"]), 7),
 }
 MARGIN = 1.10
 
