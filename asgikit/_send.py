@@ -98,10 +98,10 @@ class SentWatch:
         self._kinds = kinds
         self.sent = False
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
         if not self.sent and message["type"] in self._kinds:
             self.sent = True
-        await self._send(message)
+        return self._send(message)
 
 
 __all__ = ["Handler", "SentWatch", "edit_start", "message_headers", "wrap_send"]

@@ -136,6 +136,7 @@ async def test_the_wrapped_send_hands_back_the_inner_awaitable_itself() -> None:
     start = {"type": "http.response.start", "status": 200, "headers": []}
     body = {"type": "http.response.body", "body": b"x"}
     sends = [
+        SentWatch(inner, ("http.response.start",)),
         wrap_send(inner, {"http.response.start": inner}),
         wrap_send(inner, {"http.response.start": inner, "http.response.trailers": inner}),
         edit_start(inner, tag),
