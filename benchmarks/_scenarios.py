@@ -275,6 +275,27 @@ def asgikit_edit_start_layer() -> tuple[Any, Startup]:
     return layered, None
 
 
+def asgikit_plain_send_layer() -> tuple[Any, Startup]:
+    """The header layer as asgikit's own are written: its ``send`` a plain function."""
+    app, _ = asgikit_app()
+    pair = [(b"x-layer", b"1")]
+
+    async def layered(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        def tagged(message: Any) -> Any:
+            if message["type"] == "http.response.start":
+                message = {**message}
+                message["headers"] = [*message.get("headers", ()), *pair]
+            return send(message)
+
+        await app(scope, receive, tagged)
+
+    return layered, None
+
+
 def asgikit_http_middleware() -> tuple[Any, Startup]:
     from asgikit import http_middleware
 
@@ -598,6 +619,7 @@ SCENARIOS: dict[str, Scenario] = {
             "asgikit": asgikit_app,
             "+wrap_send layer": asgikit_wrap_send_layer,
             "+edit_start layer": asgikit_edit_start_layer,
+            "+plain-function send layer": asgikit_plain_send_layer,
             "+request_id": _asgikit_with(_request_id),
             "+security_headers": _asgikit_with(_security_headers),
             "+timing": _asgikit_with(_timing),

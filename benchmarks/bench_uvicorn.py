@@ -51,13 +51,26 @@ APPS = {
 }
 # The apps that only the file scenarios run.
 FILE_ONLY = {"raw-thread", "asgikit-on-loop"}
-SCENARIOS = [
-    ("hello text", "/"),
-    ("JSON, int path parameter, 20 routes", "/users/123"),
-    ("1 KiB file", "/files/1k.bin"),
-    ("1 MiB file", "/files/1m.bin"),
-    ("1 KiB static file", "/static/1k.bin"),
-    ("1 MiB static file", "/static/1m.bin"),
+# The layered scenario's apps: each app name served by an app of its own.
+LAYERED_APPS = {
+    "raw": "raw_layered_app",
+    "asgikit": "asgikit_layered_app",
+    "starlette": "starlette_layered_app",
+}
+# (title, path, apps of its own or None for APPS, request headers for wrk).
+SCENARIOS: list[tuple[str, str, dict[str, str] | None, tuple[str, ...]]] = [
+    ("hello text", "/", None, ()),
+    ("JSON, int path parameter, 20 routes", "/users/123", None, ()),
+    ("1 KiB file", "/files/1k.bin", None, ()),
+    ("1 MiB file", "/files/1m.bin", None, ()),
+    ("1 KiB static file", "/static/1k.bin", None, ()),
+    ("1 MiB static file", "/static/1m.bin", None, ()),
+    (
+        "JSON behind CORS + compress + a header layer (small: not compressed)",
+        "/mw/small",
+        LAYERED_APPS,
+        ("Origin: https://example.com", "Accept-Encoding: gzip"),
+    ),
 ]
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -150,7 +163,9 @@ def _latency_ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def wrk(server: Server, path: str, *, duration: float, connections: int) -> Run:
+def wrk(
+    server: Server, path: str, *, duration: float, connections: int, headers: tuple[str, ...] = ()
+) -> Run:
     """One bounded wrk run against ``server``."""
     command = [
         *pin(1),
@@ -159,6 +174,7 @@ def wrk(server: Server, path: str, *, duration: float, connections: int) -> Run:
         f"-c{connections}",
         f"-d{duration:g}s",
         "--latency",
+        *[part for header in headers for part in ("-H", header)],
         server.url + path,
     ]
     cpu = cpu_seconds(server.pid)
@@ -201,14 +217,30 @@ def main() -> None:
         f"{args.rounds} rounds alternated, median shown.\n"
     )
     with ExitStack() as stack:
-        servers = {name: stack.enter_context(uvicorn(*spec)) for name, spec in apps.items()}
-        for title, path in scenarios:
-            here = [
-                n for n in apps if n not in FILE_ONLY or path.startswith(("/files/", "/static/"))
-            ]
+        started: dict[tuple[str, Path], Server] = {}  # each (app, tree) served once
+
+        def server_for(app: str, tree: Path) -> Server:
+            if (app, tree) not in started:
+                started[app, tree] = stack.enter_context(uvicorn(app, tree))
+            return started[app, tree]
+
+        for title, path, own, headers in scenarios:
+            if own is None:
+                here = {
+                    n: spec
+                    for n, spec in apps.items()
+                    if n not in FILE_ONLY or path.startswith(("/files/", "/static/"))
+                }
+            else:
+                here = {
+                    n: (own["asgikit" if n == "before" else n], tree)
+                    for n, (_, tree) in apps.items()
+                    if n in own or n == "before"
+                }
+            servers = {name: server_for(*spec) for name, spec in here.items()}
             runs: dict[str, list[Run]] = {name: [] for name in here}
             for name in here:  # warm-up: imports, caches, JIT-free but still
-                wrk(servers[name], path, duration=1, connections=args.connections)
+                wrk(servers[name], path, duration=1, connections=args.connections, headers=headers)
             for _ in range(args.rounds):
                 for name in here:
                     runs[name].append(
@@ -217,6 +249,7 @@ def main() -> None:
                             path,
                             duration=args.duration,
                             connections=args.connections,
+                            headers=headers,
                         )
                     )
             results[title] = {

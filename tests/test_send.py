@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 from asgikit._send import SentWatch, edit_start, message_headers, wrap_send
 from asgikit.types import Message
 from tests.conftest import SendRecorder
@@ -113,3 +116,34 @@ async def test_edit_start_edits_only_the_start_and_passes_the_rest_as_they_are()
     assert inner.messages[0] == {**start, "headers": [(b"a", b"1"), (b"x-tag", b"1")]}
     assert start["headers"] == [(b"a", b"1")]
     assert all(a is b for a, b in zip(inner.messages[1:], rest, strict=True))
+
+
+async def test_the_wrapped_send_hands_back_the_inner_awaitable_itself() -> None:
+    # No coroutine of the wrapper's own: one frame a message, not two.
+    class Sent:
+        def __await__(self) -> Generator[Any, None, None]:
+            yield from ()
+
+    marks: list[Sent] = []
+
+    def inner(message: Message) -> Sent:
+        marks.append(Sent())
+        return marks[-1]
+
+    def tag(message: Message) -> Message:
+        return {**message, "headers": [(b"x-tag", b"1")]}
+
+    start = {"type": "http.response.start", "status": 200, "headers": []}
+    body = {"type": "http.response.body", "body": b"x"}
+    sends = [
+        SentWatch(inner, ("http.response.start",)),
+        wrap_send(inner, {"http.response.start": inner}),
+        wrap_send(inner, {"http.response.start": inner, "http.response.trailers": inner}),
+        edit_start(inner, tag),
+    ]
+    for send in sends:
+        for message in (start, body):
+            returned = send(message)
+            assert returned is marks[-1]
+            await returned
+    assert start["headers"] == []

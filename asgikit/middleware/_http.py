@@ -129,8 +129,14 @@ class HeaderEdit:
                 if len(name) in lengths:
                     break
             else:
-                return {**message, "headers": [*headers, *self.tail]}
-        return {**message, "headers": self.apply(headers)}
+                headers = [*headers, *self.tail]
+                message = {**message}  # then one assignment: cheaper than {**m, k: v}
+                message["headers"] = headers
+                return message
+        headers = self.apply(headers)
+        message = {**message}
+        message["headers"] = headers
+        return message
 
 
 def has_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bool:

@@ -113,7 +113,9 @@ class MemoryStore:
         self.max_keys = max_keys
         self._clock = clock
         self._monotonic = clock is time.monotonic  # then whole µs, without a float
-        self._tats: OrderedDict[str, int] = OrderedDict()  # least recently used first
+        # (quota name, key) -> tat, least recently used first.  A tuple, not
+        # one string: building it costs a fifth of joining the two.
+        self._tats: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._sweep_every = max(1, max_keys // 4)
         self._new_since_sweep = self._sweep_every
 
@@ -132,11 +134,13 @@ class MemoryStore:
         The middleware's hot path; :func:`gcra` inlined.
         """
         now = monotonic_ns() // 1000 if self._monotonic else round(self._clock() * 1_000_000)
+        quota_name, limit, interval = quota
+        name = (quota_name, key)
         tats = self._tats
-        name, limit, interval = quota
-        name = f"{name}:{key}"
         tat = tats.get(name, 0)
-        ahead = (tat if tat > now else now) + interval - now
+        # How far past now the key's tat would move: max(tat, now) + T - now,
+        # written so that only this line works on clock-sized numbers.
+        ahead = tat - now + interval if tat > now else interval
         burst = limit * interval
         if ahead > burst:
             # A refused client is an active one: its state is the last to lose.
@@ -147,18 +151,20 @@ class MemoryStore:
             tats.move_to_end(name)
         else:
             self._add(name, now + ahead, now)
-        used = -(-ahead // interval)
-        return True, limit - used, ahead - (used - 1) * interval
+        # gcra()'s remaining and wait, each in one step: limit - ceil(ahead / T)
+        # is (burst - ahead) // T, and ahead - (ceil(ahead / T) - 1) * T is
+        # the remainder of ahead by T, taken in 1..T rather than 0..T-1.
+        return True, (burst - ahead) // interval, (ahead - 1) % interval + 1
 
     def take(self, key: str, quotas: Sequence[Quota]) -> list[Verdict]:
         """:meth:`consume`, without awaiting."""
         now = self._now()
         tats = self._tats
         verdicts: list[Verdict] = []
-        charges: list[tuple[str, int]] = []
+        charges: list[tuple[tuple[str, str], int]] = []
         everything = True
         for quota in quotas:
-            name = f"{quota.name}:{key}"
+            name = (quota.name, key)
             verdict, new_tat = gcra(tats.get(name, 0), now, quota)
             verdicts.append(verdict)
             charges.append((name, new_tat))
@@ -172,7 +178,7 @@ class MemoryStore:
                 self._add(name, new_tat, now)
         return verdicts
 
-    def _add(self, key: str, tat: int, now: int) -> None:
+    def _add(self, key: tuple[str, str], tat: int, now: int) -> None:
         tats = self._tats
         if len(tats) >= self.max_keys:
             self._make_room(now)

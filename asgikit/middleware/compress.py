@@ -40,7 +40,7 @@ compressed, even with a cleared list; an empty streamed chunk is not sent
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from anyio.to_thread import run_sync
@@ -200,6 +200,7 @@ class _Compress:
         self.app = app
         self.settings = settings
         self.cache: dict[bytes, str | None] = {}
+        self.minimum_digits = len(str(settings.minimum_size))
 
     def choose(self, accept: bytes) -> str | None:
         cached = self.cache.get(accept, "")
@@ -232,7 +233,13 @@ class _Compress:
                 continue
             name = name.lower()
             if name == b"content-length":  # first: responses usually send it first
-                if not value.isdigit() or int(value) < self.settings.minimum_size:
+                # Fewer digits than minimum_size has: too small (or not a
+                # number, which is left alone as well), without int().
+                if (
+                    len(value) < self.minimum_digits
+                    or not value.isdigit()
+                    or int(value) < self.settings.minimum_size
+                ):
                     return True
                 sized = True
             elif name == b"content-encoding" or name == b"content-range":
@@ -251,20 +258,54 @@ class _Compress:
         if scope["type"] != "http" or scope["method"] == "HEAD":
             await self.app(scope, receive, send)
             return
-        accept: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"accept-encoding":
-                accept = value if accept is None else accept + b"," + value
-        encoding: str | None = None
-        if accept:
-            encoding = self.cache.get(accept, "")
-            if encoding == "":
-                encoding = self.choose(accept)
         if self.settings.excluded is not None and self.settings.excluded(scope):
             await self.app(scope, receive, send)
             return
-        # Even with no coding to use, the answer may need Vary: Accept-Encoding.
-        await self.app(scope, receive, _Response(self, send, encoding).send)
+        # The start message alone usually settles that there is nothing to do
+        # (a small body, an image, a 304...): then every message goes straight
+        # to the server, and neither Accept-Encoding is read nor the _Response
+        # that holds a start back is made.  (Even with no coding to use, an
+        # answer may need Vary: Accept-Encoding: the _Response sees to it.)
+        request_headers = scope["headers"]
+        response: _Response | None = None
+        passing = False
+
+        def send_compressed(message: Message) -> Awaitable[None]:
+            nonlocal response, passing
+            if passing:
+                return send(message)
+            if response is None:
+                if message["type"] == "http.response.start":
+                    verdict = self.verdict(message)
+                    if verdict:
+                        passing = True
+                        return send(message)
+                    response = _Response(self, send, self.encoding_for(request_headers))
+                    return response.start(message, verdict)
+                response = _Response(self, send, self.encoding_for(request_headers))
+            return response.send(message)
+
+        await self.app(scope, receive, send_compressed)
+
+    def encoding_for(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        """The coding to use for a request with these headers (``None``: none)."""
+        accept: bytes | None = None
+        for name, value in headers:
+            if name == b"accept-encoding":
+                accept = value if accept is None else accept + b"," + value
+        if not accept:
+            return None
+        encoding = self.cache.get(accept, "")
+        if encoding == "":
+            encoding = self.choose(accept)
+        return encoding
+
+    def verdict(self, start: Message) -> bool | None:
+        """``True`` to leave the answer alone; ``None`` if it is big enough by its length."""
+        status = start["status"]
+        if status < 200 or status in (204, 206, 304):
+            return True
+        return self.skip_response(start.get("headers", ()))
 
 
 _FILE_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
@@ -295,17 +336,7 @@ class _Response:
             return
         kind = message["type"]
         if kind == "http.response.start":
-            status = message["status"]
-            skip = status < 200 or status in (204, 206, 304)
-            verdict = skip or self.owner.skip_response(message.get("headers", ()))
-            if verdict:
-                self.passing = True
-                await self.server_send(message)
-            elif verdict is None and self.encoding is None:
-                # Long enough to have been compressed: say so now, no need to wait.
-                await self.send_varied(message, None)
-            else:
-                self.pending = message
+            await self.start(message, self.owner.verdict(message))
         elif kind == "http.response.body":
             await self.body(message)
         elif kind in _FILE_SENDS:
@@ -318,6 +349,17 @@ class _Response:
             await self.server_send(message)
         else:
             await self.server_send(message)
+
+    async def start(self, message: Message, verdict: bool | None) -> None:
+        """The start message, with :meth:`_Compress.verdict`'s answer for it."""
+        if verdict:
+            self.passing = True
+            await self.server_send(message)
+        elif verdict is None and self.encoding is None:
+            # Long enough to have been compressed: say so now, no need to wait.
+            await self.send_varied(message, None)
+        else:
+            self.pending = message
 
     async def body(self, message: Message) -> None:
         send = self.server_send

@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from asgikit._send import edit_start
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, ScopePredicate, compile_exclude
 from asgikit.middleware._http import HeaderEdit, RawHeaders, add_vary, text_response
@@ -156,6 +155,15 @@ def _check_list(kind: str, values: Sequence[str]) -> None:
             raise ValueError(f"invalid entry in {kind}: {value!r}")
 
 
+def _request_method(scope: Scope) -> bytes | None:
+    # Read for OPTIONS only: the other requests skip a comparison a header.
+    found: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"access-control-request-method":
+            found = value
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class _Policy:
     """``cors()``'s options, checked and compiled: what every answer is decided by."""
@@ -243,23 +251,28 @@ class _CORS:
             await self.app(scope, receive, send)
             return
         origin: bytes | None = None
-        request_method: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"origin":
                 # Two different origins: allow neither.
                 origin = b"" if origin is not None and origin != value else value
-            elif name == b"access-control-request-method":
-                request_method = value
         if origin is None:
             if self.static_wildcard:
                 await self.app(scope, receive, send)
-            else:
-                await self.app(scope, receive, edit_start(send, self.refused_edit))
+                return
+            edit: _StartEdit = self.refused_edit
+        elif scope["method"] == "OPTIONS" and (method := _request_method(scope)) is not None:
+            await self._preflight(scope, receive, send, origin, method)
             return
-        if scope["method"] == "OPTIONS" and request_method is not None:
-            await self._preflight(scope, receive, send, origin, request_method)
-            return
-        await self.app(scope, receive, edit_start(send, self.start_edit(origin)))
+        else:
+            edit = self.start_edit(origin)
+
+        # edit_start's send, written here: one call less a request.
+        def send_edited(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start":
+                return send(edit(message))
+            return send(message)
+
+        await self.app(scope, receive, send_edited)
 
     async def _preflight(
         self, scope: Scope, receive: Receive, send: Send, origin: bytes, method: bytes

@@ -75,7 +75,7 @@ import hashlib
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
 from asgikit.composition import middleware
@@ -373,8 +373,11 @@ def rate_limit(
         extra: Sequence[tuple[bytes, bytes]] | None
         if fast:
             allowed, remaining, wait = memory.take_one(client_key, only)  # type: ignore[union-attr]
+            if allowed and not headers:
+                await app(scope, receive, send)
+                return
             seconds = -(-wait // 1_000_000)
-            extra = (policy_header, (b"ratelimit", template % (remaining, seconds)))
+            extra = [policy_header, (b"ratelimit", template % (remaining, seconds))]
             if not allowed:
                 retry = (b"retry-after", b"%d" % seconds)
                 await _refuse(scope, receive, send, 429, "Too Many Requests", [retry, *extra])
@@ -388,10 +391,12 @@ def rate_limit(
             return
         start_type = "http.response.start" if kind == "http" else "websocket.accept"
 
-        async def send_with_fields(message: Message) -> None:
+        # A plain function handing back the server's awaitable (see asgikit._send).
+        def send_with_fields(message: Message) -> Awaitable[None]:
             if message["type"] == start_type:
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
+                message = {**message}
+                message["headers"] = [*message.get("headers", ()), *extra]
+            return send(message)
 
         await app(scope, receive, send_with_fields)
 

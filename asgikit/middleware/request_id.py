@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, ScopePredicate, compile_exclude
@@ -37,14 +37,34 @@ def is_safe_id(value: bytes) -> bool:
     return 0 < len(value) <= MAX_LENGTH and _SAFE.issuperset(value)
 
 
+# Ids are made _BATCH at a time, in a few C calls for all of them (one
+# os.urandom read, two translations, one hex with a separator, one split),
+# so that a request takes a ready id off a list: a fifth of making one
+# alone.  Each is uuid.uuid4().hex's equal: 122 random bits, the version (4)
+# in the high nibble of octet 6 and the variant (10) in the top bits of
+# octet 8 (RFC 9562 §5.4).
+_BATCH = 64
+_VERSION_4 = bytes(octet & 0x0F | 0x40 for octet in range(256))
+_VARIANT_10 = bytes(octet & 0x3F | 0x80 for octet in range(256))
+_ready: list[str] = []
+if hasattr(os, "register_at_fork"):
+    # A child must not hand out the ids its parent holds ready.
+    os.register_at_fork(after_in_child=_ready.clear)
+
+
 def _new_id() -> str:
-    # uuid.uuid4().hex without building a UUID object (a third of the cost):
-    # 122 random bits, the version (4) in the high nibble of octet 6 and the
-    # variant (10) in the top bits of octet 8 (RFC 9562 §5.4).
-    octets = bytearray(os.urandom(16))
-    octets[6] = octets[6] & 0x0F | 0x40
-    octets[8] = octets[8] & 0x3F | 0x80
-    return octets.hex()
+    try:
+        # list.pop is atomic: two threads never get the same id.
+        return _ready.pop()
+    except IndexError:
+        pass
+    octets = bytearray(os.urandom(16 * _BATCH))
+    octets[6::16] = octets[6::16].translate(_VERSION_4)
+    octets[8::16] = octets[8::16].translate(_VARIANT_10)
+    ids = octets.hex(" ", 16).split(" ")
+    new = ids.pop()
+    _ready.extend(ids)
+    return new
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +121,8 @@ class RequestIDApp:
         length = len(header)
         start = "http.response.start" if kind == "http" else "websocket.accept"
 
-        async def send_with_id(message: Message) -> None:
+        # A plain function handing back the server's awaitable (see asgikit._send).
+        def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] == start:
                 headers = message.get("headers", ())
                 # The app's own field of that name is replaced; only names of
@@ -110,12 +131,15 @@ class RequestIDApp:
                     if len(name) == length and name.lower() == header:
                         headers = [(k, v) for k, v in headers if k.lower() != header]
                         break
-                message = {**message, "headers": [*headers, pair]}
-            await send(message)
+                message = {**message}
+                message["headers"] = [*headers, pair]
+            return send(message)
 
+        scope = {**scope}
+        scope[SCOPE_KEY] = request_id
         token = self.context_var.set(request_id)
         try:
-            await self.app({**scope, SCOPE_KEY: request_id}, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         finally:
             self.context_var.reset(token)
 

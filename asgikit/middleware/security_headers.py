@@ -12,10 +12,14 @@ the app set it, so a page can loosen (or tighten) its own policy.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from asgikit.composition import middleware
 from asgikit.datastructures import validate_header
 from asgikit.middleware._exclude import Exclude, compile_exclude
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
+
+Fields = list[tuple[bytes, bytes]]
 
 
 @middleware
@@ -69,24 +73,20 @@ def security_headers(
         hsts = (b"strict-transport-security", value.encode("ascii"))
     elif hsts_include_subdomains or hsts_preload:
         raise ValueError("hsts_include_subdomains and hsts_preload need hsts_max_age")
-    plain = tuple(defaults)
-    secure = (*defaults, hsts) if hsts is not None else plain
+    plain: Fields = list(defaults)
+    secure = [*defaults, hsts] if hsts is not None else plain
     # Lengths of the names this may add: an app header of another length
     # cannot be one of them, so the usual start message (content-type,
     # content-length...) is extended in one step, no name lower-cased.
     lengths = frozenset(len(name) for name, _ in secure)
     excluded = compile_exclude(exclude)
 
-    def added(
-        headers: list[tuple[bytes, bytes]], wanted: tuple[tuple[bytes, bytes], ...]
-    ) -> list[tuple[bytes, bytes]]:
-        for name, _ in headers:
-            if len(name) in lengths:
-                break
-        else:
-            return [*headers, *wanted]
+    def secured(message: Message, headers: list[tuple[bytes, bytes]], wanted: Fields) -> Message:
+        # An app header of a length this may add: each one needs a look.
         present = {name.lower() for name, _ in headers if len(name) in lengths}
-        return [*headers, *(pair for pair in wanted if pair[0] not in present)]
+        copy = {**message}
+        copy["headers"] = [*headers, *(pair for pair in wanted if pair[0] not in present)]
+        return copy
 
     async def security_headers_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (excluded is not None and excluded(scope)):
@@ -97,10 +97,19 @@ def security_headers(
             await app(scope, receive, send)
             return
 
-        async def send_secured(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": added(list(message.get("headers", ())), wanted)}
-            await send(message)
+        # A plain function handing back the server's awaitable (see asgikit._send).
+        def send_secured(message: Message) -> Awaitable[None]:
+            if message["type"] != "http.response.start":
+                return send(message)
+            headers = message.get("headers", ())
+            if type(headers) is not list:
+                headers = list(headers)  # read twice below
+            for name, _ in headers:
+                if len(name) in lengths:
+                    return send(secured(message, headers, wanted))
+            message = {**message}
+            message["headers"] = headers + wanted  # a new list: the app's is left as it was
+            return send(message)
 
         await app(scope, receive, send_secured)
 

@@ -11,6 +11,7 @@ already sent, and is not measured.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 from asgikit.composition import middleware
 from asgikit.middleware._exclude import Exclude, compile_exclude
@@ -31,12 +32,14 @@ def timing(
     """Add ``Server-Timing: <name>;dur=<ms>`` (and ``;desc="..."``) to every HTTP response."""
     if not name or not _TOKEN.issuperset(name):
         raise ValueError(f"metric name must be a token: {name!r}")
-    suffix = b""
+    suffix = ""
     if description is not None:
         if any(c in description for c in '"\\\r\n\0'):
             raise ValueError("description must not contain quotes, backslashes or line breaks")
-        suffix = b';desc="' + description.encode("latin-1") + b'"'
-    prefix = name.encode("ascii") + b";dur="
+        suffix = ';desc="' + description + '"'
+    # One %-format a response: the name and description with their '%' doubled.
+    template = (name + ";dur=").replace("%", "%%").encode("ascii") + b"%.3f"
+    template += suffix.replace("%", "%%").encode("latin-1")
     excluded = compile_exclude(exclude)
     clock = time.perf_counter
 
@@ -46,11 +49,13 @@ def timing(
             return
         started = clock()
 
-        async def send_timed(message: Message) -> None:
+        # A plain function handing back the server's awaitable (see asgikit._send).
+        def send_timed(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                value = b"%s%.3f%s" % (prefix, (clock() - started) * 1000, suffix)
-                message = {**message, "headers": [*message.get("headers", ()), (_NAME, value)]}
-            await send(message)
+                field = (_NAME, template % ((clock() - started) * 1000))
+                message = {**message}
+                message["headers"] = [*message.get("headers", ()), field]
+            return send(message)
 
         await app(scope, receive, send_timed)
 

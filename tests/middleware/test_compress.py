@@ -19,6 +19,7 @@ from asgikit.streaming import StreamingResponse
 from asgikit.testing import TestClient
 from asgikit.types import Message, Receive, Scope, Send
 from tests.conftest import make_scope, run_app
+from tests.middleware._fast_send import messages_through
 from tests.servers.live import serve
 
 TEXT = "hello compressible world " * 100  # 2500 bytes
@@ -334,3 +335,40 @@ async def test_long_accept_encoding_values_are_not_kept_in_memory() -> None:
         tracemalloc.stop()
     # 200 distinct 60 KB values: remembering them would keep 12 MB.
     assert retained < 2_000_000, retained
+
+
+async def test_an_answer_the_start_leaves_alone_goes_straight_to_the_server() -> None:
+    # A small body by its Content-Length: nothing is held back, and the
+    # app's send hands back the server's own awaitable for every message.
+    scope = make_scope(headers=[(b"accept-encoding", b"gzip")])
+    small = [(b"content-type", b"text/plain"), (b"content-length", b"1")]
+    sent = await messages_through(compress, scope, small)
+    assert sent[0]["headers"] is small
+
+
+async def test_an_answer_compress_would_change_still_reads_the_accept_encoding() -> None:
+    scope = make_scope(headers=[(b"accept-encoding", b"identity;q=0, gzip")])
+    text = "x" * 5000
+    recorder = await run_app(compress(PlainTextResponse(text)), scope)
+    assert recorder.header(b"content-encoding") == [b"gzip"]
+    body = b"".join(m.get("body", b"") for m in recorder.messages[1:])
+    assert gzip.decompress(body) == text.encode()
+
+
+@pytest.mark.parametrize(
+    ("length", "compressed"),
+    [(b"9", False), (b"499", False), (b"0499", False), (b"500", True), (b"00500", True)],
+)
+async def test_content_length_against_minimum_size_by_value_not_by_digits(
+    length: bytes, compressed: bool
+) -> None:
+    size = int(length)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/plain"), (b"content-length", length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"x" * size})
+
+    scope = make_scope(headers=[(b"accept-encoding", b"gzip")])
+    recorder = await run_app(compress(app), scope)
+    assert (recorder.header(b"content-encoding") == [b"gzip"]) is compressed

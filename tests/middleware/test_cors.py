@@ -13,6 +13,7 @@ from asgikit.responses import PlainTextResponse
 from asgikit.testing import TestClient
 from asgikit.types import Receive, Scope, Send
 from tests.conftest import make_scope, run_app
+from tests.middleware._fast_send import messages_through
 from tests.servers.live import serve
 
 SITE = "https://site.example"
@@ -316,3 +317,11 @@ def test_through_uvicorn_with_httpx() -> None:
         )
         assert answer.status_code == 200
         assert answer.headers["access-control-allow-origin"] == SITE
+
+
+async def test_the_apps_send_hands_back_the_servers_awaitable_and_copies_the_start() -> None:
+    scope = make_scope(headers=[(b"origin", b"https://a.example")])
+    sent = await messages_through(
+        lambda app: cors(app, allow_origins=["https://a.example"]), scope
+    )
+    assert dict(sent[0]["headers"])[b"access-control-allow-origin"] == b"https://a.example"

@@ -37,6 +37,7 @@ from asgikit.testing import TestClient, WebSocketDenialResponse
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 from asgikit.websockets import WebSocket
 from tests.conftest import SendRecorder, make_scope, run_app
+from tests.middleware._fast_send import messages_through
 from tests.servers.live import free_port
 
 
@@ -237,6 +238,26 @@ def test_gcra_never_lets_more_than_quota_plus_the_elapsed_intervals_through(
             assert j - i + 1 <= quota.quota + (passed[j] - passed[i]) // quota.interval
 
 
+@given(
+    st.integers(min_value=1, max_value=1000),
+    st.integers(min_value=1, max_value=5_000_000),
+    st.lists(st.integers(min_value=0, max_value=6_000_000), min_size=1, max_size=40),
+)
+def test_the_memory_stores_one_quota_path_agrees_with_gcra_to_the_microsecond(
+    limit: int, interval: int, gaps: list[int]
+) -> None:
+    # take_one computes remaining and wait in fewer steps than gcra(): same answers.
+    quota = Quota("q", limit, interval)
+    now = [1000.0]
+    store = MemoryStore(clock=lambda: now[0] / 1_000_000)
+    tat, at = 0, 1000
+    for gap in gaps:
+        at += gap
+        now[0] = at
+        verdict, tat = gcra(tat, at, quota)
+        assert store.take_one("k", quota) == tuple(verdict)
+
+
 # -- headers ---------------------------------------------------------------------------
 
 
@@ -378,7 +399,7 @@ async def test_long_keys_are_stored_hashed_so_a_client_cannot_fill_memory_with_t
     long_path = "/" + "x" * 10_000
     assert (await hit(app, long_path)).status == 200
     assert (await hit(app, long_path)).status == 429
-    assert all(len(name) < 200 for name in store._tats)
+    assert all(len(key) < 200 for _, key in store._tats)
 
 
 async def test_excluded_paths_are_never_limited_nor_marked() -> None:
@@ -909,3 +930,9 @@ async def test_redis_down_fails_open_or_closed_and_recovers_when_it_returns(
     finally:
         await store.aclose()
         server.stop()
+
+
+async def test_the_apps_send_hands_back_the_servers_awaitable_and_copies_the_start() -> None:
+    sent = await messages_through(lambda app: rate_limit(app, limits="10/minute"))
+    names = [name for name, _ in sent[0]["headers"]]
+    assert names == [b"content-type", b"ratelimit-policy", b"ratelimit"]

@@ -13,6 +13,7 @@ from asgikit.responses import PlainTextResponse
 from asgikit.testing import TestClient
 from asgikit.types import Receive, Scope, Send
 from tests.conftest import make_scope, run_app
+from tests.middleware._fast_send import messages_through
 from tests.servers.live import serve
 
 holder: list[RequestIDApp] = []
@@ -120,3 +121,51 @@ async def test_an_id_header_the_app_set_in_any_case_is_replaced_by_the_request_i
     ids = [v for k, v in sent.start["headers"] if k.lower() == b"x-request-id"]
     assert ids == [b"abc-123"]
     assert (b"content-type", b"text/plain") in sent.start["headers"]
+
+
+async def test_the_apps_send_hands_back_the_servers_awaitable_and_copies_the_start() -> None:
+    sent = await messages_through(request_id)
+    names = [name for name, _ in sent[0]["headers"]]
+    assert names == [b"content-type", b"x-request-id"]
+
+
+def test_ids_are_made_in_batches_of_one_random_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from asgikit.middleware import request_id as module
+
+    reads: list[int] = []
+    real = os.urandom
+
+    def urandom(size: int) -> bytes:
+        reads.append(size)
+        return real(size)
+
+    monkeypatch.setattr(module.os, "urandom", urandom)
+    ids = {module._new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert len(reads) <= 1000 // module._BATCH + 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_never_hands_out_the_parents_ready_ids() -> None:
+    import os
+
+    from asgikit.middleware.request_id import _new_id
+
+    _new_id()  # the parent now holds ids ready
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write its ids and leave at once
+        try:
+            os.write(write, "".join(_new_id() for _ in range(10)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(pid, 0)
+    child = {text[i : i + 32] for i in range(0, len(text), 32)}
+    parent = {_new_id() for _ in range(10)}
+    assert len(child) == 10
+    assert not child & parent

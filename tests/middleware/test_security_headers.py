@@ -9,6 +9,7 @@ from asgikit.middleware.security_headers import security_headers
 from asgikit.responses import PlainTextResponse
 from asgikit.testing import TestClient
 from asgikit.types import Receive, Scope, Send
+from tests.middleware._fast_send import messages_through
 from tests.servers.live import serve
 
 
@@ -74,3 +75,10 @@ async def test_an_app_header_with_upper_case_letters_is_kept_and_not_doubled() -
     assert names.count(b"x-frame-options") == 1
     assert (b"X-Frame-Options", b"SAMEORIGIN") in sent.start["headers"]
     assert b"x-content-type-options" in names
+
+
+async def test_the_apps_send_hands_back_the_servers_awaitable_and_copies_the_start() -> None:
+    sent = await messages_through(security_headers)
+    names = [name for name, _ in sent[0]["headers"]]
+    assert names[:2] == [b"content-type", b"x-content-type-options"]
+    assert len(names) == 5

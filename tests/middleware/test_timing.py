@@ -11,6 +11,7 @@ from asgikit.middleware.timing import timing
 from asgikit.responses import PlainTextResponse
 from asgikit.testing import TestClient
 from asgikit.types import Receive, Scope, Send
+from tests.middleware._fast_send import messages_through
 from tests.servers.live import serve
 
 DURATION = re.compile(r"app;dur=\d+\.\d{3}")
@@ -41,3 +42,15 @@ def test_name_and_description_options() -> None:
 def test_through_uvicorn_with_httpx() -> None:
     with serve(timing(hello), lifespan="off") as base:
         assert DURATION.fullmatch(httpx.get(base).headers.get_list("server-timing")[1])
+
+
+async def test_the_apps_send_hands_back_the_servers_awaitable_and_copies_the_start() -> None:
+    sent = await messages_through(timing)
+    names = [name for name, _ in sent[0]["headers"]]
+    assert names == [b"content-type", b"server-timing"]
+
+
+async def test_a_percent_sign_in_the_name_or_description_is_written_as_it_is() -> None:
+    sent = await messages_through(lambda app: timing(app, name="p%d", description="50%s"))
+    value = dict(sent[0]["headers"])[b"server-timing"]
+    assert re.fullmatch(rb'p%d;dur=\d+\.\d{3};desc="50%s"', value)
