@@ -28,10 +28,16 @@ before the app runs.  When the app does hold a scope at its start:
   a cancel scope ``func``'s returned app opens around it, nor from another
   task): a clear ``RuntimeError`` otherwise.
 
-The app's start must come from the task that called it (the caller is busy
-driving the app): a start from another task of the app is a clear
-``RuntimeError``.  Body messages from other tasks are fine (before the
-response is sent on, they wait for it).
+The app's start may come from another task of the app (Starlette's
+``StreamingResponse`` sends from a task of its own under servers older than
+ASGI 2.4, uvicorn's included): on asyncio the driver waits for the app's
+futures through a future of its own, which that start sets, so
+``call_next`` returns with the app still waiting where it was, and the
+other task's messages wait for the response to be sent on.  trio's waits
+cannot be stood in for like that, so on trio a request whose server is
+older than ASGI 2.4 takes the task path, and a start from another task
+otherwise is a clear ``RuntimeError``.  Body messages from other tasks are
+fine (before the response is sent on, they wait for it).
 
 Which scope a task is in is private on both backends: trio's
 ``Task._cancel_status`` and anyio's asyncio ``_task_states``.  Both are
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import sys
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -137,12 +144,56 @@ def _pause() -> Generator[object, None, None]:
     yield _PAUSE
 
 
+def _settled(proxy: asyncio.Future[None], _: object) -> None:
+    if not proxy.done():
+        proxy.set_result(None)
+
+
+def _wait_for(runner: AppCaller, future: asyncio.Future[Any]) -> Generator[Any, Any, bool]:
+    """Wait, as the app's task would, for an asyncio future the app yielded.
+
+    Through a future of the driver's own, which a start sent from another
+    task of the app also sets (see ``_app_send``).  True when that woke it
+    with the app's future still pending.  A cancellation cancels the app's
+    future, as asyncio's task does with what it waits for, and goes on.
+    """
+    future._asyncio_future_blocking = False
+    proxy: asyncio.Future[None] = future.get_loop().create_future()
+    settled = functools.partial(_settled, proxy)
+    future.add_done_callback(settled)
+    runner._wake = proxy
+    try:
+        proxy._asyncio_future_blocking = True
+        yield proxy
+    except BaseException:
+        future.remove_done_callback(settled)
+        future.cancel()
+        raise
+    finally:
+        runner._wake = None
+    if future.done():
+        return False
+    future.remove_done_callback(settled)
+    return True
+
+
 @types.coroutine
 def _drive(runner: AppCaller, error: BaseException | None) -> Generator[Any, Any, None]:
     """Step the app until it pauses at its start or ends; pass its other yields on."""
     coro = runner.coro
     run = runner.context.run
     value: Any = None
+    pending, runner._pending = runner._pending, None
+    if pending is not None:
+        # The app still waits for this future (its start came from another task).
+        if error is not None:
+            pending.cancel()
+        else:
+            try:
+                while (yield from _wait_for(runner, pending)):
+                    pass
+            except BaseException as exc:
+                error = exc
     while True:
         runner.stepping = True
         try:
@@ -161,10 +212,19 @@ def _drive(runner: AppCaller, error: BaseException | None) -> Generator[Any, Any
             runner.stepping = False
         if yielded is _PAUSE:
             return
+        value = None
         try:
-            value = yield yielded
+            if runner._wake_on_start and getattr(yielded, "_asyncio_future_blocking", None):
+                if (yield from _wait_for(runner, yielded)):
+                    runner._pending = yielded  # the start came from another task
+                    return
+            else:
+                value = yield yielded
         except BaseException as exc:  # a cancellation, delivered to the app where it waits
-            error, value = exc, None
+            error = exc
+            continue
+        if runner._wake_on_start and runner._start is not None:
+            return  # the start came from another task while the app took a bare yield
 
 
 class Runner(Protocol):
@@ -186,6 +246,7 @@ class AppCaller:
         "_go",
         "_held",
         "_outside",
+        "_pending",
         "_probe",
         "_relay_send",
         "_respond",
@@ -193,6 +254,8 @@ class AppCaller:
         "_send_error",
         "_start",
         "_task_group",
+        "_wake",
+        "_wake_on_start",
         "context",
         "coro",
         "done",
@@ -220,6 +283,12 @@ class AppCaller:
         self._send_error: Exception | None = None
         self._held: object = None  # the app's own scope at its start, if it holds one
         self._go: anyio.Event | None = None  # for the app's other tasks, made on demand
+        # While call_next drives the app on asyncio: a start from another task
+        # sets _wake (what the driver waits on) and leaves the app's own
+        # future in _pending (see _wait_for).
+        self._wake_on_start = False
+        self._wake: asyncio.Future[None] | None = None
+        self._pending: asyncio.Future[Any] | None = None
         self.coro: Coroutine[Any, Any, None] = _NOT_STARTED
         self.done = False  # nothing left to finish: the app ended, or never ran
         self.stepping = False
@@ -229,7 +298,9 @@ class AppCaller:
     async def __call__(self, request: Request) -> Any:
         if self.runner is not None:
             raise RuntimeError("call_next() can be called only once per request")
-        if self._probe() is not self._outside:  # func holds a cancel scope of its own
+        if self._probe() is not self._outside or (  # func holds a cancel scope of its own
+            self._probe is trio_scope and _before_asgi_2_4(request.scope)
+        ):
             task_runner = self.runner = TaskRunner(self._app, self._send, self._task_group)
             try:
                 start = await task_runner.start(request)
@@ -243,11 +314,14 @@ class AppCaller:
         self.context = contextvars.copy_context()
         called = self._app(request.scope, request.receive, self._app_send)
         self.coro = called if type(called) is types.CoroutineType else _awaiting(called)
+        self._wake_on_start = self._probe is _asyncio_scope
         try:
             await _drive(self, None)
         except Exception as exc:
             self.raised = exc
             raise
+        finally:
+            self._wake_on_start = False
         if self._start is None:
             raise RuntimeError("the app returned without sending a response")
         inside = self._probe()
@@ -263,6 +337,20 @@ class AppCaller:
                     # Not part of the response proper (an extension's message
                     # before the start): nothing for func to change, so pass it on.
                     await self._send(message)
+                    return
+                if not self.stepping and self._wake_on_start:
+                    # From another task of the app: wake the driver (call_next
+                    # returns), then wait, as the app's other tasks do, for
+                    # the response to be sent on.
+                    self._start = message
+                    wake = self._wake
+                    if wake is not None and not wake.done():
+                        wake.set_result(None)
+                    if self._go is None:
+                        self._go = anyio.Event()
+                    await self._go.wait()
+                    if self._relay_send is None:
+                        raise Dropped()
                     return
                 if not self.stepping:
                     raise RuntimeError(
@@ -345,6 +433,15 @@ class AppCaller:
             if not only_dropped(exc):
                 return exc
         return None
+
+
+def _before_asgi_2_4(scope: Any) -> bool:
+    """Whether the server speaks an ASGI spec older than 2.4 (where apps send from tasks)."""
+    version = (scope.get("asgi") or {}).get("spec_version", "2.0")
+    try:
+        return tuple(int(part) for part in str(version).split(".")[:2]) < (2, 4)
+    except ValueError:
+        return True
 
 
 def _still_cancelled(interrupt: BaseException) -> bool:

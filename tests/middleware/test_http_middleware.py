@@ -363,6 +363,26 @@ def test_streams_through_a_real_uvicorn_server() -> None:
     assert response.headers["x-seen"] == "yes"
 
 
+def test_starlettes_streaming_response_through_a_real_uvicorn_server() -> None:
+    # uvicorn speaks ASGI 2.3, so Starlette's StreamingResponse sends its
+    # start from a task of its own: call_next still returns it.
+    from starlette.responses import StreamingResponse as StarletteStreamingResponse
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(3):
+            yield b"chunk%d;" % i
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":  # no lifespan: returning says so
+            response = StarletteStreamingResponse(chunks(), media_type="text/plain")
+            await response(scope, receive, send)
+
+    with serve(http_middleware(add_header, app)) as base_url:
+        response = httpx.get(base_url + "/", timeout=10)
+    assert response.text == "chunk0;chunk1;chunk2;"
+    assert response.headers["x-seen"] == "yes"
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_client_that_leaves_mid_stream_ends_the_app_cleanly(backend: Backend) -> None:
     stopped: list[str] = []
