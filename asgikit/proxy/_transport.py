@@ -35,6 +35,7 @@ import h11
 
 from asgikit._httpx import httpx
 from asgikit.proxy._pool import Connection, Origin, Pool
+from asgikit.proxy._streams import NothingSent
 
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _BODILESS = frozenset({204, 304})
@@ -217,10 +218,12 @@ class ProxyTransport(httpx.AsyncBaseTransport):
             # Content-Length): the request is the caller's fault.
             raise httpx.LocalProtocolError(str(exc)) from exc
         except (httpx.WriteError, httpx.WriteTimeout) as exc:
-            if connection.reused and not written:
+            if connection.reused and not written and isinstance(exc, NothingSent):
                 raise _Stale(nothing_written=True) from exc
-            # The server may have answered early (say, a 413) and closed:
-            # its answer is still worth reading.
+            # Bytes may have left, so only an idempotent request may go again
+            # (RFC 9110 §9.2.2), as for a connection that dies while read.
+            # The server may also have answered early (say, a 413) and
+            # closed: its answer is still worth reading.
             if isinstance(exc, httpx.WriteTimeout):
                 raise
         return await self._read_head(connection, method, timeouts.get("read"))

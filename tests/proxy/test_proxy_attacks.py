@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -786,3 +787,46 @@ async def test_smuggled_bytes_the_event_loop_read_ahead_never_reach_the_next_cli
                 assert await anyio.to_thread.run_sync(smuggled.acquire, True, 5)
                 answers.append((await client.get("/")).content)
     assert answers == [b"genuine"] * 20
+
+
+# -- attacks on the asyncio protocol, the light scopes and the header fast path --
+
+
+async def test_a_post_reset_after_part_of_its_body_left_is_never_sent_again(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # RFC 9110 §9.2.2: a proxy must not retry a non-idempotent request on its
+    # own.  A kept-alive connection reset while the body is still being
+    # written is not "nothing written": the upstream has read part of it.
+    heads: list[bytes] = []
+
+    def reset_mid_post(sock: socket.socket, index: int) -> None:
+        data = b""
+        while True:
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, data = data.partition(b"\r\n\r\n")
+            heads.append(head.split(b"\r\n")[0])
+            if not head.startswith(b"POST"):
+                sock.sendall(ok(b"warm"))
+                continue
+            sock.recv(65536)  # some of the body, then a reset
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
+
+    server = raw_server(reset_mid_post)
+    # A small receive window, so that the proxy's write is still under way.
+    server.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    proxy = reverse_proxy(server.url)
+    size = 8 << 20  # past the kernel's send buffer (4 MiB at most by default)
+    upload = [(b"host", b"g"), (b"content-length", b"%d" % size)]
+    with anyio.fail_after(20):
+        warm = await run_app(proxy, make_scope("GET", "/", headers=[(b"host", b"g")]))
+        post = await run_app(proxy, make_scope("POST", "/pay", headers=upload), body=b"x" * size)
+        await proxy.aclose()  # type: ignore[attr-defined]
+    assert warm.body == b"warm"
+    assert post.status == 502
+    assert heads == [b"GET / HTTP/1.1", b"POST /pay HTTP/1.1"]
