@@ -79,9 +79,14 @@ def request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]])
     ):
         # Checked as h11 checks them: ``_parsed`` skips its per-header matches
         # (h11 still checks the method, the target, Host and the framing).
-        return h11.Request(
-            method=method.encode("ascii"), target=target, headers=headers, _parsed=True
-        )
+        try:
+            return h11.Request(
+                method=method.encode("ascii"), target=target, headers=headers, _parsed=True
+            )
+        except AssertionError:
+            # A bytearray or memoryview (the join takes them) that h11's
+            # parsed path asserts away: its own path converts them.
+            pass
     return h11.Request(method=method, target=target, headers=headers)
 
 
