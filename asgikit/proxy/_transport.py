@@ -34,7 +34,7 @@ from typing import Any
 import h11
 
 from asgikit._httpx import httpx
-from asgikit.proxy._pool import Connection, Origin, Pool
+from asgikit.proxy._pool import MAX_HEAD, Connection, Origin, Pool
 from asgikit.proxy._streams import NothingSent
 
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
@@ -237,7 +237,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
         self, connection: Connection, method: str, timeout: float | None
     ) -> tuple[h11.Response, ResponseBody]:
         conn = connection.h11
-        received = False
+        received = 0
         while True:
             try:
                 event = conn.next_event()
@@ -256,9 +256,16 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                     raise httpx.RemoteProtocolError(
                         "the server closed the connection without a response"
                     )
-                received = True
+                received += len(data)
                 conn.receive_data(data)
             elif type(event) is h11.Response:
+                # h11 bounds a head only while it is incomplete: one that came
+                # whole in a single read (the asyncio stream hands over up to
+                # 256 KiB) is measured here, as what was read less the body.
+                if received > MAX_HEAD and received - len(conn.trailing_data[0]) > MAX_HEAD:
+                    raise httpx.RemoteProtocolError(
+                        f"the server's response head is larger than {MAX_HEAD} bytes"
+                    )
                 body = ResponseBody(self._pool, connection, timeout)
                 if event.status_code in _BODILESS or method == "HEAD":
                     # RFC 9110 §6.4.1: these responses end with their head.

@@ -879,3 +879,23 @@ def test_hypothesis_the_header_fast_path_refuses_and_writes_exactly_what_h11_doe
     # Random names and values (CR, LF, NUL, obs-fold, high bytes, empty ones):
     # refused by both checks or written upstream byte for byte the same.
     assert _upstream_head(headers, fast=True) == _upstream_head(headers, fast=False)
+
+
+@pytest.mark.parametrize(("size", "status"), [(90 * 1024, 200), (110 * 1024, 502)])
+async def test_a_response_head_past_100_kib_is_502_however_fast_it_arrives(
+    raw_server: Callable[[Handler], RawServer], size: int, status: int
+) -> None:
+    # The limit holds when the whole head comes in one read, as the asyncio
+    # protocol hands over everything it buffered (up to 256 KiB).
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+    head += b"x-filler: %s\r\n" % (b"f" * 1000) * (size // 1012)
+
+    def big_head(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            sock.sendall(head + b"\r\nok")
+
+    server = raw_server(big_head)
+    sent = await drive(
+        reverse_proxy(server.url), make_scope("GET", "/", headers=[(b"host", b"g")])
+    )
+    assert sent.status == status
