@@ -93,6 +93,7 @@ _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 _OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
 _WEB_SCHEME = {"ws": "http", "wss": "https"}
 _PREFIX_SAFE = "/:@!$&'()*+,;=-._~"  # a path, percent-encoded (RFC 3986 §3.3)
+_LONGEST_HOST = 255  # what ``valid_host`` accepts at most
 
 
 def connection_listed(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
@@ -254,6 +255,10 @@ def _forwarding(
 ) -> RawHeaders:
     client = scope.get("client")
     server = scope.get("server")
+    if client_host is not None and len(client_host) > _LONGEST_HOST:
+        # Never valid (so it is left out either way), and never a cache key:
+        # 1024 of them would pin what the server let through, 16 KiB or more each.
+        client_host = None
     address, own, element = _own_forwarding(
         client[0] if client else None,
         client_host,

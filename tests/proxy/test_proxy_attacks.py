@@ -899,3 +899,30 @@ async def test_a_response_head_past_100_kib_is_502_however_fast_it_arrives(
         reverse_proxy(server.url), make_scope("GET", "/", headers=[(b"host", b"g")])
     )
     assert sent.status == status
+
+
+def test_distinct_long_host_headers_never_pin_their_bytes_in_the_forwarding_cache() -> None:
+    # The forwarding values are cached per client, Host and mount (1024
+    # entries): a client sending a new 16 KiB Host each time must not make
+    # the cache hold 16 MiB.  A Host past 255 bytes is never a valid one.
+    import gc
+    import tracemalloc
+
+    from asgikit.proxy._headers import upstream_request_headers
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(1100):
+            host = b"%05d" % index + b"h" * (16 * 1024)
+            scope = make_scope("GET", "/", headers=[(b"host", host)])
+            out = upstream_request_headers(
+                scope, b"upstream", preserve_host=False, add_forwarded=True
+            )
+            assert b"x-forwarded-host" not in dict(out)
+            del scope, out, host
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < 2 * 1024 * 1024, retained
