@@ -127,3 +127,14 @@ async def test_the_deadline_scope_on_each_backend_is_the_cheap_one(anyio_backend
     scope = scopes.cancel_scope(loop, math.inf)
     expected = LoopScope if anyio_backend == "asyncio" else anyio.CancelScope
     assert isinstance(scope, expected)
+
+
+async def test_without_task_uncancel_the_scopes_are_anyios(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.10's tasks cannot tell whose cancellation they carry: a
+    # LoopScope there would swallow a server's cancellation that came with its
+    # own.  anyio's scope can tell (by its message), so it is used instead.
+    monkeypatch.setattr(scopes, "_UNCANCEL", False, raising=False)
+    loop = asyncio.get_running_loop() if anyio_backend == "asyncio" else None
+    assert isinstance(scopes.cancel_scope(loop, math.inf), anyio.CancelScope)
