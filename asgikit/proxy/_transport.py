@@ -258,14 +258,16 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                     )
                 received += len(data)
                 conn.receive_data(data)
-            elif type(event) is h11.Response:
-                # h11 bounds a head only while it is incomplete: one that came
-                # whole in a single read (the asyncio stream hands over up to
-                # 256 KiB) is measured here, as what was read less the body.
-                if received > MAX_HEAD and received - len(conn.trailing_data[0]) > MAX_HEAD:
-                    raise httpx.RemoteProtocolError(
-                        f"the server's response head is larger than {MAX_HEAD} bytes"
-                    )
+                continue
+            # h11 bounds a head only while it is incomplete: one that came
+            # whole in a single read (the asyncio stream hands over up to
+            # 256 KiB) is measured here, as what was read less what is left,
+            # interim (1xx) answers included.
+            if received > MAX_HEAD and received - len(conn.trailing_data[0]) > MAX_HEAD:
+                raise httpx.RemoteProtocolError(
+                    f"the server's response head is larger than {MAX_HEAD} bytes"
+                )
+            if type(event) is h11.Response:
                 body = ResponseBody(self._pool, connection, timeout)
                 if event.status_code in _BODILESS or method == "HEAD":
                     # RFC 9110 §6.4.1: these responses end with their head.

@@ -926,3 +926,20 @@ def test_distinct_long_host_headers_never_pin_their_bytes_in_the_forwarding_cach
     finally:
         tracemalloc.stop()
     assert retained < 2 * 1024 * 1024, retained
+
+
+async def test_an_endless_stream_of_1xx_answers_is_502_not_held_to_the_deadline(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # Interim answers count toward the 100 KiB head: a server that sends
+    # them without end holds the connection no longer than that.
+    def interim_forever(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        while True:  # until the proxy closes the connection
+            sock.sendall(b"HTTP/1.1 102 Processing\r\n\r\n" * 16)
+
+    server = raw_server(interim_forever)
+    sent = await drive(
+        reverse_proxy(server.url, deadline=3), make_scope("GET", "/", headers=[(b"host", b"g")])
+    )
+    assert sent.status == 502
