@@ -114,20 +114,29 @@ def drop_hop_by_hop(
     """``headers`` without hop-by-hop fields, names lower-cased, order and repeats kept.
 
     ``extra`` names more fields to drop (for example the WebSocket handshake's).
+    With a ``Transfer-Encoding``, ``Content-Length`` goes too (RFC 9112
+    §6.3: the encoding overrides it, and an intermediary "MUST first remove
+    the received Content-Length field"): the length it states is not the
+    length of the body relayed.
     """
     drop = HOP_BY_HOP | extra if extra else HOP_BY_HOP
     out: RawHeaders = []
     has_connection = False
+    encoded = False
     for name, value in headers:
         name = name.lower()
         if name not in drop:
             out.append((name, value))
         elif name == b"connection":
             has_connection = True
+        elif name == b"transfer-encoding":
+            encoded = True
     if has_connection:
         listed = connection_listed(headers)
         if listed:
             out = [(name, value) for name, value in out if name not in listed]
+    if encoded:
+        out = [(name, value) for name, value in out if name != b"content-length"]
     return out
 
 

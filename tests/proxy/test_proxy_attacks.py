@@ -943,3 +943,26 @@ async def test_an_endless_stream_of_1xx_answers_is_502_not_held_to_the_deadline(
         reverse_proxy(server.url, deadline=3), make_scope("GET", "/", headers=[(b"host", b"g")])
     )
     assert sent.status == 502
+
+
+async def test_an_upstream_answer_framed_two_ways_goes_down_without_its_content_length(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and an
+    # intermediary "MUST first remove the received Content-Length field".
+    # Relayed, "Content-Length: 2" over a 5-byte body would split the
+    # response on a downstream connection whose server trusts the header.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer += b"5\r\nhello\r\n0\r\n\r\n"
+
+    def two_framings(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            sock.sendall(answer)
+
+    server = raw_server(two_framings)
+    sent = await drive(
+        reverse_proxy(server.url), make_scope("GET", "/", headers=[(b"host", b"g")])
+    )
+    assert sent.status == 200
+    assert sent.header(b"content-length") == []
+    assert sent.body == b"hello"
