@@ -192,7 +192,12 @@ def reverse_proxy(
     in any spelling (``..``, ``%2e%2e``, ``..;``, ``..%5c``).  An upstream
     that sends more than it declared never reaches the next client: its
     connection is closed (a body on a ``204``/``304``/``HEAD`` answer, when
-    already there, makes it a ``502``).
+    already there, makes it a ``502``).  A response head past 100 KiB
+    (interim ``1xx`` answers included) is a ``502``; an answer framed both
+    by ``Transfer-Encoding`` and ``Content-Length`` goes down without the
+    latter (RFC 9112 §6.3).  A request that is not idempotent is never sent
+    twice: only one whose connection was found dead before any of its bytes
+    left is retried (RFC 9110 §9.2.2).
     ``websocket_max_size`` limits one message from the upstream, in bytes.
     """
     if client is not None:

@@ -93,6 +93,7 @@ _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 _OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
 _WEB_SCHEME = {"ws": "http", "wss": "https"}
 _PREFIX_SAFE = "/:@!$&'()*+,;=-._~"  # a path, percent-encoded (RFC 3986 §3.3)
+_LONGEST_HOST = 255  # what ``valid_host`` accepts at most
 
 
 def connection_listed(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
@@ -113,20 +114,29 @@ def drop_hop_by_hop(
     """``headers`` without hop-by-hop fields, names lower-cased, order and repeats kept.
 
     ``extra`` names more fields to drop (for example the WebSocket handshake's).
+    With a ``Transfer-Encoding``, ``Content-Length`` goes too (RFC 9112
+    §6.3: the encoding overrides it, and an intermediary "MUST first remove
+    the received Content-Length field"): the length it states is not the
+    length of the body relayed.
     """
     drop = HOP_BY_HOP | extra if extra else HOP_BY_HOP
     out: RawHeaders = []
     has_connection = False
+    encoded = False
     for name, value in headers:
         name = name.lower()
         if name not in drop:
             out.append((name, value))
         elif name == b"connection":
             has_connection = True
+        elif name == b"transfer-encoding":
+            encoded = True
     if has_connection:
         listed = connection_listed(headers)
         if listed:
             out = [(name, value) for name, value in out if name not in listed]
+    if encoded:
+        out = [(name, value) for name, value in out if name != b"content-length"]
     return out
 
 
@@ -254,6 +264,10 @@ def _forwarding(
 ) -> RawHeaders:
     client = scope.get("client")
     server = scope.get("server")
+    if client_host is not None and len(client_host) > _LONGEST_HOST:
+        # Never valid (so it is left out either way), and never a cache key:
+        # 1024 of them would pin what the server let through, 16 KiB or more each.
+        client_host = None
     address, own, element = _own_forwarding(
         client[0] if client else None,
         client_host,

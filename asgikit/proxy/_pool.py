@@ -31,7 +31,7 @@ from asgikit.proxy._streams import AnyioStream, AsyncioStream, UpstreamStream
 
 Origin = tuple[bytes, bytes, int]  # scheme, host, port
 
-_MAX_HEAD = 100 * 1024  # a response head larger than this is refused (h11's default is 16 KiB)
+MAX_HEAD = 100 * 1024  # a response head larger than this is refused (h11's default is 16 KiB)
 _CONNECTION_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
@@ -42,7 +42,7 @@ class Connection:
 
     def __init__(self, stream: UpstreamStream, origin: Origin) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self.origin = origin
         self.idle_since = 0.0
         self.reused = False
@@ -222,4 +222,4 @@ async def _close(connection: Connection) -> None:
     await connection.stream.aclose()
 
 
-__all__ = ["Connection", "Origin", "Pool"]
+__all__ = ["MAX_HEAD", "Connection", "Origin", "Pool"]

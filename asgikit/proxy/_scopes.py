@@ -10,7 +10,9 @@ deadline) and ``Task.cancel``: the task is cancelled at the deadline or on
 ``cancel()``, and leaving the scope turns that cancellation, and only that
 one, back into a normal exit with ``cancelled_caught`` set.  A cancellation
 from anywhere else (the server, an outer scope) goes on through.  On trio,
-anyio's scope is used.
+and on Python 3.10, anyio's scope is used: a 3.10 task has no ``uncancel``,
+so a cancellation that came with the scope's own could not be told apart
+and would be swallowed (anyio tells them apart by their messages).
 """
 
 from __future__ import annotations
@@ -70,10 +72,12 @@ class LoopScope:
 
 Scope = LoopScope | anyio.CancelScope
 
+_UNCANCEL = hasattr(asyncio.Task, "uncancel")  # Python 3.11+
+
 
 def cancel_scope(loop: asyncio.AbstractEventLoop | None, deadline: float = math.inf) -> Scope:
     """A scope ending at ``deadline`` (anyio's clock): a :class:`LoopScope` on ``loop``."""
-    if loop is None:
+    if loop is None or not _UNCANCEL:
         return anyio.CancelScope(deadline=deadline)
     return LoopScope(loop, deadline)
 

@@ -14,7 +14,9 @@ Two kinds, one interface (``send``, ``receive``, ``has_spoken``, ``aclose``):
 
 Both raise ``httpx.ReadError``/``WriteError`` when the connection fails,
 ``httpx.ReadTimeout``/``WriteTimeout`` when a wait runs out, and read
-``b""`` at the end of the stream.
+``b""`` at the end of the stream.  A write that fails before any of its
+bytes can have left raises :class:`NothingSent` (a ``WriteError``): only
+then may a request that is not idempotent be sent again elsewhere.
 
 ``has_spoken`` answers the pool's question before it reuses an idle
 connection: has the server said anything (closed, reset, sent stray
@@ -42,6 +44,10 @@ _READ_SIZE = 64 * 1024
 _HIGH_WATER = 256 * 1024  # bytes read ahead of the caller before the socket is paused
 _FITS_EMPTY_BUFFER = 8 * 1024  # below any TCP send buffer (Linux's default is 16 KiB)
 _CONNECTION_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+class NothingSent(httpx.WriteError):
+    """A write failed before any of its bytes could leave: the server saw none of them."""
 
 
 class _Poller:
@@ -171,7 +177,7 @@ class AsyncioStream(asyncio.Protocol):
         """Write ``data``; wait (up to ``timeout``) only while the socket's buffer is full."""
         transport = self._transport
         if self._eof or transport is None or transport.is_closing():
-            raise httpx.WriteError("sending to the server failed: the connection is closed")
+            raise NothingSent("sending to the server failed: the connection is closed")
         transport.write(data)
         while self._writing_paused:
             if not await self._wait(timeout, drain=True):
@@ -249,7 +255,12 @@ class AnyioStream:
                 await self.stream.send(data)
                 return
         except _CONNECTION_ERRORS as exc:
-            raise httpx.WriteError(f"sending to the server failed: {exc!r}") from exc
+            message = f"sending to the server failed: {exc!r}"
+            if first and len(data) <= _FITS_EMPTY_BUFFER:
+                # Into an empty send buffer a small write goes whole or not at all.
+                raise NothingSent(message) from exc
+            # A larger one may have failed part-way, after bytes left.
+            raise httpx.WriteError(message) from exc
         raise httpx.WriteTimeout("sending to the server timed out")
 
     async def receive(self, timeout: float | None) -> bytes:
@@ -296,4 +307,4 @@ class AnyioStream:
 
 UpstreamStream = AsyncioStream | AnyioStream
 
-__all__ = ["AnyioStream", "AsyncioStream", "UpstreamStream"]
+__all__ = ["AnyioStream", "AsyncioStream", "NothingSent", "UpstreamStream"]

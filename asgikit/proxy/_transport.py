@@ -34,7 +34,8 @@ from typing import Any
 import h11
 
 from asgikit._httpx import httpx
-from asgikit.proxy._pool import Connection, Origin, Pool
+from asgikit.proxy._pool import MAX_HEAD, Connection, Origin, Pool
+from asgikit.proxy._streams import NothingSent
 
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _BODILESS = frozenset({204, 304})
@@ -78,9 +79,14 @@ def request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]])
     ):
         # Checked as h11 checks them: ``_parsed`` skips its per-header matches
         # (h11 still checks the method, the target, Host and the framing).
-        return h11.Request(
-            method=method.encode("ascii"), target=target, headers=headers, _parsed=True
-        )
+        try:
+            return h11.Request(
+                method=method.encode("ascii"), target=target, headers=headers, _parsed=True
+            )
+        except AssertionError:
+            # A bytearray or memoryview (the join takes them) that h11's
+            # parsed path asserts away: its own path converts them.
+            pass
     return h11.Request(method=method, target=target, headers=headers)
 
 
@@ -217,10 +223,12 @@ class ProxyTransport(httpx.AsyncBaseTransport):
             # Content-Length): the request is the caller's fault.
             raise httpx.LocalProtocolError(str(exc)) from exc
         except (httpx.WriteError, httpx.WriteTimeout) as exc:
-            if connection.reused and not written:
+            if connection.reused and not written and isinstance(exc, NothingSent):
                 raise _Stale(nothing_written=True) from exc
-            # The server may have answered early (say, a 413) and closed:
-            # its answer is still worth reading.
+            # Bytes may have left, so only an idempotent request may go again
+            # (RFC 9110 §9.2.2), as for a connection that dies while read.
+            # The server may also have answered early (say, a 413) and
+            # closed: its answer is still worth reading.
             if isinstance(exc, httpx.WriteTimeout):
                 raise
         return await self._read_head(connection, method, timeouts.get("read"))
@@ -229,7 +237,7 @@ class ProxyTransport(httpx.AsyncBaseTransport):
         self, connection: Connection, method: str, timeout: float | None
     ) -> tuple[h11.Response, ResponseBody]:
         conn = connection.h11
-        received = False
+        received = 0
         while True:
             try:
                 event = conn.next_event()
@@ -248,9 +256,18 @@ class ProxyTransport(httpx.AsyncBaseTransport):
                     raise httpx.RemoteProtocolError(
                         "the server closed the connection without a response"
                     )
-                received = True
+                received += len(data)
                 conn.receive_data(data)
-            elif type(event) is h11.Response:
+                continue
+            # h11 bounds a head only while it is incomplete: one that came
+            # whole in a single read (the asyncio stream hands over up to
+            # 256 KiB) is measured here, as what was read less what is left,
+            # interim (1xx) answers included.
+            if received > MAX_HEAD and received - len(conn.trailing_data[0]) > MAX_HEAD:
+                raise httpx.RemoteProtocolError(
+                    f"the server's response head is larger than {MAX_HEAD} bytes"
+                )
+            if type(event) is h11.Response:
                 body = ResponseBody(self._pool, connection, timeout)
                 if event.status_code in _BODILESS or method == "HEAD":
                     # RFC 9110 §6.4.1: these responses end with their head.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,10 @@ from urllib.parse import unquote
 
 import anyio
 import anyio.to_thread
+import h11
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asgikit import mount, router
 from asgikit._httpx import httpx
@@ -786,3 +790,179 @@ async def test_smuggled_bytes_the_event_loop_read_ahead_never_reach_the_next_cli
                 assert await anyio.to_thread.run_sync(smuggled.acquire, True, 5)
                 answers.append((await client.get("/")).content)
     assert answers == [b"genuine"] * 20
+
+
+# -- attacks on the asyncio protocol, the light scopes and the header fast path --
+
+
+async def test_a_post_reset_after_part_of_its_body_left_is_never_sent_again(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # RFC 9110 §9.2.2: a proxy must not retry a non-idempotent request on its
+    # own.  A kept-alive connection reset while the body is still being
+    # written is not "nothing written": the upstream has read part of it.
+    heads: list[bytes] = []
+
+    def reset_mid_post(sock: socket.socket, index: int) -> None:
+        data = b""
+        while True:
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, data = data.partition(b"\r\n\r\n")
+            heads.append(head.split(b"\r\n")[0])
+            if not head.startswith(b"POST"):
+                sock.sendall(ok(b"warm"))
+                continue
+            sock.recv(65536)  # some of the body, then a reset
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
+
+    server = raw_server(reset_mid_post)
+    # A small receive window, so that the proxy's write is still under way.
+    server.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    proxy = reverse_proxy(server.url)
+    size = 8 << 20  # past the kernel's send buffer (4 MiB at most by default)
+    upload = [(b"host", b"g"), (b"content-length", b"%d" % size)]
+    with anyio.fail_after(20):
+        warm = await run_app(proxy, make_scope("GET", "/", headers=[(b"host", b"g")]))
+        post = await run_app(proxy, make_scope("POST", "/pay", headers=upload), body=b"x" * size)
+        await proxy.aclose()  # type: ignore[attr-defined]
+    assert warm.body == b"warm"
+    assert post.status == 502
+    assert heads == [b"GET / HTTP/1.1", b"POST /pay HTTP/1.1"]
+
+
+@pytest.mark.usefixtures("header_check")
+async def test_header_values_as_bytearray_or_memoryview_go_through_as_h11_takes_them(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # A middleware in front may build a value as a bytearray: h11 takes any
+    # bytes-like value, so the fast path must not turn it into a 500.
+    server = raw_server(echo_head)
+    headers: list[tuple[bytes, Any]] = [(b"host", b"gateway.example")]
+    headers += [(b"x-array", bytearray(b"one")), (b"x-view", memoryview(b"two"))]
+    sent = await drive(reverse_proxy(server.url), make_scope("GET", "/", headers=headers))
+    assert sent.status == 200
+    assert b"\r\nx-array: one\r\nx-view: two\r\n" in sent.body
+
+
+_HEADER_BYTES = b'aZ09-!#|~ \t\r\n\x00\x0b\x0c\x1f\x7f\x80\xff:;"(),/'
+_header_piece = st.lists(
+    st.sampled_from([bytes([c]) for c in _HEADER_BYTES]) | st.binary(min_size=1, max_size=1),
+    max_size=8,
+).map(b"".join)
+
+
+def _upstream_head(headers: list[tuple[bytes, bytes]], fast: bool) -> bytes | str:
+    # What h11 writes for these headers, or that it refused them.
+    from asgikit.proxy import _transport
+
+    saved = _transport._H11_PARSED
+    _transport._H11_PARSED = saved and fast
+    try:
+        event = _transport.request_head("GET", b"/", [(b"host", b"h"), *headers])
+        return h11.Connection(h11.CLIENT).send(event) or b""
+    except h11.LocalProtocolError:
+        return "refused"
+    finally:
+        _transport._H11_PARSED = saved
+
+
+@settings(max_examples=500)
+@given(st.lists(st.tuples(_header_piece, _header_piece), max_size=6))
+def test_hypothesis_the_header_fast_path_refuses_and_writes_exactly_what_h11_does(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    # Random names and values (CR, LF, NUL, obs-fold, high bytes, empty ones):
+    # refused by both checks or written upstream byte for byte the same.
+    assert _upstream_head(headers, fast=True) == _upstream_head(headers, fast=False)
+
+
+@pytest.mark.parametrize(("size", "status"), [(90 * 1024, 200), (110 * 1024, 502)])
+async def test_a_response_head_past_100_kib_is_502_however_fast_it_arrives(
+    raw_server: Callable[[Handler], RawServer], size: int, status: int
+) -> None:
+    # The limit holds when the whole head comes in one read, as the asyncio
+    # protocol hands over everything it buffered (up to 256 KiB).
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+    head += b"x-filler: %s\r\n" % (b"f" * 1000) * (size // 1012)
+
+    def big_head(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            sock.sendall(head + b"\r\nok")
+
+    server = raw_server(big_head)
+    sent = await drive(
+        reverse_proxy(server.url), make_scope("GET", "/", headers=[(b"host", b"g")])
+    )
+    assert sent.status == status
+
+
+def test_distinct_long_host_headers_never_pin_their_bytes_in_the_forwarding_cache() -> None:
+    # The forwarding values are cached per client, Host and mount (1024
+    # entries): a client sending a new 16 KiB Host each time must not make
+    # the cache hold 16 MiB.  A Host past 255 bytes is never a valid one.
+    import gc
+    import tracemalloc
+
+    from asgikit.proxy._headers import upstream_request_headers
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(1100):
+            host = b"%05d" % index + b"h" * (16 * 1024)
+            scope = make_scope("GET", "/", headers=[(b"host", host)])
+            out = upstream_request_headers(
+                scope, b"upstream", preserve_host=False, add_forwarded=True
+            )
+            assert b"x-forwarded-host" not in dict(out)
+            del scope, out, host
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < 2 * 1024 * 1024, retained
+
+
+async def test_an_endless_stream_of_1xx_answers_is_502_not_held_to_the_deadline(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # Interim answers count toward the 100 KiB head: a server that sends
+    # them without end holds the connection no longer than that.
+    def interim_forever(sock: socket.socket, index: int) -> None:
+        read_request(sock)
+        while True:  # until the proxy closes the connection
+            sock.sendall(b"HTTP/1.1 102 Processing\r\n\r\n" * 16)
+
+    server = raw_server(interim_forever)
+    sent = await drive(
+        reverse_proxy(server.url, deadline=3), make_scope("GET", "/", headers=[(b"host", b"g")])
+    )
+    assert sent.status == 502
+
+
+async def test_an_upstream_answer_framed_two_ways_goes_down_without_its_content_length(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and an
+    # intermediary "MUST first remove the received Content-Length field".
+    # Relayed, "Content-Length: 2" over a 5-byte body would split the
+    # response on a downstream connection whose server trusts the header.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer += b"5\r\nhello\r\n0\r\n\r\n"
+
+    def two_framings(sock: socket.socket, index: int) -> None:
+        while read_request(sock):
+            sock.sendall(answer)
+
+    server = raw_server(two_framings)
+    sent = await drive(
+        reverse_proxy(server.url), make_scope("GET", "/", headers=[(b"host", b"g")])
+    )
+    assert sent.status == 200
+    assert sent.header(b"content-length") == []
+    assert sent.body == b"hello"

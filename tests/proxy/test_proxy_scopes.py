@@ -11,6 +11,7 @@ import asyncio
 import math
 import socket
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 import asgikit.proxy._scopes as scopes
 from asgikit.proxy import reverse_proxy
 from asgikit.proxy._scopes import LoopScope
-from tests.conftest import make_scope, run_app
+from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 from tests.proxy.raw import Handler, RawServer, ok, read_request
 
 
@@ -127,3 +128,93 @@ async def test_the_deadline_scope_on_each_backend_is_the_cheap_one(anyio_backend
     scope = scopes.cancel_scope(loop, math.inf)
     expected = LoopScope if anyio_backend == "asyncio" else anyio.CancelScope
     assert isinstance(scope, expected)
+
+
+async def test_without_task_uncancel_the_scopes_are_anyios(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.10's tasks cannot tell whose cancellation they carry: a
+    # LoopScope there would swallow a server's cancellation that came with its
+    # own.  anyio's scope can tell (by its message), so it is used instead.
+    monkeypatch.setattr(scopes, "_UNCANCEL", False, raising=False)
+    loop = asyncio.get_running_loop() if anyio_backend == "asyncio" else None
+    assert isinstance(scopes.cancel_scope(loop, math.inf), anyio.CancelScope)
+
+
+def _never_answers(sock: socket.socket, index: int) -> None:
+    read_request(sock)
+    sock.recv(1)  # until the proxy closes the connection
+
+
+def _disconnect_with(cancel: Callable[[], object]) -> Any:
+    # The request, then (from the disconnect watch) ``cancel()`` and the
+    # client's disconnect in the same step: both cancellations land at once.
+    calls = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        cancel()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def test_an_outer_scope_cancelled_with_the_client_disconnect_is_not_swallowed(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(_never_answers)
+    proxy: Any = reverse_proxy(server.url)
+    went_on = False
+    with anyio.fail_after(10):
+        with anyio.CancelScope() as outer:
+            await proxy(make_scope("GET", "/"), _disconnect_with(outer.cancel), SendRecorder())
+            went_on = True
+        await proxy.aclose()
+    assert outer.cancelled_caught
+    assert not went_on
+
+
+@pytest.mark.usefixtures("asyncio_only")
+async def test_a_server_cancelling_the_task_with_the_client_disconnect_is_not_swallowed(
+    raw_server: Callable[[Handler], RawServer],
+) -> None:
+    server = raw_server(_never_answers)
+    proxy: Any = reverse_proxy(server.url)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    async def request() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        await proxy(make_scope("GET", "/"), _disconnect_with(task.cancel), SendRecorder())
+
+    task = loop.create_task(request())
+    task.add_done_callback(lambda _: done.set_result(None))
+    with anyio.fail_after(10):
+        await done
+        await proxy.aclose()
+    assert task.cancelled()
+
+
+@pytest.mark.usefixtures("asyncio_only")
+@pytest.mark.parametrize("first", ["outer", "proxy"])
+async def test_an_outer_deadline_due_with_the_proxys_own_is_never_lost(
+    raw_server: Callable[[Handler], RawServer], first: str
+) -> None:
+    # The loop is held up past both deadlines (the proxy's upstream deadline
+    # and an asyncio.timeout around it), so both timers run in one step, in
+    # either order: the outer one is always seen by the caller.
+    server = raw_server(_never_answers)
+    proxy: Any = reverse_proxy(server.url, deadline=0.2)
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    loop.call_at(now + 0.1, time.sleep, 0.3)
+    sent = SendRecorder()
+    with anyio.fail_after(10), pytest.raises(TimeoutError):
+        async with asyncio.timeout_at(now + (0.15 if first == "outer" else 0.25)):
+            await proxy(make_scope("GET", "/"), body_receive(), sent)
+    await proxy.aclose()
+    assert [m for m in sent.messages if m["type"] == "http.response.start"] == []
