@@ -553,3 +553,17 @@ async def test_mounts_past_the_joined_entries_limit_are_routed_router_by_router(
     assert (await _call(app, _scope("/m5/r599/1")))[1]["body"] == b"r599"
     assert (await _call(app, _scope("/m0/r0/1")))[1]["body"] == b"r0"
     assert (await _call(app, _scope("/m5/r599/x")))[0]["status"] == 404
+
+
+async def test_a_newline_after_a_mount_prefix_does_not_reach_the_mount() -> None:
+    # "$" also matches before a final newline: "/c/d\n" once reached the
+    # mount at "/c/d" router by router (whose router then matched the whole
+    # path as its own) but not through the joined expression.  The segment
+    # is "d\n": no mount, either way.
+    for wrap in (lambda app: app, _opaque):
+        seen: Seen = []
+        inner = router(route("/{a}/{b}", _endpoint(seen, "inner")))
+        app = router(mount("/c/d", wrap(inner)), mount("/u/{uid:int}", inner))
+        for path in ("/c/d\n", "/u/7\n"):
+            assert (await _call(app, _scope(path)))[0]["status"] == 404, (path, wrap)
+        assert seen == []
