@@ -254,9 +254,10 @@ def _either(alternatives: list[str]) -> str:
 
 
 # What makes a convertor's expression match otherwise after a prefix: an
-# anchor or a look-behind sees the prefix, a numbered back-reference counts
-# the groups before it.  ("^" first in a character class is a negation.)
-_POSITIONAL = re.compile(r"(?<!\[)\^|\\[AbB0-9]|\(\?<[=!]|\(\?P=")
+# anchor or a look-behind sees the prefix, a numbered back-reference or a
+# conditional ("(?(1)b|c)") counts the groups before it.  ("^" first in a
+# character class is a negation.)
+_POSITIONAL = re.compile(r"(?<!\[)\^|\\[AbB0-9]|\(\?<[=!]|\(\?P=|\(\?\(")
 
 
 def _joinable(entry: Route) -> bool:

@@ -567,3 +567,31 @@ async def test_a_newline_after_a_mount_prefix_does_not_reach_the_mount() -> None
         for path in ("/c/d\n", "/u/7\n"):
             assert (await _call(app, _scope(path)))[0]["status"] == 404, (path, wrap)
         assert seen == []
+
+
+class _Conditional(Convertor[str]):
+    """``ab`` when group 1 matched before, else ``ac``: a conditional counts the groups before it."""
+
+    regex = "a(?(1)b|c)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_convertor("flat_conditional", _Conditional())
+
+
+async def test_a_convertor_with_a_numbered_conditional_matches_as_router_by_router() -> None:
+    # Router by router group 1 is the route's own first parameter; in the
+    # joined expression it was another route's, so "/m/v/ac" matched there.
+    for wrap in (lambda app: app, _opaque):
+        inner = router(
+            route("/k/{x}", _endpoint([], "k")),
+            route("/{x}/{v:flat_conditional}", _endpoint([], "conditional")),
+        )
+        app = router(mount("/m", wrap(inner)))
+        assert (await _call(app, _scope("/m/v/ab")))[1]["body"] == b"conditional", wrap
+        assert (await _call(app, _scope("/m/v/ac")))[0]["status"] == 404, wrap
