@@ -570,7 +570,7 @@ async def test_a_newline_after_a_mount_prefix_does_not_reach_the_mount() -> None
 
 
 class _Conditional(Convertor[str]):
-    """``ab`` when group 1 matched before, else ``ac``: a conditional counts the groups before it."""
+    """``ab`` if group 1 matched before, else ``ac``: a conditional counts the groups before."""
 
     regex = "a(?(1)b|c)"
 
