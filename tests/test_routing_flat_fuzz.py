@@ -311,7 +311,8 @@ def request_paths(draw: Any, spec: RouterSpec) -> str:
     if choice <= 10:
         pieces = draw(st.lists(st.sampled_from(LITERALS + VALUES), max_size=5))
         return "/" + "/".join(pieces)
-    return "/" + draw(st.text(max_size=12))
+    text: str = draw(st.text(max_size=12))
+    return "/" + text
 
 
 def _drive(awaitable: Awaitable[None]) -> None:
