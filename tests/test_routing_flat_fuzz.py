@@ -461,5 +461,18 @@ def cases(draw: Any) -> tuple[RouterSpec, list[tuple[str, str, str, int, str]]]:
         [("/c/d\n", "GET", "", 0, "http")],
     )
 )
+# A static route behind a pattern in a mount that a host before it keeps
+# out of the outer router's look-up: the expression must leave it alone.
+@example(
+    (
+        RouterSpec(
+            [
+                HostSpec("h.example.org", RouterSpec([])),
+                MountSpec("/m", RouterSpec([RouteSpec("/{p0}", None), RouteSpec("/a", None)])),
+            ]
+        ),
+        [("/m/a", "GET", "", 0, "http"), ("/m/a", "POST", "/x", 0, "http")],
+    )
+)
 def test_random_trees_answer_as_router_by_router(case: Any) -> None:
     check(*case)
