@@ -476,3 +476,58 @@ def cases(draw: Any) -> tuple[RouterSpec, list[tuple[str, str, str, int, str]]]:
 )
 def test_random_trees_answer_as_router_by_router(case: Any) -> None:
     check(*case)
+
+
+# --- CPU: a long path through many mounted pattern routes -------------------------
+
+
+def _work(app: ASGIApp, path: str) -> tuple[int, int]:
+    """(status, calls) for ``path``: Python functions and C functions (regex searches) called."""
+    import sys
+
+    built = Built(app)
+    calls = 0
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    scope = _scope(path, "GET", "", {}, "http")
+    sys.setprofile(profile)
+    try:
+        sent, _ = _answer(built, scope)
+    finally:
+        sys.setprofile(None)
+    return sent[0]["status"], calls
+
+
+def test_a_long_path_through_many_mounted_pattern_routes_costs_calls_independent_of_length() -> (
+    None
+):
+    # Every expression is tried once per request, whatever the path holds:
+    # the calls (Python and C: each regex search is one) do not grow with
+    # the path's segments.  Each expression is linear in the path (no route
+    # here nests unbounded repeats), so the work stays linear.
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    def leaf() -> ASGIApp:
+        return router(
+            *(route(f"/r{j}/{{x:int}}", hello) for j in range(20)),
+            route("/{a}/{b}/x", hello),
+            route("/{p:path}/end", hello),
+            route("/{a}/tail", hello),
+            route("/f/{x:float}/{y:uuid}", hello),
+            route("/{x:fuzz_even}/e", hello),
+        )
+
+    middle = router(*(mount(f"/n{i}", leaf()) for i in range(10)), route("/{q}/w", hello))
+    app = router(*(mount(f"/m{i}", middle) for i in range(10)), mount("/z", leaf()))
+    for shape in ("a/", "a", "1.", "/"):
+        counts = set()
+        for size in (1_000, 100_000):
+            path = "/m3/n4/" + shape * (size // len(shape))
+            _work(app, path)  # warm: nothing built lazily is counted
+            counts.add(_work(app, path))
+        assert len(counts) == 1, (shape, counts)
