@@ -47,9 +47,22 @@ class _EvenConvertor(Convertor[int]):
         return str(value)
 
 
-register_convertor("fuzz_even", _EvenConvertor())
+class _OneOfConvertor(Convertor[str]):
+    """``a`` or ``ab``, with a group of its own: an alternation and a numbered group."""
 
-CONVERTORS = ["str", "int", "float", "uuid", "path", "fuzz_even"]
+    regex = "(a)b?|b"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_convertor("fuzz_even", _EvenConvertor())
+register_convertor("fuzz_one_of", _OneOfConvertor())
+
+CONVERTORS = ["str", "int", "float", "uuid", "fuzz_one_of", "path", "fuzz_even"]
 LITERALS = ["a", "ab", "b", "u", "v1", "x.y", "é", "a b"]
 METHODS = ["GET", "HEAD", "POST", "PUT", "OPTIONS", "DELETE", "BREW"]
 UUID = "12345678-1234-5678-1234-567812345678"
@@ -96,6 +109,8 @@ class RouteSpec:
 class MountSpec:
     prefix: str
     inner: RouterSpec | None  # None: a plain app, not a router
+    #: Mount the very app of the router's previous mount again (one router at two prefixes).
+    again: bool = False
 
 
 @dataclass
@@ -167,7 +182,10 @@ def router_specs(depth: int) -> st.SearchStrategy[RouterSpec]:
             elif kind == 7 and depth > 0:
                 entries.append(HostSpec("h.example.org", draw(router_specs(0))))
             elif depth > 0:
-                if draw(st.integers(0, 7)) == 0:
+                previous = [e for e in entries if isinstance(e, MountSpec)]
+                if previous and draw(st.integers(0, 5)) == 0:
+                    entries.append(MountSpec(draw(mount_prefixes()), previous[-1].inner, True))
+                elif draw(st.integers(0, 7)) == 0:
                     entries.append(MountSpec(draw(mount_prefixes()), None))
                 else:
                     entries.append(
@@ -218,22 +236,27 @@ def build(spec: RouterSpec, *, opaque: bool) -> Built:
 
     def make(spec: RouterSpec, mounted: bool, outer: str) -> ASGIApp:
         entries: list[BaseRoute] = []
+        last: Any = None
         for entry in spec.entries:
             name = f"e{next(counter)}"
             built.names.append(outer + name)
+            if isinstance(entry, RouteSpec) and entry.methods and "PUT" in entry.methods:
+                name = "dup"  # the first route of that name is the one url_for builds
             if isinstance(entry, RouteSpec):
                 if entry.websocket:
                     entries.append(websocket_route(entry.template, ws(name), name=name))
                 else:
                     app: Any = raw(name) if entry.raw else endpoint(name)
                     entries.append(route(entry.template, app, methods=entry.methods, name=name))
+            elif isinstance(entry, MountSpec) and entry.again:
+                entries.append(mount(entry.prefix, last, name=name))
             elif isinstance(entry, MountSpec):
-                inner = (
+                last = (
                     raw(name)
                     if entry.inner is None
                     else make(entry.inner, True, f"{outer}{name}:")
                 )
-                entries.append(mount(entry.prefix, inner, name=name))
+                entries.append(mount(entry.prefix, last, name=name))
             else:
                 entries.append(
                     host(entry.pattern, make(entry.inner, False, f"{outer}{name}:"), name=name)
@@ -255,6 +278,7 @@ GOOD = {
     "uuid": [UUID, UUID.replace("-", "")],
     "path": ["", "x", "x/y", "a/b/", "..", "x/../y"],
     "fuzz_even": ["8", "7", "10"],
+    "fuzz_one_of": ["a", "ab", "b", "ba"],
 }
 
 
@@ -362,7 +386,7 @@ def _reverse(scope: Scope, names: list[tuple[str, dict[str, Any]]]) -> list[str]
     return out
 
 
-ROOTS = ["", "/x", "/x/", "/", "relative:/x"]
+ROOTS = ["", "/x", "/x/", "/", "relative:/x", "relative:/x/", "/é"]
 
 
 def _scope(path: str, method: str, root: str, extra: dict[str, Any], kind: str) -> Scope:
@@ -397,6 +421,7 @@ EXTRAS: list[dict[str, Any]] = [
     {"path_params": {"p0": "outer", "uid": "outer"}},
     {ROUTE_TEMPLATE_SINK: [None], "asgikit.route_prefix": "/outer"},
     {"headers": [(b"host", b"h.example.org")]},
+    {"route_template": "/before", "asgikit.route_prefix": "/outer", "path_params": {}},
 ]
 
 _NAME_PARAMS: list[dict[str, Any]] = [
@@ -426,7 +451,7 @@ def check(spec: RouterSpec, requests: list[tuple[str, str, str, int, str]]) -> N
             assert slow_seen[0].pop("asgikit.router") is reference.app, where
             fast_seen[0]["asgikit.router"] = joined.app
             slow_seen[0]["asgikit.router"] = reference.app
-            reverse = [(n, p) for n in joined.names for p in _NAME_PARAMS]
+            reverse = [(n, p) for n in [*joined.names, "dup"] for p in _NAME_PARAMS]
             assert _reverse(fast_seen[0], reverse) == _reverse(slow_seen[0], reverse), where
             for scope in (fast_seen[0], slow_seen[0]):
                 del scope["asgikit.router"]
