@@ -33,8 +33,10 @@ that matches does router by router.
 
 WebSocket routes are skipped (only HTTP requests are looked through).  The
 routers are read when the outer router is built: routers are compiled once
-(a mount's app or a router's ``routes`` changed later is not seen; a
-route's ``app`` and ``methods`` are read per request, as router by router).
+(a mount's app or a router's ``routes`` changed later is not seen by the
+expression, and what it leaves goes the ordinary way, to the mount's app of
+the moment; a route's ``app`` and ``methods`` are read per request, as
+router by router).
 """
 
 from __future__ import annotations
@@ -76,12 +78,16 @@ class Leaf:
 class FlatMount:
     """One mount's expression, and what a match of it gives."""
 
-    __slots__ = ("leaves", "mount", "regex", "statics")
+    __slots__ = ("leaves", "mount", "prefix", "regex", "router", "statics")
 
     def __init__(
         self, mount: Mount, regex: re.Pattern[str], leaves: list[Leaf | None], statics: set[str]
     ) -> None:
         self.mount = mount
+        self.prefix = mount.prefix
+        #: The router the expression was built from: the mount's ``app`` may
+        #: be replaced later, by anything, and ``find_route`` reads a router.
+        self.router = mount.app
         #: Matches every path below the mount (and its bare prefix), no other.
         self.regex = regex
         #: By the marker group that ended the match (``lastindex``).
@@ -110,9 +116,9 @@ class FlatMount:
                     return route.app, params, leaf.template, leaf.prefix
         # Routers one by one, without their scopes: a static route, a route
         # after one whose convertor refused, or an answer of another kind.
-        mount = self.mount
-        hit = find_route(mount.app, path[len(mount.prefix) :] or "/", method)
-        return None if hit is None else (*hit[:3], mount.prefix + hit[3])
+        prefix = self.prefix
+        hit = find_route(self.router, path[len(prefix) :] or "/", method)
+        return None if hit is None else (*hit[:3], prefix + hit[3])
 
 
 # Any rest of a path: a decoded path may hold a newline.  (The routes' own

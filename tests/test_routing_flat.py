@@ -595,3 +595,17 @@ async def test_a_convertor_with_a_numbered_conditional_matches_as_router_by_rout
         app = router(mount("/m", wrap(inner)))
         assert (await _call(app, _scope("/m/v/ab")))[1]["body"] == b"conditional", wrap
         assert (await _call(app, _scope("/m/v/ac")))[0]["status"] == 404, wrap
+
+
+async def test_a_mounts_app_replaced_after_building_does_not_fail_a_request() -> None:
+    # Routers are compiled once: the routes joined from the router that was
+    # mounted still answer; anything they leave goes to the mount's app of
+    # the moment, router by router.  It raised AttributeError (a 500): the
+    # look-up behind the expression read the mount's new app as a router.
+    seen: Seen = []
+    entry = mount("/a", router(route("/u/{x}", _endpoint(seen, "old"))))
+    app = router(entry)
+    entry.app = _raw(seen, "new")
+    assert (await _call(app, _scope("/a/u/1")))[1]["body"] == b"old"
+    assert (await _call(app, _scope("/a/elsewhere")))[1]["body"] == b"new"
+    assert (await _call(app, _scope("/a")))[1]["body"] == b"new"
