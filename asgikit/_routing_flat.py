@@ -180,7 +180,8 @@ class _Builder:
                 entries.append((key, f"(?:{source})(?P<{mark}>)"))
             elif isinstance(entry, Mount) and entry in inner._plain_mounts:
                 assert key is not None  # a plain mount has a literal prefix
-                sub = self.region(entry.prefix, entry.app, full + entry.prefix)
+                below = inner._plain_mounts[entry]
+                sub = self.region(entry.prefix, below, full + entry.prefix)
                 entries.append((key, _after(key, sub)))
             else:
                 # A host or another app: router by router it decides every
@@ -312,7 +313,10 @@ def find_route(router: Any, path: str, method: str) -> tuple[Any, dict[str, Any]
             assert candidate.path.regex is not None
             if candidate.path.regex.match(path) is None:
                 continue
-            hit = find_route(candidate.app, path[len(candidate.prefix) :] or "/", method)
+            # The router mounted when ``router`` was built: the mount's app may
+            # have been replaced since (by anything).
+            inner = router._plain_mounts[candidate]
+            hit = find_route(inner, path[len(candidate.prefix) :] or "/", method)
             if hit is None:
                 return None
             app, params, template, below = hit

@@ -609,3 +609,13 @@ async def test_a_mounts_app_replaced_after_building_does_not_fail_a_request() ->
     assert (await _call(app, _scope("/a/u/1")))[1]["body"] == b"old"
     assert (await _call(app, _scope("/a/elsewhere")))[1]["body"] == b"new"
     assert (await _call(app, _scope("/a")))[1]["body"] == b"new"
+
+
+async def test_a_nested_mounts_app_replaced_after_building_does_not_fail_a_request() -> None:
+    seen: Seen = []
+    inner = mount("/b", router(route("/u/{x}", _endpoint(seen, "old"))))
+    app = router(mount("/a", router(inner)))
+    inner.app = _raw(seen, "new")
+    assert (await _call(app, _scope("/a/b/u/1")))[1]["body"] == b"old"
+    assert (await _call(app, _scope("/a/b/elsewhere")))[1]["body"] == b"new"
+    assert (await _call(app, _scope("/a/b")))[1]["body"] == b"new"
