@@ -503,6 +503,57 @@ def test_random_trees_answer_as_router_by_router(case: Any) -> None:
     check(*case)
 
 
+def focused_specs(depth: int) -> st.SearchStrategy[RouterSpec]:
+    """Routers of pattern routes and plain mounts only: what the expression answers itself."""
+
+    @st.composite
+    def build(draw: Any) -> RouterSpec:
+        entries: list[Any] = []
+        for _ in range(draw(st.integers(1, 5))):
+            if depth > 0 and draw(st.integers(0, 2)) == 0:
+                prefix = "/" + draw(st.sampled_from(["a", "ab", "b", "a/b", "a/"]))
+                entries.append(MountSpec(prefix, draw(focused_specs(depth - 1))))
+            else:
+                first = draw(st.sampled_from(["a", "ab", "b", "{p9}", "{p9:int}"]))
+                rest = draw(route_templates())
+                methods = draw(st.none() | st.sampled_from([["GET"], ["POST"], ["GET", "PUT"]]))
+                entries.append(RouteSpec("/" + first + rest, methods))
+        return RouterSpec(entries, draw(st.booleans()))
+
+    return build()
+
+
+@st.composite
+def _focused_path(draw: Any, shapes: list[str]) -> str:
+    return _fill(draw(st.sampled_from(shapes)), draw) or "/"
+
+
+@st.composite
+def focused_cases(draw: Any) -> tuple[RouterSpec, list[tuple[str, str, str, int, str]]]:
+    spec = draw(focused_specs(3))
+    shapes = [shape for shape, depth in _shapes(spec) if depth] or ["/"]
+    requests = draw(
+        st.lists(
+            st.tuples(
+                _focused_path(shapes),
+                st.sampled_from(["GET", "GET", "POST", "PUT", "HEAD"]),
+                st.sampled_from(ROOTS),
+                st.integers(0, len(EXTRAS) - 1),
+                st.just("http"),
+            ),
+            min_size=8,
+            max_size=16,
+        )
+    )
+    return spec, requests
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(focused_cases())
+def test_random_trees_of_plain_mounts_answer_as_router_by_router(case: Any) -> None:
+    check(*case)
+
+
 # --- CPU: a long path through many mounted pattern routes -------------------------
 
 
