@@ -33,8 +33,10 @@ that matches does router by router.
 
 WebSocket routes are skipped (only HTTP requests are looked through).  The
 routers are read when the outer router is built: routers are compiled once
-(a mount's app or a router's ``routes`` changed later is not seen; a
-route's ``app`` and ``methods`` are read per request, as router by router).
+(a mount's app or a router's ``routes`` changed later is not seen by the
+expression, and what it leaves goes the ordinary way, to the mount's app of
+the moment; a route's ``app`` and ``methods`` are read per request, as
+router by router).
 """
 
 from __future__ import annotations
@@ -76,12 +78,16 @@ class Leaf:
 class FlatMount:
     """One mount's expression, and what a match of it gives."""
 
-    __slots__ = ("leaves", "mount", "regex", "statics")
+    __slots__ = ("leaves", "mount", "prefix", "regex", "router", "statics")
 
     def __init__(
         self, mount: Mount, regex: re.Pattern[str], leaves: list[Leaf | None], statics: set[str]
     ) -> None:
         self.mount = mount
+        self.prefix = mount.prefix
+        #: The router the expression was built from: the mount's ``app`` may
+        #: be replaced later, by anything, and ``find_route`` reads a router.
+        self.router = mount.app
         #: Matches every path below the mount (and its bare prefix), no other.
         self.regex = regex
         #: By the marker group that ended the match (``lastindex``).
@@ -110,9 +116,9 @@ class FlatMount:
                     return route.app, params, leaf.template, leaf.prefix
         # Routers one by one, without their scopes: a static route, a route
         # after one whose convertor refused, or an answer of another kind.
-        mount = self.mount
-        hit = find_route(mount.app, path[len(mount.prefix) :] or "/", method)
-        return None if hit is None else (*hit[:3], mount.prefix + hit[3])
+        prefix = self.prefix
+        hit = find_route(self.router, path[len(prefix) :] or "/", method)
+        return None if hit is None else (*hit[:3], prefix + hit[3])
 
 
 # Any rest of a path: a decoded path may hold a newline.  (The routes' own
@@ -174,7 +180,8 @@ class _Builder:
                 entries.append((key, f"(?:{source})(?P<{mark}>)"))
             elif isinstance(entry, Mount) and entry in inner._plain_mounts:
                 assert key is not None  # a plain mount has a literal prefix
-                sub = self.region(entry.prefix, entry.app, full + entry.prefix)
+                below = inner._plain_mounts[entry]
+                sub = self.region(entry.prefix, below, full + entry.prefix)
                 entries.append((key, _after(key, sub)))
             else:
                 # A host or another app: router by router it decides every
@@ -254,9 +261,10 @@ def _either(alternatives: list[str]) -> str:
 
 
 # What makes a convertor's expression match otherwise after a prefix: an
-# anchor or a look-behind sees the prefix, a numbered back-reference counts
-# the groups before it.  ("^" first in a character class is a negation.)
-_POSITIONAL = re.compile(r"(?<!\[)\^|\\[AbB0-9]|\(\?<[=!]|\(\?P=")
+# anchor or a look-behind sees the prefix, a numbered back-reference or a
+# conditional ("(?(1)b|c)") counts the groups before it.  ("^" first in a
+# character class is a negation.)
+_POSITIONAL = re.compile(r"(?<!\[)\^|\\[AbB0-9]|\(\?<[=!]|\(\?P=|\(\?\(")
 
 
 def _joinable(entry: Route) -> bool:
@@ -305,7 +313,10 @@ def find_route(router: Any, path: str, method: str) -> tuple[Any, dict[str, Any]
             assert candidate.path.regex is not None
             if candidate.path.regex.match(path) is None:
                 continue
-            hit = find_route(candidate.app, path[len(candidate.prefix) :] or "/", method)
+            # The router mounted when ``router`` was built: the mount's app may
+            # have been replaced since (by anything).
+            inner = router._plain_mounts[candidate]
+            hit = find_route(inner, path[len(candidate.prefix) :] or "/", method)
             if hit is None:
                 return None
             app, params, template, below = hit

@@ -227,7 +227,9 @@ def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
         return CompiledPath(template, None, format_, {})
     regex = _regex_source(pieces, literal, lambda name: name)
     if prefix:
-        regex += "(?=/|$)"
+        # \Z, not $: "$" also matches before a final newline, and "/api\n"
+        # is the segment "api\n", not the prefix "/api".
+        regex += "(?=/|\\Z)"
     return CompiledPath(template, re.compile(regex), format_, convertors)
 
 

@@ -163,13 +163,14 @@ class Router:
         # prefixes, the route's template).  Only where the mount is reached
         # for sure (see ``_reaches``); anything else takes the ordinary path.
         self._mounted_static: dict[str, tuple[dict[str | None, ASGIApp], str, str]] = {}
-        # Those mounts: a pattern route inside one is found from here too,
-        # without the mounted routers' own scopes.
-        self._plain_mounts: set[Mount] = set()
+        # Those mounts, and the router each held when this one was built: a
+        # pattern route inside one is found from here too, without the
+        # mounted routers' own scopes.
+        self._plain_mounts: dict[Mount, Router] = {}
         for entry in self.routes:
             if isinstance(entry, Mount) and _flattens(entry):
                 self._add_mounted(entry)
-                self._plain_mounts.add(entry)
+                self._plain_mounts[entry] = entry.app  # type: ignore[assignment]
         # Their pattern routes: one expression for each mount (``_routing_flat``).
         self._flat: dict[BaseRoute, FlatMount] = {}
         if self._plain_mounts:

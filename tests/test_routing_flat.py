@@ -553,3 +553,69 @@ async def test_mounts_past_the_joined_entries_limit_are_routed_router_by_router(
     assert (await _call(app, _scope("/m5/r599/1")))[1]["body"] == b"r599"
     assert (await _call(app, _scope("/m0/r0/1")))[1]["body"] == b"r0"
     assert (await _call(app, _scope("/m5/r599/x")))[0]["status"] == 404
+
+
+async def test_a_newline_after_a_mount_prefix_does_not_reach_the_mount() -> None:
+    # "$" also matches before a final newline: "/c/d\n" once reached the
+    # mount at "/c/d" router by router (whose router then matched the whole
+    # path as its own) but not through the joined expression.  The segment
+    # is "d\n": no mount, either way.
+    for wrap in (lambda app: app, _opaque):
+        seen: Seen = []
+        inner = router(route("/{a}/{b}", _endpoint(seen, "inner")))
+        app = router(mount("/c/d", wrap(inner)), mount("/u/{uid:int}", inner))
+        for path in ("/c/d\n", "/u/7\n"):
+            assert (await _call(app, _scope(path)))[0]["status"] == 404, (path, wrap)
+        assert seen == []
+
+
+class _Conditional(Convertor[str]):
+    """``ab`` if group 1 matched before, else ``ac``: a conditional counts the groups before."""
+
+    regex = "a(?(1)b|c)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_convertor("flat_conditional", _Conditional())
+
+
+async def test_a_convertor_with_a_numbered_conditional_matches_as_router_by_router() -> None:
+    # Router by router group 1 is the route's own first parameter; in the
+    # joined expression it was another route's, so "/m/v/ac" matched there.
+    for wrap in (lambda app: app, _opaque):
+        inner = router(
+            route("/k/{x}", _endpoint([], "k")),
+            route("/{x}/{v:flat_conditional}", _endpoint([], "conditional")),
+        )
+        app = router(mount("/m", wrap(inner)))
+        assert (await _call(app, _scope("/m/v/ab")))[1]["body"] == b"conditional", wrap
+        assert (await _call(app, _scope("/m/v/ac")))[0]["status"] == 404, wrap
+
+
+async def test_a_mounts_app_replaced_after_building_does_not_fail_a_request() -> None:
+    # Routers are compiled once: the routes joined from the router that was
+    # mounted still answer; anything they leave goes to the mount's app of
+    # the moment, router by router.  It raised AttributeError (a 500): the
+    # look-up behind the expression read the mount's new app as a router.
+    seen: Seen = []
+    entry = mount("/a", router(route("/u/{x}", _endpoint(seen, "old"))))
+    app = router(entry)
+    entry.app = _raw(seen, "new")
+    assert (await _call(app, _scope("/a/u/1")))[1]["body"] == b"old"
+    assert (await _call(app, _scope("/a/elsewhere")))[1]["body"] == b"new"
+    assert (await _call(app, _scope("/a")))[1]["body"] == b"new"
+
+
+async def test_a_nested_mounts_app_replaced_after_building_does_not_fail_a_request() -> None:
+    seen: Seen = []
+    inner = mount("/b", router(route("/u/{x}", _endpoint(seen, "old"))))
+    app = router(mount("/a", router(inner)))
+    inner.app = _raw(seen, "new")
+    assert (await _call(app, _scope("/a/b/u/1")))[1]["body"] == b"old"
+    assert (await _call(app, _scope("/a/b/elsewhere")))[1]["body"] == b"new"
+    assert (await _call(app, _scope("/a/b")))[1]["body"] == b"new"
