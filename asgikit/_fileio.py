@@ -48,6 +48,7 @@ class _Pool:
         self.jobs: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.threads = 0
         self.idle = 0
+        self.waiting = 0  # calls queued that no thread has taken yet
         self.lock = threading.Lock()
 
     def submit(
@@ -58,13 +59,18 @@ class _Pool:
         func: Callable[..., Any],
         args: tuple[Any, ...],
     ) -> None:
+        # A thread is started unless an idle one is left for this call: calls
+        # queued in one pass of the loop each count against the idle threads
+        # (one slow read must not hold up calls a new thread could take).
+        with self.lock:
+            self.waiting += 1
+            start = self.waiting > self.idle and self.threads < FILE_THREADS
+            if start:
+                self.threads += 1
+                name = f"asgikit-files-{self.threads}"
         self.jobs.put((loop, future, release, func, args))
-        if self.idle == 0 and self.threads < FILE_THREADS:
-            with self.lock:
-                if self.threads < FILE_THREADS:
-                    self.threads += 1
-                    name = f"asgikit-files-{self.threads}"
-                    threading.Thread(target=self._work, name=name, daemon=True).start()
+        if start:
+            threading.Thread(target=self._work, name=name, daemon=True).start()
 
     def _work(self) -> None:
         jobs = self.jobs
@@ -74,6 +80,7 @@ class _Pool:
             job = jobs.get()
             with self.lock:
                 self.idle -= 1
+                self.waiting -= 1
             loop, future, release, func, args = job
             del job
             try:

@@ -114,3 +114,21 @@ def test_buffers_have_a_byte_more_and_are_kept_a_few_of_a_few_sizes(
     spare: dict[int, list[Any]] = _fileio._SPARE
     assert len(spare) == SPARE_SIZES
     assert len(spare[1001]) == SPARE_BUFFERS
+
+
+async def test_calls_queued_together_with_one_thread_idle_get_threads_of_their_own(
+    anyio_backend: str, fresh_pool: _fileio._Pool
+) -> None:
+    if anyio_backend != "asyncio":
+        pytest.skip("the pool is asyncio's")
+    await in_thread(int)  # one thread, idle once it has answered
+    with anyio.fail_after(10):
+        while fresh_pool.idle == 0:
+            await anyio.sleep(0.001)
+    # Three calls in one pass of the loop, each waiting for the others: a
+    # stale count of idle threads would queue them all behind one thread.
+    gate = threading.Barrier(3, timeout=5)
+    with anyio.fail_after(10):
+        results = await asyncio.gather(*(in_thread(gate.wait) for _ in range(3)))
+    assert sorted(results) == [0, 1, 2]
+    assert fresh_pool.threads == 3
