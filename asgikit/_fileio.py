@@ -91,8 +91,18 @@ class _Pool:
                 loop.call_soon_threadsafe(_deliver, future, release, result, error)
             except RuntimeError:  # the loop is closed: nobody will take the result
                 if error is None and release is not None:
-                    release(result)
+                    _release(loop, release, result)
             del loop, future, release, func, args, result, error
+
+
+def _release(loop: asyncio.AbstractEventLoop, release: Callable[[Any], None], result: Any) -> None:
+    # Reported, not raised: raised in a worker thread it would end the
+    # thread, and the pool would never start another in its place.
+    try:
+        release(result)
+    except Exception as exc:
+        message = "releasing the result of a cancelled file call failed"
+        loop.call_exception_handler({"message": message, "exception": exc})
 
 
 def _deliver(

@@ -132,3 +132,36 @@ async def test_calls_queued_together_with_one_thread_idle_get_threads_of_their_o
         results = await asyncio.gather(*(in_thread(gate.wait) for _ in range(3)))
     assert sorted(results) == [0, 1, 2]
     assert fresh_pool.threads == 3
+
+
+def test_a_release_that_raises_after_the_loop_closed_leaves_the_thread_serving(
+    fresh_pool: _fileio._Pool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_fileio, "FILE_THREADS", 1)
+    entered, proceed = threading.Event(), threading.Event()
+    released: list[str] = []
+
+    def slow() -> str:
+        entered.set()
+        proceed.wait(10)
+        return "an open file"
+
+    def failing_release(result: str) -> None:
+        released.append(result)
+        raise OSError("close failed")
+
+    async def abandon() -> None:
+        asyncio.get_running_loop().create_task(in_thread(slow, release=failing_release))
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        # asyncio.run cancels the task and closes the loop while the call runs.
+
+    asyncio.run(abandon())
+    proceed.set()
+
+    async def again() -> int:
+        return await asyncio.wait_for(in_thread(int, "7"), 10)
+
+    assert asyncio.run(again()) == 7  # the one thread still takes calls
+    assert released == ["an open file"]
+    assert "close failed" in caplog.text  # reported, not swallowed
