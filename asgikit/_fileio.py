@@ -139,8 +139,9 @@ async def in_thread(
     """``func(*args)`` run in a worker thread: one hop (see the module docs).
 
     ``release`` is called with the result when the awaiting task was
-    cancelled while ``func`` ran, and nothing else will see it (a file it
-    opened is closed).  On anyio's hop the task waits, shielded, instead.
+    cancelled while ``func`` ran, or before it took the result, and nothing
+    else will see it (a file it opened is closed).  On anyio's hop the task
+    waits, shielded, instead.
     """
     try:
         task = asyncio.current_task()
@@ -151,7 +152,14 @@ async def in_thread(
     loop = task.get_loop()
     future: asyncio.Future[T] = loop.create_future()
     _pool.submit(loop, future, release, func, args)
-    return await future
+    try:
+        return await future
+    except asyncio.CancelledError:
+        # Cancelled after the result came, before the task took it: released here.
+        taken = future.done() and not future.cancelled() and future.exception() is None
+        if release is not None and taken:
+            release(future.result())
+        raise
 
 
 async def close_after_read(file: BinaryIO) -> None:

@@ -165,3 +165,35 @@ def test_a_release_that_raises_after_the_loop_closed_leaves_the_thread_serving(
     assert asyncio.run(again()) == 7  # the one thread still takes calls
     assert released == ["an open file"]
     assert "close failed" in caplog.text  # reported, not swallowed
+
+
+def test_a_result_delivered_in_the_pass_the_task_is_cancelled_is_released(
+    fresh_pool: _fileio._Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_fileio, "FILE_THREADS", 1)
+    entered, proceed, done = threading.Event(), threading.Event(), threading.Event()
+    released: list[str] = []
+
+    def slow() -> str:
+        entered.set()
+        proceed.wait(10)
+        return "an open file"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(in_thread(slow, release=released.append))
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        after = loop.create_task(in_thread(done.set))  # queued behind it on the one thread
+        await asyncio.sleep(0)
+        proceed.set()
+        # Blocking the loop until the thread has handed the result back and
+        # moved on: the result is queued, the task is cancelled right after.
+        assert done.wait(10)
+        loop.call_soon(task.cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await after
+
+    asyncio.run(main())
+    assert released == ["an open file"]
