@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import BinaryIO
 
 import anyio
+import anyio.lowlevel
 
 from asgikit._conditional import (
     FileRequest,
@@ -445,7 +446,7 @@ async def until_disconnect(
     except RuntimeError:  # no asyncio loop in this thread
         task = None
     if task is None:
-        return await run_until_disconnect(scope, receive, produce)
+        return await run_until_disconnect(scope, lambda: wait_for_disconnect(receive), produce)
     state = disconnect_state(scope)
     if state.disconnected:
         return False
@@ -457,8 +458,7 @@ async def until_disconnect(
             nonlocal failure
             state.listening = True
             try:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
+                await wait_for_disconnect(receive)
                 state.disconnected = True
                 stop.cancel()
             except Exception as exc:  # raised in the request's task, below
@@ -479,6 +479,29 @@ async def until_disconnect(
     if failure is not None:
         raise failure
     return finished
+
+
+async def wait_for_disconnect(receive: Receive) -> Message:
+    """The ``http.disconnect`` from ``receive``, other messages skipped (forever, if none comes).
+
+    A ``receive`` that answers at once (a wrapper replaying a cached body)
+    must not starve the event loop: a checkpoint follows every other
+    message.  After the last ``http.request`` only ``http.disconnect`` may
+    come (ASGI HTTP spec); a ``receive`` that gives the body again can never
+    tell a disconnect, so it is not called again (``send`` raising
+    ``OSError`` still tells one).
+    """
+    ended = False
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            return message
+        if kind == "http.request":
+            if ended:
+                await anyio.sleep_forever()
+            ended = not message.get("more_body", False)
+        await anyio.lowlevel.checkpoint()
 
 
 def _slice_pieces(content: bytes | memoryview, pieces: list[Piece], trailer: bytes) -> bytes:
@@ -520,5 +543,6 @@ __all__ = [
     "prefetch",
     "send_file",
     "until_disconnect",
+    "wait_for_disconnect",
     "with_head",
 ]

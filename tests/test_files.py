@@ -815,3 +815,43 @@ async def test_a_client_gone_before_the_body_starts_gets_nothing_and_the_file_is
     await app(scope, disconnect_after(), send)
     assert send.messages == []
     assert [f.closed for f in opened_files] == [True]
+
+
+async def test_a_receive_that_replays_the_body_without_waiting_does_not_starve_the_stream(
+    data_file: Path,
+) -> None:
+    # A body-caching wrapper that answers every call at once: the watcher
+    # must neither spin on the loop (nothing else would run) nor take it
+    # for a disconnect.
+    calls = 0
+
+    async def replaying_receive() -> Message:
+        nonlocal calls
+        calls += 1
+        if calls > 10_000:  # a guard a blocked loop cannot reach with fail_after
+            raise AssertionError("the watcher spun on the receive")
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    send = SendRecorder()
+    await file_app(data_file, chunk_size=1000)(make_scope(), replaying_receive, send)
+    assert send.complete
+    assert send.body == DATA
+    assert calls <= 2  # the second body message ended the watch
+
+
+async def test_a_receive_of_unknown_messages_that_never_waits_does_not_starve_the_stream(
+    data_file: Path,
+) -> None:
+    calls = 0
+
+    async def odd_receive() -> Message:
+        nonlocal calls
+        calls += 1
+        if calls > 1_000_000:  # one a pass of the loop: far more than ten reads take
+            raise AssertionError("the watcher spun on the receive")
+        return {"type": "http.something"}
+
+    send = SendRecorder()
+    await file_app(data_file, chunk_size=1000)(make_scope(), odd_receive, send)
+    assert send.complete
+    assert send.body == DATA
