@@ -182,6 +182,10 @@ def close_opened(result: tuple[Any, ...]) -> None:
 _SPARE: dict[int, list[bytearray]] = {}
 #: Buffers kept for reuse: at most this many chunk sizes, this many of each.
 SPARE_SIZES, SPARE_BUFFERS = 4, 8
+#: And at most this many bytes of them in all, a ``SPARE_SIZES``-th of it
+#: for each size: eight 1 MiB buffers fit, one of 8 MiB, none larger (a
+#: large ``chunk_size`` must not keep hundreds of MiB for ever).
+SPARE_BYTES = 32 * 1024 * 1024
 
 
 def take_spare(size: int) -> bytearray | None:
@@ -210,16 +214,17 @@ def give_back(buffer: bytearray) -> None:
     """Keep ``buffer`` for ``take_buffer``, unless enough are kept (no thread may write to it)."""
     spare = _SPARE.get(len(buffer))
     if spare is None:
-        if len(_SPARE) >= SPARE_SIZES:
+        if len(_SPARE) >= SPARE_SIZES or len(buffer) > SPARE_BYTES // SPARE_SIZES:
             return
         spare = _SPARE.setdefault(len(buffer), [])
-    if len(spare) < SPARE_BUFFERS:
+    if len(spare) < SPARE_BUFFERS and (len(spare) + 1) * len(buffer) <= SPARE_BYTES // SPARE_SIZES:
         spare.append(buffer)
 
 
 __all__ = [
     "FILE_THREADS",
     "SPARE_BUFFERS",
+    "SPARE_BYTES",
     "SPARE_SIZES",
     "close_after_read",
     "close_opened",

@@ -197,3 +197,24 @@ def test_a_result_delivered_in_the_pass_the_task_is_cancelled_is_released(
 
     asyncio.run(main())
     assert released == ["an open file"]
+
+
+def test_spare_buffers_of_a_large_chunk_size_are_kept_within_a_byte_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Eight responses with 16 MiB chunks end at once: the process must not
+    # keep 128 MiB of buffers for ever (calloc'ed: no page is touched here).
+    monkeypatch.setattr(_fileio, "_SPARE", {})
+    for size in (16 << 20, 8 << 20, 4 << 20, 1 << 20):
+        for _ in range(SPARE_BUFFERS):
+            give_back(bytearray(size))
+    spare: dict[int, list[Any]] = _fileio._SPARE
+    assert sum(len(b) for buffers in spare.values() for b in buffers) <= _fileio.SPARE_BYTES
+    assert {size: len(buffers) for size, buffers in spare.items()} == {
+        8 << 20: 1,
+        4 << 20: 2,
+        1 << 20: 8,
+    }
+    taken = take_buffer((4 << 20) - 1)
+    give_back(taken)  # taken and given back: kept again
+    assert spare[4 << 20][-1] is taken
