@@ -118,7 +118,7 @@ async def test_reads_cancelled_mid_hop_never_write_into_another_responses_buffer
                 with scope:
                     await app(make_scope(path=path), body_receive(), SendRecorder())
 
-            for scope, (_, app, path) in zip(scopes, victims):
+            for scope, (_, app, path) in zip(scopes, victims, strict=True):
                 group.start_soon(victim, scope, app, path)
             while gate.trapped < len(victims):  # every victim is in a read hop
                 await anyio.sleep(0.001)
