@@ -158,7 +158,7 @@ async def in_thread(
         # Cancelled after the result came, before the task took it: released here.
         taken = future.done() and not future.cancelled() and future.exception() is None
         if release is not None and taken:
-            release(future.result())
+            _release(loop, release, future.result())  # the cancellation goes on
         raise
 
 

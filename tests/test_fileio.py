@@ -167,12 +167,18 @@ def test_a_release_that_raises_after_the_loop_closed_leaves_the_thread_serving(
     assert "close failed" in caplog.text  # reported, not swallowed
 
 
+@pytest.mark.parametrize("release_fails", [False, True])
 def test_a_result_delivered_in_the_pass_the_task_is_cancelled_is_released(
-    fresh_pool: _fileio._Pool, monkeypatch: pytest.MonkeyPatch
+    fresh_pool: _fileio._Pool, monkeypatch: pytest.MonkeyPatch, release_fails: bool
 ) -> None:
     monkeypatch.setattr(_fileio, "FILE_THREADS", 1)
     entered, proceed, done = threading.Event(), threading.Event(), threading.Event()
     released: list[str] = []
+
+    def release(result: str) -> None:
+        released.append(result)
+        if release_fails:
+            raise OSError("close failed")  # reported; the task is still cancelled
 
     def slow() -> str:
         entered.set()
@@ -181,7 +187,7 @@ def test_a_result_delivered_in_the_pass_the_task_is_cancelled_is_released(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        task = loop.create_task(in_thread(slow, release=released.append))
+        task = loop.create_task(in_thread(slow, release=release))
         while not entered.is_set():
             await asyncio.sleep(0.001)
         after = loop.create_task(in_thread(done.set))  # queued behind it on the one thread
