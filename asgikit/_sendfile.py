@@ -341,6 +341,23 @@ async def send_file(
         if plan.length <= chunk_size:
             # One read and one message: no disconnect watcher is worth its task here.
             reading = True
+            if info.st_size <= chunk_size:
+                # The whole file, read as a prefetch is: read again if its size
+                # changed since the open (a deploy rewriting it), and the answer
+                # planned again for what was read; never the new file cut to
+                # the old length.  ``FileChanged`` if it will not hold still.
+                if buffer is None and info.st_size > READ_INTO_ABOVE:
+                    buffer = take_buffer(chunk_size)
+                _, read, content = await in_thread(prefetch, opened, info, chunk_size, buffer)
+                reading = False
+                assert content is not None
+                if read is not info:
+                    plan = _plan(method, request, read, status_code, headers)
+                    if plan.pieces is None:
+                        return await _send_empty(send, plan.status, plan.headers)
+                    start = {**start, "status": plan.status, "headers": plan.headers}
+                    pieces = plan.pieces
+                return await _send_whole(send, start, _slice_pieces(content, pieces, plan.trailer))
             if len(pieces) == 1 and not plan.trailer and plan.length > READ_INTO_ABOVE:
                 if buffer is None:
                     buffer = take_buffer(chunk_size)

@@ -512,7 +512,7 @@ async def test_a_mid_size_file_is_read_whole_into_the_reused_buffer_in_one_hop(
     assert (first.body, second.body) == (DATA * 4, DATA[::-1] * 4)
     # The first: opened (nothing allocated in the thread), then read into a
     # new buffer; the second: opened and read into that one, one hop.
-    assert [hop.split(":")[1] for hop in hops] == ["_open_or_fail", "_read_into", "_open_or_fail"]
+    assert [hop.split(":")[1] for hop in hops] == ["_open_or_fail", "prefetch", "_open_or_fail"]
     assert len(targets) == 2
     assert targets[0] is targets[1]
     bodies = [m["body"] for m in first.messages + second.messages if "body" in m]

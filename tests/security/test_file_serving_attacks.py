@@ -195,3 +195,51 @@ async def test_a_fifo_is_refused_without_blocking_with_read_on_loop(tmp_path: Pa
             make_scope(path="/fifo"), body_receive(), sent
         )
     assert sent.status == 404
+
+
+@pytest.mark.parametrize("new_size", [25_000, 18_000, 0])
+@pytest.mark.parametrize("via", ["static_files", "FileResponse"])
+async def test_a_file_rewritten_between_its_open_and_its_read_is_sent_whole_never_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_size: int, via: str
+) -> None:
+    # A deploy rewrites a 20 KB file (above 16 KiB, within one chunk) after
+    # the hop that opened it, before the hop that reads it (no spare buffer
+    # yet, so the open did not read it).  The client must get one whole
+    # version with its own length, or a 404 from static_files: never the
+    # new file cut to the old length, nor a 500.
+    page = tmp_path / "page.bin"
+    old = hashlib.shake_256(b"old").digest(20_000)
+    new = hashlib.shake_256(b"new").digest(new_size)
+    page.write_bytes(old)
+    read_into, read_whole = _sendfile._read_into, _sendfile._read_whole
+    rewritten: list[bool] = []
+
+    def rewrite() -> None:
+        if not rewritten:
+            rewritten.append(True)
+            with open(page, "r+b") as file:  # in place: the open file sees it
+                file.truncate(0)
+                file.write(new)
+
+    def late_read_into(file: Any, start: int, target: memoryview, close: bool = False) -> int:
+        rewrite()
+        return read_into(file, start, target, close)
+
+    def late_read_whole(file: Any, size: int, buffer: bytearray | None) -> Any:
+        rewrite()
+        return read_whole(file, size, buffer)
+
+    monkeypatch.setattr(_sendfile, "_read_into", late_read_into)
+    monkeypatch.setattr(_sendfile, "_read_whole", late_read_whole)
+    if via == "static_files":
+        app = static_files(tmp_path, chunk_size=CHUNK)
+    else:
+        app = FileResponse(page, chunk_size=CHUNK)
+    sent = SendRecorder()
+    await app(make_scope(path="/page.bin"), body_receive(), sent)
+    assert rewritten
+    if via == "static_files" and sent.status == 404:
+        return
+    assert sent.status == 200
+    assert sent.body in (old, new)
+    assert sent.header(b"content-length") == [str(len(sent.body)).encode()]
