@@ -51,9 +51,17 @@ def guess_media_type(name: str) -> str:
 
     Guessed once per base name (``mimetypes`` takes microseconds, a good
     share of serving a small file), so ``mimetypes.add_type`` calls belong
-    at start-up, before the first response.
+    at start-up, before the first response.  A name longer than a file
+    name can be (a download name from a client) is guessed, not kept.
     """
-    return _guess(os.path.basename(name))
+    basename = os.path.basename(name)
+    if len(basename) > _CACHED_NAME_MAX:
+        return _guess.__wrapped__(basename)
+    return _guess(basename)
+
+
+# NAME_MAX on common file systems: a longer name is no file's, and not cached.
+_CACHED_NAME_MAX = 255
 
 
 @functools.lru_cache(maxsize=1024)

@@ -81,6 +81,24 @@ def test_a_names_media_type_is_guessed_once(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(calls) == 1
 
 
+def test_long_download_names_from_clients_are_not_kept_by_the_media_type_cache() -> None:
+    # FileResponse(path, filename=<from the query string>): a thousand
+    # distinct 64 KiB names must not leave 64 MiB in the cache.
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(200):
+            name = f"{index}-" + "x" * 64 * 1024 + ".pdf"
+            assert guess_media_type(name) == "application/pdf"
+            del name
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1024 * 1024
+
+
 # -- headers -----------------------------------------------------------------
 
 
