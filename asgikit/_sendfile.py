@@ -202,8 +202,8 @@ def _read_pieces(file: BinaryIO, pieces: list[Piece], trailer: bytes) -> bytes:
             out += head
             file.seek(start)
             data = file.read(stop - start)
-            if len(data) != stop - start:
-                raise RuntimeError("the file shrank while it was being sent")
+            if len(data) != stop - start:  # nothing sent yet: see send_file
+                raise FileChanged("the file shrank while it was being sent")
             out += data
         out += trailer
         return bytes(out)
@@ -312,7 +312,10 @@ async def send_file(
     ``buffer`` (from ``take_buffer(chunk_size)``), if given, is this
     function's: the chunks are read into it, and it is given back.
     Whatever file is open is closed before this returns.  Returns ``False``
-    if the client left before the response was complete.
+    if the client left before the response was complete.  ``FileChanged``
+    is raised when the file changed so that nothing could be sent (a body
+    of one chunk); a file that shrinks while it streams is a ``RuntimeError``
+    (its headers are sent).
     """
     streamed = owned = reading = False
     try:
@@ -365,7 +368,7 @@ async def send_file(
                 got = await in_thread(_read_into, opened, pieces[0][1], target, True)
                 reading = False
                 if got != plan.length:
-                    raise RuntimeError("the file shrank while it was being sent")
+                    raise FileChanged("the file shrank while it was being sent")
                 return await _send_whole(send, start, bytes(target))
             body = await in_thread(_read_pieces, opened, pieces, plan.trailer)
             reading = False

@@ -243,3 +243,40 @@ async def test_a_file_rewritten_between_its_open_and_its_read_is_sent_whole_neve
     assert sent.status == 200
     assert sent.body in (old, new)
     assert sent.header(b"content-length") == [str(len(sent.body)).encode()]
+
+
+@pytest.mark.parametrize(
+    "byte_range", ["bytes=50000-60000", "bytes=40000-60000", "bytes=0-9,50000-50100"]
+)
+async def test_a_range_of_a_file_truncated_before_its_read_is_a_404_not_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, byte_range: str
+) -> None:
+    # static_files: "a tree that changes under a request answers 404, never a 500".
+    page = tmp_path / "big.bin"
+    page.write_bytes(hashlib.shake_256(b"big").digest(100_000))
+    read_into, read_pieces = _sendfile._read_into, _sendfile._read_pieces
+
+    def truncate() -> None:
+        os.truncate(page, 45_000)
+
+    def late_read_into(file: Any, start: int, target: memoryview, close: bool = False) -> int:
+        truncate()
+        return read_into(file, start, target, close)
+
+    def late_read_pieces(file: Any, pieces: Any, trailer: bytes) -> bytes:
+        truncate()
+        return read_pieces(file, pieces, trailer)
+
+    monkeypatch.setattr(_sendfile, "_read_into", late_read_into)
+    monkeypatch.setattr(_sendfile, "_read_pieces", late_read_pieces)
+    sent = SendRecorder()
+    headers = [(b"range", byte_range.encode())]
+    await static_files(tmp_path, chunk_size=CHUNK)(
+        make_scope(path="/big.bin", headers=headers), body_receive(), sent
+    )
+    assert sent.status == 404
+    page.write_bytes(hashlib.shake_256(b"big").digest(100_000))
+    with pytest.raises(RuntimeError, match="shrank"):
+        await FileResponse(page, chunk_size=CHUNK)(
+            make_scope(headers=headers), body_receive(), SendRecorder()
+        )
