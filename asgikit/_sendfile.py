@@ -374,6 +374,9 @@ async def send_file(
             reading = False
             return await _send_whole(send, start, body)
 
+        if prefetched is not None and len(prefetched) < min(chunk_size, info.st_size):
+            # The head read with the open is short: the file shrank, and nothing is sent yet.
+            raise FileChanged("the file shrank while it was being sent")
         head: bytes | memoryview = b""
         if prefetched and len(pieces) == 1 and not plan.trailer and pieces[0][:2] == (b"", 0):
             # The whole file from its first byte: its head was read with the open.

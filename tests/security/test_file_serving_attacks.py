@@ -280,3 +280,28 @@ async def test_a_range_of_a_file_truncated_before_its_read_is_a_404_not_a_500(
         await FileResponse(page, chunk_size=CHUNK)(
             make_scope(headers=headers), body_receive(), SendRecorder()
         )
+
+
+@pytest.mark.parametrize("new_size", [0, 10_000, CHUNK - 1])
+async def test_a_large_file_truncated_before_its_head_is_read_is_a_404_not_a_cut_200(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_size: int
+) -> None:
+    # Stat says 100 KB; the file is cut before the open's hop reads its
+    # first chunk: nothing is sent yet, so static_files can still say 404.
+    # (Cut to more than a chunk, it is seen only once the headers are sent.)
+    page = tmp_path / "big.bin"
+    page.write_bytes(hashlib.shake_256(b"big").digest(100_000))
+    monkeypatch.setattr(_fileio, "_SPARE", {CHUNK + 1: [bytearray(CHUNK + 1)]})
+    read_into = _sendfile._read_into
+
+    def late_read_into(file: Any, start: int, target: memoryview, close: bool = False) -> int:
+        if start == 0:
+            os.truncate(page, new_size)
+        return read_into(file, start, target, close)
+
+    monkeypatch.setattr(_sendfile, "_read_into", late_read_into)
+    sent = SendRecorder()
+    await static_files(tmp_path, chunk_size=CHUNK)(
+        make_scope(path="/big.bin"), body_receive(), sent
+    )
+    assert sent.status == 404
