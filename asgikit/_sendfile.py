@@ -509,12 +509,14 @@ async def wait_for_disconnect(receive: Receive) -> Message:
 
     A ``receive`` that answers at once (a wrapper replaying a cached body)
     must not starve the event loop: a checkpoint follows every other
-    message.  After the last ``http.request`` only ``http.disconnect`` may
+    message after the first (the request's body, most often: a checkpoint
+    costs as much as the rest of the watch).  After the last
+    ``http.request`` only ``http.disconnect`` may
     come (ASGI HTTP spec); a ``receive`` that gives the body again can never
     tell a disconnect, so it is not called again (``send`` raising
     ``OSError`` still tells one).
     """
-    ended = False
+    ended = seen = False
     while True:
         message = await receive()
         kind = message["type"]
@@ -524,7 +526,9 @@ async def wait_for_disconnect(receive: Receive) -> Message:
             if ended:
                 await anyio.sleep_forever()
             ended = not message.get("more_body", False)
-        await anyio.lowlevel.checkpoint()
+        if seen:
+            await anyio.lowlevel.checkpoint()
+        seen = True
 
 
 def _slice_pieces(content: bytes | memoryview, pieces: list[Piece], trailer: bytes) -> bytes:
