@@ -48,7 +48,6 @@ class _Pool:
         self.jobs: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.threads = 0
         self.idle = 0
-        self.waiting = 0  # calls queued that no thread has taken yet
         self.lock = threading.Lock()
 
     def submit(
@@ -62,15 +61,18 @@ class _Pool:
         # A thread is started unless an idle one is left for this call: calls
         # queued in one pass of the loop each count against the idle threads
         # (one slow read must not hold up calls a new thread could take).
+        jobs = self.jobs
+        jobs.put((loop, future, release, func, args))
+        if jobs.qsize() > self.idle and self.threads < FILE_THREADS:
+            self._start()
+
+    def _start(self) -> None:
         with self.lock:
-            self.waiting += 1
-            start = self.waiting > self.idle and self.threads < FILE_THREADS
-            if start:
-                self.threads += 1
-                name = f"asgikit-files-{self.threads}"
-        self.jobs.put((loop, future, release, func, args))
-        if start:
-            threading.Thread(target=self._work, name=name, daemon=True).start()
+            if self.threads >= FILE_THREADS:
+                return
+            self.threads += 1
+            name = f"asgikit-files-{self.threads}"
+        threading.Thread(target=self._work, name=name, daemon=True).start()
 
     def _work(self) -> None:
         jobs = self.jobs
@@ -80,7 +82,10 @@ class _Pool:
             job = jobs.get()
             with self.lock:
                 self.idle -= 1
-                self.waiting -= 1
+            # Calls queued while this thread still counted as idle get their
+            # thread here (submit saw one idle thread too many).
+            if jobs.qsize() > self.idle and self.threads < FILE_THREADS:
+                self._start()
             loop, future, release, func, args = job
             del job
             try:

@@ -130,8 +130,8 @@ async def test_calls_queued_together_with_one_thread_idle_get_threads_of_their_o
     gate = threading.Barrier(3, timeout=5)
     with anyio.fail_after(10):
         results = await asyncio.gather(*(in_thread(gate.wait) for _ in range(3)))
-    assert sorted(results) == [0, 1, 2]
-    assert fresh_pool.threads == 3
+    assert sorted(results) == [0, 1, 2]  # three ran at once
+    assert 3 <= fresh_pool.threads <= _fileio.FILE_THREADS
 
 
 def test_a_release_that_raises_after_the_loop_closed_leaves_the_thread_serving(
