@@ -58,13 +58,21 @@ class _Pool:
         func: Callable[..., Any],
         args: tuple[Any, ...],
     ) -> None:
-        self.jobs.put((loop, future, release, func, args))
-        if self.idle == 0 and self.threads < FILE_THREADS:
-            with self.lock:
-                if self.threads < FILE_THREADS:
-                    self.threads += 1
-                    name = f"asgikit-files-{self.threads}"
-                    threading.Thread(target=self._work, name=name, daemon=True).start()
+        # A thread is started unless an idle one is left for this call: calls
+        # queued in one pass of the loop each count against the idle threads
+        # (one slow read must not hold up calls a new thread could take).
+        jobs = self.jobs
+        jobs.put((loop, future, release, func, args))
+        if jobs.qsize() > self.idle and self.threads < FILE_THREADS:
+            self._start()
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.threads >= FILE_THREADS:
+                return
+            self.threads += 1
+            name = f"asgikit-files-{self.threads}"
+        threading.Thread(target=self._work, name=name, daemon=True).start()
 
     def _work(self) -> None:
         jobs = self.jobs
@@ -74,6 +82,10 @@ class _Pool:
             job = jobs.get()
             with self.lock:
                 self.idle -= 1
+            # Calls queued while this thread still counted as idle get their
+            # thread here (submit saw one idle thread too many).
+            if jobs.qsize() > self.idle and self.threads < FILE_THREADS:
+                self._start()
             loop, future, release, func, args = job
             del job
             try:
@@ -84,8 +96,18 @@ class _Pool:
                 loop.call_soon_threadsafe(_deliver, future, release, result, error)
             except RuntimeError:  # the loop is closed: nobody will take the result
                 if error is None and release is not None:
-                    release(result)
+                    _release(loop, release, result)
             del loop, future, release, func, args, result, error
+
+
+def _release(loop: asyncio.AbstractEventLoop, release: Callable[[Any], None], result: Any) -> None:
+    # Reported, not raised: raised in a worker thread it would end the
+    # thread, and the pool would never start another in its place.
+    try:
+        release(result)
+    except Exception as exc:
+        message = "releasing the result of a cancelled file call failed"
+        loop.call_exception_handler({"message": message, "exception": exc})
 
 
 def _deliver(
@@ -122,8 +144,9 @@ async def in_thread(
     """``func(*args)`` run in a worker thread: one hop (see the module docs).
 
     ``release`` is called with the result when the awaiting task was
-    cancelled while ``func`` ran, and nothing else will see it (a file it
-    opened is closed).  On anyio's hop the task waits, shielded, instead.
+    cancelled while ``func`` ran, or before it took the result, and nothing
+    else will see it (a file it opened is closed).  On anyio's hop the task
+    waits, shielded, instead.
     """
     try:
         task = asyncio.current_task()
@@ -134,7 +157,14 @@ async def in_thread(
     loop = task.get_loop()
     future: asyncio.Future[T] = loop.create_future()
     _pool.submit(loop, future, release, func, args)
-    return await future
+    try:
+        return await future
+    except asyncio.CancelledError:
+        # Cancelled after the result came, before the task took it: released here.
+        taken = future.done() and not future.cancelled() and future.exception() is None
+        if release is not None and taken:
+            _release(loop, release, future.result())  # the cancellation goes on
+        raise
 
 
 async def close_after_read(file: BinaryIO) -> None:
@@ -157,6 +187,10 @@ def close_opened(result: tuple[Any, ...]) -> None:
 _SPARE: dict[int, list[bytearray]] = {}
 #: Buffers kept for reuse: at most this many chunk sizes, this many of each.
 SPARE_SIZES, SPARE_BUFFERS = 4, 8
+#: And at most this many bytes of them in all, a ``SPARE_SIZES``-th of it
+#: for each size: eight 1 MiB buffers fit, one of 8 MiB, none larger (a
+#: large ``chunk_size`` must not keep hundreds of MiB for ever).
+SPARE_BYTES = 32 * 1024 * 1024
 
 
 def take_spare(size: int) -> bytearray | None:
@@ -185,16 +219,17 @@ def give_back(buffer: bytearray) -> None:
     """Keep ``buffer`` for ``take_buffer``, unless enough are kept (no thread may write to it)."""
     spare = _SPARE.get(len(buffer))
     if spare is None:
-        if len(_SPARE) >= SPARE_SIZES:
+        if len(_SPARE) >= SPARE_SIZES or len(buffer) > SPARE_BYTES // SPARE_SIZES:
             return
         spare = _SPARE.setdefault(len(buffer), [])
-    if len(spare) < SPARE_BUFFERS:
+    if len(spare) < SPARE_BUFFERS and (len(spare) + 1) * len(buffer) <= SPARE_BYTES // SPARE_SIZES:
         spare.append(buffer)
 
 
 __all__ = [
     "FILE_THREADS",
     "SPARE_BUFFERS",
+    "SPARE_BYTES",
     "SPARE_SIZES",
     "close_after_read",
     "close_opened",

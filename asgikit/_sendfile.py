@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import BinaryIO
 
 import anyio
+import anyio.lowlevel
 
 from asgikit._conditional import (
     FileRequest,
@@ -201,8 +202,8 @@ def _read_pieces(file: BinaryIO, pieces: list[Piece], trailer: bytes) -> bytes:
             out += head
             file.seek(start)
             data = file.read(stop - start)
-            if len(data) != stop - start:
-                raise RuntimeError("the file shrank while it was being sent")
+            if len(data) != stop - start:  # nothing sent yet: see send_file
+                raise FileChanged("the file shrank while it was being sent")
             out += data
         out += trailer
         return bytes(out)
@@ -311,7 +312,10 @@ async def send_file(
     ``buffer`` (from ``take_buffer(chunk_size)``), if given, is this
     function's: the chunks are read into it, and it is given back.
     Whatever file is open is closed before this returns.  Returns ``False``
-    if the client left before the response was complete.
+    if the client left before the response was complete.  ``FileChanged``
+    is raised when the file changed so that nothing could be sent (a body
+    of one chunk); a file that shrinks while it streams is a ``RuntimeError``
+    (its headers are sent).
     """
     streamed = owned = reading = False
     try:
@@ -340,6 +344,23 @@ async def send_file(
         if plan.length <= chunk_size:
             # One read and one message: no disconnect watcher is worth its task here.
             reading = True
+            if info.st_size <= chunk_size:
+                # The whole file, read as a prefetch is: read again if its size
+                # changed since the open (a deploy rewriting it), and the answer
+                # planned again for what was read; never the new file cut to
+                # the old length.  ``FileChanged`` if it will not hold still.
+                if buffer is None and info.st_size > READ_INTO_ABOVE:
+                    buffer = take_buffer(chunk_size)
+                _, read, content = await in_thread(prefetch, opened, info, chunk_size, buffer)
+                reading = False
+                assert content is not None
+                if read is not info:
+                    plan = _plan(method, request, read, status_code, headers)
+                    if plan.pieces is None:
+                        return await _send_empty(send, plan.status, plan.headers)
+                    start = {**start, "status": plan.status, "headers": plan.headers}
+                    pieces = plan.pieces
+                return await _send_whole(send, start, _slice_pieces(content, pieces, plan.trailer))
             if len(pieces) == 1 and not plan.trailer and plan.length > READ_INTO_ABOVE:
                 if buffer is None:
                     buffer = take_buffer(chunk_size)
@@ -347,12 +368,15 @@ async def send_file(
                 got = await in_thread(_read_into, opened, pieces[0][1], target, True)
                 reading = False
                 if got != plan.length:
-                    raise RuntimeError("the file shrank while it was being sent")
+                    raise FileChanged("the file shrank while it was being sent")
                 return await _send_whole(send, start, bytes(target))
             body = await in_thread(_read_pieces, opened, pieces, plan.trailer)
             reading = False
             return await _send_whole(send, start, body)
 
+        if prefetched is not None and len(prefetched) < min(chunk_size, info.st_size):
+            # The head read with the open is short: the file shrank, and nothing is sent yet.
+            raise FileChanged("the file shrank while it was being sent")
         head: bytes | memoryview = b""
         if prefetched and len(pieces) == 1 and not plan.trailer and pieces[0][:2] == (b"", 0):
             # The whole file from its first byte: its head was read with the open.
@@ -445,7 +469,7 @@ async def until_disconnect(
     except RuntimeError:  # no asyncio loop in this thread
         task = None
     if task is None:
-        return await run_until_disconnect(scope, receive, produce)
+        return await run_until_disconnect(scope, lambda: wait_for_disconnect(receive), produce)
     state = disconnect_state(scope)
     if state.disconnected:
         return False
@@ -457,8 +481,7 @@ async def until_disconnect(
             nonlocal failure
             state.listening = True
             try:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
+                await wait_for_disconnect(receive)
                 state.disconnected = True
                 stop.cancel()
             except Exception as exc:  # raised in the request's task, below
@@ -479,6 +502,33 @@ async def until_disconnect(
     if failure is not None:
         raise failure
     return finished
+
+
+async def wait_for_disconnect(receive: Receive) -> Message:
+    """The ``http.disconnect`` from ``receive``, other messages skipped (forever, if none comes).
+
+    A ``receive`` that answers at once (a wrapper replaying a cached body)
+    must not starve the event loop: a checkpoint follows every other
+    message after the first (the request's body, most often: a checkpoint
+    costs as much as the rest of the watch).  After the last
+    ``http.request`` only ``http.disconnect`` may
+    come (ASGI HTTP spec); a ``receive`` that gives the body again can never
+    tell a disconnect, so it is not called again (``send`` raising
+    ``OSError`` still tells one).
+    """
+    ended = seen = False
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            return message
+        if kind == "http.request":
+            if ended:
+                await anyio.sleep_forever()
+            ended = not message.get("more_body", False)
+        if seen:
+            await anyio.lowlevel.checkpoint()
+        seen = True
 
 
 def _slice_pieces(content: bytes | memoryview, pieces: list[Piece], trailer: bytes) -> bytes:
@@ -520,5 +570,6 @@ __all__ = [
     "prefetch",
     "send_file",
     "until_disconnect",
+    "wait_for_disconnect",
     "with_head",
 ]

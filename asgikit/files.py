@@ -29,7 +29,13 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from asgikit._fileio import close_opened, give_back, in_thread, take_spare
-from asgikit._sendfile import FileRequest, open_and_prefetch, open_with_head, send_file
+from asgikit._sendfile import (
+    FileChanged,
+    FileRequest,
+    open_and_prefetch,
+    open_with_head,
+    send_file,
+)
 from asgikit.background import BackgroundTask
 from asgikit.datastructures import validate_header
 from asgikit.responses import Response
@@ -51,9 +57,17 @@ def guess_media_type(name: str) -> str:
 
     Guessed once per base name (``mimetypes`` takes microseconds, a good
     share of serving a small file), so ``mimetypes.add_type`` calls belong
-    at start-up, before the first response.
+    at start-up, before the first response.  A name longer than a file
+    name can be (a download name from a client) is guessed, not kept.
     """
-    return _guess(os.path.basename(name))
+    basename = os.path.basename(name)
+    if len(basename) > _CACHED_NAME_MAX:
+        return _guess.__wrapped__(basename)
+    return _guess(basename)
+
+
+# NAME_MAX on common file systems: a longer name is no file's, and not cached.
+_CACHED_NAME_MAX = 255
 
 
 @functools.lru_cache(maxsize=1024)
@@ -157,20 +171,23 @@ class FileResponse(Response):
             if buffer is not None and not isinstance(data, memoryview):
                 give_back(buffer)  # a small file: nothing was read into it
                 buffer = None
-        completed = await send_file(
-            scope,
-            receive,
-            send,
-            path=self.path,
-            info=info,
-            file=file,
-            status_code=self.status_code,
-            headers=self._header_list(),
-            request=request,
-            chunk_size=self.chunk_size,
-            prefetched=data,
-            buffer=buffer,
-        )
+        try:
+            completed = await send_file(
+                scope,
+                receive,
+                send,
+                path=self.path,
+                info=info,
+                file=file,
+                status_code=self.status_code,
+                headers=self._header_list(),
+                request=request,
+                chunk_size=self.chunk_size,
+                prefetched=data,
+                buffer=buffer,
+            )
+        except FileChanged as exc:  # a RuntimeError, as for a file that is not there
+            raise RuntimeError(f"{exc} (at path {self.path})") from exc
         if completed and self.background is not None:
             await self.background()
 

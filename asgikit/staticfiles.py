@@ -55,7 +55,14 @@ from urllib.parse import quote
 from asgikit._fileio import give_back, in_thread, take_spare
 from asgikit._safeopen import NOT_OPENED, is_absent, open_inside
 from asgikit._safepath import request_segments
-from asgikit._sendfile import FileRequest, adopt_regular, prefetch, send_file, with_head
+from asgikit._sendfile import (
+    FileChanged,
+    FileRequest,
+    adopt_regular,
+    prefetch,
+    send_file,
+    with_head,
+)
 from asgikit.datastructures import full_path, parse_accept_encoding, route_path
 from asgikit.exceptions import HTTPException
 from asgikit.files import guess_media_type
@@ -223,20 +230,23 @@ class StaticFiles:
         if found.info is None:
             await self._error(scope, receive, send, found.status)
             return
-        await send_file(
-            scope,
-            receive,
-            send,
-            path=found.path,
-            info=found.info,
-            file=found.file,
-            status_code=found.status,
-            headers=self._headers(found, path),
-            request=request,
-            chunk_size=self.settings.chunk_size,
-            prefetched=found.content,
-            buffer=buffer,
-        )
+        try:
+            await send_file(
+                scope,
+                receive,
+                send,
+                path=found.path,
+                info=found.info,
+                file=found.file,
+                status_code=found.status,
+                headers=self._headers(found, path),
+                request=request,
+                chunk_size=self.settings.chunk_size,
+                prefetched=found.content,
+                buffer=buffer,
+            )
+        except FileChanged:  # rewritten until nothing could be sent of it: as if absent
+            await self._error(scope, receive, send, 404)
 
     def _headers(self, found: _Found, path: str) -> list[tuple[bytes, bytes]]:
         media_type = guess_media_type(found.name)

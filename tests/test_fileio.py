@@ -114,3 +114,113 @@ def test_buffers_have_a_byte_more_and_are_kept_a_few_of_a_few_sizes(
     spare: dict[int, list[Any]] = _fileio._SPARE
     assert len(spare) == SPARE_SIZES
     assert len(spare[1001]) == SPARE_BUFFERS
+
+
+async def test_calls_queued_together_with_one_thread_idle_get_threads_of_their_own(
+    anyio_backend: str, fresh_pool: _fileio._Pool
+) -> None:
+    if anyio_backend != "asyncio":
+        pytest.skip("the pool is asyncio's")
+    await in_thread(int)  # one thread, idle once it has answered
+    with anyio.fail_after(10):
+        while fresh_pool.idle == 0:
+            await anyio.sleep(0.001)
+    # Three calls in one pass of the loop, each waiting for the others: a
+    # stale count of idle threads would queue them all behind one thread.
+    gate = threading.Barrier(3, timeout=5)
+    with anyio.fail_after(10):
+        results = await asyncio.gather(*(in_thread(gate.wait) for _ in range(3)))
+    assert sorted(results) == [0, 1, 2]  # three ran at once
+    assert 3 <= fresh_pool.threads <= _fileio.FILE_THREADS
+
+
+def test_a_release_that_raises_after_the_loop_closed_leaves_the_thread_serving(
+    fresh_pool: _fileio._Pool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_fileio, "FILE_THREADS", 1)
+    entered, proceed = threading.Event(), threading.Event()
+    released: list[str] = []
+
+    def slow() -> str:
+        entered.set()
+        proceed.wait(10)
+        return "an open file"
+
+    def failing_release(result: str) -> None:
+        released.append(result)
+        raise OSError("close failed")
+
+    async def abandon() -> None:
+        asyncio.get_running_loop().create_task(in_thread(slow, release=failing_release))
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        # asyncio.run cancels the task and closes the loop while the call runs.
+
+    asyncio.run(abandon())
+    proceed.set()
+
+    async def again() -> int:
+        return await asyncio.wait_for(in_thread(int, "7"), 10)
+
+    assert asyncio.run(again()) == 7  # the one thread still takes calls
+    assert released == ["an open file"]
+    assert "close failed" in caplog.text  # reported, not swallowed
+
+
+@pytest.mark.parametrize("release_fails", [False, True])
+def test_a_result_delivered_in_the_pass_the_task_is_cancelled_is_released(
+    fresh_pool: _fileio._Pool, monkeypatch: pytest.MonkeyPatch, release_fails: bool
+) -> None:
+    monkeypatch.setattr(_fileio, "FILE_THREADS", 1)
+    entered, proceed, done = threading.Event(), threading.Event(), threading.Event()
+    released: list[str] = []
+
+    def release(result: str) -> None:
+        released.append(result)
+        if release_fails:
+            raise OSError("close failed")  # reported; the task is still cancelled
+
+    def slow() -> str:
+        entered.set()
+        proceed.wait(10)
+        return "an open file"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(in_thread(slow, release=release))
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        after = loop.create_task(in_thread(done.set))  # queued behind it on the one thread
+        await asyncio.sleep(0)
+        proceed.set()
+        # Blocking the loop until the thread has handed the result back and
+        # moved on: the result is queued, the task is cancelled right after.
+        assert done.wait(10)
+        loop.call_soon(task.cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await after
+
+    asyncio.run(main())
+    assert released == ["an open file"]
+
+
+def test_spare_buffers_of_a_large_chunk_size_are_kept_within_a_byte_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Eight responses with 16 MiB chunks end at once: the process must not
+    # keep 128 MiB of buffers for ever (calloc'ed: no page is touched here).
+    monkeypatch.setattr(_fileio, "_SPARE", {})
+    for size in (16 << 20, 8 << 20, 4 << 20, 1 << 20):
+        for _ in range(SPARE_BUFFERS):
+            give_back(bytearray(size))
+    spare: dict[int, list[Any]] = _fileio._SPARE
+    assert sum(len(b) for buffers in spare.values() for b in buffers) <= _fileio.SPARE_BYTES
+    assert {size: len(buffers) for size, buffers in spare.items()} == {
+        8 << 20: 1,
+        4 << 20: 2,
+        1 << 20: 8,
+    }
+    taken = take_buffer((4 << 20) - 1)
+    give_back(taken)  # taken and given back: kept again
+    assert spare[4 << 20][-1] is taken

@@ -81,6 +81,24 @@ def test_a_names_media_type_is_guessed_once(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(calls) == 1
 
 
+def test_long_download_names_from_clients_are_not_kept_by_the_media_type_cache() -> None:
+    # FileResponse(path, filename=<from the query string>): a thousand
+    # distinct 64 KiB names must not leave 64 MiB in the cache.
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(200):
+            name = f"{index}-" + "x" * 64 * 1024 + ".pdf"
+            assert guess_media_type(name) == "application/pdf"
+            del name
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1024 * 1024
+
+
 # -- headers -----------------------------------------------------------------
 
 
@@ -512,7 +530,7 @@ async def test_a_mid_size_file_is_read_whole_into_the_reused_buffer_in_one_hop(
     assert (first.body, second.body) == (DATA * 4, DATA[::-1] * 4)
     # The first: opened (nothing allocated in the thread), then read into a
     # new buffer; the second: opened and read into that one, one hop.
-    assert [hop.split(":")[1] for hop in hops] == ["_open_or_fail", "_read_into", "_open_or_fail"]
+    assert [hop.split(":")[1] for hop in hops] == ["_open_or_fail", "prefetch", "_open_or_fail"]
     assert len(targets) == 2
     assert targets[0] is targets[1]
     bodies = [m["body"] for m in first.messages + second.messages if "body" in m]
@@ -815,3 +833,43 @@ async def test_a_client_gone_before_the_body_starts_gets_nothing_and_the_file_is
     await app(scope, disconnect_after(), send)
     assert send.messages == []
     assert [f.closed for f in opened_files] == [True]
+
+
+async def test_a_receive_that_replays_the_body_without_waiting_does_not_starve_the_stream(
+    data_file: Path,
+) -> None:
+    # A body-caching wrapper that answers every call at once: the watcher
+    # must neither spin on the loop (nothing else would run) nor take it
+    # for a disconnect.
+    calls = 0
+
+    async def replaying_receive() -> Message:
+        nonlocal calls
+        calls += 1
+        if calls > 10_000:  # a guard a blocked loop cannot reach with fail_after
+            raise AssertionError("the watcher spun on the receive")
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    send = SendRecorder()
+    await file_app(data_file, chunk_size=1000)(make_scope(), replaying_receive, send)
+    assert send.complete
+    assert send.body == DATA
+    assert calls <= 2  # the second body message ended the watch
+
+
+async def test_a_receive_of_unknown_messages_that_never_waits_does_not_starve_the_stream(
+    data_file: Path,
+) -> None:
+    calls = 0
+
+    async def odd_receive() -> Message:
+        nonlocal calls
+        calls += 1
+        if calls > 1_000_000:  # one a pass of the loop: far more than ten reads take
+            raise AssertionError("the watcher spun on the receive")
+        return {"type": "http.something"}
+
+    send = SendRecorder()
+    await file_app(data_file, chunk_size=1000)(make_scope(), odd_receive, send)
+    assert send.complete
+    assert send.body == DATA

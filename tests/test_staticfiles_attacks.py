@@ -216,7 +216,7 @@ async def test_a_small_file_that_changed_size_while_read_is_read_again_not_sent_
         file, info = real_adopt(fd, path)
         fields = list(info)
         fields[6] += 1000  # st_size: as it was before a deploy rewrote the file
-        return file, os.stat_result(fields)
+        return file, os.stat_result(fields, {"st_mtime_ns": info.st_mtime_ns})
 
     monkeypatch.setattr(asgikit.staticfiles, "adopt_regular", stale_stat)
     sent = await get(static_files(tree), "/sub/page.txt")
@@ -236,7 +236,7 @@ async def test_a_mid_size_file_read_into_the_buffer_that_changed_size_is_read_ag
         file, info = real_adopt(fd, path)
         fields = list(info)
         fields[6] -= 1000  # st_size: as it was before a deploy rewrote the file
-        return file, os.stat_result(fields)
+        return file, os.stat_result(fields, {"st_mtime_ns": info.st_mtime_ns})
 
     monkeypatch.setattr(asgikit.staticfiles, "adopt_regular", stale_stat)
     sent = await get(static_files(tree), "/sub/mid.bin")
