@@ -193,6 +193,7 @@ class AppCaller:
         "_send_error",
         "_start",
         "_task_group",
+        "called",
         "context",
         "coro",
         "done",
@@ -223,12 +224,17 @@ class AppCaller:
         self.coro: Coroutine[Any, Any, None] = _NOT_STARTED
         self.done = False  # nothing left to finish: the app ended, or never ran
         self.stepping = False
-        self.runner: AppCaller | TaskRunner | None = None
+        self.called = False
+        # Only the task path's runner: the inline one is this object itself,
+        # and naming it here would be a cycle keeping each request's
+        # coroutine, context and start until the next collection.
+        self.runner: TaskRunner | None = None
         self.raised: Exception | None = None  # the app's error, once call_next raised it
 
     async def __call__(self, request: Request) -> Any:
-        if self.runner is not None:
+        if self.called:
             raise RuntimeError("call_next() can be called only once per request")
+        self.called = True
         if self._probe() is not self._outside:  # func holds a cancel scope of its own
             task_runner = self.runner = TaskRunner(self._app, self._send, self._task_group)
             try:
@@ -237,7 +243,6 @@ class AppCaller:
                 self.raised = exc
                 raise
             return self._respond(task_runner, start)
-        self.runner = self
         # A copy of the context, as a task gets: what func set before
         # call_next is seen by the app, not what the app sets by func.
         self.context = contextvars.copy_context()
@@ -317,9 +322,9 @@ class AppCaller:
         ``send`` raises ``Dropped`` there, in a cancelled scope when it holds
         none of its own, as if its task were cancelled.
         """
-        if self.runner is not self:
-            if self.runner is not None:
-                return await self.runner.finish(interrupt)
+        if self.runner is not None:
+            return await self.runner.finish(interrupt)
+        if not self.called:
             if interrupt is not None:
                 raise interrupt
             return None
