@@ -149,8 +149,11 @@ def _drive(runner: AppCaller, error: BaseException | None) -> Generator[Any, Any
             if error is None:
                 yielded = run(coro.send, value)
             else:
-                yielded = run(coro.throw, error)
-                error = None
+                try:
+                    yielded = run(coro.throw, error)
+                finally:
+                    # Not kept here: its traceback holds this frame (a cycle).
+                    error = None
         except StopIteration:
             runner.done = True
             return

@@ -144,10 +144,15 @@ async def _serve(
         failure = exc
     except BaseException as exc:  # a cancellation: the app (if it waits) sees it first
         interrupt = exc
-    if interrupt is not None or not call_next.done:
-        leftover = await call_next.finish(interrupt)  # raises the interrupt if it goes on
-        failure = failure or leftover
-    return None if isinstance(failure, ClientDisconnect) else failure
+    try:
+        if interrupt is not None or not call_next.done:
+            leftover = await call_next.finish(interrupt)  # raises the interrupt if it goes on
+            failure = failure or leftover
+        return None if isinstance(failure, ClientDisconnect) else failure
+    finally:
+        # The error's traceback holds this frame: kept in its locals (or by
+        # call_next), it would make a cycle of every failed request.
+        failure = leftover = interrupt = call_next.raised = None
 
 
 @middleware
@@ -169,7 +174,10 @@ def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp
         else:
             failure = await _serve(app, dispatch, scope, receive, send, request, probe, None)
         if failure is not None:
-            raise failure
+            try:
+                raise failure
+            finally:
+                failure = None  # not kept by a frame its traceback holds (a cycle)
 
     return function_middleware
 

@@ -19,6 +19,7 @@ import pytest
 from asgikit.middleware.http_middleware import CallNext, StreamedResponse, http_middleware
 from asgikit.requests import Request
 from asgikit.responses import PlainTextResponse
+from asgikit.types import Receive, Scope, Send
 from tests.conftest import run_app
 
 
@@ -56,6 +57,8 @@ def asgikit_objects(garbage: list[object]) -> list[str]:
             found.append(type(thing).__qualname__)
         elif isinstance(thing, types.CoroutineType) and "asgikit" in thing.cr_code.co_filename:
             found.append(thing.cr_code.co_qualname)
+        elif isinstance(thing, types.FrameType) and "asgikit" in thing.f_code.co_filename:
+            found.append(f"frame of {thing.f_code.co_qualname}")
     return found
 
 
@@ -69,5 +72,63 @@ async def test_a_request_through_the_inline_path_leaves_no_reference_cycle(
     with anyio.fail_after(10):
         sent = await run_app(app)
     assert sent.status == 200
+    gc.collect()
+    assert asgikit_objects(collector_off) == []
+
+
+async def replaces_the_response(request: Request, call_next: CallNext) -> PlainTextResponse:
+    await call_next(request)
+    return PlainTextResponse("instead", status_code=403)
+
+
+@pytest.mark.parametrize("app_kind", ["response", "raw app"])
+async def test_a_response_func_drops_leaves_no_reference_cycle(
+    app_kind: str, collector_off: list[object]
+) -> None:
+    # The Dropped the app's send raises, kept by the driver's frame, held
+    # the traceback that holds that frame: a cycle every such request.
+    async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"never sent"})
+
+    inner = PlainTextResponse("dropped") if app_kind == "response" else raw_app
+    with anyio.fail_after(10):
+        sent = await run_app(http_middleware(replaces_the_response, inner))
+    assert sent.status == 403
+    gc.collect()
+    assert asgikit_objects(collector_off) == []
+
+
+class Boom(Exception):
+    pass
+
+
+async def fails_after_call_next(request: Request, call_next: CallNext) -> StreamedResponse:
+    await call_next(request)
+    raise Boom
+
+
+async def fails_after_its_start(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    raise Boom
+
+
+@pytest.mark.parametrize("where", ["in func", "in the app after its start"])
+async def test_an_error_through_the_middleware_leaves_no_reference_cycle(
+    where: str, collector_off: list[object]
+) -> None:
+    # The error kept in a local of the frames its traceback holds: a cycle
+    # (those frames, the request and the app's coroutine) every failed request.
+    if where == "in func":
+        app = http_middleware(fails_after_call_next, PlainTextResponse("hello"))
+    else:
+        app = http_middleware(passthrough, fails_after_its_start)
+    raised = False
+    with anyio.fail_after(10):
+        try:
+            await run_app(app)
+        except Boom:  # not bound: a name here would be a cycle of the test's own
+            raised = True
+    assert raised
     gc.collect()
     assert asgikit_objects(collector_off) == []
