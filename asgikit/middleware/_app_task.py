@@ -175,7 +175,10 @@ class TaskRunner:
         if self._start is None:
             error, self.error = self.error, None
             if error is not None:
-                raise error
+                try:
+                    raise error
+                finally:
+                    error = None  # its traceback holds this frame: no cycle
             raise RuntimeError("the app returned without sending a response")
         return self._start
 
@@ -223,12 +226,13 @@ class TaskRunner:
         self._relay_send = send
         self._go.set()
         await self._finished.wait()
-        error, self.error = self.error, None
-        send_error, self._send_error = self._send_error, None
-        if send_error is not None:
-            raise send_error
-        if error is not None:
-            raise error
+        failure = self._send_error or self.error  # a failed send first
+        self._send_error = self.error = None
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                failure = None  # its traceback holds this frame: no cycle
 
     async def finish(self, interrupt: BaseException | None) -> Exception | None:
         """After the answer: stop a still-running app; an app error nobody saw yet."""

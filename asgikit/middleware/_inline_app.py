@@ -311,10 +311,18 @@ class AppCaller:
         self._relay_send = send
         if self._go is not None:
             self._go.set()
-        await _drive(self, None)
+        try:
+            await _drive(self, None)
+        except BaseException:
+            # Not kept here: the frames its traceback holds name this object.
+            self._send_error = None
+            raise
         send_error, self._send_error = self._send_error, None
         if send_error is not None:
-            raise send_error
+            try:
+                raise send_error
+            finally:
+                send_error = None  # its traceback holds this frame: no cycle
 
     async def finish(self, interrupt: BaseException | None) -> Exception | None:
         """After the answer: end an app still paused at its start; an error nobody saw yet.

@@ -19,8 +19,8 @@ import pytest
 from asgikit.middleware.http_middleware import CallNext, StreamedResponse, http_middleware
 from asgikit.requests import Request
 from asgikit.responses import PlainTextResponse
-from asgikit.types import Receive, Scope, Send
-from tests.conftest import run_app
+from asgikit.types import Message, Receive, Scope, Send
+from tests.conftest import body_receive, make_scope, run_app
 
 
 async def passthrough(request: Request, call_next: CallNext) -> StreamedResponse:
@@ -113,7 +113,19 @@ async def fails_after_its_start(scope: Scope, receive: Receive, send: Send) -> N
     raise Boom
 
 
-@pytest.mark.parametrize("where", ["in func", "in the app after its start"])
+async def in_a_cancel_scope(request: Request, call_next: CallNext) -> StreamedResponse:
+    with anyio.CancelScope():  # the app runs in a task of its own
+        return await call_next(request)
+
+
+async def fails_before_its_start(scope: Scope, receive: Receive, send: Send) -> None:
+    raise Boom
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["in func", "in the app after its start", "in the app's task", "in the app's task at once"],
+)
 async def test_an_error_through_the_middleware_leaves_no_reference_cycle(
     where: str, collector_off: list[object]
 ) -> None:
@@ -121,13 +133,37 @@ async def test_an_error_through_the_middleware_leaves_no_reference_cycle(
     # (those frames, the request and the app's coroutine) every failed request.
     if where == "in func":
         app = http_middleware(fails_after_call_next, PlainTextResponse("hello"))
-    else:
+    elif where == "in the app after its start":
         app = http_middleware(passthrough, fails_after_its_start)
+    elif where == "in the app's task":
+        app = http_middleware(in_a_cancel_scope, fails_after_its_start)
+    else:
+        app = http_middleware(in_a_cancel_scope, fails_before_its_start)
     raised = False
     with anyio.fail_after(10):
         try:
             await run_app(app)
         except Boom:  # not bound: a name here would be a cycle of the test's own
+            raised = True
+    assert raised
+    gc.collect()
+    assert asgikit_objects(collector_off) == []
+
+
+@pytest.mark.parametrize("func", [passthrough, in_a_cancel_scope])
+async def test_a_failed_send_through_the_middleware_leaves_no_reference_cycle(
+    func: object, collector_off: list[object]
+) -> None:
+    async def fails_on_the_body(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise Boom
+
+    app = http_middleware(func, PlainTextResponse("hello"))  # type: ignore[arg-type]
+    raised = False
+    with anyio.fail_after(10):
+        try:
+            await app(make_scope(), body_receive(), fails_on_the_body)
+        except Boom:
             raised = True
     assert raised
     gc.collect()
