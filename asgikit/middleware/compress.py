@@ -276,6 +276,10 @@ class _Compress:
                 return send(message)
             if response is None:
                 if message["type"] == "http.response.start":
+                    headers = message.get("headers", ())
+                    if type(headers) is not list and type(headers) is not tuple:
+                        # Any iterable (ASGI), read more than once from here on.
+                        message = {**message, "headers": list(headers)}
                     verdict = self.verdict(message)
                     if verdict:
                         passing = True

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import gc
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import anyio
 import pytest
 
+from asgikit.middleware.compress import compress
+from asgikit.middleware.cors import cors
 from asgikit.middleware.http_middleware import CallNext, StreamedResponse, http_middleware
+from asgikit.middleware.rate_limit import rate_limit
+from asgikit.middleware.request_id import request_id
+from asgikit.middleware.security_headers import security_headers
+from asgikit.middleware.timing import timing
 from asgikit.requests import Request
 from asgikit.responses import PlainTextResponse
-from asgikit.types import Message, Receive, Scope, Send
+from asgikit.types import ASGIApp, Message, Receive, Scope, Send
 from tests.conftest import body_receive, make_scope, run_app
 
 
@@ -168,3 +175,36 @@ async def test_a_failed_send_through_the_middleware_leaves_no_reference_cycle(
     assert raised
     gc.collect()
     assert asgikit_objects(collector_off) == []
+
+
+async def app_with_headers_from_a_generator(scope: Scope, receive: Receive, send: Send) -> None:
+    pairs = [(b"content-type", b"text/plain"), (b"x-app", b"kept")]
+    # ASGI's headers are any iterable of pairs: a generator can be read once.
+    headers = (pair for pair in pairs)
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"hello, world " * 40})
+
+
+HEADER_LAYERS: dict[str, Callable[[ASGIApp], ASGIApp]] = {
+    "security_headers": security_headers,
+    "timing": timing,
+    "request_id": request_id,
+    "rate_limit": rate_limit,
+    "cors": partial(cors, allow_origins=["https://site.example"]),
+    "compress": partial(compress, minimum_size=1),
+}
+
+
+@pytest.mark.parametrize("layer", HEADER_LAYERS)
+async def test_app_headers_given_as_a_one_shot_iterable_all_reach_the_client(layer: str) -> None:
+    # A layer reading the app's header iterable twice (once to look, once
+    # to copy) dropped every header the app set.
+    app = HEADER_LAYERS[layer](app_with_headers_from_a_generator)
+    scope = make_scope(
+        headers=[(b"origin", b"https://site.example"), (b"accept-encoding", b"gzip")]
+    )
+    with anyio.fail_after(10):
+        sent = await run_app(app, scope)
+    names = [name.lower() for name, _ in sent.start["headers"]]
+    assert b"x-app" in names
+    assert b"content-type" in names
