@@ -65,22 +65,27 @@ _task_states: Any = None  # anyio's, once its asyncio backend is loaded
 
 
 def _asyncio_scope() -> object:
+    # The task itself when it is in no anyio scope: two plain asyncio tasks
+    # (a server's request task, the one asyncio.wait_for or create_task
+    # makes for call_next) must not look alike.
+    task = asyncio.current_task()
     global _task_states
     states = _task_states
     if states is None:
         backend = sys.modules.get("anyio._backends._asyncio")
         if backend is None:  # no anyio cancel scope was ever entered
-            return None
+            return task
         states = _task_states = getattr(backend, "_task_states", None)
         if states is None:  # anyio changed: no inline path
             return object()
-    state = states.get(asyncio.current_task())
+    state = states.get(task)
     if state is None:
-        return None
+        return task
     try:
-        return state.cancel_scope
+        scope = state.cancel_scope
     except AttributeError:  # anyio changed: a fresh object matches no other
         return object()
+    return task if scope is None else scope
 
 
 def trio_scope() -> object:
@@ -99,8 +104,9 @@ def _no_loop() -> object:
 def scope_probe() -> Probe:
     """For the event loop running this task: a function giving the cancel scope it is in.
 
-    The same object means the same scope (a fresh object when it cannot
-    tell, which matches none).
+    The same object means the same scope in the same task (under asyncio,
+    the task itself when it is in no anyio scope; a fresh object when it
+    cannot tell, which matches none).
     ``_no_loop`` when nothing runs an event loop (a request driven by hand,
     ``coro.send(None)``): then nothing can wait either.
     """

@@ -9,9 +9,10 @@ messages and awaitables they pass on.  Every test runs on asyncio and trio.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 
 import anyio
@@ -26,8 +27,9 @@ from asgikit.middleware.security_headers import security_headers
 from asgikit.middleware.timing import timing
 from asgikit.requests import Request
 from asgikit.responses import PlainTextResponse
+from asgikit.streaming import StreamingResponse
 from asgikit.types import ASGIApp, Message, Receive, Scope, Send
-from tests.conftest import body_receive, make_scope, run_app
+from tests.conftest import SendRecorder, body_receive, make_scope, run_app
 
 
 async def passthrough(request: Request, call_next: CallNext) -> StreamedResponse:
@@ -208,3 +210,61 @@ async def test_app_headers_given_as_a_one_shot_iterable_all_reach_the_client(lay
     names = [name.lower() for name, _ in sent.start["headers"]]
     assert b"x-app" in names
     assert b"content-type" in names
+
+
+async def call_next_in_another_task(how: str, request: Request, call_next: CallNext) -> object:
+    """``call_next(request)`` awaited in a task other than ``func``'s."""
+    if how == "asyncio.wait_for":
+        # Python 3.10 and 3.11 run the awaitable in a task of its own.
+        return await asyncio.wait_for(asyncio.ensure_future(call_next(request)), 60)
+    if how == "asyncio.create_task":
+        return await asyncio.create_task(call_next(request))  # type: ignore[arg-type]
+    if how == "asyncio.gather":
+        (response,) = await asyncio.gather(call_next(request))
+        return response
+    found: list[object] = []
+
+    async def child() -> None:
+        found.append(await call_next(request))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(child)
+    return found[0]
+
+
+async def streamed_chunks() -> AsyncIterator[bytes]:
+    yield b"a"
+    yield b"b"
+
+
+@pytest.mark.parametrize(
+    "how", ["asyncio.wait_for", "asyncio.create_task", "asyncio.gather", "anyio task group"]
+)
+async def test_call_next_awaited_in_another_task_streams_a_response_with_a_task_group(
+    how: str, anyio_backend: str
+) -> None:
+    # Under asyncio a plain task holds no anyio scope, as a server's request
+    # task holds none: the app ran inline in the other task, paused inside
+    # its own task group, and sending the response from func's task was
+    # refused (after the start had gone out).
+    if how.startswith("asyncio") and anyio_backend != "asyncio":
+        pytest.skip("asyncio's own tasks")
+
+    async def func(request: Request, call_next: CallNext) -> StreamedResponse:
+        response = await call_next_in_another_task(how, request, call_next)
+        assert isinstance(response, StreamedResponse)
+        response.headers["X-Seen"] = "yes"
+        return response
+
+    app = http_middleware(func, StreamingResponse(streamed_chunks()))
+
+    async def request_task() -> SendRecorder:
+        return await run_app(app)
+
+    with anyio.fail_after(10):
+        if anyio_backend == "asyncio":
+            # A plain asyncio task for the request, as uvicorn's.
+            sent = await asyncio.create_task(request_task())
+        else:
+            sent = await request_task()
+    assert (sent.body, sent.header(b"x-seen")) == (b"ab", [b"yes"])
