@@ -164,7 +164,7 @@ class TaskRunner:
         self._relay_send: Send | None = None
         self._dropped = False  # func answered with another response
         self._send_error: Exception | None = None
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
 
     async def start(self, request: Request) -> Message:
         """Run the app; its response start, once sent (its error, raised unchanged)."""
@@ -188,6 +188,12 @@ class TaskRunner:
         except Exception as exc:
             # Handed to the request's own task, so it is raised there unchanged
             # rather than wrapped in an ExceptionGroup by the task group.
+            self.error = exc
+        except BaseException as exc:
+            # KeyboardInterrupt and the like too (raised there, as they are);
+            # a cancellation is the task's own.
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
             self.error = exc
         finally:
             self._finished.set()
@@ -245,4 +251,6 @@ class TaskRunner:
         error, self.error = self.error, None
         if interrupt is not None:
             raise interrupt
+        if error is not None and not isinstance(error, Exception):
+            raise error
         return None if only_dropped(error) else error

@@ -166,11 +166,22 @@ def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp
         if probe is trio_scope:
             # For the task path, if func takes it (under asyncio it makes a
             # plain task instead).
+            stopped: BaseException | None = None
             async with anyio.create_task_group() as task_group:
                 # Raised outside the task group, so it is not wrapped.
-                failure = await _serve(
-                    app, dispatch, scope, receive, send, request, probe, task_group
-                )
+                try:
+                    failure = await _serve(
+                        app, dispatch, scope, receive, send, request, probe, task_group
+                    )
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except BaseException as exc:  # KeyboardInterrupt and the like
+                    stopped = exc
+            if stopped is not None:
+                try:
+                    raise stopped
+                finally:
+                    stopped = None  # not kept by a frame its traceback holds (a cycle)
         else:
             failure = await _serve(app, dispatch, scope, receive, send, request, probe, None)
         if failure is not None:

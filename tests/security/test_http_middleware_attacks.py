@@ -268,3 +268,24 @@ async def test_call_next_awaited_in_another_task_streams_a_response_with_a_task_
         else:
             sent = await request_task()
     assert (sent.body, sent.header(b"x-seen")) == (b"ab", [b"yes"])
+
+
+class Fatal(BaseException):
+    """Not an Exception: as KeyboardInterrupt or SystemExit would be."""
+
+
+@pytest.mark.parametrize("func", [passthrough, in_a_cancel_scope])
+@pytest.mark.parametrize("when", ["before its start", "after its start"])
+async def test_a_base_exception_from_the_app_comes_out_bare_never_in_a_group(
+    func: object, when: str
+) -> None:
+    # Under trio the request's task group (kept for the task path) wrapped
+    # it in a BaseExceptionGroup, on the inline path too.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if when == "after its start":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise Fatal
+
+    middleware = http_middleware(func, app)  # type: ignore[arg-type]
+    with anyio.fail_after(10), pytest.raises(Fatal):
+        await run_app(middleware)
