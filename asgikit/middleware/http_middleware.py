@@ -135,6 +135,11 @@ async def _serve(
         else:
             # The app's response reads nothing: no replaying receive for it.
             streamed = type(response) is StreamedResponse
+            if not streamed and not callable(response):
+                raise TypeError(
+                    f"http_middleware: func returned {response!r}, not a response "
+                    "(an ASGI app): return what call_next gave, or another response"
+                )
             await response(scope, receive if streamed else request.receive, send)
     except ClientDisconnect:
         # The client left mid-body: nobody is there to answer, and it is

@@ -289,3 +289,24 @@ async def test_a_base_exception_from_the_app_comes_out_bare_never_in_a_group(
     middleware = http_middleware(func, app)  # type: ignore[arg-type]
     with anyio.fail_after(10), pytest.raises(Fatal):
         await run_app(middleware)
+
+
+@pytest.mark.parametrize("calls_next", [True, False])
+async def test_a_func_that_returns_no_response_is_a_clear_error(calls_next: bool) -> None:
+    # It was "'NoneType' object is not callable", from inside the middleware.
+    async def forgets_to_return(request: Request, call_next: CallNext) -> None:
+        if calls_next:
+            await call_next(request)
+
+    stopped: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await PlainTextResponse("hello")(scope, receive, send)
+        finally:
+            stopped.append("stopped")
+
+    middleware = http_middleware(forgets_to_return, app)  # type: ignore[arg-type]
+    with anyio.fail_after(10), pytest.raises(TypeError, match="returned None, not a response"):
+        await run_app(middleware)
+    assert stopped == (["stopped"] if calls_next else [])
