@@ -202,7 +202,9 @@ class TaskRunner:
     async def _app_send(self, message: Message) -> None:
         if self._start is None:
             if message["type"] == "http.response.start":
-                self._start = message
+                # A copy: the app runs on at once, and may reuse its dict and
+                # header list before func has read them.
+                self._start = {**message, "headers": list(message.get("headers", ()))}
                 self._ready.set()
             else:
                 # Not part of the response proper (an extension's message

@@ -310,3 +310,53 @@ async def test_a_func_that_returns_no_response_is_a_clear_error(calls_next: bool
     with anyio.fail_after(10), pytest.raises(TypeError, match="returned None, not a response"):
         await run_app(middleware)
     assert stopped == (["stopped"] if calls_next else [])
+
+
+async def changes_its_start_after_sending_it(scope: Scope, receive: Receive, send: Send) -> None:
+    headers = [(b"content-type", b"text/plain")]
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    await send(start)
+    # Sent, as far as the app can tell: its dict and list are its own again.
+    start["status"] = 500
+    headers.append((b"x-late", b"changed after sending"))
+    body = {"type": "http.response.body", "body": b"a" * 50, "more_body": True}
+    await send(body)
+    body["body"] = b"b" * 50  # one dict reused for every chunk
+    body["more_body"] = False
+    await send(body)
+
+
+class CopyingRecorder(SendRecorder):
+    """A server's ``send``: what it got is what it read during the call."""
+
+    async def __call__(self, message: Message) -> None:
+        copy = {**message}
+        if "headers" in copy:
+            copy["headers"] = list(copy["headers"])
+        self.messages.append(copy)
+
+
+MESSAGE_HOLDERS: dict[str, Callable[[ASGIApp], ASGIApp]] = {
+    **HEADER_LAYERS,
+    "compress holding a small body": partial(compress, minimum_size=10_000),
+    "http_middleware": http_middleware(passthrough),
+    "http_middleware, task path": http_middleware(in_a_cancel_scope),
+}
+
+
+@pytest.mark.parametrize("layer", MESSAGE_HOLDERS)
+async def test_a_start_the_app_changes_after_sending_it_goes_out_as_it_was_sent(
+    layer: str,
+) -> None:
+    # compress held the app's own start dict (and header list) until the
+    # first body, and the task path of http_middleware until func returned.
+    app = MESSAGE_HOLDERS[layer](changes_its_start_after_sending_it)
+    scope = make_scope(
+        headers=[(b"origin", b"https://site.example"), (b"accept-encoding", b"identity")]
+    )
+    sent = CopyingRecorder()
+    with anyio.fail_after(10):
+        await app(scope, body_receive(), sent)
+    assert sent.status == 200
+    assert sent.header(b"x-late") == []
+    assert sent.body == b"a" * 50 + b"b" * 50
