@@ -336,8 +336,9 @@ class AppCaller:
         A cancellation (``interrupt``) is handed to the app where it waits, so
         its cleanup runs and its own cancel scopes catch what is theirs;
         otherwise (func answered with another response, or failed) the app's
-        ``send`` raises ``Dropped`` there, in a cancelled scope when it holds
-        none of its own, as if its task were cancelled.
+        ``send`` raises ``Dropped`` there, as if its task were cancelled: in a
+        cancelled scope when it holds none of its own, else with its own
+        outermost scope cancelled.
         """
         if self.runner is not None:
             return await self.runner.finish(interrupt)
@@ -362,11 +363,43 @@ class AppCaller:
                     stop.cancel()
                     await _drive(self, Dropped())
             else:
+                if self._held is not None:
+                    # A scope of ours would interleave with the app's: its
+                    # own outermost one is cancelled instead, as its task's
+                    # would be on the task path.
+                    _cancel_app_scopes(self._held, self._outside)
                 await _drive(self, Dropped())
         except Exception as exc:
             if not only_dropped(exc):
                 return exc
         return None
+
+
+_MISSING = object()
+
+
+def _cancel_app_scopes(held: object, outside: object) -> None:
+    """Cancel the outermost cancel scope the app holds (``held`` is its innermost).
+
+    Scopes are linked to their parent: anyio's asyncio ``CancelScope`` by
+    ``_parent_scope``, trio's ``CancelStatus`` by ``parent`` (the scope it
+    stands for in ``_scope``).  The walk stops at the scope ``func`` is in
+    (``outside``), or the top.  When the links cannot be read, nothing is
+    cancelled: the app then only sees ``Dropped``.
+    """
+    node = held
+    for _ in range(10_000):  # scopes nest a few deep: a bound, never a loop
+        parent = getattr(node, "_parent_scope", _MISSING)
+        if parent is _MISSING:
+            parent = getattr(node, "parent", _MISSING)
+        if parent is _MISSING:
+            return
+        if parent is None or parent is outside:
+            break
+        node = parent
+    cancel = getattr(getattr(node, "_scope", node), "cancel", None)
+    if callable(cancel):
+        cancel()
 
 
 def _still_cancelled(interrupt: BaseException) -> bool:

@@ -13,6 +13,7 @@ import asyncio
 import gc
 import types
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from functools import partial
 
 import anyio
@@ -360,3 +361,53 @@ async def test_a_start_the_app_changes_after_sending_it_goes_out_as_it_was_sent(
     assert sent.status == 200
     assert sent.header(b"x-late") == []
     assert sent.body == b"a" * 50 + b"b" * 50
+
+
+@asynccontextmanager
+async def holding(kind: str) -> AsyncIterator[None]:
+    """The scope the app holds open around its response start."""
+    if kind == "task group":
+        async with anyio.create_task_group():
+            yield
+    elif kind == "cancel scope":
+        with anyio.CancelScope():
+            yield
+    elif kind == "shielded scope":
+        with anyio.CancelScope(shield=True):
+            yield
+    else:
+        yield
+
+
+async def raises_after_call_next(request: Request, call_next: CallNext) -> StreamedResponse:
+    await call_next(request)
+    raise Boom
+
+
+@pytest.mark.parametrize("func", [replaces_the_response, raises_after_call_next])
+@pytest.mark.parametrize("holds", ["nothing", "task group", "cancel scope", "shielded scope"])
+async def test_an_app_that_waits_after_its_dropped_send_failed_is_stopped_never_a_hang(
+    holds: str, func: object
+) -> None:
+    # With a scope of its own open at its start, the app was handed Dropped
+    # outside any cancelled scope: one that caught it and waited (a retry,
+    # a back-off) held the request until its wait ended.
+    stopped: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        async with holding(holds):
+            try:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+            except OSError:
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    stopped.append("stopped")
+
+    middleware = http_middleware(func, app)  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        try:
+            await run_app(middleware)
+        except Boom:
+            pass
+    assert stopped == ["stopped"]
