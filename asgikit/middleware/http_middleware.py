@@ -65,7 +65,7 @@ What it cannot do, that a pure ASGI middleware (wrapping ``send``) can:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import overload
+from typing import Any, overload
 
 import anyio
 import anyio.abc
@@ -98,6 +98,16 @@ class StreamedResponse(Response):
         self.status_code = int(start["status"])
         self._raw_headers = list(start.get("headers", ()))  # (name, value) byte pairs
         self.background = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names not found: Starlette's call_next response has these.
+        if name in ("body", "body_iterator"):
+            raise AttributeError(
+                f"http_middleware streams the app's body, never held: there is no "
+                f"response.{name}; to read or change the body, wrap send "
+                f"(asgikit.composition.wrap_send) in a pure ASGI middleware"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({**self._start, "status": self.status_code, "headers": self._raw_headers})

@@ -411,3 +411,17 @@ async def test_an_app_that_waits_after_its_dropped_send_failed_is_stopped_never_
         except Boom:
             pass
     assert stopped == ["stopped"]
+
+
+async def test_reading_the_body_iterator_as_under_starlette_is_a_clear_error() -> None:
+    # Starlette's call_next response has a body_iterator to read the body
+    # into memory; here the body is never held: say so, and where to go.
+    async def buffers(request: Request, call_next: CallNext) -> PlainTextResponse:
+        response = await call_next(request)
+        chunks = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
+        return PlainTextResponse(b"".join(chunks))
+
+    middleware = http_middleware(buffers, PlainTextResponse("hello"))
+    with anyio.fail_after(10), pytest.raises(AttributeError, match="wrap_send"):
+        await run_app(middleware)
+    assert not hasattr(StreamedResponse, "body_iterator")
