@@ -163,6 +163,7 @@ class TaskRunner:
         # was called with, set just before _go is.
         self._relay_send: Send | None = None
         self._dropped = False  # func answered with another response
+        self._sending = False  # relay was called: the response goes out once
         self._send_error: Exception | None = None
         self.error: BaseException | None = None
 
@@ -227,10 +228,12 @@ class TaskRunner:
             self._send_error = exc
             raise
 
-    async def relay(self, send: Send) -> None:
-        """Let the app send the rest of its response on ``send``, then wait for it."""
-        if self._relay_send is not None:
+    async def relay(self, send: Send, start: Message) -> None:
+        """Send ``start``; let the app send the rest of its response on ``send``; wait for it."""
+        if self._sending:
             raise RuntimeError("the app's response can be sent only once")
+        self._sending = True
+        await send(start)
         self._relay_send = send
         self._go.set()
         await self._finished.wait()

@@ -179,7 +179,7 @@ def _drive(runner: AppCaller, error: BaseException | None) -> Generator[Any, Any
 class Runner(Protocol):
     """What the response ``call_next`` returns needs from where the app runs."""
 
-    async def relay(self, send: Send) -> None: ...
+    async def relay(self, send: Send, start: Message) -> None: ...
 
 
 class AppCaller:
@@ -200,6 +200,7 @@ class AppCaller:
         "_respond",
         "_send",
         "_send_error",
+        "_sending",
         "_start",
         "_task_group",
         "called",
@@ -228,6 +229,7 @@ class AppCaller:
         self._start: Message | None = None
         self._relay_send: Send | None = None
         self._send_error: Exception | None = None
+        self._sending = False  # relay was called: the response goes out once
         self._held: object = None  # the app's own scope at its start, if it holds one
         self._go: anyio.Event | None = None  # for the app's other tasks, made on demand
         self.coro: Coroutine[Any, Any, None] = _NOT_STARTED
@@ -304,9 +306,12 @@ class AppCaller:
             self._send_error = exc
             raise
 
-    async def relay(self, send: Send) -> None:
-        """Send the rest of the app's response on ``send``: drive the app to its end."""
-        if self._relay_send is not None or self.done:
+    async def relay(self, send: Send, start: Message) -> None:
+        """Send ``start``, then the rest of the response on ``send``: drive the app to its end.
+
+        Refused before ``start`` goes out, so a server can still answer.
+        """
+        if self._sending or self.done:
             raise RuntimeError("the app's response can be sent only once")
         if self._held is not None and self._probe() is not self._held:
             raise RuntimeError(
@@ -314,6 +319,8 @@ class AppCaller:
                 "response start, so its response must be sent where call_next returned, "
                 "not inside a cancel scope or task opened after it"
             )
+        self._sending = True
+        await send(start)
         self._relay_send = send
         if self._go is not None:
             self._go.set()

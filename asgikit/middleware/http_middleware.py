@@ -110,8 +110,8 @@ class StreamedResponse(Response):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({**self._start, "status": self.status_code, "headers": self._raw_headers})
-        await self._runner.relay(send)
+        start = {**self._start, "status": self.status_code, "headers": self._raw_headers}
+        await self._runner.relay(send, start)
         if self.background is not None:
             await self.background()
 

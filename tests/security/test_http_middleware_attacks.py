@@ -425,3 +425,34 @@ async def test_reading_the_body_iterator_as_under_starlette_is_a_clear_error() -
     with anyio.fail_after(10), pytest.raises(AttributeError, match="wrap_send"):
         await run_app(middleware)
     assert not hasattr(StreamedResponse, "body_iterator")
+
+
+@pytest.mark.parametrize("misuse", ["sent twice", "sent from a task of func's"])
+async def test_a_response_sent_where_it_cannot_be_is_refused_before_its_start_goes_out(
+    misuse: str,
+) -> None:
+    # The start went out first, then the RuntimeError: a second start on
+    # the wire, or a 200 with no body where a server would have answered 500.
+    async def func(request: Request, call_next: CallNext) -> ASGIApp:
+        response = await call_next(request)
+
+        async def misused(scope: Scope, receive: Receive, send: Send) -> None:
+            if misuse == "sent twice":
+                await response(scope, receive, send)
+                await response(scope, receive, send)
+            else:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(response, scope, receive, send)
+
+        return misused
+
+    sent = SendRecorder()
+    with anyio.fail_after(10):
+        try:
+            await http_middleware(func, StreamingResponse(streamed_chunks()))(
+                make_scope(), body_receive(), sent
+            )
+        except Exception:  # the RuntimeError, bare or in the task group's group
+            pass
+    starts = [m for m in sent.messages if m["type"] == "http.response.start"]
+    assert len(starts) == (1 if misuse == "sent twice" else 0)
