@@ -99,21 +99,31 @@ class StreamedResponse(Response):
         self._raw_headers = list(start.get("headers", ()))  # (name, value) byte pairs
         self.background = None
 
-    def __getattr__(self, name: str) -> Any:
-        # Only for names not found: Starlette's call_next response has these.
-        if name in ("body", "body_iterator"):
-            raise AttributeError(
-                f"http_middleware streams the app's body, never held: there is no "
-                f"response.{name}; to read or change the body, wrap send "
-                f"(asgikit.composition.wrap_send) in a pure ASGI middleware"
-            )
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    # Starlette's call_next response has these: a clear error instead.
+    # (Properties, not __getattr__, which would slow every attribute read.)
+    @property
+    def body(self) -> bytes:  # type: ignore[override]
+        """Never held: raises ``AttributeError`` (read the body by wrapping ``send``)."""
+        raise _no_body("body")
+
+    @property
+    def body_iterator(self) -> Any:
+        """Never held: raises ``AttributeError`` (read the body by wrapping ``send``)."""
+        raise _no_body("body_iterator")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = {**self._start, "status": self.status_code, "headers": self._raw_headers}
         await self._runner.relay(send, start)
         if self.background is not None:
             await self.background()
+
+
+def _no_body(name: str) -> AttributeError:
+    return AttributeError(
+        f"http_middleware streams the app's body, never held: there is no "
+        f"response.{name}; to read or change the body, wrap send "
+        f"(asgikit.composition.wrap_send) in a pure ASGI middleware"
+    )
 
 
 async def _serve(
