@@ -163,8 +163,9 @@ class TaskRunner:
         # was called with, set just before _go is.
         self._relay_send: Send | None = None
         self._dropped = False  # func answered with another response
+        self._sending = False  # relay was called: the response goes out once
         self._send_error: Exception | None = None
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
 
     async def start(self, request: Request) -> Message:
         """Run the app; its response start, once sent (its error, raised unchanged)."""
@@ -175,7 +176,10 @@ class TaskRunner:
         if self._start is None:
             error, self.error = self.error, None
             if error is not None:
-                raise error
+                try:
+                    raise error
+                finally:
+                    error = None  # its traceback holds this frame: no cycle
             raise RuntimeError("the app returned without sending a response")
         return self._start
 
@@ -186,6 +190,12 @@ class TaskRunner:
             # Handed to the request's own task, so it is raised there unchanged
             # rather than wrapped in an ExceptionGroup by the task group.
             self.error = exc
+        except BaseException as exc:
+            # KeyboardInterrupt and the like too (raised there, as they are);
+            # a cancellation is the task's own.
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            self.error = exc
         finally:
             self._finished.set()
             self._ready.set()
@@ -193,7 +203,9 @@ class TaskRunner:
     async def _app_send(self, message: Message) -> None:
         if self._start is None:
             if message["type"] == "http.response.start":
-                self._start = message
+                # A copy: the app runs on at once, and may reuse its dict and
+                # header list before func has read them.
+                self._start = {**message, "headers": list(message.get("headers", ()))}
                 self._ready.set()
             else:
                 # Not part of the response proper (an extension's message
@@ -216,19 +228,22 @@ class TaskRunner:
             self._send_error = exc
             raise
 
-    async def relay(self, send: Send) -> None:
-        """Let the app send the rest of its response on ``send``, then wait for it."""
-        if self._relay_send is not None:
+    async def relay(self, send: Send, start: Message) -> None:
+        """Send ``start``; let the app send the rest of its response on ``send``; wait for it."""
+        if self._sending:
             raise RuntimeError("the app's response can be sent only once")
+        self._sending = True
+        await send(start)
         self._relay_send = send
         self._go.set()
         await self._finished.wait()
-        error, self.error = self.error, None
-        send_error, self._send_error = self._send_error, None
-        if send_error is not None:
-            raise send_error
-        if error is not None:
-            raise error
+        failure = self._send_error or self.error  # a failed send first
+        self._send_error = self.error = None
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                failure = None  # its traceback holds this frame: no cycle
 
     async def finish(self, interrupt: BaseException | None) -> Exception | None:
         """After the answer: stop a still-running app; an app error nobody saw yet."""
@@ -241,4 +256,6 @@ class TaskRunner:
         error, self.error = self.error, None
         if interrupt is not None:
             raise interrupt
+        if error is not None and not isinstance(error, Exception):
+            raise error
         return None if only_dropped(error) else error

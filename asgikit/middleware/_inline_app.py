@@ -72,22 +72,27 @@ _task_states: Any = None  # anyio's, once its asyncio backend is loaded
 
 
 def _asyncio_scope() -> object:
+    # The task itself when it is in no anyio scope: two plain asyncio tasks
+    # (a server's request task, the one asyncio.wait_for or create_task
+    # makes for call_next) must not look alike.
+    task = asyncio.current_task()
     global _task_states
     states = _task_states
     if states is None:
         backend = sys.modules.get("anyio._backends._asyncio")
         if backend is None:  # no anyio cancel scope was ever entered
-            return None
+            return task
         states = _task_states = getattr(backend, "_task_states", None)
         if states is None:  # anyio changed: no inline path
             return object()
-    state = states.get(asyncio.current_task())
+    state = states.get(task)
     if state is None:
-        return None
+        return task
     try:
-        return state.cancel_scope
+        scope = state.cancel_scope
     except AttributeError:  # anyio changed: a fresh object matches no other
         return object()
+    return task if scope is None else scope
 
 
 def trio_scope() -> object:
@@ -106,8 +111,9 @@ def _no_loop() -> object:
 def scope_probe() -> Probe:
     """For the event loop running this task: a function giving the cancel scope it is in.
 
-    The same object means the same scope (a fresh object when it cannot
-    tell, which matches none).
+    The same object means the same scope in the same task (under asyncio,
+    the task itself when it is in no anyio scope; a fresh object when it
+    cannot tell, which matches none).
     ``_no_loop`` when nothing runs an event loop (a request driven by hand,
     ``coro.send(None)``): then nothing can wait either.
     """
@@ -200,8 +206,11 @@ def _drive(runner: AppCaller, error: BaseException | None) -> Generator[Any, Any
             if error is None:
                 yielded = run(coro.send, value)
             else:
-                yielded = run(coro.throw, error)
-                error = None
+                try:
+                    yielded = run(coro.throw, error)
+                finally:
+                    # Not kept here: its traceback holds this frame (a cycle).
+                    error = None
         except StopIteration:
             runner.done = True
             return
@@ -230,7 +239,7 @@ def _drive(runner: AppCaller, error: BaseException | None) -> Generator[Any, Any
 class Runner(Protocol):
     """What the response ``call_next`` returns needs from where the app runs."""
 
-    async def relay(self, send: Send) -> None: ...
+    async def relay(self, send: Send, start: Message) -> None: ...
 
 
 class AppCaller:
@@ -252,10 +261,12 @@ class AppCaller:
         "_respond",
         "_send",
         "_send_error",
+        "_sending",
         "_start",
         "_task_group",
         "_wake",
         "_wake_on_start",
+        "called",
         "context",
         "coro",
         "done",
@@ -281,6 +292,7 @@ class AppCaller:
         self._start: Message | None = None
         self._relay_send: Send | None = None
         self._send_error: Exception | None = None
+        self._sending = False  # relay was called: the response goes out once
         self._held: object = None  # the app's own scope at its start, if it holds one
         self._go: anyio.Event | None = None  # for the app's other tasks, made on demand
         # While call_next drives the app on asyncio: a start from another task
@@ -292,12 +304,17 @@ class AppCaller:
         self.coro: Coroutine[Any, Any, None] = _NOT_STARTED
         self.done = False  # nothing left to finish: the app ended, or never ran
         self.stepping = False
-        self.runner: AppCaller | TaskRunner | None = None
+        self.called = False
+        # Only the task path's runner: the inline one is this object itself,
+        # and naming it here would be a cycle keeping each request's
+        # coroutine, context and start until the next collection.
+        self.runner: TaskRunner | None = None
         self.raised: Exception | None = None  # the app's error, once call_next raised it
 
     async def __call__(self, request: Request) -> Any:
-        if self.runner is not None:
+        if self.called:
             raise RuntimeError("call_next() can be called only once per request")
+        self.called = True
         if self._probe() is not self._outside or (  # func holds a cancel scope of its own
             self._probe is trio_scope and _before_asgi_2_4(request.scope)
         ):
@@ -308,7 +325,6 @@ class AppCaller:
                 self.raised = exc
                 raise
             return self._respond(task_runner, start)
-        self.runner = self
         # A copy of the context, as a task gets: what func set before
         # call_next is seen by the app, not what the app sets by func.
         self.context = contextvars.copy_context()
@@ -378,9 +394,12 @@ class AppCaller:
             self._send_error = exc
             raise
 
-    async def relay(self, send: Send) -> None:
-        """Send the rest of the app's response on ``send``: drive the app to its end."""
-        if self._relay_send is not None or self.done:
+    async def relay(self, send: Send, start: Message) -> None:
+        """Send ``start``, then the rest of the response on ``send``: drive the app to its end.
+
+        Refused before ``start`` goes out, so a server can still answer.
+        """
+        if self._sending or self.done:
             raise RuntimeError("the app's response can be sent only once")
         if self._held is not None and self._probe() is not self._held:
             raise RuntimeError(
@@ -388,13 +407,23 @@ class AppCaller:
                 "response start, so its response must be sent where call_next returned, "
                 "not inside a cancel scope or task opened after it"
             )
+        self._sending = True
+        await send(start)
         self._relay_send = send
         if self._go is not None:
             self._go.set()
-        await _drive(self, None)
+        try:
+            await _drive(self, None)
+        except BaseException:
+            # Not kept here: the frames its traceback holds name this object.
+            self._send_error = None
+            raise
         send_error, self._send_error = self._send_error, None
         if send_error is not None:
-            raise send_error
+            try:
+                raise send_error
+            finally:
+                send_error = None  # its traceback holds this frame: no cycle
 
     async def finish(self, interrupt: BaseException | None) -> Exception | None:
         """After the answer: end an app still paused at its start; an error nobody saw yet.
@@ -402,12 +431,13 @@ class AppCaller:
         A cancellation (``interrupt``) is handed to the app where it waits, so
         its cleanup runs and its own cancel scopes catch what is theirs;
         otherwise (func answered with another response, or failed) the app's
-        ``send`` raises ``Dropped`` there, in a cancelled scope when it holds
-        none of its own, as if its task were cancelled.
+        ``send`` raises ``Dropped`` there, as if its task were cancelled: in a
+        cancelled scope when it holds none of its own, else with its own
+        outermost scope cancelled.
         """
-        if self.runner is not self:
-            if self.runner is not None:
-                return await self.runner.finish(interrupt)
+        if self.runner is not None:
+            return await self.runner.finish(interrupt)
+        if not self.called:
             if interrupt is not None:
                 raise interrupt
             return None
@@ -428,6 +458,11 @@ class AppCaller:
                     stop.cancel()
                     await _drive(self, Dropped())
             else:
+                if self._held is not None:
+                    # A scope of ours would interleave with the app's: its
+                    # own outermost one is cancelled instead, as its task's
+                    # would be on the task path.
+                    _cancel_app_scopes(self._held, self._outside)
                 await _drive(self, Dropped())
         except Exception as exc:
             if not only_dropped(exc):
@@ -442,6 +477,33 @@ def _before_asgi_2_4(scope: Any) -> bool:
         return tuple(int(part) for part in str(version).split(".")[:2]) < (2, 4)
     except ValueError:
         return True
+
+
+_MISSING = object()
+
+
+def _cancel_app_scopes(held: object, outside: object) -> None:
+    """Cancel the outermost cancel scope the app holds (``held`` is its innermost).
+
+    Scopes are linked to their parent: anyio's asyncio ``CancelScope`` by
+    ``_parent_scope``, trio's ``CancelStatus`` by ``parent`` (the scope it
+    stands for in ``_scope``).  The walk stops at the scope ``func`` is in
+    (``outside``), or the top.  When the links cannot be read, nothing is
+    cancelled: the app then only sees ``Dropped``.
+    """
+    node = held
+    for _ in range(10_000):  # scopes nest a few deep: a bound, never a loop
+        parent = getattr(node, "_parent_scope", _MISSING)
+        if parent is _MISSING:
+            parent = getattr(node, "parent", _MISSING)
+        if parent is _MISSING:
+            return
+        if parent is None or parent is outside:
+            break
+        node = parent
+    cancel = getattr(getattr(node, "_scope", node), "cancel", None)
+    if callable(cancel):
+        cancel()
 
 
 def _still_cancelled(interrupt: BaseException) -> bool:

@@ -276,6 +276,10 @@ class _Compress:
                 return send(message)
             if response is None:
                 if message["type"] == "http.response.start":
+                    headers = message.get("headers", ())
+                    if type(headers) is not list and type(headers) is not tuple:
+                        # Any iterable (ASGI), read more than once from here on.
+                        message = {**message, "headers": list(headers)}
                     verdict = self.verdict(message)
                     if verdict:
                         passing = True
@@ -359,7 +363,9 @@ class _Response:
             # Long enough to have been compressed: say so now, no need to wait.
             await self.send_varied(message, None)
         else:
-            self.pending = message
+            # Held past the app's send: a copy, as the app may reuse its own
+            # dict and header list once that send returned.
+            self.pending = {**message, "headers": list(message.get("headers", ()))}
 
     async def body(self, message: Message) -> None:
         send = self.server_send

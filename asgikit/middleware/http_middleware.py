@@ -65,7 +65,7 @@ What it cannot do, that a pure ASGI middleware (wrapping ``send``) can:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import overload
+from typing import Any, overload
 
 import anyio
 import anyio.abc
@@ -99,11 +99,31 @@ class StreamedResponse(Response):
         self._raw_headers = list(start.get("headers", ()))  # (name, value) byte pairs
         self.background = None
 
+    # Starlette's call_next response has these: a clear error instead.
+    # (Properties, not __getattr__, which would slow every attribute read.)
+    @property
+    def body(self) -> bytes:  # type: ignore[override]
+        """Never held: raises ``AttributeError`` (read the body by wrapping ``send``)."""
+        raise _no_body("body")
+
+    @property
+    def body_iterator(self) -> Any:
+        """Never held: raises ``AttributeError`` (read the body by wrapping ``send``)."""
+        raise _no_body("body_iterator")
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({**self._start, "status": self.status_code, "headers": self._raw_headers})
-        await self._runner.relay(send)
+        start = {**self._start, "status": self.status_code, "headers": self._raw_headers}
+        await self._runner.relay(send, start)
         if self.background is not None:
             await self.background()
+
+
+def _no_body(name: str) -> AttributeError:
+    return AttributeError(
+        f"http_middleware streams the app's body, never held: there is no "
+        f"response.{name}; to read or change the body, wrap send "
+        f"(asgikit.composition.wrap_send) in a pure ASGI middleware"
+    )
 
 
 async def _serve(
@@ -135,6 +155,11 @@ async def _serve(
         else:
             # The app's response reads nothing: no replaying receive for it.
             streamed = type(response) is StreamedResponse
+            if not streamed and not callable(response):
+                raise TypeError(
+                    f"http_middleware: func returned {response!r}, not a response "
+                    "(an ASGI app): return what call_next gave, or another response"
+                )
             await response(scope, receive if streamed else request.receive, send)
     except ClientDisconnect:
         # The client left mid-body: nobody is there to answer, and it is
@@ -144,10 +169,15 @@ async def _serve(
         failure = exc
     except BaseException as exc:  # a cancellation: the app (if it waits) sees it first
         interrupt = exc
-    if interrupt is not None or not call_next.done:
-        leftover = await call_next.finish(interrupt)  # raises the interrupt if it goes on
-        failure = failure or leftover
-    return None if isinstance(failure, ClientDisconnect) else failure
+    try:
+        if interrupt is not None or not call_next.done:
+            leftover = await call_next.finish(interrupt)  # raises the interrupt if it goes on
+            failure = failure or leftover
+        return None if isinstance(failure, ClientDisconnect) else failure
+    finally:
+        # The error's traceback holds this frame: kept in its locals (or by
+        # call_next), it would make a cycle of every failed request.
+        failure = leftover = interrupt = call_next.raised = None
 
 
 @middleware
@@ -161,15 +191,29 @@ def _function_middleware(app: ASGIApp, *, dispatch: DispatchFunction) -> ASGIApp
         if probe is trio_scope:
             # For the task path, if func takes it (under asyncio it makes a
             # plain task instead).
+            stopped: BaseException | None = None
             async with anyio.create_task_group() as task_group:
                 # Raised outside the task group, so it is not wrapped.
-                failure = await _serve(
-                    app, dispatch, scope, receive, send, request, probe, task_group
-                )
+                try:
+                    failure = await _serve(
+                        app, dispatch, scope, receive, send, request, probe, task_group
+                    )
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except BaseException as exc:  # KeyboardInterrupt and the like
+                    stopped = exc
+            if stopped is not None:
+                try:
+                    raise stopped
+                finally:
+                    stopped = None  # not kept by a frame its traceback holds (a cycle)
         else:
             failure = await _serve(app, dispatch, scope, receive, send, request, probe, None)
         if failure is not None:
-            raise failure
+            try:
+                raise failure
+            finally:
+                failure = None  # not kept by a frame its traceback holds (a cycle)
 
     return function_middleware
 

@@ -125,6 +125,8 @@ class RequestIDApp:
         def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] == start:
                 headers = message.get("headers", ())
+                if type(headers) is not list and type(headers) is not tuple:
+                    headers = list(headers)  # any iterable (ASGI): read twice below
                 # The app's own field of that name is replaced; only names of
                 # its length can be it, so most are never lower-cased.
                 for name, _ in headers:
