@@ -44,7 +44,7 @@ from asgikit._conditional import (
 from asgikit._fileio import close_after_read, close_opened, give_back, in_thread, take_buffer
 from asgikit._ranges import Multipart, content_range, parse_range
 from asgikit.requests import disconnect_state
-from asgikit.streaming import run_until_disconnect
+from asgikit.streaming import run_until_disconnect, wait_for_disconnect
 from asgikit.types import Message, Receive, Scope, Send
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -469,7 +469,7 @@ async def until_disconnect(
     except RuntimeError:  # no asyncio loop in this thread
         task = None
     if task is None:
-        return await run_until_disconnect(scope, lambda: wait_for_disconnect(receive), produce)
+        return await run_until_disconnect(scope, receive, produce)
     state = disconnect_state(scope)
     if state.disconnected:
         return False
@@ -502,33 +502,6 @@ async def until_disconnect(
     if failure is not None:
         raise failure
     return finished
-
-
-async def wait_for_disconnect(receive: Receive) -> Message:
-    """The ``http.disconnect`` from ``receive``, other messages skipped (forever, if none comes).
-
-    A ``receive`` that answers at once (a wrapper replaying a cached body)
-    must not starve the event loop: a checkpoint follows every other
-    message after the first (the request's body, most often: a checkpoint
-    costs as much as the rest of the watch).  After the last
-    ``http.request`` only ``http.disconnect`` may
-    come (ASGI HTTP spec); a ``receive`` that gives the body again can never
-    tell a disconnect, so it is not called again (``send`` raising
-    ``OSError`` still tells one).
-    """
-    ended = seen = False
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "http.disconnect":
-            return message
-        if kind == "http.request":
-            if ended:
-                await anyio.sleep_forever()
-            ended = not message.get("more_body", False)
-        if seen:
-            await anyio.lowlevel.checkpoint()
-        seen = True
 
 
 def _slice_pieces(content: bytes | memoryview, pieces: list[Piece], trailer: bytes) -> bytes:

@@ -61,6 +61,33 @@ async def close_iterator(iterator: Any) -> None:
         close()
 
 
+async def wait_for_disconnect(receive: Receive) -> Message:
+    """The ``http.disconnect`` from ``receive``, other messages skipped (forever, if none comes).
+
+    A ``receive`` that answers at once (a wrapper replaying a cached body)
+    must not starve the event loop: a checkpoint follows every other
+    message after the first (the request's body, most often: a checkpoint
+    costs as much as the rest of the watch).  After the last
+    ``http.request`` only ``http.disconnect`` may
+    come (ASGI HTTP spec); a ``receive`` that gives the body again can never
+    tell a disconnect, so it is not called again (``send`` raising
+    ``OSError`` still tells one).
+    """
+    ended = seen = False
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            return message
+        if kind == "http.request":
+            if ended:
+                await anyio.sleep_forever()
+            ended = not message.get("more_body", False)
+        if seen:
+            await anyio.lowlevel.checkpoint()
+        seen = True
+
+
 async def run_until_disconnect(
     scope: Scope, receive: Receive, produce: Callable[[], Awaitable[None]]
 ) -> bool:
@@ -77,12 +104,9 @@ async def run_until_disconnect(
     async def listen(stop: anyio.CancelScope) -> None:
         state.listening = True
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    state.disconnected = True
-                    stop.cancel()
-                    return
+            await wait_for_disconnect(receive)
+            state.disconnected = True
+            stop.cancel()
         finally:
             state.listening = False
 
@@ -206,4 +230,5 @@ __all__ = [
     "close_iterator",
     "iterate_in_threadpool",
     "run_until_disconnect",
+    "wait_for_disconnect",
 ]

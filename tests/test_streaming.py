@@ -357,3 +357,28 @@ def test_a_finished_event_loop_is_not_kept_alive_by_the_shutdown_watch(
     anyio.run(stream_once)
     gc.collect()
     assert len(_shutdown._loops) <= before
+
+
+async def test_a_receive_that_replays_the_body_at_once_never_spins_the_watch() -> None:
+    # A wrapper answering every receive() at once with the cached body: the
+    # disconnect watch must not loop on it (it never yields to the event
+    # loop, so nothing else would run), nor take it for a disconnect.
+    calls = 0
+
+    async def replaying_receive() -> Message:
+        nonlocal calls
+        calls += 1
+        if calls > 10_000:  # a guard: fail_after cannot fire on a starved loop
+            raise AssertionError("the disconnect watch spun on the receive")
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for n in range(5):
+            await anyio.sleep(0)
+            yield b"%d;" % n
+
+    send = SendRecorder()
+    with anyio.fail_after(10):
+        await StreamingResponse(chunks())(make_scope(), replaying_receive, send)
+    assert send.body == b"0;1;2;3;4;"
+    assert calls <= 2  # the second whole-body message ended the watch's reads
