@@ -221,6 +221,15 @@ def _pieces(template: str) -> tuple[list[tuple[str, str, Convertor[Any]]], str]:
 def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
     """Compile ``template``; with ``prefix=True`` it may match the start of a longer path."""
     pieces, literal = _pieces(template)
+    spanning = [name for _, name, convertor in pieces if _spans_segments(convertor)]
+    if len(spanning) > 1:
+        # Each split of the path between them is a candidate: matching costs
+        # time quadratic in the path's length (a 100k-character path of
+        # slashes took 28 s), and which split wins is arbitrary anyway.
+        raise ValueError(
+            f"path template {template!r}: parameters {', '.join(spanning)} can each span "
+            "several segments (like 'path'); a template may have one such parameter"
+        )
     convertors = {name: convertor for _, name, convertor in pieces}
     format_ = "".join(text + "{" + name + "}" for text, name, _ in pieces) + literal
     if not convertors and not prefix:
@@ -231,6 +240,14 @@ def compile_path(template: str, *, prefix: bool = False) -> CompiledPath:
         # is the segment "api\n", not the prefix "/api".
         regex += "(?=/|\\Z)"
     return CompiledPath(template, re.compile(regex), format_, convertors)
+
+
+def _spans_segments(convertor: Convertor[Any]) -> bool:
+    """Whether ``convertor`` matches text with a ``/`` in it (as ``path`` does)."""
+    try:
+        return re.fullmatch(f"(?:{convertor.regex})", "a/b") is not None
+    except re.error:  # refers to groups around it: compiled with the template, not alone
+        return False
 
 
 def _regex_source(

@@ -19,6 +19,7 @@ from asgikit.convertors import (
     compile_path,
     register_convertor,
 )
+from asgikit.routing import route
 
 # Matching
 
@@ -297,3 +298,33 @@ def test_default_float_and_uuid_convertors(path: str, status: int) -> None:
     assert response.status_code == status
     if path.startswith("/u/") and status == 200:
         assert response.text == "00000000-aaaa-ffff-9999-000000000000"
+
+
+@pytest.mark.parametrize(
+    "template", ["/{a:path}/{b:path}/z", "/{a:path}-{b:path}", "/x/{a:path}/{b:slashy}"]
+)
+def test_a_template_with_two_parameters_spanning_segments_is_refused(
+    template: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Matching it is quadratic in the path's length (each split between the
+    # two is a candidate), and which split wins is arbitrary.
+    monkeypatch.setitem(CONVERTORS, "slashy", _Slashy())
+    with pytest.raises(ValueError, match="may have one such parameter"):
+        compile_path(template)
+    with pytest.raises(ValueError, match="may have one such parameter"):
+        route(template, lambda request: None)
+
+
+def test_one_spanning_parameter_beside_segment_parameters_is_fine() -> None:
+    compiled = compile_path("/{a:path}/{b}/{c:int}")
+    assert compiled.match("/x/y/z/7") == {"a": "x/y", "b": "z", "c": 7}
+
+
+class _Slashy(Convertor[str]):
+    regex = "[a-z/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
