@@ -3,6 +3,11 @@
 A path template is compiled once, when the route is built, into a regular
 expression, a format string for reverse URLs and the convertor of each
 parameter.  Users add their own convertors with ``register_convertor``.
+
+A template may hold one parameter that spans segments (``path``, or a
+convertor whose expression matches a ``/``): with two, every split of the
+path between them is a candidate, so matching would be quadratic in the
+path's length; such a template is a ``ValueError`` when built.
 """
 
 from __future__ import annotations
