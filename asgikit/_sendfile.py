@@ -10,7 +10,7 @@ sends it:
 - a whole file where the server offers ``http.response.pathsend``: that;
 - a body of at most one chunk: one read in a worker thread, one message;
 - anything longer: chunks read in a worker thread and sent while a listener
-  watches for ``http.disconnect`` (``until_disconnect``); the file is
+  watches for ``http.disconnect`` (``streaming.run_until_disconnect``); the file is
   closed when the client leaves.
 
 Opening refuses anything but a regular file, without blocking on a FIFO.
@@ -22,16 +22,11 @@ own file threads on asyncio), and chunks are read into a buffer from
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import secrets
 import stat as stat_module
-from collections.abc import Awaitable, Callable
 from typing import BinaryIO
-
-import anyio
-import anyio.lowlevel
 
 from asgikit._conditional import (
     FileRequest,
@@ -43,7 +38,6 @@ from asgikit._conditional import (
 )
 from asgikit._fileio import close_after_read, close_opened, give_back, in_thread, take_buffer
 from asgikit._ranges import Multipart, content_range, parse_range
-from asgikit.requests import disconnect_state
 from asgikit.streaming import run_until_disconnect, wait_for_disconnect
 from asgikit.types import Message, Receive, Scope, Send
 
@@ -397,7 +391,7 @@ async def send_file(
             await _stream(send, opened, pieces, plan.trailer, chunk_size, buffer)
 
         streamed = True  # the buffer is _stream's now
-        return await until_disconnect(scope, receive, produce)
+        return await run_until_disconnect(scope, receive, produce)
     finally:
         if file is not None and not owned:
             if reading:
@@ -452,58 +446,6 @@ async def _stream(
             file.close()
 
 
-async def until_disconnect(
-    scope: Scope, receive: Receive, produce: Callable[[], Awaitable[None]]
-) -> bool:
-    """``streaming.run_until_disconnect``, at a sixth of its cost on asyncio.
-
-    There, the listener is a plain asyncio task that cancels an anyio cancel
-    scope around ``produce`` when the client leaves (about 10 us where
-    anyio's task group takes 65: a file larger than one chunk pays it on
-    every response); elsewhere it is ``run_until_disconnect`` itself.
-    Returns ``True`` when ``produce`` finished, ``False`` when the client
-    left or ``send`` raised ``OSError``.
-    """
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no asyncio loop in this thread
-        task = None
-    if task is None:
-        return await run_until_disconnect(scope, receive, produce)
-    state = disconnect_state(scope)
-    if state.disconnected:
-        return False
-    finished = False
-    failure: BaseException | None = None
-    with anyio.CancelScope() as stop:
-
-        async def listen() -> None:
-            nonlocal failure
-            state.listening = True
-            try:
-                await wait_for_disconnect(receive)
-                state.disconnected = True
-                stop.cancel()
-            except Exception as exc:  # raised in the request's task, below
-                failure = exc
-                stop.cancel()
-            finally:
-                state.listening = False
-
-        listener = task.get_loop().create_task(listen())
-        try:
-            await produce()
-            finished = True
-        except OSError:  # ASGI 2.4: the client is gone
-            state.disconnected = True
-        finally:
-            listener.cancel()
-            state.listening = False
-    if failure is not None:
-        raise failure
-    return finished
-
-
 def _slice_pieces(content: bytes | memoryview, pieces: list[Piece], trailer: bytes) -> bytes:
     # A view of a buffer is copied out of it here, on the event loop's thread.
     if len(pieces) == 1 and not pieces[0][0] and not trailer:
@@ -542,7 +484,6 @@ __all__ = [
     "open_with_head",
     "prefetch",
     "send_file",
-    "until_disconnect",
     "wait_for_disconnect",
     "with_head",
 ]

@@ -20,6 +20,7 @@ the log (the connection closes, visibly incomplete).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,7 +30,7 @@ import anyio.to_thread
 
 from asgikit._shutdown import cancel_on_shutdown, cancelled_by_server
 from asgikit.background import BackgroundTask
-from asgikit.requests import disconnect_state
+from asgikit.requests import DisconnectState, disconnect_state
 from asgikit.responses import Response
 from asgikit.types import Message, Receive, Scope, Send
 
@@ -95,10 +96,20 @@ async def run_until_disconnect(
 
     Returns ``True`` when ``produce`` finished, ``False`` when the client left
     (or ``send`` failed with ``OSError``) and production was cancelled.
+    On asyncio the watch is a plain task that cancels a cancel scope around
+    ``produce`` (about 10 us, where an anyio task group takes 65 and leaves
+    reference cycles of the cancelled task's traceback); elsewhere a task
+    group.
     """
     state = disconnect_state(scope)
     if state.disconnected:
         return False
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop in this thread
+        task = None
+    if task is not None:
+        return await _watch_with_a_task(task, state, receive, produce)
     finished = False
 
     async def listen(stop: anyio.CancelScope) -> None:
@@ -129,6 +140,43 @@ async def run_until_disconnect(
             state.disconnected = True
             return False
         raise error
+    return finished
+
+
+async def _watch_with_a_task(
+    task: asyncio.Task[Any],
+    state: DisconnectState,
+    receive: Receive,
+    produce: Callable[[], Awaitable[None]],
+) -> bool:
+    finished = False
+    failure: BaseException | None = None
+    with anyio.CancelScope() as stop:
+
+        async def listen() -> None:
+            nonlocal failure
+            state.listening = True
+            try:
+                await wait_for_disconnect(receive)
+                state.disconnected = True
+                stop.cancel()
+            except Exception as exc:  # raised in the request's task, below
+                failure = exc
+                stop.cancel()
+            finally:
+                state.listening = False
+
+        listener = task.get_loop().create_task(listen())
+        try:
+            await produce()
+            finished = True
+        except OSError:  # ASGI 2.4: the client is gone
+            state.disconnected = True
+        finally:
+            listener.cancel()
+            state.listening = False
+    if failure is not None:
+        raise failure
     return finished
 
 
