@@ -56,7 +56,7 @@ LAYERS = {
     # The app runs inline in func's task: nothing waits (see _request), no task.
     "http_middleware": (lambda app: http_middleware(_add_header, app), 50),
     # A small answer: compress's start alone says "nothing to do".
-    "compress": (compress, 9),
+    "compress": (compress, 10),
     "cors": (lambda app: cors(app, allow_origins=["https://a.example"]), 7),
 }
 MARGIN = 1.10
@@ -118,7 +118,12 @@ def _request(app: Any, path: str, answers: list[int]) -> Callable[[], None]:
 def calls_per_request(
     path: str, layer: Callable[[Any], Any] | None = None, status: int = 200
 ) -> int:
-    """Python and C calls made while the router answers ``GET path`` once, after warm-up."""
+    """Python and C calls the router makes answering ``GET path``, after warm-up.
+
+    The fewest of five requests: the common path.  Work done once in a
+    while (``request_id`` makes its ids 64 at a time) would otherwise make
+    the count depend on how many requests came before.
+    """
     answers: list[int] = []
     app = _app() if layer is None else layer(_app())
     one = _request(app, path, answers)
@@ -133,17 +138,21 @@ def calls_per_request(
 
     # A garbage collection inside the counted request would count its
     # finalizers: collect first, and hold the collector off while counting.
-    gc.collect()
-    gc.disable()
-    sys.setprofile(profile)
-    try:
-        one()
-    finally:
-        sys.setprofile(None)
-        gc.enable()
+    counts = []
+    for _ in range(5):
+        count = 0
+        gc.collect()
+        gc.disable()
+        sys.setprofile(profile)
+        try:
+            one()
+        finally:
+            sys.setprofile(None)
+            gc.enable()
+        counts.append(count)
     assert answers, "no response"
     assert all(answer == status for answer in answers), answers
-    return count
+    return min(counts)
 
 
 @pytest.mark.parametrize(
