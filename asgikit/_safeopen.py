@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from asgikit._safepath import is_within
 
@@ -73,19 +73,22 @@ def open_beneath(root: str, names: Sequence[str]) -> int:
             os.close(fd)
 
 
-def open_inside(root: str, names: Sequence[str]) -> tuple[int, str]:
+def open_inside(
+    root: str, names: Sequence[str], refuse: Callable[[list[str]], bool] | None = None
+) -> tuple[int, str]:
     """Open ``root/names...`` if it is (or, through symlinks, resolves to) a file inside ``root``.
 
     ``root`` must be a resolved absolute path (``os.path.realpath``).
     Returns the descriptor and the symlink-free path it was opened by; for
     a directory, the descriptor may be ``NOT_OPENED`` (where the platform
     cannot open one).
-    Raises ``FileNotFoundError`` when the name leads out of ``root``, and
+    Raises ``FileNotFoundError`` when the name leads out of ``root`` or
+    through a symlink to names ``refuse`` refuses (below ``root``), and
     ``OSError`` for anything missing or changed meanwhile; a
     ``PermissionError`` is passed on as it is.
     """
     if not WALK:
-        return _open_and_compare(root, names)
+        return _open_and_compare(root, names, refuse)
     try:
         return open_beneath(root, names), os.path.join(root, *names)
     except OSError as exc:
@@ -95,6 +98,8 @@ def open_inside(root: str, names: Sequence[str]) -> tuple[int, str]:
     inside = _names_below(root, real)
     if inside is None:
         raise FileNotFoundError(f"leads out of the served directory: {'/'.join(names)}")
+    if refuse is not None and refuse(inside):
+        raise FileNotFoundError(f"a symlink to a refused name: {'/'.join(names)}")
     return open_beneath(root, inside), real
 
 
@@ -116,10 +121,15 @@ def _names_below(root: str, real: str) -> list[str] | None:
     return [] if relative == os.curdir else relative.split(os.sep)
 
 
-def _open_and_compare(root: str, names: Sequence[str]) -> tuple[int, str]:
+def _open_and_compare(
+    root: str, names: Sequence[str], refuse: Callable[[list[str]], bool] | None
+) -> tuple[int, str]:
     real = os.path.realpath(os.path.join(root, *names))
-    if _names_below(root, real) is None:
+    inside = _names_below(root, real)
+    if inside is None:
         raise FileNotFoundError(f"leads out of the served directory: {'/'.join(names)}")
+    if refuse is not None and refuse(inside):
+        raise FileNotFoundError(f"a symlink to a refused name: {'/'.join(names)}")
     if os.path.isdir(real):
         return NOT_OPENED, real  # Windows cannot open a directory; nothing is read from it
     fd = os.open(real, _FILE_FLAGS)

@@ -307,17 +307,9 @@ class StaticFiles:
                 if os.path.isdir(path):  # Windows cannot open a directory
                     return NOT_OPENED, path
                 raise
-        directory = self.settings.directory
-        fd, opened = open_inside(directory, segments)
-        if not self.settings.allow_dotfiles and opened != os.path.join(directory, *segments):
-            # A symlink led there: the name it resolved to is hidden as the
-            # request's own would be (a link to .env serves no .env).
-            below = os.path.relpath(opened, directory)
-            if below != os.curdir and _hidden(below.split(os.sep)):
-                if fd != NOT_OPENED:
-                    os.close(fd)
-                raise FileNotFoundError(f"a symlink to a hidden name: {'/'.join(segments)}")
-        return fd, opened
+        # A symlink to a hidden name (.env, .git/) is as hidden as the name.
+        refuse = None if self.settings.allow_dotfiles else _hidden
+        return open_inside(self.settings.directory, segments, refuse)
 
     def _try_open(self, segments: list[str]) -> tuple[int, str] | None:
         """``_open_fd``, or ``None`` when there is nothing to serve by that name now."""

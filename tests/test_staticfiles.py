@@ -128,7 +128,7 @@ async def test_a_permission_error_on_open_is_403(
 ) -> None:
     import asgikit.staticfiles
 
-    def refuse(root: str, names: Any) -> Any:
+    def refuse(root: str, names: Any, hidden: Any = None) -> Any:
         raise PermissionError(root)
 
     monkeypatch.setattr(asgikit.staticfiles, "open_inside", refuse)

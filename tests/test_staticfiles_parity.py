@@ -174,7 +174,7 @@ async def test_an_unexpected_os_error_is_an_error_not_a_404(
     files: Path, monkeypatch: pytest.MonkeyPatch, error: OSError
 ) -> None:
     # A 404 here would hide a failing disk or a descriptor leak, and be cached.
-    def fail(root: str, names: Any) -> Any:
+    def fail(root: str, names: Any, hidden: Any = None) -> Any:
         raise error
 
     monkeypatch.setattr(asgikit.staticfiles, "open_inside", fail)

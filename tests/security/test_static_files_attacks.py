@@ -169,3 +169,21 @@ async def test_other_methods_are_405(served: Path, method: str) -> None:
     sent = await get(served, "/a.txt", method=method)
     assert sent.status == 405
     assert SECRET not in sent.body
+
+
+@pytest.mark.parametrize("walk", [True, False], ids=["openat-walk", "resolve-and-compare"])
+async def test_a_chain_of_symlinks_ending_at_a_dotfile_is_hidden_on_both_open_paths(
+    served: Path, walk: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # link.txt -> hop.txt -> .env: each link stays inside the root, the name
+    # it ends at is hidden; also where openat is missing (the fallback).
+    from asgikit import _safeopen
+
+    monkeypatch.setattr(_safeopen, "WALK", walk)
+    os.symlink(served / ".env", served / "hop.txt")
+    os.symlink(served / "hop.txt", served / "link.txt")
+    sent = await get(served, "/link.txt")
+    assert sent.status == 404, sent.body
+    assert SECRET not in sent.body
+    plain = await get(served, "/a.txt")
+    assert (plain.status, plain.body) == (200, BODY)
